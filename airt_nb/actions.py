@@ -1,0 +1,384 @@
+"""Actions: the Python functions steps run, their compensations, and the registry.
+
+``@action`` wraps a function in an :class:`Action` and registers it by name.
+Parameters are validated from the type hints with pydantic before the step
+runs; outputs must be JSON (checked when the step completes).  A compensation
+(``@f.compensate``) is stored as an *intent* (action name + the step's inputs
+and outputs) and looked up by name when it is needed, so it survives a crash.
+
+An action that declares a parameter annotated :class:`StepContext` receives
+one: the idempotency key ``workflow_id/step_name/attempt`` and a small durable
+scratch space (:meth:`StepContext.save`) that survives a crash, which the
+built-in file actions use to keep what they overwrite.
+
+Imports no IPython, ipywidgets, pandas or sqlite3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any, get_type_hints, overload
+
+import pydantic
+
+from .errors import ActionError
+
+__all__ = [
+    "Action",
+    "CompensationContext",
+    "Registry",
+    "StepContext",
+    "StepInterrupted",
+    "action",
+    "default_registry",
+]
+
+
+class StepInterrupted(Exception):
+    """Raised by an action that stops early because the engine is closing.
+
+    The step stays recorded as running and runs again (same attempt, same
+    idempotency key) when the workflow is resumed.
+    """
+
+
+class StepContext:
+    """What a running step knows about itself.
+
+    Declare a parameter annotated ``StepContext`` to receive it::
+
+        @action
+        def charge(amount: int, ctx: StepContext) -> dict:
+            api.charge(amount, idempotency_key=ctx.idempotency_key)
+            return {"charged": amount}
+
+    ``save`` / ``saved`` keep small JSON values in the database, keyed by the
+    step: a step re-run after a crash sees what its first run saved, and the
+    step's compensation sees it too.
+    """
+
+    __slots__ = ("_saver", "_state", "attempt", "cancelled", "step_name", "workflow_id", "workflow_name")
+
+    def __init__(
+        self,
+        *,
+        workflow_id: str,
+        workflow_name: str,
+        step_name: str,
+        attempt: int,
+        state: dict[str, Any] | None = None,
+        saver: Callable[[dict[str, Any]], None] | None = None,
+        cancelled: threading.Event | None = None,
+    ):
+        self.workflow_id = workflow_id
+        self.workflow_name = workflow_name
+        self.step_name = step_name
+        self.attempt = attempt
+        self.cancelled = cancelled or threading.Event()
+        self._state = dict(state or {})
+        self._saver = saver
+
+    @property
+    def idempotency_key(self) -> str:
+        """``workflow_id/step_name/attempt``: the same when a step is re-run after a crash."""
+        return f"{self.workflow_id}/{self.step_name}/{self.attempt}"
+
+    def saved(self, key: str, default: Any = None) -> Any:
+        """A value saved by :meth:`save` in this step (in this or an earlier run of it)."""
+        return self._state.get(key, default)
+
+    def save(self, key: str, value: Any) -> None:
+        """Durably save a JSON value for this step before doing something irreversible."""
+        self._state[key] = value
+        if self._saver is not None:
+            self._saver(dict(self._state))
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return dict(self._state)
+
+
+class CompensationContext:
+    """What a compensation knows: the step it undoes and what the step saved."""
+
+    __slots__ = ("_state", "step_name", "workflow_id")
+
+    def __init__(self, *, workflow_id: str, step_name: str, state: dict[str, Any] | None = None):
+        self.workflow_id = workflow_id
+        self.step_name = step_name
+        self._state = dict(state or {})
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.workflow_id}/{self.step_name}/compensate"
+
+    def saved(self, key: str, default: Any = None) -> Any:
+        return self._state.get(key, default)
+
+
+def _fingerprint(fn: Callable[..., Any]) -> str:
+    try:
+        source = inspect.getsource(fn)
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        source = repr((code.co_code, code.co_consts)) if code is not None else repr(fn)
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+class Action:
+    """A registered step function, with its validation model and compensation.
+
+    Calling an ``Action`` calls the function unchanged, so decorated functions
+    stay usable as plain Python.
+    """
+
+    def __init__(self, fn: Callable[..., Any], name: str):
+        self.fn = fn
+        self.name = name
+        self.compensation: Callable[..., Any] | None = None
+        self._compensation_takes_ctx = False
+        self.compensable_if: Callable[[Mapping[str, Any]], bool] | None = None
+        self._fingerprint: str | None = None
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", name)
+        self.__wrapped__ = fn
+        self._build_model()
+
+    def _build_model(self) -> None:
+        sig = inspect.signature(self.fn)
+        try:
+            hints = get_type_hints(self.fn)
+        except Exception:  # unresolvable forward references: fall back to no type checks
+            hints = {}
+        fields: dict[str, Any] = {}
+        self._renamed: dict[str, str] = {}
+        self.ctx_param: str | None = None
+        self.accepts_extra = False
+        self.required: list[str] = []
+        self.params: list[str] = []
+        for pname, param in sig.parameters.items():
+            if param.kind is inspect.Parameter.VAR_KEYWORD:
+                self.accepts_extra = True
+                continue
+            if param.kind is inspect.Parameter.VAR_POSITIONAL:
+                continue
+            hint = hints.get(pname, Any)
+            if hint is StepContext or param.annotation in ("StepContext", StepContext):
+                self.ctx_param = pname
+                continue
+            self.params.append(pname)
+            default = ... if param.default is inspect.Parameter.empty else param.default
+            if default is ...:
+                self.required.append(pname)
+            if hasattr(pydantic.BaseModel, pname):  # e.g. "json": keep pydantic's attribute, alias the field
+                self._renamed[f"p_{pname}"] = pname
+                fields[f"p_{pname}"] = (hint, pydantic.Field(default, alias=pname))
+            else:
+                fields[pname] = (hint, default)
+        config = pydantic.ConfigDict(extra="allow" if self.accepts_extra else "forbid", arbitrary_types_allowed=True)
+        self._model: type[pydantic.BaseModel] | None = (
+            pydantic.create_model(f"{self.name}_inputs", __config__=config, **fields)
+            if fields or not self.accepts_extra
+            else None
+        )
+        self._trivial = not fields and not self.accepts_extra
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Action {self.name!r}>"
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the function's source, to notice code that changed across a restart."""
+        if self._fingerprint is None:
+            self._fingerprint = _fingerprint(self.fn)
+        return self._fingerprint
+
+    def compensate(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Register how to undo one completed call of this action.
+
+        The function receives ``(inputs, outputs)`` of the step it undoes (and,
+        if it takes a third parameter, a :class:`CompensationContext`)::
+
+            @write_file.compensate
+            def _(inputs, outputs):
+                os.remove(outputs["path"])
+        """
+        self.compensation = fn
+        params = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        self._compensation_takes_ctx = len(params) >= 3
+        return fn
+
+    def is_compensable(self, inputs: Mapping[str, Any]) -> bool:
+        """Whether a completed call with these inputs has something to undo."""
+        if self.compensation is None:
+            return False
+        return self.compensable_if(inputs) if self.compensable_if else True
+
+    def run_compensation(self, inputs: dict[str, Any], outputs: Any, ctx: CompensationContext) -> None:
+        assert self.compensation is not None
+        if self._compensation_takes_ctx:
+            self.compensation(inputs, outputs, ctx)
+        else:
+            self.compensation(inputs, outputs)
+
+    # -- validation -----------------------------------------------------------
+
+    def check_inputs(self, inputs: Mapping[str, Any], *, dynamic: frozenset[str] = frozenset()) -> list[str]:
+        """Problems with a step's inputs known before it runs (``dynamic`` keys are skipped).
+
+        Returns human-readable messages, each starting with the input's name.
+        """
+        problems = []
+        if not self.accepts_extra:
+            for key in inputs:
+                if key not in self.params:
+                    allowed = ", ".join(self.params) or "none"
+                    problems.append(f"{key}: {self.name} takes no input {key!r} (it takes: {allowed})")
+        for key in self.required:
+            if key not in inputs:
+                problems.append(f"{key}: {self.name} needs input {key!r}; add it under inputs:")
+        if self._model is None or problems:
+            return problems
+        static = {k: v for k, v in inputs.items() if k not in dynamic}
+        try:
+            self._model.model_validate(static)
+        except pydantic.ValidationError as exc:
+            for err in exc.errors():
+                loc = err["loc"]
+                if not loc or loc[0] in dynamic or err["type"] == "missing":
+                    continue
+                field = ".".join(str(p) for p in loc)
+                problems.append(f"{field}: {err['msg']} (got {err.get('input')!r})")
+        return problems
+
+    def validate(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate resolved inputs and return the keyword arguments for the call.
+
+        Raises :class:`ActionError` naming each bad input.
+        """
+        if self._trivial:
+            if inputs:
+                raise ActionError(
+                    f"takes no inputs but got {', '.join(map(str, inputs))}; remove them", action=self.name
+                )
+            return {}
+        if self._model is None:
+            return dict(inputs)
+        try:
+            model = self._model.model_validate(inputs)
+        except pydantic.ValidationError as exc:
+            details = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'inputs'}: {err['msg']}" for err in exc.errors()
+            )
+            raise ActionError(f"bad inputs: {details}", action=self.name) from None
+        values = dict(model.__dict__)
+        for field_name, param in self._renamed.items():
+            values[param] = values.pop(field_name)
+        if model.__pydantic_extra__:
+            values.update(model.__pydantic_extra__)
+        return values
+
+
+class Registry:
+    """Actions by name.
+
+    The module-level :data:`default_registry` is what ``@action`` fills and
+    what an :class:`~airt_nb.Engine` uses unless given another one; tests can
+    pass their own ``Registry()`` instead of touching the default.
+    """
+
+    def __init__(self, *, builtins: bool = True):
+        self._actions: dict[str, Action] = {}
+        self._lock = threading.Lock()
+        self._listeners: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._callbacks: list[Callable[[str], None]] = []
+        if builtins:
+            from .builtin_actions import install
+
+            install(self)
+
+    def register(self, act: Action) -> Action:
+        """Add (or replace) an action; replacing is how a re-run notebook cell updates one."""
+        with self._lock:
+            self._actions[act.name] = act
+            listeners = list(self._listeners)
+            callbacks = list(self._callbacks)
+        for listener in listeners:
+            listener.action_registered(act.name)
+        for callback in callbacks:
+            callback(act.name)
+        return act
+
+    def get(self, name: str) -> Action | None:
+        return self._actions.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._actions
+
+    def names(self) -> list[str]:
+        return sorted(self._actions)
+
+    def add_listener(self, listener: Any) -> None:
+        """Call ``listener.action_registered(name)`` after each registration (held weakly)."""
+        self._listeners.add(listener)
+
+    def remove_listener(self, listener: Any) -> None:
+        self._listeners.discard(listener)
+
+    def action(self, name_or_fn: Any = None) -> Any:
+        """Decorator registering into this registry; see :func:`action`."""
+
+        def wrap(fn: Callable[..., Any], name: str | None) -> Action:
+            if isinstance(fn, Action):
+                fn = fn.fn
+            if not callable(fn):
+                raise ActionError(f"@action needs a function, got {type(fn).__name__}")
+            return self.register(Action(fn, name or fn.__name__))
+
+        if callable(name_or_fn) and not isinstance(name_or_fn, str):
+            return wrap(name_or_fn, None)
+        if name_or_fn is not None and not isinstance(name_or_fn, str):
+            raise ActionError(f"@action(name) takes the action's name as a string, got {name_or_fn!r}")
+        return lambda fn: wrap(fn, name_or_fn)
+
+
+default_registry = Registry()
+
+
+@overload
+def action(name_or_fn: Callable[..., Any]) -> Action: ...
+@overload
+def action(name_or_fn: str | None = None) -> Callable[[Callable[..., Any]], Action]: ...
+def action(name_or_fn: Any = None) -> Any:
+    """Register a function as a workflow action.
+
+    ``@action`` registers it under the function's name; ``@action("name")``
+    under an explicit one.  Parameters are validated from type hints before
+    the step runs; the return value must be JSON (dict, list, str, number,
+    bool or None).
+
+    Example::
+
+        from airt_nb import action
+
+        @action
+        def write_file(path: str, content: str) -> dict:
+            Path(path).write_text(content)
+            return {"path": path, "bytes": len(content)}
+
+        @write_file.compensate
+        def _(inputs, outputs):
+            Path(outputs["path"]).unlink(missing_ok=True)
+    """
+    return default_registry.action(name_or_fn)

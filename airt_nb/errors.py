@@ -1,0 +1,153 @@
+"""Every error airt_nb raises on purpose, in one small tree.
+
+::
+
+    AirtError                  anything airt_nb refuses or cannot do
+    ├── SpecError              the workflow YAML is wrong (line, field, fix)
+    ├── ActionError            an action is unknown, got bad input or bad output
+    ├── PolicyError            the policy (or a step's approvers) says no
+    ├── ApprovalError          a decision that cannot be taken (already decided, none pending)
+    ├── WorkflowStateError     the run is not in a state that allows the operation
+    ├── NotFoundError          no workflow / approval with that id
+    └── StoreError             the database cannot be used (locked, read-only, corrupt, too new)
+
+Each exception takes the facts as keyword arguments, keeps them as attributes,
+and builds a message that ends with what to do about it.  Third-party errors
+are translated where the library is called (``raise ... from exc``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActionError",
+    "AirtError",
+    "ApprovalError",
+    "NotFoundError",
+    "PolicyError",
+    "SpecError",
+    "StoreError",
+    "WorkflowStateError",
+]
+
+
+class AirtError(Exception):
+    """Base class of every error airt_nb raises on purpose."""
+
+
+class SpecError(AirtError):
+    """A workflow spec is invalid.
+
+    Attributes
+    ----------
+    problems:
+        One entry per problem: ``(line, field, message)``; ``line`` is 1-based
+        or ``None`` when the problem has no place in the YAML text.
+    workflow:
+        The workflow's name when it could be read.
+    """
+
+    def __init__(self, problems: list[tuple[int | None, str, str]], *, workflow: str | None = None):
+        self.problems = list(problems)
+        self.workflow = workflow
+        head = f"workflow {workflow!r}: " if workflow else ""
+        lines = []
+        for line, field, message in self.problems:
+            where = f"line {line}" if line else "spec"
+            lines.append(f"{where}, {field or '(top level)'}: {message}")
+        if len(lines) == 1:
+            text = f"{head}invalid workflow spec: {lines[0]}"
+        else:
+            text = f"{head}invalid workflow spec ({len(lines)} problems):\n  " + "\n  ".join(lines)
+        super().__init__(text)
+
+    @property
+    def line(self) -> int | None:
+        """The line of the first problem (1-based), if known."""
+        return self.problems[0][0] if self.problems else None
+
+    @property
+    def field(self) -> str:
+        """The field path of the first problem, e.g. ``steps[1].inputs.path``."""
+        return self.problems[0][1] if self.problems else ""
+
+
+class ActionError(AirtError):
+    """An action is unknown, was called with bad inputs, or returned bad outputs."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        action: str | None = None,
+        workflow: str | None = None,
+        step: str | None = None,
+    ):
+        self.action = action
+        self.workflow = workflow
+        self.step = step
+        where = []
+        if workflow:
+            where.append(f"workflow {workflow!r}")
+        if step:
+            where.append(f"step {step!r}")
+        if action:
+            where.append(f"action {action!r}")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class PolicyError(AirtError):
+    """The policy, or an approval step's ``approvers``, refuses an operation."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        user: str | None = None,
+        roles: tuple[str, ...] = (),
+        rule: str | None = None,
+        workflow: str | None = None,
+        step: str | None = None,
+    ):
+        self.user = user
+        self.roles = tuple(roles)
+        self.rule = rule
+        self.workflow = workflow
+        self.step = step
+        super().__init__(message)
+
+
+class ApprovalError(AirtError):
+    """A decision cannot be taken: nothing pending, or someone decided first."""
+
+    def __init__(self, message: str, *, workflow_id: str | None = None, approval_id: str | None = None):
+        self.workflow_id = workflow_id
+        self.approval_id = approval_id
+        super().__init__(message)
+
+
+class WorkflowStateError(AirtError):
+    """The workflow's status does not allow the requested operation."""
+
+    def __init__(self, message: str, *, workflow_id: str | None = None, status: str | None = None):
+        self.workflow_id = workflow_id
+        self.status = status
+        super().__init__(message)
+
+
+class NotFoundError(AirtError):
+    """No workflow (or approval) with the given id exists in the database."""
+
+    def __init__(self, what: str, ident: str, *, db: str | None = None):
+        self.what = what
+        self.ident = ident
+        where = f" in {db}" if db else ""
+        super().__init__(f"no {what} {ident!r}{where}; list them with `airt list` or airt_nb.runs() and check the id")
+
+
+class StoreError(AirtError):
+    """The database cannot be opened or written."""
+
+    def __init__(self, message: str, *, path: str | None = None):
+        self.path = path
+        super().__init__(message)

@@ -1,0 +1,119 @@
+"""A spec compiled for execution: the DAG as indexes, expressions as resolvers.
+
+Compiled once per distinct spec and cached by its fingerprint, so that
+resuming ten thousand copies of one workflow parses its spec once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .expressions import Resolver, compile_value
+from .spec import RetrySpec, WorkflowSpec
+
+__all__ = ["Plan", "PlannedStep"]
+
+
+@dataclass(slots=True)
+class PlannedStep:
+    name: str
+    index: int
+    type: str
+    action: str | None
+    deps: tuple[str, ...]
+    dependents: list[str] = field(default_factory=list)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    resolver: Resolver | None = None
+    retry: RetrySpec | None = None
+    message: str | None = None
+    message_resolver: Resolver | None = None
+    approvers: tuple[str, ...] = ()
+    timeout: float | None = None
+    on_timeout: str = "reject"
+
+    @property
+    def is_approval(self) -> bool:
+        return self.type == "human_approval"
+
+    def resolve_inputs(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        return self.resolver(context) if self.resolver else self.inputs  # type: ignore[no-any-return]
+
+    def resolve_message(self, context: Mapping[str, Any]) -> str | None:
+        return self.message_resolver(context) if self.message_resolver else self.message
+
+
+@dataclass(slots=True)
+class Plan:
+    spec: WorkflowSpec
+    spec_json: str
+    spec_hash: str
+    steps: list[PlannedStep]
+    by_name: dict[str, PlannedStep]
+    max_parallel: int
+
+    @classmethod
+    def compile(cls, spec: WorkflowSpec) -> Plan:
+        deps = spec.dependencies()
+        steps: list[PlannedStep] = []
+        for i, s in enumerate(spec.steps):
+            steps.append(
+                PlannedStep(
+                    name=s.name,
+                    index=i,
+                    type=s.type,
+                    action=s.action,
+                    deps=deps[s.name],
+                    inputs=dict(s.inputs),
+                    resolver=compile_value(dict(s.inputs)),
+                    retry=s.retry,
+                    message=s.message,
+                    message_resolver=compile_value(s.message) if s.message else None,
+                    approvers=tuple(s.approvers),
+                    timeout=s.timeout,
+                    on_timeout=s.on_timeout,
+                )
+            )
+        by_name = {s.name: s for s in steps}
+        for s in steps:
+            for d in s.deps:
+                by_name[d].dependents.append(s.name)
+        spec_json = spec.to_json()
+        return cls(
+            spec=spec,
+            spec_json=spec_json,
+            spec_hash=spec.fingerprint,
+            steps=steps,
+            by_name=by_name,
+            max_parallel=spec.max_parallel,
+        )
+
+    def levels(self) -> list[list[str]]:
+        """Steps grouped by depth: each group can run in parallel once the previous is done."""
+        depth: dict[str, int] = {}
+        for s in self.steps_in_dependency_order():
+            depth[s.name] = 1 + max((depth[d] for d in s.deps), default=-1)
+        out: list[list[str]] = [[] for _ in range(1 + max(depth.values(), default=-1))]
+        for s in self.steps:
+            out[depth[s.name]].append(s.name)
+        return out
+
+    def steps_in_dependency_order(self) -> list[PlannedStep]:
+        seen: set[str] = set()
+        order: list[PlannedStep] = []
+
+        def visit(s: PlannedStep) -> None:
+            if s.name in seen:
+                return
+            seen.add(s.name)
+            for d in s.deps:
+                visit(self.by_name[d])
+            order.append(s)
+
+        for s in self.steps:
+            visit(s)
+        return order
+
+
+Compiler = Callable[[WorkflowSpec], Plan]

@@ -1,0 +1,161 @@
+"""``Run``: a handle on one workflow, whichever engine or process executes it.
+
+A ``Run`` holds only the engine and the workflow id; everything it reports
+is read from the engine (if it executes the workflow) or from the database,
+so a run started by another kernel, or before a restart, behaves the same.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from .store.records import ApprovalRecord, CompensationRecord, StepRecord, WorkflowRecord
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = ["Run"]
+
+
+class Run:
+    """One workflow run.
+
+    >>> run = eng.start(spec)            # doctest: +SKIP
+    >>> run.wait(timeout=10)             # doctest: +SKIP
+    'PAUSED'
+    >>> run.approve(by="ann", reason="looks good")  # doctest: +SKIP
+    >>> run.wait(timeout=10), run.outputs["write_b"]  # doctest: +SKIP
+    ('COMPLETED', {'path': 'out/r/b.txt', 'bytes': 2})
+    """
+
+    __slots__ = ("_engine", "id")
+
+    def __init__(self, engine: Engine, workflow_id: str):
+        self._engine = engine
+        self.id = workflow_id
+
+    def __repr__(self) -> str:
+        try:
+            rec = self.record
+            return f"<Run {self.id} {rec.name!r} {self.status}>"
+        except Exception:
+            return f"<Run {self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    # -- state ----------------------------------------------------------------------------------
+
+    @property
+    def record(self) -> WorkflowRecord:
+        """The workflow's row as stored now."""
+        rec = self._engine.store.workflow(self.id)
+        assert rec is not None
+        return rec
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def status(self) -> str:
+        """PENDING, RUNNING, PAUSED, COMPLETED, FAILED, ROLLING_BACK, ROLLED_BACK or CANCELLED."""
+        return self._engine.status_of(self.id)
+
+    @property
+    def error(self) -> str | None:
+        return self.record.error
+
+    @property
+    def waiting_for(self) -> str | None:
+        """E.g. ``"action my_step"`` when the run waits for an action to be defined."""
+        return self._engine._waiting.get(self.id) or self.record.waiting_for
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.record.warning_list
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        """``(done, total)`` steps."""
+        rec = self.record
+        return rec.done_steps, rec.total_steps
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        """``{step_name: outputs}`` of every completed step."""
+        return {
+            s.step_name: json.loads(s.outputs)
+            for s in self.steps()
+            if s.outputs is not None and s.status in ("COMPLETED", "COMPENSATED", "COMPENSATION_FAILED")
+        }
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        return json.loads(self.record.inputs)  # type: ignore[no-any-return]
+
+    def steps(self) -> list[StepRecord]:
+        return self._engine.store.steps(self.id)
+
+    def approvals(self) -> list[ApprovalRecord]:
+        return self._engine.store.approvals(workflow_id=self.id)
+
+    @property
+    def pending_approval(self) -> ApprovalRecord | None:
+        pending = self._engine.store.approvals(workflow_id=self.id, status="PENDING")
+        return pending[0] if pending else None
+
+    def compensations(self) -> list[CompensationRecord]:
+        return self._engine.store.compensations(self.id)
+
+    # -- waiting and deciding ------------------------------------------------------------------------
+
+    def wait(self, timeout: float | None = None) -> str:
+        """Block until the run is finished or PAUSED; return its status.
+
+        Raises :class:`~airt_nb.engine.WaitTimeoutError` after ``timeout`` seconds.
+        """
+        return self._engine.wait(self.id, timeout)
+
+    def approve(self, *, by: str | None = None, reason: str | None = None) -> ApprovalRecord:
+        """Approve the pending approval; returns once the decision is recorded."""
+        return self._engine.approve(self.id, by=by, reason=reason)  # type: ignore[no-any-return]
+
+    def reject(self, *, by: str | None = None, reason: str | None = None) -> ApprovalRecord:
+        """Reject the pending approval; the completed steps are rolled back."""
+        return self._engine.reject(self.id, by=by, reason=reason)  # type: ignore[no-any-return]
+
+    def rollback(self, *, by: str | None = None) -> str:
+        """Undo every completed step, newest first."""
+        return self._engine.rollback(self.id, by=by)
+
+    def cancel(self, *, by: str | None = None) -> str:
+        """Stop the run without undoing anything."""
+        return self._engine.cancel(self.id, by=by)
+
+    def resume(self) -> str:
+        return self._engine.resume(self.id)
+
+    # -- views -------------------------------------------------------------------------------------------
+
+    def steps_frame(self) -> Any:
+        """The run's steps as a pandas DataFrame."""
+        from .frames import steps
+
+        return steps(self._engine.store, workflow_id=self.id)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
+        """In a notebook, a Run shows as its live panel."""
+        try:
+            from .widgets.run_panel import run_mimebundle
+        except ImportError:
+            return None
+        return run_mimebundle(self)

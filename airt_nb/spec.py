@@ -1,0 +1,424 @@
+"""The workflow spec: pydantic models of the YAML, and :func:`load_spec`.
+
+``load_spec`` turns YAML text (or a dict) into a :class:`WorkflowSpec` and
+refuses, as one :class:`~airt_nb.SpecError` listing every problem with its
+YAML line and field path, anything that would fail later: syntax errors,
+unknown keys, bad names, duplicate steps, unknown or later ``depends_on``,
+cycles, ``${{ }}`` lookups of steps that are not (transitively) depended on,
+unknown actions and inputs that do not fit the action's parameters.
+
+Nothing here touches the database: a refused spec writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .actions import Registry, default_registry
+from .errors import SpecError
+from .expressions import ExpressionError, find_references
+
+__all__ = ["RetrySpec", "StepSpec", "WorkflowSpec", "load_spec", "parse_duration"]
+
+NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"2h"``, ``"1d"`` or ``"500ms"``.
+
+    >>> parse_duration("2h")
+    7200.0
+    """
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or text like '30s', '15m', '2h', '1d'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 15m, 2h or 1d")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"a duration must be more than 0 seconds, got {value!r}")
+    return seconds
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetrySpec(_Model):
+    """How often and how patiently a failing step is tried again."""
+
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    backoff: Literal["exponential", "linear", "fixed"] = "exponential"
+    initial_delay: float = Field(default=0.5, ge=0, le=86400)
+    max_delay: float = Field(default=30.0, ge=0, le=86400)
+    jitter: bool = True
+
+    def delay(self, attempt: int) -> float:
+        """Delay before attempt ``attempt + 1`` (without jitter)."""
+        if self.backoff == "fixed":
+            base = self.initial_delay
+        elif self.backoff == "linear":
+            base = self.initial_delay * attempt
+        else:
+            base = self.initial_delay * (2 ** (attempt - 1))
+        return min(base, self.max_delay)
+
+
+class StepSpec(_Model):
+    """One step: an action to run, or a ``human_approval`` to wait for."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=100)
+    type: Literal["action", "human_approval"] = "action"
+    description: str | None = None
+    action: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[str] | None = None
+    retry: RetrySpec | None = None
+    message: str | None = None
+    approvers: list[str] = Field(default_factory=list)
+    timeout: float | None = None
+    on_timeout: Literal["reject", "approve"] = "reject"
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
+
+    @field_validator("depends_on", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class WorkflowSpec(_Model):
+    """A validated workflow (see DESIGN §1)."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=100)
+    description: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    steps: list[StepSpec] = Field(min_length=1)
+    max_parallel: int = Field(default=4, ge=1, le=256)
+
+    def dependencies(self) -> dict[str, tuple[str, ...]]:
+        """Each step's direct dependencies (the step before it when ``depends_on`` is absent)."""
+        deps: dict[str, tuple[str, ...]] = {}
+        previous: str | None = None
+        for step in self.steps:
+            if step.depends_on is not None:
+                deps[step.name] = tuple(step.depends_on)
+            else:
+                deps[step.name] = (previous,) if previous else ()
+            previous = step.name
+        return deps
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json", exclude_defaults=False), sort_keys=True)
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
+# -- YAML with line numbers -----------------------------------------------------------
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _compose(text: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
+    """Load YAML and remember the line (1-based) of every key and item."""
+    loader = _LineLoader(text)
+    try:
+        node = loader.get_single_node()
+        lines: dict[tuple[Any, ...], int] = {}
+
+        def build(n: yaml.Node, path: tuple[Any, ...]) -> Any:
+            lines.setdefault(path, n.start_mark.line + 1)
+            if isinstance(n, yaml.MappingNode):
+                loader.flatten_mapping(n)
+                result: dict[Any, Any] = {}
+                for key_node, value_node in n.value:
+                    key = loader.construct_object(key_node, deep=True)
+                    if not isinstance(key, str | int | float | bool) and key is not None:
+                        raise _DuplicateKey(key_node.start_mark.line + 1, path, "keys must be plain text")
+                    if key in result:
+                        raise _DuplicateKey(key_node.start_mark.line + 1, (*path, key), f"{key!r} appears twice")
+                    lines[(*path, key)] = key_node.start_mark.line + 1
+                    result[key] = build(value_node, (*path, key))
+                return result
+            if isinstance(n, yaml.SequenceNode):
+                return [build(item, (*path, i)) for i, item in enumerate(n.value)]
+            return loader.construct_object(n, deep=True)
+
+        data = build(node, ()) if node is not None else None
+        return data, lines
+    finally:
+        loader.dispose()
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, line: int, path: tuple[Any, ...], message: str):
+        self.line, self.path, self.message = line, path, message
+
+
+def _field(path: tuple[Any, ...]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _line_of(lines: Mapping[tuple[Any, ...], int], path: tuple[Any, ...]) -> int | None:
+    while True:
+        if path in lines:
+            return lines[path]
+        if not path:
+            return None
+        path = path[:-1]
+
+
+_HINTS = {
+    "extra_forbidden": "unknown key; remove it or check its spelling",
+    "missing": "is required",
+    "string_pattern_mismatch": "use only letters, digits, '-' and '_'",
+}
+
+
+def _pydantic_problems(exc: pydantic.ValidationError, data: Any, lines: Mapping) -> list[tuple]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        msg = _HINTS.get(err["type"], err["msg"])
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc, data)
+            if allowed:
+                msg = f"unknown key {loc[-1]!r}; allowed here: {', '.join(allowed)}"
+        elif err["type"] == "missing":
+            msg = f"{loc[-1]!r} is required; add it"
+        elif err["type"] == "literal_error":
+            msg = f"{err['msg'].replace('Input should be', 'must be')} (got {err.get('input')!r})"
+        elif err["type"].startswith("value_error"):
+            msg = str(err.get("ctx", {}).get("error", err["msg"]))
+        problems.append((_line_of(lines, loc), _field(loc), msg))
+    return problems
+
+
+def _allowed_keys(loc: tuple[Any, ...], data: Any) -> list[str]:
+    if len(loc) == 1:
+        return list(WorkflowSpec.model_fields)
+    if loc[0] == "steps" and len(loc) == 3:
+        return list(StepSpec.model_fields)
+    if loc[0] == "steps" and len(loc) == 4 and loc[2] == "retry":
+        return list(RetrySpec.model_fields)
+    return []
+
+
+# -- semantic checks ---------------------------------------------------------------------
+
+
+def _semantic_problems(spec: WorkflowSpec, lines: Mapping, registry: Registry) -> list[tuple]:
+    problems: list[tuple] = []
+
+    def add(path: tuple[Any, ...], message: str) -> None:
+        problems.append((_line_of(lines, path), _field(path), message))
+
+    index: dict[str, int] = {}
+    for i, step in enumerate(spec.steps):
+        if step.name in index:
+            add(("steps", i, "name"), f"duplicate step name {step.name!r} (also steps[{index[step.name]}]); rename one")
+        else:
+            index[step.name] = i
+
+    deps = spec.dependencies()
+    for i, step in enumerate(spec.steps):
+        for j, dep in enumerate(step.depends_on or []):
+            path = ("steps", i, "depends_on", j)
+            if dep == step.name:
+                add(path, f"step {step.name!r} cannot depend on itself")
+            elif dep not in index:
+                add(path, f"no step named {dep!r}; steps are: {', '.join(index)}")
+
+    # cycles (only among known names)
+    state: dict[str, int] = {}
+    cycle: list[str] = []
+
+    def visit(name: str, trail: list[str]) -> bool:
+        state[name] = 1
+        for dep in deps.get(name, ()):
+            if dep not in index or dep == name:
+                continue
+            if state.get(dep) == 1:
+                cycle.extend([*trail[trail.index(dep) :], dep] if dep in trail else [name, dep])
+                return True
+            if state.get(dep) is None and visit(dep, [*trail, dep]):
+                return True
+        state[name] = 2
+        return False
+
+    for step in spec.steps:
+        if state.get(step.name) is None and visit(step.name, [step.name]):
+            first = cycle[0]
+            add(
+                ("steps", index[first], "depends_on"),
+                f"dependency cycle {' -> '.join(cycle)}; remove one of these depends_on entries",
+            )
+            break
+
+    ancestors = _ancestors(deps) if not cycle else {}
+    for i, step in enumerate(spec.steps):
+        if step.type == "action":
+            if not step.action:
+                add(("steps", i), "an action step needs 'action: <name>' (or type: human_approval)")
+            for key in ("message", "timeout"):
+                if getattr(step, key) is not None:
+                    add(("steps", i, key), f"{key!r} applies to human_approval steps only; remove it")
+            if step.approvers:
+                add(("steps", i, "approvers"), "'approvers' applies to human_approval steps only; remove it")
+        else:
+            if step.action:
+                add(("steps", i, "action"), "a human_approval step runs no action; remove 'action'")
+            if step.inputs:
+                add(("steps", i, "inputs"), "a human_approval step takes no inputs; use 'message'")
+            if step.retry:
+                add(("steps", i, "retry"), "a human_approval step is not retried; remove 'retry'")
+
+        dynamic: set[str] = set()
+        for field_name, value in (("inputs", step.inputs), ("message", step.message)):
+            if value is None:
+                continue
+            try:
+                refs = list(find_references(value))
+            except ExpressionError as exc:
+                add(("steps", i, field_name), str(exc))
+                continue
+            for sub, ref in refs:
+                path = ("steps", i, field_name, *sub)
+                if field_name == "inputs" and sub:
+                    dynamic.add(str(sub[0]))
+                if ref.root == "inputs" and ref.parts[1] not in spec.inputs:
+                    declared = ", ".join(spec.inputs) or "none"
+                    add(
+                        path,
+                        f"${{{{ {ref.text} }}}}: no workflow input {ref.parts[1]!r} (declared: {declared}); "
+                        "declare it under the top-level inputs: with a default",
+                    )
+                elif ref.step is not None:
+                    target = ref.step
+                    if target not in index:
+                        add(path, f"${{{{ {ref.text} }}}}: no step named {target!r}")
+                    elif target == step.name:
+                        add(path, f"${{{{ {ref.text} }}}}: a step cannot use its own outputs")
+                    elif ancestors and target not in ancestors.get(step.name, set()):
+                        where = "comes later" if index[target] > i else "is not one of its dependencies"
+                        add(
+                            path,
+                            f"${{{{ {ref.text} }}}}: step {target!r} {where}; "
+                            f"add it to depends_on of {step.name!r} (directly or through another step)",
+                        )
+
+        if step.type == "action" and step.action:
+            act = registry.get(step.action)
+            if act is None:
+                known = ", ".join(n for n in registry.names()) or "none"
+                add(
+                    ("steps", i, "action"),
+                    f"unknown action {step.action!r}; define it with @action before starting (registered: {known})",
+                )
+            else:
+                for message in act.check_inputs(step.inputs, dynamic=frozenset(dynamic)):
+                    key = message.split(":", 1)[0]
+                    path = ("steps", i, "inputs", key) if key in step.inputs else ("steps", i, "inputs")
+                    add(path, message.split(": ", 1)[1] if ": " in message else message)
+    return problems
+
+
+def _ancestors(deps: Mapping[str, tuple[str, ...]]) -> dict[str, set[str]]:
+    memo: dict[str, set[str]] = {}
+
+    def of(name: str) -> set[str]:
+        if name not in memo:
+            memo[name] = set()
+            result: set[str] = set()
+            for dep in deps.get(name, ()):
+                if dep in deps:
+                    result.add(dep)
+                    result |= of(dep)
+            memo[name] = result
+        return memo[name]
+
+    for name in deps:
+        of(name)
+    return memo
+
+
+# -- entry point ----------------------------------------------------------------------------
+
+
+def load_spec(source: str | Mapping[str, Any] | WorkflowSpec, *, registry: Registry | None = None) -> WorkflowSpec:
+    """Parse and validate a workflow spec.
+
+    ``source`` is YAML text, a dict of the same shape, or a ``WorkflowSpec``.
+    Raises :class:`~airt_nb.SpecError` with every problem found, each naming
+    its YAML line and field.
+
+    >>> spec = load_spec('''
+    ... name: hello
+    ... steps:
+    ...   - name: pause
+    ...     action: wait
+    ...     inputs: {seconds: 0}
+    ... ''')
+    >>> [s.name for s in spec.steps]
+    ['pause']
+    """
+    registry = registry or default_registry
+    if isinstance(source, WorkflowSpec):
+        data: Any = source.model_dump()
+        lines: dict[tuple[Any, ...], int] = {}
+    elif isinstance(source, str):
+        try:
+            data, lines = _compose(source)
+        except _DuplicateKey as exc:
+            raise SpecError([(exc.line, _field(exc.path), exc.message + "; keep one")]) from None
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else None
+            what = exc.problem or str(exc)
+            raise SpecError([(line, "", f"YAML syntax error: {what}; check indentation and quoting")]) from None
+        except yaml.YAMLError as exc:
+            raise SpecError([(None, "", f"YAML error: {exc}")]) from None
+    elif isinstance(source, Mapping):
+        data, lines = dict(source), {}
+    else:
+        raise SpecError([(None, "", f"a spec is YAML text or a dict, not {type(source).__name__}")])
+
+    if not isinstance(data, Mapping):
+        got = "nothing" if data is None else type(data).__name__
+        raise SpecError([(1 if lines else None, "", f"a workflow spec is a mapping with name: and steps:, got {got}")])
+    name = data.get("name") if isinstance(data.get("name"), str) else None
+    try:
+        spec = WorkflowSpec.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = sorted(_pydantic_problems(exc, data, lines), key=lambda p: p[0] or 0)
+        raise SpecError(problems, workflow=name) from None
+    problems = _semantic_problems(spec, lines, registry)
+    if problems:
+        raise SpecError(sorted(problems, key=lambda p: p[0] or 0), workflow=spec.name)
+    return spec

@@ -1,0 +1,125 @@
+"""Rows read back from the store, as plain frozen dataclasses.
+
+JSON columns stay text here; callers decode what they need (most reads only
+need a status).  A PostgreSQL store returns the same records.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ApprovalRecord",
+    "CompensationRecord",
+    "DeliveryRecord",
+    "StepRecord",
+    "WorkflowRecord",
+]
+
+TERMINAL = frozenset({"COMPLETED", "FAILED", "ROLLED_BACK", "CANCELLED"})
+SETTLED = TERMINAL | {"PAUSED"}
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRecord:
+    workflow_id: str
+    name: str
+    status: str
+    spec: str
+    spec_hash: str
+    inputs: str
+    created_at: str
+    updated_at: str
+    finished_at: str | None
+    error: str | None
+    started_by: str | None
+    total_steps: int
+    done_steps: int
+    lease_owner: str | None
+    lease_expires: str | None
+    requested: str | None
+    waiting_for: str | None
+    warnings: str | None
+
+    @property
+    def warning_list(self) -> list[str]:
+        return loads(self.warnings) or []
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    workflow_id: str
+    step_name: str
+    position: int
+    type: str
+    action: str | None
+    status: str
+    attempt: int
+    started_at: str | None
+    finished_at: str | None
+    next_attempt_at: str | None
+    inputs: str | None
+    outputs: str | None
+    error: str | None
+    fingerprint: str | None
+    state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompensationRecord:
+    compensation_id: int
+    workflow_id: str
+    step_name: str
+    action: str
+    inputs: str
+    outputs: str
+    state: str | None
+    status: str
+    attempts: int
+    created_at: str
+    executed_at: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRecord:
+    approval_id: str
+    workflow_id: str
+    step_name: str
+    status: str
+    message: str | None
+    context: str | None
+    approvers: str | None
+    requested_at: str
+    deadline: str | None
+    on_timeout: str
+    decided_at: str | None
+    decided_by: str | None
+    reason: str | None
+
+    @property
+    def approver_list(self) -> list[str]:
+        return loads(self.approvers) or []
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    delivery_id: str
+    approval_id: str | None
+    workflow_id: str
+    event: str
+    payload: str
+    status: str
+    attempts: int
+    created_at: str
+    next_attempt_at: str | None
+    last_attempt_at: str | None
+    last_status: int | None
+    last_error: str | None
+    delivered_at: str | None

@@ -1,0 +1,33 @@
+"""UTC timestamps: ISO-8601 text in the database, epoch seconds in timers.
+
+Every time airt_nb writes is ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00`` so that text
+order is time order in SQL.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+__all__ = ["from_iso", "iso", "now_iso", "to_epoch"]
+
+
+def iso(epoch: float) -> str:
+    """ISO-8601 UTC text for epoch seconds."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def from_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def to_epoch(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def now() -> float:
+    return time.time()
