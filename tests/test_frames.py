@@ -1,0 +1,119 @@
+"""DataFrames: real dtypes, decoded JSON, and readable while workflows run."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import airt_nb
+from airt_nb import Engine, Registry, StoreError
+
+
+@pytest.fixture
+def finished(engine: Engine, tmp_path: Path) -> Engine:
+    spec = {
+        "name": "frames",
+        "steps": [
+            {"name": "w", "action": "file.write", "inputs": {"path": str(tmp_path / "f.txt"), "content": "x"}},
+            {"name": "ok", "type": "human_approval", "message": "go?"},
+        ],
+    }
+    run = engine.start(spec)
+    assert run.wait(timeout=10) == "PAUSED"
+    run.approve(by="ann", reason="fine")
+    assert run.wait(timeout=10) == "COMPLETED"
+    return engine
+
+
+def test_runs_frame_has_the_contract_columns_and_real_dtypes(finished: Engine) -> None:
+    df = airt_nb.runs(finished)
+    for col in ("workflow_id", "name", "status", "created_at", "updated_at", "finished_at", "error", "started_by"):
+        assert col in df.columns
+    assert isinstance(df["created_at"].dtype, pd.DatetimeTZDtype)
+    assert str(df["created_at"].dt.tz) == "UTC"
+    assert isinstance(df["status"].dtype, pd.CategoricalDtype)
+    assert "COMPLETED" in df["status"].cat.categories
+    assert pd.api.types.is_timedelta64_dtype(df["duration"])
+    assert df.loc[0, "started_by"] == "tester"
+
+
+def test_steps_frame_decodes_json_and_has_durations(finished: Engine, tmp_path: Path) -> None:
+    df = airt_nb.steps(finished)
+    assert list(df.columns[:10]) == [
+        "workflow_id",
+        "step_name",
+        "status",
+        "attempt",
+        "started_at",
+        "finished_at",
+        "duration",
+        "inputs",
+        "outputs",
+        "error",
+    ]
+    row = df.set_index("step_name").loc["w"]
+    assert row["inputs"] == {"path": str(tmp_path / "f.txt"), "content": "x"}
+    assert row["outputs"] == {"path": str(tmp_path / "f.txt"), "bytes": 1}
+    assert row["duration"] >= pd.Timedelta(0)
+    assert pd.api.types.is_timedelta64_dtype(df["duration"])
+
+
+def test_approvals_and_compensations_frames(finished: Engine) -> None:
+    ap = airt_nb.approvals(finished)
+    for col in (
+        "approval_id",
+        "workflow_id",
+        "step_name",
+        "status",
+        "message",
+        "requested_at",
+        "deadline",
+        "decided_at",
+        "decided_by",
+        "reason",
+    ):
+        assert col in ap.columns
+    assert ap.loc[0, "decided_by"] == "ann"
+    assert ap.loc[0, "context"]["depends_on"]["w"]["bytes"] == 1
+    assert airt_nb.approvals(finished, status="PENDING").empty
+    comp = airt_nb.compensations(finished)
+    for col in ("workflow_id", "step_name", "action", "status", "created_at", "executed_at", "error"):
+        assert col in comp.columns
+    assert comp["status"].tolist() == ["PENDING"]
+
+
+def test_frames_read_by_path_and_refuse_a_missing_file(finished: Engine, tmp_path: Path) -> None:
+    assert len(airt_nb.runs(finished.db)) == 1
+    with pytest.raises(StoreError, match="no airt_nb database at"):
+        airt_nb.runs(tmp_path / "nothing.db")
+    assert not (tmp_path / "nothing.db").exists()
+
+
+def test_frames_work_while_a_step_is_running(db_path: Path) -> None:
+    reg = Registry()
+    gate = threading.Event()
+    started = threading.Event()
+
+    @reg.action("hold")
+    def hold() -> None:
+        started.set()
+        gate.wait(10)
+
+    with Engine(db_path, registry=reg) as eng:
+        run = eng.start({"name": "busy", "steps": [{"name": "h", "action": "hold"}]})
+        assert started.wait(10)
+        df = airt_nb.steps(db_path)
+        assert df["status"].tolist() == ["RUNNING"]
+        assert airt_nb.runs(db_path)["status"].tolist() == ["RUNNING"]
+        gate.set()
+        assert run.wait(timeout=10) == "COMPLETED"
+
+
+def test_empty_database_gives_empty_frames_with_columns(engine: Engine) -> None:
+    for fn in (airt_nb.runs, airt_nb.steps, airt_nb.approvals, airt_nb.compensations, airt_nb.attempts, airt_nb.audit):
+        df = fn(engine)
+        assert df.empty
+        assert len(df.columns) > 3

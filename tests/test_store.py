@@ -1,0 +1,113 @@
+"""The SQLite store: pragmas, migrations, group commit and isolation of failed ops."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from airt_nb.store import SQLiteStore
+from airt_nb.store.migrations import LATEST, MIGRATIONS
+from airt_nb.store.sqlite import _split_sql
+
+
+def test_empty_file_is_migrated_to_the_latest_version(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "a.db")
+    try:
+        assert store.schema_version == LATEST
+        tables = {r[0] for r in store.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"workflows", "workflow_steps", "compensation_log", "approvals", "step_attempts"} <= tables
+        assert store.query("SELECT value FROM airt_meta WHERE key = 'schema_version'") == [(str(LATEST),)]
+        assert store.query("PRAGMA journal_mode") == [("wal",)]
+        assert store.query("PRAGMA foreign_keys") == [(1,)]
+    finally:
+        store.close()
+
+
+def test_migrating_twice_is_a_no_op(tmp_path: Path) -> None:
+    SQLiteStore(tmp_path / "a.db").close()
+    before = sqlite3.connect(tmp_path / "a.db").execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+    SQLiteStore(tmp_path / "a.db").close()
+    after = sqlite3.connect(tmp_path / "a.db").execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+    assert before == after
+
+
+def test_an_older_database_upgrades_with_its_data_intact(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    first = MIGRATIONS[0]
+    for statement in _split_sql(first[2]):
+        conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {first[0]}")
+    conn.execute(
+        "INSERT INTO workflows (workflow_id, name, status, spec, spec_hash, inputs, created_at, updated_at, total_steps) "
+        "VALUES ('w1', 'old', 'COMPLETED', '{}', 'h', '{}', '2026-01-01T00:00:00.000000+00:00', "
+        "'2026-01-01T00:00:00.000000+00:00', 0)"
+    )
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(path)
+    try:
+        assert store.schema_version == LATEST
+        record = store.workflow("w1")
+        assert record is not None
+        assert (record.name, record.status) == ("old", "COMPLETED")
+    finally:
+        store.close()
+
+
+def test_migrations_are_numbered_in_order() -> None:
+    numbers = [m[0] for m in MIGRATIONS]
+    assert numbers == list(range(1, len(MIGRATIONS) + 1))
+
+
+def test_a_failing_op_in_a_batch_does_not_undo_the_others(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "a.db")
+    barrier = threading.Barrier(8)
+    results: list[str] = []
+
+    def writer(i: int) -> None:
+        barrier.wait()
+
+        def op(tx):
+            tx._c.execute("INSERT INTO airt_meta (key, value) VALUES (?, ?)", (f"k{i}", "v"))
+            if i % 2:
+                raise ValueError(f"op {i} fails")
+
+        try:
+            store.write(op)
+            results.append(f"ok {i}")
+        except ValueError:
+            results.append(f"failed {i}")
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    keys = {r[0] for r in store.query("SELECT key FROM airt_meta WHERE key LIKE 'k%'")}
+    assert keys == {"k0", "k2", "k4", "k6"}
+    assert sorted(results) == sorted([f"ok {i}" for i in range(0, 8, 2)] + [f"failed {i}" for i in range(1, 8, 2)])
+    store.close()
+
+
+def test_readers_do_not_wait_for_an_open_write_transaction(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "a.db")
+    other = sqlite3.connect(tmp_path / "a.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO airt_meta (key, value) VALUES ('x', 'y')")
+    try:
+        assert store.query("SELECT COUNT(*) FROM workflows") == [(0,)]
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        store.close()
+
+
+def test_in_memory_database_is_refused_with_a_reason() -> None:
+    from airt_nb import StoreError
+
+    with pytest.raises(StoreError, match="in-memory database cannot be shared"):
+        SQLiteStore(":memory:")
