@@ -13,7 +13,9 @@ Imports no IPython, ipywidgets or pandas.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -326,10 +328,10 @@ class Engine:
             raise NotFoundError("unique workflow with the prefix", workflow_id, db=self.db)
         raise NotFoundError("workflow", workflow_id, db=self.db)
 
-    def list(
+    def workflows(
         self, *, status: str | None = None, name: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[WorkflowRecord]:
-        """Workflows in the database, newest first (all kernels, all processes)."""
+        """Workflows in the database, newest first (all kernels, all processes); also ``Engine.list``."""
         return self._store.list_workflows(status=status, name=name, limit=limit, offset=offset)
 
     @property
@@ -542,7 +544,8 @@ class Engine:
         for workflow_id, _status, owner, _ in self._store.owned_by(
             [o for o in self._store.lease_owners() if o != self._owner and o not in dead]
         ):
-            summary.skipped.setdefault(workflow_id, f"running in {owner.split('|')[0]} pid {owner.split('|')[1]}")
+            host, pid = (owner or "?|?").split("|")[:2]
+            summary.skipped.setdefault(workflow_id, f"running in {host} pid {pid}")
         self._schedule_deadlines()
         if self._webhook is not None:
             self._webhook.kick()
@@ -593,7 +596,12 @@ class Engine:
             return missing
         warnings = self._code_changes(plan, steps)
         if warnings:
-            self._store.write(lambda tx: [tx.add_warning(workflow_id, w) for w in warnings])
+
+            def warn(tx: Tx) -> None:
+                for w in warnings:
+                    tx.add_warning(workflow_id, w)
+
+            self._store.write(warn)
             for w in warnings:
                 log.warning("workflow %s: %s", workflow_id, w)
         with self._exec_lock:
@@ -658,7 +666,7 @@ class Engine:
         if self._closing:
             return
         for workflow_id, kind in self._store.requests_for(self._owner):
-            self._store.write(lambda tx, w=workflow_id: tx.clear_request(w))
+            self._store.write(functools.partial(_clear_request, workflow_id=workflow_id))
             ex = self._executions.get(workflow_id)
             if ex is None:
                 continue
@@ -700,7 +708,7 @@ class Engine:
             if approval_id in self._scheduled_deadlines:
                 continue
             self._scheduled_deadlines.add(approval_id)
-            self._timers.at(to_epoch(deadline), lambda a=approval_id: self._submit(self._expire, a))
+            self._timers.at(to_epoch(deadline), functools.partial(self._submit, self._expire, approval_id))
 
     def _expire(self, approval_id: str) -> None:
         from .decisions import expire
@@ -751,7 +759,9 @@ class Engine:
         for row in rows:
             if row.get("deadline"):
                 self._scheduled_deadlines.add(row["approval_id"])
-                self._timers.at(to_epoch(row["deadline"]), lambda a=row["approval_id"]: self._submit(self._expire, a))
+                self._timers.at(
+                    to_epoch(row["deadline"]), functools.partial(self._submit, self._expire, row["approval_id"])
+                )
             if self._events:
                 self._events.emit(ev.ApprovalRequested(ex.id, row["approval_id"], row["step_name"], row["message"]))
         if self._webhook is not None:
@@ -865,6 +875,17 @@ class Engine:
         self._closed = True
         self._notify()
         self._store.close()
+
+    # Last in the class body, so that ``list[...]`` annotations above mean the builtin.
+    def list(
+        self, *, status: str | None = None, name: str | None = None, limit: int = 50, offset: int = 0
+    ) -> builtins.list[WorkflowRecord]:
+        """Same as :meth:`workflows`."""
+        return self.workflows(status=status, name=name, limit=limit, offset=offset)
+
+
+def _clear_request(tx: Tx, *, workflow_id: str) -> None:
+    tx.clear_request(workflow_id)
 
 
 def _policy_from_env() -> Policy:

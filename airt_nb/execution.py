@@ -19,6 +19,7 @@ take this lock.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import logging
@@ -281,7 +282,7 @@ class Execution:
             self.to_run = []
             for name, due in self.retry_due.items():
                 self.executing.add(name)
-                self.engine._timers.at(due, lambda n=name: self.engine._submit(self._retry, n))
+                self.engine._timers.at(due, functools.partial(self.engine._submit, self._retry, name))
             self.retry_due = {}
             run_now += self._take_ready(ops, now)
             settled = self._settle_ops(ops, now)
@@ -324,19 +325,19 @@ class Execution:
         try:
             inputs = step.resolve_inputs(self.context)
         except ExpressionError as exc:
-            return self._fail(name, None, f"cannot resolve inputs: {exc}")
+            return self._fail_step(name, None, f"cannot resolve inputs: {exc}")
         act = engine.registry.get(step.action)  # type: ignore[arg-type]
         if act is None:
-            return self._defer(name, f"action {step.action}")
+            return self._defer_step(name, f"action {step.action}")
         if engine._policy.enforcing:
             try:
                 engine._check_step(self, step, inputs)
             except PolicyError as exc:
-                return self._fail(name, inputs, f"refused by policy: {exc}")
+                return self._fail_step(name, inputs, f"refused by policy: {exc}")
         try:
             kwargs = act.validate(inputs)
         except ActionError as exc:
-            return self._fail(name, inputs, f"{exc}; fix the step's inputs")
+            return self._fail_step(name, inputs, f"{exc}; fix the step's inputs")
         if act.ctx_param:
             kwargs[act.ctx_param] = StepContext(
                 workflow_id=self.id,
@@ -344,7 +345,7 @@ class Execution:
                 step_name=name,
                 attempt=attempt,
                 state=self.step_state.get(name),
-                saver=lambda state, n=name: self._save_state(n, state),
+                saver=functools.partial(self._save_state, name),
                 cancelled=self.cancelled,
             )
         try:
@@ -361,7 +362,7 @@ class Execution:
         try:
             out_json = json.dumps(result, allow_nan=False)
         except (TypeError, ValueError) as exc:
-            return self._fail(
+            return self._fail_step(
                 name,
                 inputs,
                 f"action {step.action!r} returned outputs that are not JSON ({exc}); return a dict, list, str, "
@@ -425,7 +426,7 @@ class Execution:
         if retry is None or attempt >= retry.max_attempts or self.stopping or self.engine._closing:
             detail = "".join(traceback.format_exception(exc)[-3:]).strip()
             tries = f" after {attempt} attempts" if attempt > 1 else ""
-            return self._fail(name, inputs, f"{error}{tries}", detail=detail)
+            return self._fail_step(name, inputs, f"{error}{tries}", detail=detail)
         delay = retry.delay(attempt)
         if retry.jitter:
             delay *= random.uniform(0.8, 1.2)
@@ -469,11 +470,20 @@ class Execution:
         self.engine._emit_started(self, name)
         self.drive(name)
 
+    def _fail_step(self, name: str, inputs: dict | None, error: str, detail: str | None = None) -> str | None:
+        """Fail ``name`` for good; returns None (no next step) so callers can ``return`` it."""
+        self._fail(name, inputs, error, detail)
+        return None
+
+    def _defer_step(self, name: str, what: str) -> str | None:
+        self._defer(name, what)
+        return None
+
     def _fail(self, name: str, inputs: dict | None, error: str, detail: str | None = None) -> None:
         in_json = json.dumps(inputs, default=str) if inputs is not None else None
         with self.lock:
             if self.abandoned:
-                return None
+                return
             now = now_iso()
             attempt = self.attempt[name]
             started = self.started_at[name]
@@ -497,7 +507,6 @@ class Execution:
             if self.engine._events:
                 self.engine._events.emit(ev.StepFinished(self.id, name, attempt, "FAILED", error=error))
             self._maybe_finish()
-        return None
 
     def _defer(self, name: str, what: str) -> None:
         with self.lock:
@@ -506,7 +515,6 @@ class Execution:
             if self.deferred_on is None:
                 self.deferred_on = what
             self._maybe_finish()
-        return None
 
     # -- ending -----------------------------------------------------------------------------------------
 
@@ -536,13 +544,13 @@ class Execution:
         now = now_iso()
         by = self.engine._cancel_by.get(self.id, "system")
         try:
-            self.store.write(
-                lambda tx: (
-                    tx.skip_unfinished_steps(self.id, "CANCELLED"),
-                    tx.cancel_approvals(self.id, now, by, "workflow cancelled"),
-                    tx.set_status(self.id, "CANCELLED", now, owner=self.owner, finished=True, release=True),
-                )
-            )
+
+            def op(tx: Tx) -> None:
+                tx.skip_unfinished_steps(self.id, "CANCELLED")
+                tx.cancel_approvals(self.id, now, by, "workflow cancelled")
+                tx.set_status(self.id, "CANCELLED", now, owner=self.owner, finished=True, release=True)
+
+            self.store.write(op)
         except LeaseLostError:
             self.abandon("lease lost while cancelling")
             return
@@ -632,15 +640,13 @@ class Execution:
         now = now_iso()
         with self.lock:
             try:
-                self.store.write(
-                    lambda tx: (
-                        tx.skip_unfinished_steps(self.id, "SKIPPED"),
-                        tx.cancel_approvals(self.id, now, "system", "workflow rolled back"),
-                        tx.set_status(
-                            self.id, final, now, owner=self.owner, error=error_text, finished=True, release=True
-                        ),
-                    )
-                )
+
+                def op(tx: Tx) -> None:
+                    tx.skip_unfinished_steps(self.id, "SKIPPED")
+                    tx.cancel_approvals(self.id, now, "system", "workflow rolled back")
+                    tx.set_status(self.id, final, now, owner=self.owner, error=error_text, finished=True, release=True)
+
+                self.store.write(op)
             except LeaseLostError:
                 self.abandon("lease lost while finishing the rollback")
                 return

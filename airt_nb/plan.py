@@ -75,10 +75,10 @@ class Plan:
                     on_timeout=s.on_timeout,
                 )
             )
-        by_name = {s.name: s for s in steps}
-        for s in steps:
-            for d in s.deps:
-                by_name[d].dependents.append(s.name)
+        by_name = {p.name: p for p in steps}
+        for p in steps:
+            for d in p.deps:
+                by_name[d].dependents.append(p.name)
         spec_json = spec.to_json()
         return cls(
             spec=spec,

@@ -249,7 +249,7 @@ def _semantic_problems(spec: WorkflowSpec, lines: Mapping, registry: Registry) -
     deps = spec.dependencies()
     for i, step in enumerate(spec.steps):
         for j, dep in enumerate(step.depends_on or []):
-            path = ("steps", i, "depends_on", j)
+            path: tuple[Any, ...] = ("steps", i, "depends_on", j)
             if dep == step.name:
                 add(path, f"step {step.name!r} cannot depend on itself")
             elif dep not in index:
@@ -326,10 +326,10 @@ def _semantic_problems(spec: WorkflowSpec, lines: Mapping, registry: Registry) -
                     elif target == step.name:
                         add(path, f"${{{{ {ref.text} }}}}: a step cannot use its own outputs")
                     elif ancestors and target not in ancestors.get(step.name, set()):
-                        where = "comes later" if index[target] > i else "is not one of its dependencies"
+                        order = "comes later" if index[target] > i else "is not one of its dependencies"
                         add(
                             path,
-                            f"${{{{ {ref.text} }}}}: step {target!r} {where}; "
+                            f"${{{{ {ref.text} }}}}: step {target!r} {order}; "
                             f"add it to depends_on of {step.name!r} (directly or through another step)",
                         )
 
@@ -344,8 +344,10 @@ def _semantic_problems(spec: WorkflowSpec, lines: Mapping, registry: Registry) -
             else:
                 for message in act.check_inputs(step.inputs, dynamic=frozenset(dynamic)):
                     key = message.split(":", 1)[0]
-                    path = ("steps", i, "inputs", key) if key in step.inputs else ("steps", i, "inputs")
-                    add(path, message.split(": ", 1)[1] if ": " in message else message)
+                    add(
+                        ("steps", i, "inputs", key) if key in step.inputs else ("steps", i, "inputs"),
+                        message.split(": ", 1)[1] if ": " in message else message,
+                    )
     return problems
 
 
