@@ -1,10 +1,11 @@
-"""Who may do what: the policy interface and the default allow-all policy.
+"""The policy interface, its answer (:class:`Verdict`) and the allow-all default.
 
-The engine asks a policy at three moments: when a workflow starts (the whole
-spec, for the starting user), before each step runs, and when someone
-decides an approval.  A policy answers with a :class:`Verdict`; the engine
-records verdicts that matter in the audit log and turns a refusal into a
-:class:`~airt_nb.PolicyError`.
+The engine asks a policy at four moments: when a workflow starts (every
+action step of the spec, for the starting user, and whether that user may
+act as someone else or wait on more approvals), before each step runs, and
+when someone decides an approval.  A policy answers with a :class:`Verdict`;
+the engine records the verdicts that matter in the audit log and turns a
+refusal into a :class:`~airt_nb.PolicyError`.
 
 Without ``AIRT_POLICY`` the local user may do everything (a single-user
 notebook stays frictionless); approval steps' ``approvers`` still apply.
@@ -14,14 +15,31 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
-__all__ = ["AllowAll", "Policy", "Verdict"]
+__all__ = ["UNKNOWN", "AllowAll", "Policy", "Verdict"]
+
+
+class _Unknown:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+#: Stands for an input whose value is known only when the step runs (it uses
+#: another step's outputs): checks of that input wait for the step.
+UNKNOWN: Final = _Unknown()
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """One policy answer: allowed or not, the rule that decided, and why."""
+    """One policy answer: allowed or not, the rule that decided, and why.
+
+    ``rule`` is short and stable (``"agent: deny file.*"``, ``"default deny"``)
+    because it goes to the audit log; ``reason`` says what was refused and
+    what to do; ``target`` is the resolved path or URL that was checked.
+    """
 
     allowed: bool
     rule: str
@@ -37,11 +55,21 @@ class Policy(Protocol):
 
     def roles_of(self, user: str) -> tuple[str, ...]: ...
 
-    def check_action(self, user: str, action: str, inputs: Mapping[str, Any]) -> Verdict: ...
+    def check_action(self, user: str, action: str, inputs: Mapping[str, Any]) -> Verdict:
+        """May ``user`` run ``action`` with ``inputs`` (values may be :data:`UNKNOWN` at start)?"""
+        ...
 
-    def check_approval(self, user: str, approvers: Sequence[str]) -> Verdict: ...
+    def check_approval(self, user: str, approvers: Sequence[str]) -> Verdict:
+        """May ``user`` decide an approval whose step names ``approvers`` (users or roles)?"""
+        ...
 
-    def check_act_as(self, user: str, other: str) -> Verdict: ...
+    def check_act_as(self, user: str, other: str) -> Verdict:
+        """May ``user`` start workflows as ``other``?"""
+        ...
+
+    def check_pending(self, user: str, pending: int) -> Verdict:
+        """May ``user`` start a workflow that asks for approval while ``pending`` of theirs wait?"""
+        ...
 
 
 class AllowAll:
@@ -68,3 +96,6 @@ class AllowAll:
         if user == other:
             return Verdict(True, "no policy")
         return Verdict(True, "no policy (acting as another user is allowed without AIRT_POLICY)")
+
+    def check_pending(self, user: str, pending: int) -> Verdict:
+        return Verdict(True, "no policy")
