@@ -126,7 +126,7 @@ class Engine:
         durability: str = "normal",
         max_workers: int = 16,
         registry: Registry | None = None,
-        policy: Policy | None = None,
+        policy: Policy | str | os.PathLike[str] | None = None,
         user: str | None = None,
         lease_ttl: float = 30.0,
         poll_interval: float = 0.1,
@@ -134,10 +134,11 @@ class Engine:
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
     ):
+        # The policy first: a policy file that cannot be read stops the engine before it writes anything.
+        self._policy: Policy = _policy_from(policy)
         self._store = open_store(db, durability=durability)
         self.db = self._store.path
         self.registry = registry or default_registry
-        self._policy: Policy = policy if policy is not None else _policy_from_env()
         self.user = current_user(user)
         self.lease_ttl = lease_ttl
         self.compensation_attempts = max(1, compensation_attempts)
@@ -240,7 +241,7 @@ class Engine:
             if not verdict.allowed:
                 raise self._policy_error(actor, verdict, f"act as {as_user!r}")
             actor = as_user
-        audit_rows = self._check_start(actor, plan)
+        audit_rows = self._check_start(actor, plan, merged)
         now = now_iso()
         workflow_id = uuid.uuid4().hex[:16]
         record = WorkflowRecord(
@@ -787,7 +788,7 @@ class Engine:
             "step_name": kw.get("step_name"),
             "action": kw.get("action"),
             "target": kw.get("target") or getattr(verdict, "target", None),
-            "detail": verdict.reason or None,
+            "detail": kw.get("detail") or verdict.reason or None,
         }
 
     def _audit_now(self, event: str, user: str, verdict: Any, **kw: Any) -> None:
@@ -795,29 +796,47 @@ class Engine:
         with contextlib.suppress(StoreError):
             self._store.write(lambda tx: tx.insert_audit(row))
 
-    def _check_start(self, user: str, plan: Plan) -> list[dict[str, Any]]:
-        """Check every action step for ``user``; returns the audit rows to record with the start."""
-        rows = []
-        from .expressions import find_references
+    def _check_start(self, user: str, plan: Plan, inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Check every action step for ``user``; returns the audit rows to record with the start.
 
+        Inputs that use only workflow inputs are checked with their values now;
+        those that use another step's outputs are :data:`~airt_nb.policy.UNKNOWN`
+        here and checked before the step runs.
+        """
+        from .expressions import ExpressionError, compile_value, find_references
+        from .policy import UNKNOWN, Verdict
+
+        rows = []
+        context = {"inputs": dict(inputs), "workflow": {"name": plan.spec.name}}
         for step in plan.steps:
             if step.is_approval or step.action is None:
                 continue
-            static = {}
+            known: dict[str, Any] = {}
             for key, value in step.inputs.items():
-                if not list(find_references(value)):
-                    static[key] = value
-            verdict = self._policy.check_action(user, step.action, static)
+                if any(ref.step or ref.parts == ("workflow", "id") for _, ref in find_references(value)):
+                    known[key] = UNKNOWN
+                    continue
+                resolver = compile_value(value)
+                try:
+                    known[key] = resolver(context) if resolver else value
+                except ExpressionError:
+                    known[key] = UNKNOWN
+            verdict = self._policy.check_action(user, step.action, known)
             if not verdict.allowed:
-                self._audit_now("start", user, verdict, step_name=step.name, action=step.action)
+                detail = f"workflow {plan.spec.name!r}: {verdict.reason}"
+                self._audit_now("start", user, verdict, step_name=step.name, action=step.action, detail=detail)
                 raise self._policy_error(
                     user, verdict, f"run action {step.action!r}", workflow=plan.spec.name, step=step.name
                 )
             if self._policy.enforcing:
                 rows.append(self._audit_row("start", user, verdict, step_name=step.name, action=step.action))
+        if self._policy.enforcing and any(s.is_approval for s in plan.steps):
+            verdict = self._policy.check_pending(user, self._store.pending_approvals_of(user))
+            if not verdict.allowed:
+                self._audit_now("start", user, verdict, detail=f"workflow {plan.spec.name!r}: {verdict.reason}")
+                raise self._policy_error(user, verdict, f"start {plan.spec.name!r}, which asks for an approval")
+            rows.append(self._audit_row("start", user, verdict))
         if not rows:
-            from .policy import Verdict
-
             rows.append(self._audit_row("start", user, Verdict(True, "no policy")))
         return rows
 
@@ -867,16 +886,17 @@ class Engine:
         self._store.close()
 
 
-def _policy_from_env() -> Policy:
-    path = os.environ.get("AIRT_POLICY")
-    if not path:
-        return AllowAll()
-    from . import policy as policy_module
+def _policy_from(policy: Policy | str | os.PathLike[str] | None) -> Policy:
+    """``policy`` itself, the file it names, the file ``AIRT_POLICY`` names, or allow-all."""
+    if policy is None:
+        policy = os.environ.get("AIRT_POLICY") or None
+        if policy is None:
+            return AllowAll()
+    if isinstance(policy, str | os.PathLike):
+        from .policy import load_policy
 
-    loader = getattr(policy_module, "load_policy", None)
-    if loader is None:
-        raise PolicyError(f"AIRT_POLICY={path} is set but this airt_nb cannot read policy files")
-    return loader(path)  # type: ignore[no-any-return]
+        return load_policy(policy)
+    return policy
 
 
 _ = TERMINAL
