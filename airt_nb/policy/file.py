@@ -1,7 +1,8 @@
 """A policy read from a YAML file and read again whenever the file changes.
 
 Every check first looks at the file's modification time, size and inode (one
-``stat``): when they changed, the file is read and validated again, so an
+``stat``; for two seconds after a change, the text itself): when they
+changed, the file is read and validated again, so an
 edited policy applies to the next step of every workflow, also one that was
 paused while the file was edited.  A file that became invalid or unreadable
 refuses everything (rule ``policy file``) until it is fixed: a security
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ __all__ = ["FilePolicy", "load_policy"]
 log = logging.getLogger("airt_nb")
 
 _Key = tuple[int, int, int, int]
+_RACY_NS = 2_000_000_000
 
 
 def _stat(path: Path) -> _Key:
@@ -51,6 +54,7 @@ class FilePolicy:
         # (file key, rules or refusal): replaced as one tuple, so readers never see half an update.
         self._state: tuple[_Key | None, RolePolicy | Verdict] = (None, Verdict(False, "policy file"))
         self._last_good: RolePolicy | None = None
+        self._text: str | None = None
         self._read(strict=True)
 
     def __repr__(self) -> str:
@@ -72,19 +76,26 @@ class FilePolicy:
                 return
             if before == after:  # not written to while we read it
                 break
+        # A file changed twice within one tick of the file system's clock keeps its
+        # mtime; while the mtime is that recent, look at the text again on every check.
+        key = None if time.time_ns() - after[0] < _RACY_NS else after
+        if text == self._text and isinstance(self._state[1], RolePolicy):
+            self._state = (key, self._state[1])
+            return
         try:
             spec = parse_policy(text, name=str(self.path))
         except PolicyError as exc:
             if strict:
                 raise
             first = describe(*exc.problems[0]) if exc.problems else str(exc)
-            self._fail(after, f"policy file {self.path} is invalid: {first}")
+            self._text = text
+            self._fail(key, f"policy file {self.path} is invalid: {first}")
             return
         rules = RolePolicy(spec, base_dir=self.path.parent, source=str(self.path))
         if self._last_good is not None:
             log.info("policy file %s changed; the new version applies from now on", self.path)
-        self._last_good = rules
-        self._state = (after, rules)
+        self._last_good, self._text = rules, text
+        self._state = (key, rules)
 
     def _fail(self, key: _Key | None, problem: str) -> None:
         refusal = Verdict(False, "policy file", f"{problem}; nothing is allowed until it is fixed")
