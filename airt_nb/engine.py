@@ -831,11 +831,12 @@ class Engine:
             if self._policy.enforcing:
                 rows.append(self._audit_row("start", user, verdict, step_name=step.name, action=step.action))
         if self._policy.enforcing and any(s.is_approval for s in plan.steps):
-            verdict = self._policy.check_pending(user, self._store.pending_approvals_of(user))
-            if not verdict.allowed:
-                self._audit_now("start", user, verdict, detail=f"workflow {plan.spec.name!r}: {verdict.reason}")
-                raise self._policy_error(user, verdict, f"start {plan.spec.name!r}, which asks for an approval")
-            rows.append(self._audit_row("start", user, verdict))
+            limit = self._policy.check_pending(user, self._store.pending_approvals_of(user))
+            if limit is not None and not limit.allowed:
+                self._audit_now("start", user, limit, detail=f"workflow {plan.spec.name!r}: {limit.reason}")
+                raise self._policy_error(user, limit, f"start {plan.spec.name!r}, which asks for an approval")
+            if limit is not None:
+                rows.append(self._audit_row("start", user, limit))
         if not rows:
             rows.append(self._audit_row("start", user, Verdict(True, "no policy")))
         return rows
