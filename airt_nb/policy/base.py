@@ -67,8 +67,11 @@ class Policy(Protocol):
         """May ``user`` start workflows as ``other``?"""
         ...
 
-    def check_pending(self, user: str, pending: int) -> Verdict:
-        """May ``user`` start a workflow that asks for approval while ``pending`` of theirs wait?"""
+    def check_pending(self, user: str, pending: int) -> Verdict | None:
+        """May ``user`` start a workflow that asks for approval while ``pending`` of theirs wait?
+
+        ``None``: no limit applies (nothing to record).
+        """
         ...
 
 
@@ -97,5 +100,5 @@ class AllowAll:
             return Verdict(True, "no policy")
         return Verdict(True, "no policy (acting as another user is allowed without AIRT_POLICY)")
 
-    def check_pending(self, user: str, pending: int) -> Verdict:
-        return Verdict(True, "no policy")
+    def check_pending(self, user: str, pending: int) -> Verdict | None:
+        return None

@@ -131,7 +131,7 @@ class FilePolicy:
         rules = self.current()
         return rules if isinstance(rules, Verdict) else rules.check_act_as(user, other)
 
-    def check_pending(self, user: str, pending: int) -> Verdict:
+    def check_pending(self, user: str, pending: int) -> Verdict | None:
         rules = self.current()
         return rules if isinstance(rules, Verdict) else rules.check_pending(user, pending)
 

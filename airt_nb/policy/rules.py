@@ -243,14 +243,14 @@ class RolePolicy:
             target=other,
         )
 
-    def check_pending(self, user: str, pending: int) -> Verdict:
+    def check_pending(self, user: str, pending: int) -> Verdict | None:
         limits = [
             (limit, role)
             for role in self.roles_of(user)
             if (limit := self._roles[role].max_pending_approvals) is not None
         ]
         if not limits:
-            return Verdict(True, "no limit")
+            return None
         limit, role = min(limits)
         if pending >= limit:
             return Verdict(
