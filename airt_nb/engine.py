@@ -20,7 +20,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -109,6 +109,14 @@ class Engine:
         ``"normal"`` survives a crash of the process; ``"full"`` also a power loss.
     max_workers:
         Worker threads shared by all workflows of this engine.
+    policy:
+        A policy object, or the path of a policy file; default: the file
+        ``$AIRT_POLICY`` names, else everyone may do everything.  A policy
+        file that cannot be read raises :class:`~airt_nb.PolicyError` here,
+        before the database is opened.
+    user:
+        Who starts and decides through this engine; default ``$AIRT_USER``,
+        ``$JUPYTERHUB_USER`` or the OS user.
 
     Example
     -------
@@ -235,13 +243,15 @@ class Engine:
                 [(None, "inputs", f"inputs must be JSON values ({exc})")], workflow=plan.spec.name
             ) from None
         actor = current_user(user) if user else self.user
+        audit_rows: list[dict[str, Any]] = []  # recorded with the workflow, in one transaction
         if as_user and as_user != actor:
             verdict = self._policy.check_act_as(actor, as_user)
-            self._audit_now("act_as", actor, verdict, target=as_user)
             if not verdict.allowed:
+                self._audit_now("act_as", actor, verdict, target=as_user)
                 raise self._policy_error(actor, verdict, f"act as {as_user!r}")
+            audit_rows.append(self._audit_row("act_as", actor, verdict, target=as_user))
             actor = as_user
-        audit_rows = self._check_start(actor, plan, merged)
+        audit_rows = self._check_start(actor, plan, merged, audit_rows)
         now = now_iso()
         workflow_id = uuid.uuid4().hex[:16]
         record = WorkflowRecord(
@@ -791,13 +801,24 @@ class Engine:
             "detail": kw.get("detail") or verdict.reason or None,
         }
 
-    def _audit_now(self, event: str, user: str, verdict: Any, **kw: Any) -> None:
-        row = self._audit_row(event, user, verdict, **kw)
-        with contextlib.suppress(StoreError):
-            self._store.write(lambda tx: tx.insert_audit(row))
+    def _audit_now(
+        self, event: str, user: str, verdict: Any, *, before: Sequence[dict[str, Any]] = (), **kw: Any
+    ) -> None:
+        rows = [*before, self._audit_row(event, user, verdict, **kw)]
 
-    def _check_start(self, user: str, plan: Plan, inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
+        def op(tx: Tx) -> None:
+            for row in rows:
+                tx.insert_audit(row)
+
+        with contextlib.suppress(StoreError):
+            self._store.write(op)
+
+    def _check_start(
+        self, user: str, plan: Plan, inputs: Mapping[str, Any], before: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         """Check every action step for ``user``; returns the audit rows to record with the start.
+
+        ``before`` are rows already decided (acting as ``user``): recorded with a refusal too.
 
         Inputs that use only workflow inputs are checked with their values now;
         those that use another step's outputs are :data:`~airt_nb.policy.UNKNOWN`
@@ -806,7 +827,7 @@ class Engine:
         from .expressions import ExpressionError, compile_value, find_references
         from .policy import UNKNOWN, Verdict
 
-        rows = []
+        rows = list(before)
         context = {"inputs": dict(inputs), "workflow": {"name": plan.spec.name}}
         for step in plan.steps:
             if step.is_approval or step.action is None:
@@ -824,7 +845,9 @@ class Engine:
             verdict = self._policy.check_action(user, step.action, known)
             if not verdict.allowed:
                 detail = f"workflow {plan.spec.name!r}: {verdict.reason}"
-                self._audit_now("start", user, verdict, step_name=step.name, action=step.action, detail=detail)
+                self._audit_now(
+                    "start", user, verdict, before=before, step_name=step.name, action=step.action, detail=detail
+                )
                 raise self._policy_error(
                     user, verdict, f"run action {step.action!r}", workflow=plan.spec.name, step=step.name
                 )
@@ -833,11 +856,12 @@ class Engine:
         if self._policy.enforcing and any(s.is_approval for s in plan.steps):
             limit = self._policy.check_pending(user, self._store.pending_approvals_of(user))
             if limit is not None and not limit.allowed:
-                self._audit_now("start", user, limit, detail=f"workflow {plan.spec.name!r}: {limit.reason}")
+                detail = f"workflow {plan.spec.name!r}: {limit.reason}"
+                self._audit_now("start", user, limit, before=before, detail=detail)
                 raise self._policy_error(user, limit, f"start {plan.spec.name!r}, which asks for an approval")
             if limit is not None:
                 rows.append(self._audit_row("start", user, limit))
-        if not rows:
+        if len(rows) == len(before):  # no policy: still record who started it
             rows.append(self._audit_row("start", user, Verdict(True, "no policy")))
         return rows
 
