@@ -304,6 +304,8 @@ def test_act_as(world: Path, db_path: Path, actor: str, other: str, rule: str, s
         if says is None:
             run = eng.start(spec, as_user=other)
             assert run.record.started_by == other
+            # the delegation is recorded with the workflow it started
+            assert eng.store.query("SELECT workflow_id FROM audit_log WHERE event = 'act_as'") == [(run.id,)]
         else:
             with pytest.raises(PolicyError) as info:
                 eng.start(spec, as_user=other)
@@ -315,8 +317,15 @@ def test_act_as(world: Path, db_path: Path, actor: str, other: str, rule: str, s
 
 def test_acting_as_someone_checks_their_rights_not_yours(world: Path, db_path: Path) -> None:
     refused = re.escape("user 'ivan' (roles: intern) may not run action 'file.write'")
-    with Engine(db_path, policy=world / "policy.yaml", user="root") as eng, pytest.raises(PolicyError, match=refused):
-        eng.start(gated("file.write", {"path": "out/x", "content": "x"}), as_user="ivan")
+    with Engine(db_path, policy=world / "policy.yaml", user="root") as eng:
+        with pytest.raises(PolicyError, match=refused):
+            eng.start(gated("file.write", {"path": "out/x", "content": "x"}), as_user="ivan")
+        # both are on record: who acted as whom, and what the one acted for may not do
+        rows = eng.store.query("SELECT user, event, decision, rule, workflow_id FROM audit_log ORDER BY audit_id")
+    assert rows == [
+        ("root", "act_as", "allow", "admin: act_as *", None),
+        ("ivan", "start", "deny", "default deny", None),
+    ]
 
 
 # -- the rules on their own ---------------------------------------------------------------------------------
