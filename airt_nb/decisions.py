@@ -93,11 +93,12 @@ def _authorise(engine: Engine, approval: ApprovalRecord, user: str) -> dict[str,
         )
         roles = policy.roles_of(user)
         role_text = ", ".join(roles) if roles else "none"
-        allowed = ", ".join(approvers) if approvers else "the roles the policy names"
+        allowed = ", ".join(approvers) if approvers else "the roles the policy lets approve"
+        reason = f": {verdict.reason}" if verdict.reason else ""
         raise PolicyError(
             f"workflow {approval.workflow_id}, step {approval.step_name!r}: user {user!r} (roles: {role_text}) "
-            f"may not decide this approval; allowed: {allowed} (rule {verdict.rule!r}). "
-            "Ask one of them, or decide as yourself with by=... / AIRT_USER if you are one",
+            f"may not decide this approval; refused by rule {verdict.rule!r}{reason}. "
+            f"Approvers: {allowed}; ask one of them, or decide as yourself with by=... / AIRT_USER if you are one",
             user=user,
             roles=roles,
             rule=verdict.rule,

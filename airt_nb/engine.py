@@ -22,7 +22,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -111,6 +111,14 @@ class Engine:
         ``"normal"`` survives a crash of the process; ``"full"`` also a power loss.
     max_workers:
         Worker threads shared by all workflows of this engine.
+    policy:
+        A policy object, or the path of a policy file; default: the file
+        ``$AIRT_POLICY`` names, else everyone may do everything.  A policy
+        file that cannot be read raises :class:`~airt_nb.PolicyError` here,
+        before the database is opened.
+    user:
+        Who starts and decides through this engine; default ``$AIRT_USER``,
+        ``$JUPYTERHUB_USER`` or the OS user.
 
     Example
     -------
@@ -128,7 +136,7 @@ class Engine:
         durability: str = "normal",
         max_workers: int = 16,
         registry: Registry | None = None,
-        policy: Policy | None = None,
+        policy: Policy | str | os.PathLike[str] | None = None,
         user: str | None = None,
         lease_ttl: float = 30.0,
         poll_interval: float = 0.1,
@@ -136,10 +144,11 @@ class Engine:
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
     ):
+        # The policy first: a policy file that cannot be read stops the engine before it writes anything.
+        self._policy: Policy = _policy_from(policy)
         self._store = open_store(db, durability=durability)
         self.db = self._store.path
         self.registry = registry or default_registry
-        self._policy: Policy = policy if policy is not None else _policy_from_env()
         self.user = current_user(user)
         self.lease_ttl = lease_ttl
         self.compensation_attempts = max(1, compensation_attempts)
@@ -236,13 +245,15 @@ class Engine:
                 [(None, "inputs", f"inputs must be JSON values ({exc})")], workflow=plan.spec.name
             ) from None
         actor = current_user(user) if user else self.user
+        audit_rows: list[dict[str, Any]] = []  # recorded with the workflow, in one transaction
         if as_user and as_user != actor:
             verdict = self._policy.check_act_as(actor, as_user)
-            self._audit_now("act_as", actor, verdict, target=as_user)
             if not verdict.allowed:
+                self._audit_now("act_as", actor, verdict, target=as_user)
                 raise self._policy_error(actor, verdict, f"act as {as_user!r}")
+            audit_rows.append(self._audit_row("act_as", actor, verdict, target=as_user))
             actor = as_user
-        audit_rows = self._check_start(actor, plan)
+        audit_rows = self._check_start(actor, plan, merged, audit_rows)
         now = now_iso()
         workflow_id = uuid.uuid4().hex[:16]
         record = WorkflowRecord(
@@ -797,37 +808,70 @@ class Engine:
             "step_name": kw.get("step_name"),
             "action": kw.get("action"),
             "target": kw.get("target") or getattr(verdict, "target", None),
-            "detail": verdict.reason or None,
+            "detail": kw.get("detail") or verdict.reason or None,
         }
 
-    def _audit_now(self, event: str, user: str, verdict: Any, **kw: Any) -> None:
-        row = self._audit_row(event, user, verdict, **kw)
+    def _audit_now(
+        self, event: str, user: str, verdict: Any, *, before: Sequence[dict[str, Any]] = (), **kw: Any
+    ) -> None:
+        rows = [*before, self._audit_row(event, user, verdict, **kw)]
+
+        def op(tx: Tx) -> None:
+            for row in rows:
+                tx.insert_audit(row)
+
         with contextlib.suppress(StoreError):
-            self._store.write(lambda tx: tx.insert_audit(row))
+            self._store.write(op)
 
-    def _check_start(self, user: str, plan: Plan) -> list[dict[str, Any]]:
-        """Check every action step for ``user``; returns the audit rows to record with the start."""
-        rows = []
-        from .expressions import find_references
+    def _check_start(
+        self, user: str, plan: Plan, inputs: Mapping[str, Any], before: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Check every action step for ``user``; returns the audit rows to record with the start.
 
+        ``before`` are rows already decided (acting as ``user``): recorded with a refusal too.
+
+        Inputs that use only workflow inputs are checked with their values now;
+        those that use another step's outputs are :data:`~airt_nb.policy.UNKNOWN`
+        here and checked before the step runs.
+        """
+        from .expressions import ExpressionError, compile_value, find_references
+        from .policy import UNKNOWN, Verdict
+
+        rows = list(before)
+        context = {"inputs": dict(inputs), "workflow": {"name": plan.spec.name}}
         for step in plan.steps:
             if step.is_approval or step.action is None:
                 continue
-            static = {}
+            known: dict[str, Any] = {}
             for key, value in step.inputs.items():
-                if not list(find_references(value)):
-                    static[key] = value
-            verdict = self._policy.check_action(user, step.action, static)
+                if any(ref.step or ref.parts == ("workflow", "id") for _, ref in find_references(value)):
+                    known[key] = UNKNOWN
+                    continue
+                resolver = compile_value(value)
+                try:
+                    known[key] = resolver(context) if resolver else value
+                except ExpressionError:
+                    known[key] = UNKNOWN
+            verdict = self._policy.check_action(user, step.action, known)
             if not verdict.allowed:
-                self._audit_now("start", user, verdict, step_name=step.name, action=step.action)
+                detail = f"workflow {plan.spec.name!r}: {verdict.reason}"
+                self._audit_now(
+                    "start", user, verdict, before=before, step_name=step.name, action=step.action, detail=detail
+                )
                 raise self._policy_error(
                     user, verdict, f"run action {step.action!r}", workflow=plan.spec.name, step=step.name
                 )
             if self._policy.enforcing:
                 rows.append(self._audit_row("start", user, verdict, step_name=step.name, action=step.action))
-        if not rows:
-            from .policy import Verdict
-
+        if self._policy.enforcing and any(s.is_approval for s in plan.steps):
+            limit = self._policy.check_pending(user, self._store.pending_approvals_of(user))
+            if limit is not None and not limit.allowed:
+                detail = f"workflow {plan.spec.name!r}: {limit.reason}"
+                self._audit_now("start", user, limit, before=before, detail=detail)
+                raise self._policy_error(user, limit, f"start {plan.spec.name!r}, which asks for an approval")
+            if limit is not None:
+                rows.append(self._audit_row("start", user, limit))
+        if len(rows) == len(before):  # no policy: still record who started it
             rows.append(self._audit_row("start", user, Verdict(True, "no policy")))
         return rows
 
@@ -888,16 +932,17 @@ def _clear_request(tx: Tx, *, workflow_id: str) -> None:
     tx.clear_request(workflow_id)
 
 
-def _policy_from_env() -> Policy:
-    path = os.environ.get("AIRT_POLICY")
-    if not path:
-        return AllowAll()
-    from . import policy as policy_module
+def _policy_from(policy: Policy | str | os.PathLike[str] | None) -> Policy:
+    """``policy`` itself, the file it names, the file ``AIRT_POLICY`` names, or allow-all."""
+    if policy is None:
+        policy = os.environ.get("AIRT_POLICY") or None
+        if policy is None:
+            return AllowAll()
+    if isinstance(policy, str | os.PathLike):
+        from .policy import load_policy
 
-    loader = getattr(policy_module, "load_policy", None)
-    if loader is None:
-        raise PolicyError(f"AIRT_POLICY={path} is set but this airt_nb cannot read policy files")
-    return loader(path)  # type: ignore[no-any-return]
+        return load_policy(policy)
+    return policy
 
 
 _ = TERMINAL

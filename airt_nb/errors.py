@@ -97,7 +97,12 @@ class ActionError(AirtError):
 
 
 class PolicyError(AirtError):
-    """The policy, or an approval step's ``approvers``, refuses an operation."""
+    """The policy, or an approval step's ``approvers``, refuses an operation.
+
+    Also raised for a policy file that cannot be used; then ``path`` names the
+    file and ``problems`` lists ``(line, field, message)`` like
+    :class:`SpecError`.
+    """
 
     def __init__(
         self,
@@ -108,13 +113,27 @@ class PolicyError(AirtError):
         rule: str | None = None,
         workflow: str | None = None,
         step: str | None = None,
+        path: str | None = None,
+        problems: list[tuple[int | None, str, str]] | None = None,
     ):
         self.user = user
         self.roles = tuple(roles)
         self.rule = rule
         self.workflow = workflow
         self.step = step
+        self.path = path
+        self.problems = list(problems or [])
         super().__init__(message)
+
+    @property
+    def line(self) -> int | None:
+        """The line of the policy file's first problem (1-based), if known."""
+        return self.problems[0][0] if self.problems else None
+
+    @property
+    def field(self) -> str:
+        """The field path of the policy file's first problem, e.g. ``roles.author.allow[0]``."""
+        return self.problems[0][1] if self.problems else ""
 
 
 class ApprovalError(AirtError):

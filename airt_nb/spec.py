@@ -19,12 +19,12 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .actions import Registry, default_registry
 from .errors import SpecError
 from .expressions import ExpressionError, find_references
+from .yamltext import YamlTextError, field_path, line_of, parse
 
 __all__ = ["RetrySpec", "StepSpec", "WorkflowSpec", "load_spec", "parse_duration"]
 
@@ -132,66 +132,10 @@ class WorkflowSpec(_Model):
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
 
-# -- YAML with line numbers -----------------------------------------------------------
+# -- YAML with line numbers: see yamltext ------------------------------------------------
 
-
-class _LineLoader(yaml.SafeLoader):
-    pass
-
-
-def _compose(text: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
-    """Load YAML and remember the line (1-based) of every key and item."""
-    loader = _LineLoader(text)
-    try:
-        node = loader.get_single_node()
-        lines: dict[tuple[Any, ...], int] = {}
-
-        def build(n: yaml.Node, path: tuple[Any, ...]) -> Any:
-            lines.setdefault(path, n.start_mark.line + 1)
-            if isinstance(n, yaml.MappingNode):
-                loader.flatten_mapping(n)
-                result: dict[Any, Any] = {}
-                for key_node, value_node in n.value:
-                    key = loader.construct_object(key_node, deep=True)
-                    if not isinstance(key, str | int | float | bool) and key is not None:
-                        raise _DuplicateKey(key_node.start_mark.line + 1, path, "keys must be plain text")
-                    if key in result:
-                        raise _DuplicateKey(key_node.start_mark.line + 1, (*path, key), f"{key!r} appears twice")
-                    lines[(*path, key)] = key_node.start_mark.line + 1
-                    result[key] = build(value_node, (*path, key))
-                return result
-            if isinstance(n, yaml.SequenceNode):
-                return [build(item, (*path, i)) for i, item in enumerate(n.value)]
-            return loader.construct_object(n, deep=True)
-
-        data = build(node, ()) if node is not None else None
-        return data, lines
-    finally:
-        loader.dispose()
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, line: int, path: tuple[Any, ...], message: str):
-        self.line, self.path, self.message = line, path, message
-
-
-def _field(path: tuple[Any, ...]) -> str:
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def _line_of(lines: Mapping[tuple[Any, ...], int], path: tuple[Any, ...]) -> int | None:
-    while True:
-        if path in lines:
-            return lines[path]
-        if not path:
-            return None
-        path = path[:-1]
+_field = field_path
+_line_of = line_of
 
 
 _HINTS = {
@@ -396,16 +340,9 @@ def load_spec(source: str | Mapping[str, Any] | WorkflowSpec, *, registry: Regis
         lines: dict[tuple[Any, ...], int] = {}
     elif isinstance(source, str):
         try:
-            data, lines = _compose(source)
-        except _DuplicateKey as exc:
-            raise SpecError([(exc.line, _field(exc.path), exc.message + "; keep one")]) from None
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark else None
-            what = exc.problem or str(exc)
-            raise SpecError([(line, "", f"YAML syntax error: {what}; check indentation and quoting")]) from None
-        except yaml.YAMLError as exc:
-            raise SpecError([(None, "", f"YAML error: {exc}")]) from None
+            data, lines = parse(source)
+        except YamlTextError as exc:
+            raise SpecError([(exc.line, exc.field, exc.message)]) from None
     elif isinstance(source, Mapping):
         data, lines = dict(source), {}
     else:

@@ -695,6 +695,15 @@ class SQLiteStore:
         )
         return [ApprovalRecord(*r) for r in rows]
 
+    def pending_approvals_of(self, user: str) -> int:
+        """How many approvals wait in workflows ``user`` started (for ``max_pending_approvals``)."""
+        rows = self.query(
+            "SELECT COUNT(*) FROM approvals a JOIN workflows w ON w.workflow_id = a.workflow_id "
+            "WHERE a.status = 'PENDING' AND w.started_by = ?",
+            (user,),
+        )
+        return int(rows[0][0])
+
     def claimable(self, now: str, limit: int = 1000) -> list[tuple[str, str, str | None, str | None]]:
         """Active workflows nobody holds: ``(workflow_id, status, lease_owner, waiting_for)``."""
         return self.query(
