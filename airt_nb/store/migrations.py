@@ -142,6 +142,25 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX audit_by_workflow ON audit_log (workflow_id);
         """,
     ),
+    (
+        2,
+        "webhook targets and the outcome of every delivery attempt",
+        """
+        ALTER TABLE webhook_deliveries ADD COLUMN url TEXT;
+        CREATE INDEX webhook_deliveries_by_approval ON webhook_deliveries (approval_id);
+
+        CREATE TABLE webhook_attempts (
+            delivery_id TEXT NOT NULL REFERENCES webhook_deliveries (delivery_id) ON DELETE CASCADE,
+            attempt     INTEGER NOT NULL,
+            started_at  TEXT NOT NULL,
+            finished_at TEXT NOT NULL,
+            outcome     TEXT NOT NULL,
+            http_status INTEGER,
+            error       TEXT,
+            PRIMARY KEY (delivery_id, attempt)
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -123,3 +123,4 @@ class DeliveryRecord:
     last_status: int | None
     last_error: str | None
     delivered_at: str | None
+    url: str | None = None

@@ -58,7 +58,7 @@ _APPROVAL_COLS = (
 )
 _DELIVERY_COLS = (
     "delivery_id, approval_id, workflow_id, event, payload, status, attempts, created_at, next_attempt_at, "
-    "last_attempt_at, last_status, last_error, delivered_at"
+    "last_attempt_at, last_status, last_error, delivered_at, url"
 )
 ACTIVE = ("RUNNING", "ROLLING_BACK")
 
@@ -347,12 +347,22 @@ class Tx:
         )
         return cur.rowcount == 1
 
-    def cancel_approvals(self, workflow_id: str, now: str, by: str, reason: str) -> None:
+    def cancel_approvals(self, workflow_id: str, now: str, by: str, reason: str) -> list[ApprovalRecord]:
+        """Cancel the workflow's pending approvals; returns them as cancelled."""
+        ids = [
+            r[0]
+            for r in self._c.execute(
+                "SELECT approval_id FROM approvals WHERE workflow_id = ? AND status = 'PENDING'", (workflow_id,)
+            ).fetchall()
+        ]
+        if not ids:
+            return []
         self._c.execute(
             "UPDATE approvals SET status = 'CANCELLED', decided_at = ?, decided_by = ?, reason = ? "
             "WHERE workflow_id = ? AND status = 'PENDING'",
             (now, by, reason, workflow_id),
         )
+        return [a for a in (self.get_approval(i) for i in ids) if a is not None]
 
     def get_approval(self, approval_id: str) -> ApprovalRecord | None:
         row = self._c.execute(
@@ -367,12 +377,21 @@ class Tx:
     # -- webhooks and audit ----------------------------------------------------------------------
 
     def insert_delivery(self, row: dict[str, Any]) -> None:
+        """Queue a webhook delivery (the outbox row) to ``row["url"]``."""
         self._c.execute(
             "INSERT INTO webhook_deliveries (delivery_id, approval_id, workflow_id, event, payload, status, "
-            "created_at, next_attempt_at) VALUES (:delivery_id, :approval_id, :workflow_id, :event, :payload, "
-            "'PENDING', :created_at, :created_at)",
-            row,
+            "created_at, next_attempt_at, url) VALUES (:delivery_id, :approval_id, :workflow_id, :event, :payload, "
+            "'PENDING', :created_at, :created_at, :url)",
+            {"url": None, **row},
         )
+
+    def delivery_urls(self, approval_id: str) -> list[str]:
+        """The webhook URLs an approval's earlier events were queued for (its decision goes there too)."""
+        rows = self._c.execute(
+            "SELECT DISTINCT url FROM webhook_deliveries WHERE approval_id = ? AND url IS NOT NULL ORDER BY url",
+            (approval_id,),
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def claim_delivery(self, delivery_id: str, now: str, hold_until: str) -> bool:
         """Reserve a due delivery for one sender (others skip it until ``hold_until``)."""
@@ -393,12 +412,21 @@ class Tx:
         next_attempt_at: str | None,
         http_status: int | None,
         error: str | None,
+        *,
+        started_at: str | None = None,
     ) -> None:
+        """Record one attempt's outcome: the delivery's new status and a row in ``webhook_attempts``."""
         self._c.execute(
             "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, last_attempt_at = ?, "
             "next_attempt_at = ?, last_status = ?, last_error = ?, "
             "delivered_at = CASE WHEN ? = 'DELIVERED' THEN ? ELSE delivered_at END WHERE delivery_id = ?",
             (status, now, next_attempt_at, http_status, error, status, now, delivery_id),
+        )
+        self._c.execute(
+            "INSERT OR REPLACE INTO webhook_attempts (delivery_id, attempt, started_at, finished_at, outcome, "
+            "http_status, error) SELECT delivery_id, attempts, ?, ?, ?, ?, ? FROM webhook_deliveries "
+            "WHERE delivery_id = ?",
+            (started_at or now, now, status, http_status, error, delivery_id),
         )
 
     def insert_audit(self, row: dict[str, Any]) -> None:
@@ -760,17 +788,38 @@ class SQLiteStore:
             "AND status IN ('RUNNING', 'ROLLING_BACK')"
         )
 
-    def due_deliveries(self, now: str, limit: int = 50) -> list[DeliveryRecord]:
+    def due_deliveries(self, now: str, url: str | None = None, limit: int = 50) -> list[DeliveryRecord]:
+        """Deliveries to ``url`` due at ``now``, oldest first.
+
+        A delivery waits while an earlier one about the same approval is still
+        undelivered, so a receiver never hears of a decision before the request.
+        """
         rows = self.query(
-            f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries WHERE status IN ('PENDING', 'RETRYING') "
-            "AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
-            (now, limit),
+            f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries AS d WHERE status IN ('PENDING', 'RETRYING') "
+            "AND next_attempt_at <= ? AND (url = ? OR url IS NULL OR ? IS NULL) AND NOT EXISTS ("
+            "SELECT 1 FROM webhook_deliveries AS e WHERE e.approval_id = d.approval_id AND e.rowid < d.rowid "
+            "AND e.status IN ('PENDING', 'RETRYING')) ORDER BY next_attempt_at LIMIT ?",
+            (now, url, url, limit),
         )
         return [DeliveryRecord(*r) for r in rows]
 
-    def next_delivery_time(self) -> str | None:
-        rows = self.query("SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status IN ('PENDING', 'RETRYING')")
+    def next_delivery_time(self, url: str | None = None) -> str | None:
+        """When the next delivery to ``url`` is due (deliveries held back behind an earlier one excluded)."""
+        rows = self.query(
+            "SELECT MIN(next_attempt_at) FROM webhook_deliveries AS d WHERE status IN ('PENDING', 'RETRYING') "
+            "AND (url = ? OR url IS NULL OR ? IS NULL) AND NOT EXISTS (SELECT 1 FROM webhook_deliveries AS e "
+            "WHERE e.approval_id = d.approval_id AND e.rowid < d.rowid AND e.status IN ('PENDING', 'RETRYING'))",
+            (url, url),
+        )
         return rows[0][0] if rows else None
+
+    def delivery_attempts(self, delivery_id: str) -> list[tuple[Any, ...]]:
+        """``(attempt, started_at, finished_at, outcome, http_status, error)`` of every attempt, in order."""
+        return self.query(
+            "SELECT attempt, started_at, finished_at, outcome, http_status, error FROM webhook_attempts "
+            "WHERE delivery_id = ? ORDER BY attempt",
+            (delivery_id,),
+        )
 
     def deliveries(self, *, approval_id: str | None = None, workflow_id: str | None = None) -> list[DeliveryRecord]:
         rows = self.query(
@@ -895,6 +944,12 @@ _TABLE_QUERIES = {
     "webhook_deliveries": (
         f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries WHERE (:wf IS NULL OR workflow_id = :wf) "
         "AND (:st IS NULL OR status = :st) ORDER BY created_at"
+    ),
+    "webhook_attempts": (
+        "SELECT a.delivery_id, d.approval_id, d.workflow_id, d.event, a.attempt, a.started_at, a.finished_at, "
+        "a.outcome, a.http_status, a.error FROM webhook_attempts AS a JOIN webhook_deliveries AS d "
+        "ON d.delivery_id = a.delivery_id WHERE (:wf IS NULL OR d.workflow_id = :wf) "
+        "AND (:st IS NULL OR a.outcome = :st) ORDER BY d.created_at, a.delivery_id, a.attempt"
     ),
     "audit_log": (
         "SELECT audit_id, at, user, roles, event, decision, rule, workflow_id, step_name, action, target, "
