@@ -1,18 +1,22 @@
 """Signed approval webhooks: an outbox in the database, delivered with httpx.
 
-When an approval is requested or decided, the engine writes a delivery row
-in the *same* transaction (the outbox).  After the commit, a background
-thread POSTs it: JSON body, ``X-Airt-Signature-256: sha256=<hex>`` (HMAC-SHA256
-of the raw body with ``AIRT_WEBHOOK_SECRET``), ``X-Airt-Delivery`` and
-``X-Airt-Timestamp`` (both also in the body, so they are signed).  Failures
-are retried with exponential back-off; every attempt's outcome is recorded.
-A receiver that is down, slow or broken never blocks a workflow or a
-decision, and a delivery left undone by a crash is sent by the next engine.
+When an approval is requested, decided or cancelled, the engine writes a
+delivery row in the *same* transaction (the outbox), addressed to one URL.
+After the commit, a background thread POSTs it: a JSON body, the headers
+``X-Airt-Signature-256: sha256=<hex>`` (HMAC-SHA256 of the raw body with
+``AIRT_WEBHOOK_SECRET``), ``X-Airt-Delivery``, ``X-Airt-Timestamp`` and
+``X-Airt-Event`` (delivery id, timestamp and event are also in the signed
+body, so a receiver can refuse replays).  Requests have explicit timeouts;
+failures are retried with exponential back-off; every attempt's outcome is
+recorded (``webhook_attempts``).  A receiver that is down, slow or broken
+never blocks a workflow, a decision or ``Engine.close``; a delivery left
+undone by a crash or a restart is sent by the next engine with the same URL.
+Delivery is at least once: receivers deduplicate on the delivery id.
 
 Receivers verify with :func:`verify`::
 
     from airt_nb.webhooks import verify
-    if not verify(request.body, request.headers["X-Airt-Signature-256"], SECRET):
+    if not verify(request.body, request.headers.get("X-Airt-Signature-256"), SECRET, max_age=300):
         return 401
 
 This is the only module that imports httpx (lazily, in the sender thread).
@@ -28,21 +32,33 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .timeutil import iso, now_iso
+from .errors import StoreError
+from .timeutil import iso, now_iso, to_epoch
 
 if TYPE_CHECKING:
     from .store.records import DeliveryRecord
     from .store.sqlite import SQLiteStore
 
-__all__ = ["SIGNATURE_HEADER", "WebhookSender", "sign", "verify"]
+__all__ = [
+    "DELIVERY_HEADER",
+    "EVENT_HEADER",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "WebhookSender",
+    "outbox_row",
+    "sign",
+    "verify",
+]
 
 log = logging.getLogger("airt_nb.webhooks")
 
 SIGNATURE_HEADER = "X-Airt-Signature-256"
 DELIVERY_HEADER = "X-Airt-Delivery"
 TIMESTAMP_HEADER = "X-Airt-Timestamp"
+EVENT_HEADER = "X-Airt-Event"
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -51,22 +67,96 @@ def sign(body: bytes, secret: str) -> str:
     return f"sha256={digest}"
 
 
-def verify(body: bytes | str, header: str | None, secret: str) -> bool:
-    """Whether ``header`` is the valid signature of the raw ``body`` (constant-time).
+def verify(body: bytes | str, header: str | None, secret: str, *, max_age: float | None = None) -> bool:
+    """Whether ``header`` is the valid signature of the raw ``body`` (constant-time comparison).
 
-    >>> verify(b"{}", sign(b"{}", "s3cret"), "s3cret")
+    Parameters
+    ----------
+    body:
+        The request body exactly as received (bytes; text is UTF-8 encoded).
+    header:
+        The value of the ``X-Airt-Signature-256`` header (``sha256=<hex>``).
+    secret:
+        The shared secret (``AIRT_WEBHOOK_SECRET`` of the sender).
+    max_age:
+        If given, also refuse a body whose signed ``timestamp`` is more than
+        ``max_age`` seconds away from now (a replayed request).
+
+    >>> body = b'{"event":"approval.requested"}'
+    >>> verify(body, sign(body, "s3cret"), "s3cret")
     True
-    >>> verify(b"{ }", sign(b"{}", "s3cret"), "s3cret")
+    >>> verify(body + b" ", sign(body, "s3cret"), "s3cret")
     False
     """
     if not header or not secret:
         return False
     raw = body.encode() if isinstance(body, str) else bytes(body)
-    return hmac.compare_digest(sign(raw, secret).encode(), header.strip().encode())
+    if not hmac.compare_digest(sign(raw, secret).encode(), header.strip().encode("utf-8", "replace")):
+        return False
+    if max_age is None:
+        return True
+    try:
+        sent = to_epoch(json.loads(raw)["timestamp"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    return abs(time.time() - sent) <= max_age
+
+
+def outbox_row(event: str, approval: Mapping[str, Any], workflow_name: str, url: str) -> dict[str, Any]:
+    """A delivery row telling ``url`` about ``event`` (``approval.requested``, ``approval.approved``,
+    ``approval.rejected``, ``approval.expired`` or ``approval.cancelled``) of ``approval``
+    (a mapping of approval columns)."""
+    payload = {
+        "event": event,
+        "workflow_id": approval["workflow_id"],
+        "workflow_name": workflow_name,
+        "approval": {
+            "approval_id": approval["approval_id"],
+            "step_name": approval["step_name"],
+            "status": approval.get("status") or "PENDING",
+            "message": approval.get("message"),
+            "approvers": _json(approval.get("approvers")) or [],
+            "context": _json(approval.get("context")),
+            "requested_at": approval.get("requested_at"),
+            "deadline": approval.get("deadline"),
+            "on_timeout": approval.get("on_timeout"),
+            "decided_at": approval.get("decided_at"),
+            "decided_by": approval.get("decided_by"),
+            "reason": approval.get("reason"),
+        },
+    }
+    return {
+        "delivery_id": uuid.uuid4().hex,
+        "approval_id": approval["approval_id"],
+        "workflow_id": approval["workflow_id"],
+        "event": event,
+        "payload": json.dumps(payload, default=str),
+        "created_at": now_iso(),
+        "url": url,
+    }
+
+
+def body_for(delivery: DeliveryRecord, timestamp: str) -> bytes:
+    """The exact bytes POSTed for one attempt: the payload plus its delivery id and timestamp."""
+    payload = json.loads(delivery.payload)
+    payload["delivery_id"] = delivery.delivery_id
+    payload["timestamp"] = timestamp
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
 class WebhookSender:
-    """Delivers the outbox of one database to one URL, on a daemon thread."""
+    """Delivers the outbox rows addressed to ``url``, on a daemon thread.
+
+    Parameters
+    ----------
+    timeout:
+        Seconds allowed for connecting, and for each read or write of a request.
+    max_attempts:
+        Attempts before a delivery is given up as FAILED.
+    initial_delay, max_delay:
+        Back-off after a failed attempt: ``initial_delay * 2**(attempt-1)``,
+        at most ``max_delay``, with ±20 % jitter.
+    """
 
     def __init__(
         self,
@@ -83,52 +173,13 @@ class WebhookSender:
         self.url = url
         self.secret = secret or ""
         self.timeout = timeout
-        self.max_attempts = max_attempts
+        self.max_attempts = max(1, max_attempts)
         self.initial_delay = initial_delay
         self.max_delay = max_delay
         self._cv = threading.Condition()
         self._stopped = False
         self._kicked = True
         self._thread = threading.Thread(target=self._loop, name="airt-webhooks", daemon=True)
-        self._client: Any = None
-
-    # -- building -----------------------------------------------------------------------
-
-    @staticmethod
-    def row(event: str, approval: dict[str, Any], workflow_name: str) -> dict[str, Any]:
-        """An outbox row for ``event`` about ``approval`` (a dict of approval columns)."""
-        payload = {
-            "event": event,
-            "workflow_id": approval["workflow_id"],
-            "workflow_name": workflow_name,
-            "approval": {
-                "approval_id": approval["approval_id"],
-                "step_name": approval["step_name"],
-                "status": approval.get("status", "PENDING"),
-                "message": approval.get("message"),
-                "approvers": _json(approval.get("approvers")) or [],
-                "context": _json(approval.get("context")),
-                "requested_at": approval.get("requested_at"),
-                "deadline": approval.get("deadline"),
-                "decided_at": approval.get("decided_at"),
-                "decided_by": approval.get("decided_by"),
-                "reason": approval.get("reason"),
-            },
-        }
-        return {
-            "delivery_id": uuid.uuid4().hex,
-            "approval_id": approval["approval_id"],
-            "workflow_id": approval["workflow_id"],
-            "event": event,
-            "payload": json.dumps(payload, default=str),
-            "created_at": now_iso(),
-        }
-
-    def body_for(self, delivery: DeliveryRecord, timestamp: str) -> bytes:
-        payload = json.loads(delivery.payload)
-        payload["delivery_id"] = delivery.delivery_id
-        payload["timestamp"] = timestamp
-        return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
     # -- running -------------------------------------------------------------------------
 
@@ -136,102 +187,149 @@ class WebhookSender:
         self._thread.start()
 
     def kick(self) -> None:
+        """Look for due deliveries now (called after a commit that queued one)."""
         with self._cv:
             self._kicked = True
             self._cv.notify()
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 0.5) -> None:
+        """Stop sending; waits at most ``grace`` seconds for a request in flight.
+
+        A request still in flight after that (a receiver that hangs) is
+        abandoned: its delivery stays claimed for a while, then any engine
+        with the same URL sends it again.
+        """
         with self._cv:
             self._stopped = True
             self._cv.notify()
-        if self._thread.is_alive():
-            self._thread.join(timeout=self.timeout + 1)
-        if self._client is not None:
-            self._client.close()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=grace)
 
     def _loop(self) -> None:
-        while True:
-            with self._cv:
-                if self._stopped:
-                    return
-                if not self._kicked:
-                    self._cv.wait(self._next_wait())
-                if self._stopped:
-                    return
-                self._kicked = False
-            try:
-                self.deliver_due()
-            except Exception:
-                log.exception("webhook delivery sweep failed; retrying later")
+        client = None
+        try:
+            while True:
+                wait = self._next_wait()
                 with self._cv:
-                    self._cv.wait(1.0)
+                    if not self._kicked and not self._stopped:
+                        self._cv.wait(wait)
+                    if self._stopped:
+                        return
+                    self._kicked = False
+                try:
+                    if client is None and self.store.due_deliveries(now_iso(), self.url, limit=1):
+                        client = self._client()
+                    if client is not None:
+                        self.deliver_due(client)
+                except Exception:
+                    if self._stopped:
+                        return
+                    log.exception("webhook delivery to %s failed; trying again in 1 s", self.url)
+                    with self._cv:
+                        self._cv.wait(1.0)
+        finally:
+            if client is not None:
+                client.close()
+
+    def _client(self) -> Any:
+        import httpx
+
+        # connect is capped separately: an address that never answers fails fast.
+        return httpx.Client(timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 3.0)))
 
     def _next_wait(self) -> float:
         try:
-            nxt = self.store.next_delivery_time()
+            nxt = self.store.next_delivery_time(self.url)
         except Exception:
             return 5.0
         if nxt is None:
             return 30.0
-        from .timeutil import to_epoch
-
         return max(0.0, min(30.0, to_epoch(nxt) - time.time()))
 
-    def deliver_due(self) -> int:
-        """Send every delivery that is due now; returns how many were attempted."""
+    def deliver_due(self, client: Any = None) -> int:
+        """Send every delivery that is due now; returns how many attempts were made."""
+        own = client is None
+        if own:
+            client = self._client()
         sent = 0
-        for delivery in self.store.due_deliveries(now_iso()):
-            if self._stopped:
-                break
-            if not self._claim(delivery):
-                continue  # another engine is sending it
-            self._send(delivery)
-            sent += 1
+        try:
+            while not self._stopped:
+                progressed = False
+                for delivery in self.store.due_deliveries(now_iso(), self.url):
+                    if self._stopped:
+                        break
+                    if not self._claim(delivery):
+                        continue  # another engine is sending it
+                    self._send(client, delivery)
+                    sent += 1
+                    progressed = True
+                if not progressed:  # a delivery just sent may release the next one of its approval
+                    break
+        finally:
+            if own:
+                client.close()
         return sent
 
     def _claim(self, delivery: DeliveryRecord) -> bool:
-        hold = iso(time.time() + self.timeout + 5)
+        # Held long enough for the slowest request (connect + write + read phases), so that
+        # another engine does not send it at the same time; released by the recorded outcome.
+        hold = iso(time.time() + 4 * self.timeout + 1)
         return self.store.write(lambda tx: tx.claim_delivery(delivery.delivery_id, now_iso(), hold))
 
-    def _send(self, delivery: DeliveryRecord) -> None:
+    def _send(self, client: Any, delivery: DeliveryRecord) -> None:
         import httpx
 
-        if self._client is None:
-            self._client = httpx.Client(timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 3.0)))
-        timestamp = now_iso()
-        body = self.body_for(delivery, timestamp)
+        started = now_iso()
+        body = body_for(delivery, started)
         headers = {
             "Content-Type": "application/json",
-            DELIVERY_HEADER: delivery.delivery_id,
-            TIMESTAMP_HEADER: timestamp,
             "User-Agent": "airt_nb-webhook",
+            DELIVERY_HEADER: delivery.delivery_id,
+            TIMESTAMP_HEADER: started,
+            EVENT_HEADER: delivery.event,
         }
         if self.secret:
             headers[SIGNATURE_HEADER] = sign(body, self.secret)
         status_code: int | None = None
         error: str | None = None
         try:
-            response = self._client.post(self.url, content=body, headers=headers)
+            response = client.post(self.url, content=body, headers=headers)
             status_code = response.status_code
             if not response.is_success:
-                error = f"HTTP {status_code}: {response.text[:200]}"
+                error = f"HTTP {status_code}: {response.text[:200]}".rstrip(": ")
+        except httpx.TimeoutException as exc:
+            error = f"{type(exc).__name__}: no answer within {self.timeout:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         attempts = delivery.attempts + 1
-        now = now_iso()
         if error is None:
             status, next_at = "DELIVERED", None
         elif attempts >= self.max_attempts:
             status, next_at = "FAILED", None
             log.warning(
-                "webhook %s to %s failed for good after %d attempts: %s", delivery.event, self.url, attempts, error
+                "webhook %s %s to %s failed for good after %d attempts: %s",
+                delivery.event,
+                delivery.delivery_id,
+                self.url,
+                attempts,
+                error,
             )
         else:
             delay = min(self.initial_delay * 2 ** (attempts - 1), self.max_delay) * random.uniform(0.8, 1.2)
             status, next_at = "RETRYING", iso(time.time() + delay)
-        self.store.write(
-            lambda tx: tx.record_delivery_attempt(delivery.delivery_id, status, now, next_at, status_code, error)
-        )
+            log.info("webhook %s to %s: attempt %d failed (%s); retrying", delivery.event, self.url, attempts, error)
+        now = now_iso()
+        try:
+            self.store.write(
+                lambda tx: tx.record_delivery_attempt(
+                    delivery.delivery_id, status, now, next_at, status_code, error, started_at=started
+                )
+            )
+        except StoreError:
+            if not self._stopped:
+                raise
+            # The engine closed while this request was in flight: the delivery stays claimed
+            # and is sent again later (receivers deduplicate on the delivery id).
 
 
 def _json(value: Any) -> Any:
