@@ -1,18 +1,24 @@
 """Approval decisions: the one function every Approve / Reject goes through.
 
 ``Run.approve``, ``Engine.approve``, the panel's buttons, ``%workflow approve``
-and ``airt approve`` all call :func:`decide`.  It works out who is deciding,
-checks that they may (the step's ``approvers`` and the policy), and records
+and ``airt approve`` all call :func:`decide`.  It works out who is deciding
+(``by=``, else the engine's user: ``AIRT_USER``, ``JUPYTERHUB_USER``, the OS
+user), checks that they may (the step's ``approvers`` through the policy,
+and the policy's act-as rule when ``by`` names someone else), and records
 the decision in one transaction that only succeeds while the approval is
 still pending, so the first decision wins and a second one is told who
-decided and when.  Deadlines expire through the same function, decided by
-``system`` with the reason ``timed out``.
+decided and when.  The same transaction queues the webhook notification.
+
+Deadlines expire through the same function, decided by ``system`` with the
+reason ``timed out``; a person deciding after the deadline (no engine was
+running at that moment) finds the timeout applied first.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
@@ -20,16 +26,18 @@ from .errors import ApprovalError, NotFoundError, PolicyError
 from .identity import current_user
 from .store.records import ApprovalRecord
 from .timeutil import now_iso
+from .webhooks import outbox_row
 
 if TYPE_CHECKING:
     from .engine import Engine
     from .store.sqlite import Tx
 
-__all__ = ["SYSTEM", "decide", "expire"]
+__all__ = ["SYSTEM", "TIMED_OUT", "cancel_pending", "decide", "expire"]
 
 log = logging.getLogger("airt_nb")
 
 SYSTEM = "system"
+TIMED_OUT = "timed out"
 
 
 class _AlreadyDecidedError(Exception):
@@ -40,8 +48,8 @@ def _pending(engine: Engine, workflow_id: str, approval_id: str | None) -> Appro
     store = engine.store
     if approval_id:
         found = store.approvals(approval_id=approval_id)
-        if not found:
-            raise NotFoundError("approval", approval_id, db=engine.db)
+        if not found or found[0].workflow_id != workflow_id:
+            raise NotFoundError(f"approval of workflow {workflow_id} with id", approval_id, db=engine.db)
         approval = found[0]
         if approval.status == "PENDING":
             return approval
@@ -70,27 +78,46 @@ def _already(approval: ApprovalRecord) -> ApprovalError:
     )
 
 
+def _decider(engine: Engine, approval: ApprovalRecord, by: str | None) -> tuple[str, list[dict[str, Any]]]:
+    """Who decides, and the audit rows of an act-as check when ``by`` is not the engine's user."""
+    if by is None:
+        return engine.user, []
+    user = by.strip()
+    if not user:
+        raise PolicyError(
+            f"workflow {approval.workflow_id}, step {approval.step_name!r}: by= is empty; "
+            "give the name of the person deciding, or leave it out to decide as yourself",
+            workflow=approval.workflow_id,
+            step=approval.step_name,
+        )
+    if user == SYSTEM:
+        raise PolicyError(
+            f"workflow {approval.workflow_id}, step {approval.step_name!r}: {SYSTEM!r} is reserved for "
+            "decisions the engine takes itself (timeouts); decide under your own name",
+            user=user,
+            workflow=approval.workflow_id,
+            step=approval.step_name,
+        )
+    current = current_user(user)
+    if current == engine.user:
+        return current, []
+    verdict = engine._policy.check_act_as(engine.user, current)
+    kw = {"workflow_id": approval.workflow_id, "step_name": approval.step_name, "target": current}
+    if not verdict.allowed:
+        engine._audit_now("act_as", engine.user, verdict, **kw)
+        raise engine._policy_error(
+            engine.user, verdict, f"decide as {current!r}", workflow=approval.workflow_id, step=approval.step_name
+        )
+    return current, [engine._audit_row("act_as", engine.user, verdict, **kw)]
+
+
 def _authorise(engine: Engine, approval: ApprovalRecord, user: str) -> dict[str, Any]:
     approvers = approval.approver_list
     policy = engine._policy
     verdict = policy.check_approval(user, approvers)
-    row = engine._audit_row(
-        "approval",
-        user,
-        verdict,
-        workflow_id=approval.workflow_id,
-        step_name=approval.step_name,
-        target=approval.approval_id,
-    )
+    kw = {"workflow_id": approval.workflow_id, "step_name": approval.step_name, "target": approval.approval_id}
     if not verdict.allowed:
-        engine._audit_now(
-            "approval",
-            user,
-            verdict,
-            workflow_id=approval.workflow_id,
-            step_name=approval.step_name,
-            target=approval.approval_id,
-        )
+        engine._audit_now("approval", user, verdict, **kw)
         roles = policy.roles_of(user)
         role_text = ", ".join(roles) if roles else "none"
         allowed = ", ".join(approvers) if approvers else "the roles the policy lets approve"
@@ -105,7 +132,27 @@ def _authorise(engine: Engine, approval: ApprovalRecord, user: str) -> dict[str,
             workflow=approval.workflow_id,
             step=approval.step_name,
         )
-    return row
+    return engine._audit_row("approval", user, verdict, **kw)
+
+
+def _notify(tx: Tx, engine: Engine, event: str, approval: dict[str, Any], workflow_name: str) -> None:
+    """Queue ``event`` for every webhook that heard of the approval (else this engine's, if any)."""
+    urls = tx.delivery_urls(approval["approval_id"])
+    if not urls and engine._webhook is not None:
+        urls = [engine._webhook.url]
+    for url in urls:
+        tx.insert_delivery(outbox_row(event, approval, workflow_name, url))
+
+
+def cancel_pending(tx: Tx, workflow_id: str, workflow_name: str, now: str, by: str, reason: str) -> None:
+    """Cancel a workflow's pending approvals and tell the webhooks that were told of them."""
+    for approval in tx.cancel_approvals(workflow_id, now, by, reason):
+        for url in tx.delivery_urls(approval.approval_id):
+            tx.insert_delivery(outbox_row("approval.cancelled", asdict(approval), workflow_name, url))
+
+
+def _past_deadline(approval: ApprovalRecord, now: str) -> bool:
+    return approval.deadline is not None and approval.deadline <= now
 
 
 def decide(
@@ -122,12 +169,26 @@ def decide(
 
     Returns the decided :class:`ApprovalRecord`.  Raises
     :class:`~airt_nb.PolicyError` if ``by`` may not decide (nothing changes)
-    and :class:`~airt_nb.ApprovalError` if someone decided first.
+    and :class:`~airt_nb.ApprovalError` if someone decided first, the
+    deadline passed, or the workflow no longer waits for the decision.
+
+    >>> decide(eng, run.id, True, by="ann", reason="looks good")  # doctest: +SKIP
+    ApprovalRecord(..., status='APPROVED', decided_by='ann', reason='looks good')
     """
     engine._check_open()
     approval = _pending(engine, workflow_id, approval_id)
-    user = SYSTEM if system else current_user(by) if by else engine.user
-    audit = None if system else _authorise(engine, approval, user)
+    audit: list[dict[str, Any]] = []
+    if system:
+        user = SYSTEM
+    else:
+        user, audit = _decider(engine, approval, by)
+        audit.append(_authorise(engine, approval, user))
+        if _past_deadline(approval, now_iso()):
+            # No engine was running when the deadline passed: the timeout comes first.
+            expire(engine, approval.approval_id)
+            fresh = engine.store.approvals(approval_id=approval.approval_id)[0]
+            if fresh.status != "PENDING":
+                raise _already(fresh)
     status = "APPROVED" if approve else "REJECTED"
     now = now_iso()
     outputs = {"approved": approve, "decided_by": user, "reason": reason, "decided_at": now}
@@ -135,18 +196,20 @@ def decide(
     owner = engine.owner_id
     expires = engine._lease_expiry()
     local = engine._executions.get(workflow_id)
-    decided_row = {
-        **{k: getattr(approval, k) for k in ApprovalRecord.__slots__},
-        "status": status,
-        "decided_by": user,
-        "reason": reason,
-        "decided_at": now,
-    }
-    record = engine.store.workflow(workflow_id)
-    name = record.name if record else ""
-    deliveries = engine._webhook_rows(f"approval.{'expired' if system else status.lower()}", decided_row, name)
+    decided_row = {**asdict(approval), "status": status, "decided_by": user, "reason": reason, "decided_at": now}
+    event = "approval.expired" if system else f"approval.{status.lower()}"
+    take = not engine._closing and engine._runs_here(workflow_id)
 
     def op(tx: Tx) -> str:
+        current = tx.get_workflow(workflow_id)
+        assert current is not None
+        if current.status not in ("PAUSED", "RUNNING"):
+            raise ApprovalError(
+                f"workflow {workflow_id} is {current.status}: step {approval.step_name!r} can no longer be "
+                "approved or rejected (its approval is cancelled when the workflow settles)",
+                workflow_id=workflow_id,
+                approval_id=approval.approval_id,
+            )
         if not tx.decide_approval(approval.approval_id, status, user, reason, now):
             raise _AlreadyDecidedError
         if approve:
@@ -161,12 +224,9 @@ def decide(
                 None,
                 status="REJECTED",
             )
-        for d in deliveries:
-            tx.insert_delivery(d)
-        if audit is not None:
-            tx.insert_audit(audit)
-        current = tx.get_workflow(workflow_id)
-        assert current is not None
+        _notify(tx, engine, event, decided_row, current.name)
+        for row in audit:
+            tx.insert_audit(row)
         new_status = "RUNNING" if approve else "ROLLING_BACK"
         error = (
             None
@@ -174,7 +234,8 @@ def decide(
             else f"rejected by {user} at step {approval.step_name!r}" + (f": {reason}" if reason else "")
         )
         if current.status == "PAUSED":
-            take = not engine._closing
+            # Paused workflows hold no lease.  This engine continues it only if it runs it
+            # (a client such as the `airt` command leaves it to the engine that does).
             tx.set_status(
                 workflow_id,
                 new_status,
@@ -199,6 +260,14 @@ def decide(
     except _AlreadyDecidedError:
         fresh = engine.store.approvals(approval_id=approval.approval_id)
         raise _already(fresh[0]) from None
+    log.info(
+        "workflow %s: step %s %s by %s%s",
+        workflow_id,
+        approval.step_name,
+        status.lower(),
+        user,
+        f" ({reason})" * bool(reason),
+    )
     if engine._events:
         engine._events.emit(
             ev.ApprovalDecided(workflow_id, approval.approval_id, approval.step_name, status, user, reason)
@@ -215,7 +284,10 @@ def decide(
 
 
 def expire(engine: Engine, approval_id: str) -> ApprovalRecord | None:
-    """Decide a pending approval whose deadline passed, as its ``on_timeout`` says."""
+    """Decide a pending approval whose deadline passed, as its ``on_timeout`` says.
+
+    Returns the decided approval, or ``None`` if it was decided already.
+    """
     found = engine.store.approvals(approval_id=approval_id)
     if not found or found[0].status != "PENDING":
         return None
@@ -225,9 +297,9 @@ def expire(engine: Engine, approval_id: str) -> ApprovalRecord | None:
             engine,
             approval.workflow_id,
             approval.on_timeout == "approve",
-            reason="timed out",
+            reason=TIMED_OUT,
             approval_id=approval_id,
             system=True,
         )
     except ApprovalError:
-        return None  # a person decided first
+        return None  # a person decided first, or the workflow stopped waiting
