@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from .actions import Action, CompensationContext, StepContext, StepInterrupted
+from .decisions import cancel_pending
 from .errors import ActionError, PolicyError
 from .expressions import ExpressionError
 from .store.sqlite import LeaseLostError, Tx
@@ -183,9 +184,16 @@ class Execution:
             message = step.resolve_message(self.context)
         except ExpressionError as exc:
             message = f"{step.message} (could not fill in: {exc})"
+        undone = {i["step"] for i in self.intents}
         context = {
             "depends_on": {d: self.outputs.get(d, {}).get("outputs") for d in step.deps},
+            # What a rejection rolls back (newest first), and what it cannot undo.
             "undo": [{"step": i["step"], "action": i["action"], "inputs": i["inputs"]} for i in reversed(self.intents)],
+            "not_undone": [
+                s.name
+                for s in self.plan.steps
+                if self.state[s.name] == "COMPLETED" and not s.is_approval and s.name not in undone
+            ],
             "started_by": self.started_by,
         }
         approval_id = uuid.uuid4().hex[:16]
@@ -547,7 +555,7 @@ class Execution:
 
             def op(tx: Tx) -> None:
                 tx.skip_unfinished_steps(self.id, "CANCELLED")
-                tx.cancel_approvals(self.id, now, by, "workflow cancelled")
+                cancel_pending(tx, self.id, self.name, now, by, "workflow cancelled")
                 tx.set_status(self.id, "CANCELLED", now, owner=self.owner, finished=True, release=True)
 
             self.store.write(op)
@@ -643,7 +651,7 @@ class Execution:
 
                 def op(tx: Tx) -> None:
                     tx.skip_unfinished_steps(self.id, "SKIPPED")
-                    tx.cancel_approvals(self.id, now, "system", "workflow rolled back")
+                    cancel_pending(tx, self.id, self.name, now, "system", "workflow rolled back")
                     tx.set_status(self.id, final, now, owner=self.owner, error=error_text, finished=True, release=True)
 
                 self.store.write(op)
