@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from .actions import Registry, default_registry
+from .decisions import cancel_pending
 from .errors import AirtError, NotFoundError, PolicyError, SpecError, StoreError, WorkflowStateError
 from .execution import Execution
 from .identity import current_user
@@ -106,7 +107,11 @@ class Engine:
         SQLite file path (or ``sqlite:///path``); default ``$AIRT_DB`` or ``./airt.db``.
     recover:
         Resume RUNNING / ROLLING_BACK workflows and restore PAUSED ones when
-        opening (default; ``AIRT_RECOVER=0`` turns it off).
+        opening, and keep taking up workflows nobody runs (default;
+        ``AIRT_RECOVER=0`` turns it off).  With ``recover=False`` the engine
+        only ever runs the workflows it started or was asked to ``resume``:
+        decisions and rollbacks it records for other workflows are left to
+        the engines that run them (this is how the ``airt`` command works).
     durability:
         ``"normal"`` survives a crash of the process; ``"full"`` also a power loss.
     max_workers:
@@ -119,6 +124,12 @@ class Engine:
     user:
         Who starts and decides through this engine; default ``$AIRT_USER``,
         ``$JUPYTERHUB_USER`` or the OS user.
+    webhook_url, webhook_secret:
+        Where approval requests and decisions are POSTed, and the HMAC key
+        that signs them (default ``$AIRT_WEBHOOK_URL``, ``$AIRT_WEBHOOK_SECRET``).
+    webhook_timeout, webhook_max_attempts, webhook_initial_delay, webhook_max_delay:
+        Seconds allowed per request phase, attempts before a delivery is
+        given up, and the exponential back-off between attempts.
 
     Example
     -------
@@ -143,6 +154,10 @@ class Engine:
         compensation_attempts: int = 2,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
+        webhook_timeout: float = 5.0,
+        webhook_max_attempts: int = 8,
+        webhook_initial_delay: float = 1.0,
+        webhook_max_delay: float = 300.0,
     ):
         # The policy first: a policy file that cannot be read stops the engine before it writes anything.
         self._policy: Policy = _policy_from(policy)
@@ -162,6 +177,7 @@ class Engine:
         self._plans: dict[str, Plan] = {}
         self._cancel_by: dict[str, str] = {}
         self._scheduled_deadlines: set[str] = set()
+        self._mine: set[str] = set()  # started or resumed here: run even when not recovering
         self._waiting: dict[str, str] = {}
         self._data_version = -1
         self._last_dead_check = 0.0
@@ -174,12 +190,24 @@ class Engine:
         if url:
             from .webhooks import WebhookSender
 
-            self._webhook = WebhookSender(self._store, url, secret)
+            _check_webhook_url(url)
+            if not secret:
+                log.warning("AIRT_WEBHOOK_SECRET is not set: webhooks to %s are sent unsigned", url)
+            self._webhook = WebhookSender(
+                self._store,
+                url,
+                secret,
+                timeout=webhook_timeout,
+                max_attempts=webhook_max_attempts,
+                initial_delay=webhook_initial_delay,
+                max_delay=webhook_max_delay,
+            )
             self._webhook.start()
-        self.registry.add_listener(self)
-        self._timers.start()
         if recover is None:
             recover = os.environ.get("AIRT_RECOVER", "1").strip().lower() not in ("0", "false", "no", "off")
+        self._recovering = bool(recover)
+        self.registry.add_listener(self)
+        self._timers.start()
         self.last_recovery: RecoverySummary | None = self.recover() if recover else None
 
     def __repr__(self) -> str:
@@ -307,6 +335,7 @@ class Engine:
                     o(tx)
 
             self._store.write(op)
+            self._mine.add(workflow_id)
             with self._exec_lock:
                 self._executions[workflow_id] = ex
             if after:
@@ -455,7 +484,7 @@ class Engine:
 
             def cancel_op(tx: Tx) -> None:
                 tx.skip_unfinished_steps(workflow_id, "CANCELLED")
-                tx.cancel_approvals(workflow_id, now, by, "workflow cancelled")
+                cancel_pending(tx, workflow_id, record.name, now, by, "workflow cancelled")
                 tx.set_status(workflow_id, "CANCELLED", now, finished=True, release=True)
 
             self._store.write(cancel_op)
@@ -464,6 +493,7 @@ class Engine:
             return "CANCELLED"
 
         expires = self._lease_expiry()
+        take = self._runs_here(workflow_id)
 
         def rollback_op(tx: Tx) -> bool:
             current = tx.get_workflow(workflow_id)
@@ -473,13 +503,22 @@ class Engine:
                     workflow_id=workflow_id,
                 )
             tx.reopen_failed_compensations(workflow_id)
-            tx.cancel_approvals(workflow_id, now, by, "workflow rolled back")
-            tx.set_status(workflow_id, "ROLLING_BACK", now, new_owner=self._owner, lease_expires=expires)
+            cancel_pending(tx, workflow_id, record.name, now, by, "workflow rolled back")
+            tx.set_status(
+                workflow_id,
+                "ROLLING_BACK",
+                now,
+                new_owner=self._owner if take else None,
+                lease_expires=expires if take else None,
+                release=not take,
+            )
             return True
 
         self._store.write(rollback_op)
         self._emit_status(workflow_id, "ROLLING_BACK")
-        self._adopt(workflow_id)
+        self._notify()
+        if take:
+            self._adopt(workflow_id)
         return "ROLLING_BACK"
 
     def resume(self, workflow_id: str) -> str:
@@ -502,6 +541,7 @@ class Engine:
                 workflow_id=workflow_id,
                 status=record.status,
             )
+        self._mine.add(workflow_id)
         if self._claim([workflow_id], takeover=self._dead_owners()):
             self._adopt(workflow_id)
             return "resumed"
@@ -671,6 +711,8 @@ class Engine:
             return
         self._data_version = version
         self._notify()
+        if self._webhook is not None:
+            self._webhook.kick()  # another process may have queued a delivery
         self._sweep()
 
     def _sweep(self) -> None:
@@ -696,7 +738,7 @@ class Engine:
                 candidates += self._store.owned_by(dead, limit=500)
         wanted = []
         for workflow_id, _status, _owner, waiting_for in candidates:
-            if workflow_id in self._executions:
+            if workflow_id in self._executions or not self._runs_here(workflow_id):
                 continue
             if self._missing_action(waiting_for):
                 continue
@@ -707,6 +749,10 @@ class Engine:
             except Exception:
                 log.exception("workflow %s could not be resumed", workflow_id)
         self._schedule_deadlines()
+
+    def _runs_here(self, workflow_id: str) -> bool:
+        """Whether this engine takes up the workflow when it is runnable and nobody runs it."""
+        return self._recovering or workflow_id in self._mine
 
     def _apply_decisions(self, ex: Execution) -> None:
         for r in self._store.steps(ex.id):
@@ -764,7 +810,9 @@ class Engine:
     def _webhook_rows(self, event: str, approval: dict[str, Any], workflow_name: str) -> list[dict[str, Any]]:
         if self._webhook is None:
             return []
-        return [self._webhook.row(event, approval, workflow_name)]
+        from .webhooks import outbox_row
+
+        return [outbox_row(event, approval, workflow_name, self._webhook.url)]
 
     def _approvals_requested(self, ex: Execution, rows: list[dict[str, Any]]) -> None:
         for row in rows:
@@ -926,6 +974,14 @@ class Engine:
     ) -> builtins.list[WorkflowRecord]:
         """Same as :meth:`workflows`."""
         return self.workflows(status=status, name=name, limit=limit, offset=offset)
+
+
+def _check_webhook_url(url: str) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise AirtError(
+            f"webhook URL {url!r} (AIRT_WEBHOOK_URL) must start with http:// or https://; "
+            "set it to the full address of the receiver, or unset it"
+        )
 
 
 def _clear_request(tx: Tx, *, workflow_id: str) -> None:
