@@ -138,23 +138,28 @@ def attempts(db: Any = None, workflow_id: str | None = None) -> pd.DataFrame:
 
 def approvals(db: Any = None, status: str | None = None, *, workflow_id: str | None = None) -> pd.DataFrame:
     """One row per approval request: ``approval_id, workflow_id, step_name, status, message,
-    requested_at, deadline, decided_at, decided_by, reason`` plus ``context`` and ``approvers``."""
+    requested_at, deadline, decided_at, decided_by, reason`` plus ``approvers``, ``on_timeout``,
+    ``context`` (``depends_on``: the outputs the approver needs; ``undo``: what a rejection
+    rolls back; ``not_undone``: completed steps it cannot undo), ``undo`` (the steps a
+    rejection rolls back, newest first), ``waited``, and the request's webhook delivery:
+    ``webhook_status``, ``webhook_attempts``, ``webhook_error`` (every attempt is in
+    :func:`deliveries`)."""
     with _store(db) as store:
         df = _frame(store, "approvals", workflow_id=workflow_id, status=status)
         deliveries_df = _frame(store, "webhook_deliveries", workflow_id=workflow_id)
     _times(df, "requested_at", "deadline", "decided_at")
     _category(df, "status", APPROVAL_STATUSES)
     _decode(df, "context", "approvers")
+    df["undo"] = [[u["step"] for u in c.get("undo", [])] if isinstance(c, dict) else [] for c in df["context"]]
     df["waited"] = df["decided_at"] - df["requested_at"]
-    if len(deliveries_df):
-        requested = deliveries_df[deliveries_df["event"] == "approval.requested"]
-        summary = requested.groupby("approval_id").agg(
-            webhook_status=("status", "last"), webhook_attempts=("attempts", "sum")
-        )
-        df = df.merge(summary, how="left", left_on="approval_id", right_index=True)
-    else:
-        df["webhook_status"] = pd.Series([None] * len(df), dtype=object)
-        df["webhook_attempts"] = pd.Series([0] * len(df), dtype="int64")
+    requested = deliveries_df[deliveries_df["event"] == "approval.requested"]
+    summary = requested.groupby("approval_id").agg(
+        webhook_status=("status", "last"), webhook_attempts=("attempts", "sum"), webhook_error=("last_error", "last")
+    )
+    df = df.merge(summary, how="left", left_on="approval_id", right_index=True)
+    df["webhook_attempts"] = df["webhook_attempts"].fillna(0).astype("int64")
+    df["webhook_status"] = df["webhook_status"].astype(object)
+    df["webhook_error"] = df["webhook_error"].astype(object)
     return df
 
 
@@ -170,11 +175,28 @@ def compensations(db: Any = None, workflow_id: str | None = None, *, status: str
 
 
 def deliveries(db: Any = None, workflow_id: str | None = None) -> pd.DataFrame:
-    """Every webhook delivery and the outcome of its last attempt."""
+    """Every webhook delivery (``event``, ``url``, ``status``: PENDING, RETRYING, DELIVERED or
+    FAILED, ``attempts``, the last attempt's ``last_status`` / ``last_error``) and, in
+    ``history``, the outcome of every attempt: ``{attempt, started_at, finished_at, outcome,
+    http_status, error}``."""
     with _store(db) as store:
         df = _frame(store, "webhook_deliveries", workflow_id=workflow_id)
+        _, attempt_rows = store.all_rows("webhook_attempts", workflow_id=workflow_id)
+    history: dict[str, list[dict[str, Any]]] = {}
+    for delivery_id, _a, _w, _e, attempt, started, finished, outcome, http_status, error in attempt_rows:
+        history.setdefault(delivery_id, []).append(
+            {
+                "attempt": attempt,
+                "started_at": started,
+                "finished_at": finished,
+                "outcome": outcome,
+                "http_status": http_status,
+                "error": error,
+            }
+        )
     _times(df, "created_at", "next_attempt_at", "last_attempt_at", "delivered_at")
     _decode(df, "payload")
+    df["history"] = [history.get(d, []) for d in df["delivery_id"]]
     return df
 
 
