@@ -105,8 +105,17 @@ def _decider(engine: Engine, approval: ApprovalRecord, by: str | None) -> tuple[
     kw = {"workflow_id": approval.workflow_id, "step_name": approval.step_name, "target": current}
     if not verdict.allowed:
         engine._audit_now("act_as", engine.user, verdict, **kw)
-        raise engine._policy_error(
-            engine.user, verdict, f"decide as {current!r}", workflow=approval.workflow_id, step=approval.step_name
+        roles = engine._policy.roles_of(engine.user)
+        why = f": {verdict.reason}" if verdict.reason else ""
+        raise PolicyError(
+            f"workflow {approval.workflow_id}, step {approval.step_name!r}: user {engine.user!r} "
+            f"(roles: {', '.join(roles) or 'none'}) may not decide as {current!r} (rule {verdict.rule!r}{why}). "
+            f"Decide under your own name, or ask {current} to decide",
+            user=engine.user,
+            roles=roles,
+            rule=verdict.rule,
+            workflow=approval.workflow_id,
+            step=approval.step_name,
         )
     return current, [engine._audit_row("act_as", engine.user, verdict, **kw)]
 
@@ -201,6 +210,9 @@ def decide(
     take = not engine._closing and engine._runs_here(workflow_id)
 
     def op(tx: Tx) -> str:
+        latest = tx.get_approval(approval.approval_id)
+        if latest is None or latest.status != "PENDING":
+            raise _AlreadyDecidedError
         current = tx.get_workflow(workflow_id)
         assert current is not None
         if current.status not in ("PAUSED", "RUNNING"):
