@@ -1,0 +1,337 @@
+"""The ``airt`` command: against a database another process is running workflows on,
+tables and JSON, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import airt_nb
+from airt_nb import Registry, cli
+from airt_nb.timeutil import to_epoch
+from tests.conftest import require_tool
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SPEC = """
+name: publish
+inputs: {target: out}
+steps:
+  - name: write_a
+    action: file.write
+    inputs: {path: "${{ inputs.target }}/a.txt", content: hello}
+  - name: review
+    type: human_approval
+    message: "Publish next to ${{ steps.write_a.outputs.path }}?"
+    approvers: [ann]
+  - name: write_b
+    action: file.write
+    inputs: {path: "${{ inputs.target }}/b.txt", content: world}
+"""
+
+# A notebook stand-in: an engine that starts a workflow, reports it PAUSED, and keeps
+# running until the workflow ends (continued by this engine after a decision made elsewhere).
+CHILD_ENGINE = """
+import json, sys, threading
+import airt_nb
+db, target, spec = sys.argv[1:4]
+eng = airt_nb.Engine(db, user="notebook")
+done = threading.Event()
+final = {}
+def on_event(event):
+    if isinstance(event, airt_nb.events.WorkflowStatusChanged) and event.status in (
+        "COMPLETED", "ROLLED_BACK", "FAILED", "CANCELLED"
+    ):
+        final["status"] = event.status
+        done.set()
+eng.subscribe(on_event)
+run = eng.start(spec, inputs={"target": target})
+print(json.dumps({"id": run.id, "status": run.wait(30)}), flush=True)
+done.wait(60)
+print(json.dumps({"final": final.get("status"), "owner": eng.owner_id}), flush=True)
+eng.close()
+"""
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), e.get("PYTHONPATH")]))
+    e.pop("AIRT_USER", None)
+    return e
+
+
+def airt(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Run the command in a process of its own, as a terminal would."""
+    return subprocess.run(
+        [sys.executable, "-m", "airt_nb.cli", *args], capture_output=True, text=True, env=env(), timeout=60, **kw
+    )
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def child(db_path: Path, tmp_path: Path) -> Any:
+    airt_nb.Engine(db_path, recover=False).close()  # create the database first
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD_ENGINE, str(db_path), str(tmp_path / "out"), SPEC],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
+    assert proc.stdout is not None
+    first = json.loads(proc.stdout.readline())
+    assert first["status"] == "PAUSED"
+    yield proc, first["id"]
+    proc.kill()
+    proc.wait()
+
+
+def finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, _ = proc.communicate(timeout=60)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def paused_here(db: Path, target: Path) -> str:
+    with airt_nb.Engine(db, registry=Registry(), user="notebook") as eng:
+        run = eng.start(SPEC, inputs={"target": str(target)})
+        assert run.wait(10) == "PAUSED"
+        return run.id
+
+
+# -- against a running engine in another process --------------------------------------------------------
+
+
+def test_approving_from_the_cli_lets_the_running_engine_finish_the_workflow(
+    child: Any, db_path: Path, tmp_path: Path
+) -> None:
+    proc, workflow_id = child
+    listed = airt("--db", str(db_path), "list")
+    assert listed.returncode == 0, listed.stderr
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["WORKFLOW", "NAME", "STATUS", "STEPS", "CREATED", "(UTC)", "BY", "NOTE"]
+    assert row.split()[:5] == [workflow_id, "publish", "PAUSED", "1/3", row.split()[4]]
+    assert row.split("notebook  ")[1].startswith("approval 'review': Publish next to /")
+
+    shown = airt("--db", str(db_path), "show", workflow_id[:6])
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout
+    assert f"workflow {workflow_id}  publish  PAUSED" in text
+    assert "  1  write_a  file.write  COMPLETED  1" in text
+    assert "  2  review   approval    WAITING" in text
+    assert f"  message     Publish next to {tmp_path / 'out' / 'a.txt'}?" in text
+    assert "  approvers   ann" in text
+    assert "a rejection would undo (newest first):" in text
+    assert (
+        f"    write_a (file.write) {json.dumps({'path': str(tmp_path / 'out' / 'a.txt'), 'content': 'hello'})}" in text
+    )
+    assert f"    write_a: {json.dumps({'path': str(tmp_path / 'out' / 'a.txt'), 'bytes': 5})}" in text
+
+    decided = airt("--db", str(db_path), "approve", workflow_id, "--reason", "ship it", "--as", "ann")
+    assert decided.returncode == 0, decided.stderr
+    assert decided.stdout.splitlines()[0] == f"approved step 'review' of workflow {workflow_id} as ann: ship it"
+    assert decided.stderr == ""
+
+    result = finish(proc)
+    assert result["final"] == "COMPLETED"  # seen by the child's own engine: it ran write_b
+    assert (tmp_path / "out" / "b.txt").read_text() == "world"
+    report = json.loads(airt("--db", str(db_path), "--json", "show", workflow_id).stdout)
+    [approval] = report["approvals"]
+    assert (approval["status"], approval["decided_by"], approval["reason"]) == ("APPROVED", "ann", "ship it")
+    steps = {s["step_name"]: s for s in report["steps"]}
+    assert steps["write_b"]["status"] == "COMPLETED"
+    # How long the running engine took to take the workflow up after the decision (informative).
+    pickup = to_epoch(steps["write_b"]["started_at"]) - to_epoch(approval["decided_at"])
+    print(f"engine picked the workflow up {pickup * 1000:.0f} ms after the CLI's decision")
+
+
+def test_rejecting_from_the_cli_lets_the_running_engine_roll_back(child: Any, db_path: Path, tmp_path: Path) -> None:
+    proc, workflow_id = child
+    decided = airt("--db", str(db_path), "reject", workflow_id, "--reason", "no", "--as", "ann")
+    assert decided.returncode == 0, decided.stderr
+    assert finish(proc)["final"] == "ROLLED_BACK"
+    assert not (tmp_path / "out" / "a.txt").exists()
+
+
+def test_two_cli_processes_deciding_at_once_record_one_decision(child: Any, db_path: Path) -> None:
+    proc, workflow_id = child
+    cmd = [sys.executable, "-m", "airt_nb.cli", "--db", str(db_path)]
+    procs = [
+        subprocess.Popen(
+            [*cmd, verb, workflow_id, "--as", "ann"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(),
+        )
+        for verb in ("approve", "reject")
+    ]
+    results = [(p.wait(60), *p.communicate()) for p in procs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 1], results
+    [loser] = [err for code, _, err in results if code == 1]
+    assert loser.startswith("airt: approval ")
+    assert "was already" in loser
+    assert loser.count("\n") == 1
+    assert "Traceback" not in loser
+    assert finish(proc)["final"] in ("COMPLETED", "ROLLED_BACK")
+
+
+# -- errors and exit codes ------------------------------------------------------------------------------------
+
+
+def test_errors_are_one_line_with_a_non_zero_exit(
+    db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workflow_id = paused_here(db_path, tmp_path / "out")
+    missing = airt("--db", str(db_path), "show", "nope")  # a real process: exit status and stderr as a shell sees them
+    assert missing.returncode == 1
+    assert missing.stdout == ""
+    assert missing.stderr == (
+        f"airt: no workflow 'nope' in {db_path}; list them with `airt list` or airt_nb.runs() and check the id\n"
+    )
+    code, out, err = run_cli(capsys, "--db", str(db_path), "approve", workflow_id, "--as", "mallory")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"airt: workflow {workflow_id}, step 'review': user 'mallory' (roles: none) may not decide this approval; "
+        "allowed: ann (rule 'approvers'). Ask one of them, or decide as yourself with by=... / AIRT_USER if you are one\n"
+    )
+    assert run_cli(capsys, "--db", str(db_path), "approve", workflow_id, "--as", "ann")[0] == 0
+    code, _, err = run_cli(capsys, "--db", str(db_path), "approve", workflow_id, "--as", "ann")
+    assert code == 1
+    assert "was already approved by ann at" in err
+    assert "Traceback" not in err
+    assert err.count("\n") == 1
+    code, _, err = run_cli(capsys, "--db", str(tmp_path / "none.db"), "list")
+    assert code == 1
+    assert err == f"airt: no airt_nb database at {tmp_path / 'none.db'}; pass --db PATH or set AIRT_DB\n"
+    assert not (tmp_path / "none.db").exists()
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["--db", str(db_path), "frobnicate"])
+    assert usage.value.code == 2
+
+
+def test_json_errors_are_machine_readable(db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    paused_here(db_path, tmp_path / "out")
+    code, out, err = run_cli(capsys, "--db", str(db_path), "--json", "approve", "nope")
+    assert code == 1
+    assert json.loads(out)["type"] == "NotFoundError"
+    assert err.startswith("airt: no workflow 'nope'")
+
+
+# -- commands in this process (fast) ---------------------------------------------------------------------------
+
+
+def test_list_filters_and_json(db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = paused_here(db_path, tmp_path / "a")
+    second = paused_here(db_path, tmp_path / "b")
+    code, out, _ = run_cli(capsys, "--db", str(db_path), "reject", second, "--as", "ann")
+    assert code == 0
+    code, out, _ = run_cli(capsys, "--db", str(db_path), "list", "--status", "paused", "--json")
+    assert code == 0
+    [item] = json.loads(out)
+    assert (item["workflow_id"], item["status"]) == (first, "PAUSED")
+    assert item["pending_approval"]["step_name"] == "review"
+    assert item["pending_approval"]["approvers"] == ["ann"]
+    assert "spec" not in item
+    code, out, _ = run_cli(capsys, "--db", str(db_path), "list", "--status", "COMPLETED")
+    assert (code, out) == (0, "no workflows with status COMPLETED\n")
+    # The rejection left the workflow to an engine that runs workflows: none is open.
+    code, out, _ = run_cli(capsys, "--db", str(db_path), "--json", "list", "--status", "ROLLING_BACK")
+    assert [w["workflow_id"] for w in json.loads(out)] == [second]
+
+
+def test_an_approval_id_works_as_well_as_a_workflow_id(
+    db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workflow_id = paused_here(db_path, tmp_path / "out")
+    with airt_nb.Engine(db_path, recover=False, registry=Registry()) as eng:
+        approval_id = eng.get(workflow_id).pending_approval.approval_id
+    code, out, err = run_cli(capsys, "--db", str(db_path), "--json", "approve", approval_id[:8], "--as", "ann")
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["approval_id"], data["workflow_id"], data["status"]) == (approval_id, workflow_id, "APPROVED")
+    assert data["workflow_status"] == "RUNNING"
+
+
+def test_resume_runs_a_workflow_nobody_runs_here(
+    db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workflow_id = paused_here(db_path, tmp_path / "out")
+    code, out, _ = run_cli(capsys, "--db", str(db_path), "approve", workflow_id, "--as", "ann")
+    assert code == 0
+    assert "if none is running, open the notebook or run `airt resume" in out
+    assert not (tmp_path / "out" / "b.txt").exists()
+    code, out, _ = run_cli(capsys, "--db", str(db_path), "resume", workflow_id)
+    assert (code, out) == (0, f"workflow {workflow_id} resumed here and is now COMPLETED\n")
+    assert (tmp_path / "out" / "b.txt").read_text() == "world"
+    code, out, err = run_cli(capsys, "--db", str(db_path), "resume", workflow_id)
+    assert code == 1
+    assert err == f"airt: workflow {workflow_id} (publish) is COMPLETED: there is nothing to resume\n"
+
+
+def test_rollback_and_cancel(db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = paused_here(db_path, tmp_path / "done")
+    assert run_cli(capsys, "--db", str(db_path), "approve", done, "--as", "ann")[0] == 0
+    assert run_cli(capsys, "--db", str(db_path), "resume", done)[0] == 0
+    code, out, _ = run_cli(capsys, "--db", str(db_path), "rollback", done)
+    assert code == 0
+    assert out.startswith(f"workflow {done} is ROLLING_BACK: the engine that has this database open undoes its steps")
+    assert (tmp_path / "done" / "b.txt").exists()  # nothing undone by the command itself
+    code, out, _ = run_cli(capsys, "--db", str(db_path), "resume", done)
+    assert (code, out) == (0, f"workflow {done} resumed here and is now ROLLED_BACK\n")
+    assert not (tmp_path / "done" / "b.txt").exists()
+
+    waiting = paused_here(db_path, tmp_path / "waiting")
+    code, out, _ = run_cli(capsys, "--db", str(db_path), "cancel", waiting)
+    assert (code, out) == (0, f"workflow {waiting} is CANCELLED\n")
+    code, out, _ = run_cli(capsys, "--db", str(db_path), "--json", "show", waiting)
+    [approval] = json.loads(out)["approvals"]
+    assert (approval["status"], approval["reason"]) == ("CANCELLED", "workflow cancelled")
+
+
+def test_show_lists_decided_approvals_and_webhook_deliveries(
+    db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workflow_id = paused_here(db_path, tmp_path / "out")
+    run_cli(capsys, "--db", str(db_path), "reject", workflow_id, "--as", "ann", "--reason", "too early")
+    code, out, _ = run_cli(capsys, "--db", str(db_path), "show", workflow_id)
+    assert code == 0
+    assert "(step 'review'): REJECTED by ann at " in out
+    assert out.rstrip().endswith("UTC (too early)")
+
+
+# -- start-up -------------------------------------------------------------------------------------------------------
+
+
+def test_the_cli_does_not_import_pandas_or_ipython(db_path: Path, tmp_path: Path) -> None:
+    paused_here(db_path, tmp_path / "out")
+    code = (
+        "import sys; from airt_nb import cli; rc = cli.main(['--db', sys.argv[1], 'list']); "
+        "heavy = [m for m in ('pandas', 'IPython', 'ipywidgets') if m in sys.modules]; "
+        "assert not heavy, heavy; sys.exit(rc)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(db_path)], capture_output=True, text=True, env=env(), timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_console_script_is_installed(db_path: Path, tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "airt"
+    found = require_tool(str(script) if script.exists() else "airt", "the airt console script (pip install -e .)")
+    paused_here(db_path, tmp_path / "out")
+    proc = subprocess.run(
+        [found, "--db", str(db_path), "--json", "list"], capture_output=True, text=True, env=env(), timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["status"] == "PAUSED"
