@@ -161,6 +161,10 @@ class Engine:
     ):
         # The policy first: a policy file that cannot be read stops the engine before it writes anything.
         self._policy: Policy = _policy_from(policy)
+        url = webhook_url if webhook_url is not None else os.environ.get("AIRT_WEBHOOK_URL")
+        secret = webhook_secret if webhook_secret is not None else os.environ.get("AIRT_WEBHOOK_SECRET")
+        if url:
+            _check_webhook_url(url)
         self._store = open_store(db, durability=durability)
         self.db = self._store.path
         self.registry = registry or default_registry
@@ -184,13 +188,10 @@ class Engine:
         self._last_renew = time.monotonic()
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="airt-worker")
         self._timers = Timers(self._tick, poll_interval)
-        url = webhook_url if webhook_url is not None else os.environ.get("AIRT_WEBHOOK_URL")
-        secret = webhook_secret if webhook_secret is not None else os.environ.get("AIRT_WEBHOOK_SECRET")
         self._webhook = None
         if url:
             from .webhooks import WebhookSender
 
-            _check_webhook_url(url)
             if not secret:
                 log.warning("AIRT_WEBHOOK_SECRET is not set: webhooks to %s are sent unsigned", url)
             self._webhook = WebhookSender(
@@ -431,7 +432,18 @@ class Engine:
     def approve(
         self, workflow_id: str, *, by: str | None = None, reason: str | None = None, approval_id: str | None = None
     ) -> Any:
-        """Approve the workflow's pending approval; see :func:`airt_nb.approvals.decide`."""
+        """Approve the workflow's pending approval and continue the workflow.
+
+        ``by`` is who decides (default: this engine's user, i.e. ``AIRT_USER``,
+        ``JUPYTERHUB_USER`` or the OS user); ``approval_id`` picks one of several
+        pending approvals.  Returns the decided approval.  Raises
+        :class:`~airt_nb.PolicyError` if ``by`` may not decide and
+        :class:`~airt_nb.ApprovalError` if someone decided first.  See
+        :func:`airt_nb.decisions.decide`.
+
+        >>> eng.approve(run.id, by="ann", reason="looks good").status  # doctest: +SKIP
+        'APPROVED'
+        """
         from .decisions import decide
 
         return decide(self, self.resolve_id(workflow_id), True, by=by, reason=reason, approval_id=approval_id)
@@ -439,7 +451,7 @@ class Engine:
     def reject(
         self, workflow_id: str, *, by: str | None = None, reason: str | None = None, approval_id: str | None = None
     ) -> Any:
-        """Reject the workflow's pending approval: what was done is rolled back."""
+        """Reject the workflow's pending approval: what was done is rolled back (see :meth:`approve`)."""
         from .decisions import decide
 
         return decide(self, self.resolve_id(workflow_id), False, by=by, reason=reason, approval_id=approval_id)
