@@ -4,8 +4,12 @@ down, failing or hanging, restarts, and the order of events of one approval."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -445,3 +449,49 @@ def test_a_version_1_database_upgrades_with_its_deliveries(tmp_path: Path) -> No
     finally:
         store.close()
     SQLiteStore(db).close()  # migrating twice is a no-op
+
+
+CHILD = """
+import sys
+import airt_nb
+db, url, target, spec = sys.argv[1:5]
+eng = airt_nb.Engine(db, webhook_url=url, webhook_secret="s3cret-for-tests", webhook_timeout=0.3)
+run = eng.start(spec, inputs={"target": target})
+print(run.id, run.wait(10), flush=True)
+sys.stdin.readline()  # killed here
+"""
+
+
+def test_a_delivery_in_flight_when_the_process_is_killed_is_sent_again(tmp_path: Path) -> None:
+    receiver = Receiver(["hang"])
+    db = tmp_path / "airt.db"
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(db), receiver.url, str(tmp_path / "out"), SPEC],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    eng = None
+    try:
+        assert child.stdout is not None
+        workflow_id, status = child.stdout.readline().split()
+        assert status == "PAUSED"
+        assert receiver.hanging.wait(10)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        # The delivery is claimed by the dead process; once the claim lapses, the next engine sends it.
+        eng = make_engine(db, receiver.url, webhook_timeout=0.3)
+        (_, first), (headers, second) = receiver.wait_for(2)
+        assert json.loads(second)["delivery_id"] == json.loads(first)["delivery_id"]
+        assert verify(second, headers[SIGNATURE_HEADER], SECRET)
+        [delivery] = wait_delivered(eng, 1)
+        assert delivery.status == "DELIVERED"
+        assert eng.get(workflow_id).status == "PAUSED"
+    finally:
+        child.kill()
+        if eng is not None:
+            eng.close()
+        receiver.close()
