@@ -321,7 +321,8 @@ def _approval_text(a: ApprovalRecord, rec: WorkflowRecord) -> list[str]:
             f"approval {a.approval_id} (step {a.step_name!r}): {a.status} by {a.decided_by} at {_when(a.decided_at)} UTC{reason}"
         ]
     lines = [f"pending approval {a.approval_id} (step {a.step_name!r})"]
-    deadline = f"{_when(a.deadline)} UTC, then {a.on_timeout}ed automatically" if a.deadline else "none"
+    outcome = "approved" if a.on_timeout == "approve" else "rejected"
+    deadline = f"{_when(a.deadline)} UTC, then {outcome} automatically" if a.deadline else "none"
     lines += [
         f"  {'message':<12}{a.message or ''}",
         f"  {'approvers':<12}{', '.join(a.approver_list) or 'anyone'}",

@@ -335,3 +335,16 @@ def test_the_console_script_is_installed(db_path: Path, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["status"] == "PAUSED"
+
+
+def test_show_says_what_happens_at_the_deadline(
+    db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = SPEC.replace("approvers: [ann]", "approvers: [ann]\n    timeout: 2h\n    on_timeout: approve")
+    with airt_nb.Engine(db_path, registry=Registry(), user="notebook") as eng:
+        run = eng.start(spec, inputs={"target": str(tmp_path / "out")})
+        assert run.wait(10) == "PAUSED"
+        deadline = run.pending_approval.deadline
+    code, out, _ = run_cli(capsys, "--db", str(db_path), "show", run.id)
+    assert code == 0
+    assert f"  deadline    {deadline[:19].replace('T', ' ')} UTC, then approved automatically\n" in out
