@@ -222,7 +222,7 @@ def _decide(approve: bool) -> Any:
             )
         else:
             text += f"\nworkflow {workflow_id} is {status}"
-        return {"text": text, "json": {**_approval_json(approval), "workflow_status": status}}
+        return {"text": text, "json": {**_decoded(asdict(approval), "context", "approvers"), "workflow_status": status}}
 
     return command
 

@@ -3,8 +3,8 @@
 ``Run.approve``, ``Engine.approve``, the panel's buttons, ``%workflow approve``
 and ``airt approve`` all call :func:`decide`.  It works out who is deciding
 (``by=``, else the engine's user: ``AIRT_USER``, ``JUPYTERHUB_USER``, the OS
-user), checks that they may (the step's ``approvers`` through the policy,
-and the policy's act-as rule when ``by`` names someone else), and records
+user), checks that they may (the step's ``approvers`` and the roles the
+policy gives them: ``Policy.check_approval``), and records
 the decision in one transaction that only succeeds while the approval is
 still pending, so the first decision wins and a second one is told who
 decided and when.  The same transaction queues the webhook notification.
@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from .errors import ApprovalError, NotFoundError, PolicyError
-from .identity import current_user
 from .store.records import ApprovalRecord
 from .timeutil import now_iso
 from .webhooks import outbox_row
@@ -78,10 +77,10 @@ def _already(approval: ApprovalRecord) -> ApprovalError:
     )
 
 
-def _decider(engine: Engine, approval: ApprovalRecord, by: str | None) -> tuple[str, list[dict[str, Any]]]:
-    """Who decides, and the audit rows of an act-as check when ``by`` is not the engine's user."""
+def _decider(engine: Engine, approval: ApprovalRecord, by: str | None) -> str:
+    """Who decides: ``by`` when given, else the engine's user."""
     if by is None:
-        return engine.user, []
+        return engine.user
     user = by.strip()
     if not user:
         raise PolicyError(
@@ -98,33 +97,18 @@ def _decider(engine: Engine, approval: ApprovalRecord, by: str | None) -> tuple[
             workflow=approval.workflow_id,
             step=approval.step_name,
         )
-    current = current_user(user)
-    if current == engine.user:
-        return current, []
-    verdict = engine._policy.check_act_as(engine.user, current)
-    kw = {"workflow_id": approval.workflow_id, "step_name": approval.step_name, "target": current}
-    if not verdict.allowed:
-        engine._audit_now("act_as", engine.user, verdict, **kw)
-        roles = engine._policy.roles_of(engine.user)
-        why = f": {verdict.reason}" if verdict.reason else ""
-        raise PolicyError(
-            f"workflow {approval.workflow_id}, step {approval.step_name!r}: user {engine.user!r} "
-            f"(roles: {', '.join(roles) or 'none'}) may not decide as {current!r} (rule {verdict.rule!r}{why}). "
-            f"Decide under your own name, or ask {current} to decide",
-            user=engine.user,
-            roles=roles,
-            rule=verdict.rule,
-            workflow=approval.workflow_id,
-            step=approval.step_name,
-        )
-    return current, [engine._audit_row("act_as", engine.user, verdict, **kw)]
+    return user
 
 
 def _authorise(engine: Engine, approval: ApprovalRecord, user: str) -> dict[str, Any]:
     approvers = approval.approver_list
     policy = engine._policy
     verdict = policy.check_approval(user, approvers)
-    kw = {"workflow_id": approval.workflow_id, "step_name": approval.step_name, "target": approval.approval_id}
+    kw: dict[str, Any] = {
+        "workflow_id": approval.workflow_id,
+        "step_name": approval.step_name,
+        "target": approval.approval_id,
+    }
     if not verdict.allowed:
         engine._audit_now("approval", user, verdict, **kw)
         roles = policy.roles_of(user)
@@ -190,7 +174,7 @@ def decide(
     if system:
         user = SYSTEM
     else:
-        user, audit = _decider(engine, approval, by)
+        user = _decider(engine, approval, by)
         audit.append(_authorise(engine, approval, user))
         if _past_deadline(approval, now_iso()):
             # No engine was running when the deadline passed: the timeout comes first.
@@ -270,8 +254,7 @@ def decide(
     try:
         outcome = engine.store.write(op)
     except _AlreadyDecidedError:
-        fresh = engine.store.approvals(approval_id=approval.approval_id)
-        raise _already(fresh[0]) from None
+        raise _already(engine.store.approvals(approval_id=approval.approval_id)[0]) from None
     log.info(
         "workflow %s: step %s %s by %s%s",
         workflow_id,
