@@ -553,10 +553,13 @@ class Engine:
                 workflow_id=workflow_id,
                 status=record.status,
             )
-        self._mine.add(workflow_id)
         if self._claim([workflow_id], takeover=self._dead_owners()):
+            self._mine.add(workflow_id)  # after the claim: housekeeping must not race this call for it
             self._adopt(workflow_id)
             return "resumed"
+        current = self._store.workflow(workflow_id)
+        if current is not None and current.lease_owner == self._owner:
+            return "resumed"  # this engine's housekeeping took it up meanwhile
         return "owned by another live engine"
 
     # -- recovery ----------------------------------------------------------------------------------------------------
