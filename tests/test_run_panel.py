@@ -4,44 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from notebook_support import APPROVAL_SPEC, wait_until
 
 import airt_nb
 from airt_nb import Registry
 from airt_nb.widgets import RunPanel, refresher
-
-APPROVAL_SPEC = """
-name: publish-report
-inputs:
-  target: out/report
-steps:
-  - name: write_a
-    action: file.write
-    inputs:
-      path: "${{ inputs.target }}/a.txt"
-      content: hello
-  - name: review
-    type: human_approval
-    message: "Publish B next to ${{ steps.write_a.outputs.path }}?"
-    timeout: 2h
-  - name: write_b
-    action: file.write
-    inputs:
-      path: "${{ inputs.target }}/b.txt"
-      content: "${{ steps.write_a.outputs.bytes }}"
-"""
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll a condition the refresher thread brings about (it renders on its own clock)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
 
 
 @pytest.fixture

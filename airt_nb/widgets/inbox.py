@@ -79,11 +79,12 @@ class InboxPanel(LivePanel, widgets.VBox):
                 )
             card.show(approval, name)
             cards.append(card)
+        current = self.list_box.children
+        if len(current) != len(cards) or any(a is not b for a, b in zip(current, cards, strict=False)):
+            self.list_box.children = tuple(cards)
         keep = {a.approval_id for a, _ in self.pending}
         for approval_id in [k for k in self.cards if k not in keep]:
             self.cards.pop(approval_id).close()
-        if [c.model_id for c in self.list_box.children] != [c.model_id for c in cards]:
-            self.list_box.children = tuple(cards)
         show(self.more_button, shown < self.total)
         self._deadlines = any(a.deadline for a, _ in self.pending)
 
