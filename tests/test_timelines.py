@@ -6,9 +6,10 @@ import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from notebook_support import APPROVAL_SPEC
+
 import airt_nb
 from airt_nb import Registry
-from notebook_support import APPROVAL_SPEC
 
 
 def kinds(timeline: airt_nb.timelines.Timeline, step: str) -> list[tuple[str, str]]:
@@ -99,7 +100,7 @@ def test_svg_is_well_formed_with_one_bar_per_segment_and_a_text_version(engine: 
 
 def test_relative_timelines_start_every_workflow_at_zero(engine: airt_nb.Engine, tmp_path: Path) -> None:
     runs = []
-    for i in range(2):
+    for _ in range(2):
         run = engine.start("name: quick\nsteps:\n  - name: a\n    action: wait\n    inputs: {seconds: 0.05}\n")
         assert run.wait(timeout=10) == "COMPLETED"
         runs.append(run)
