@@ -42,6 +42,7 @@ LEGEND = [
     ("compensation", FILL["compensation"], "undo (compensation)"),
 ]
 _TEXT = {"step": "█", "attempt": "▒", "backoff": "·", "approval": "░", "compensation": "↺"}
+_LAYER = {"backoff": 0, "approval": 1, "step": 2, "attempt": 3, "compensation": 4}  # later layers draw on top
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +235,7 @@ class Timeline:
                         'fill="#8a8f98" fill-opacity="0.07"/>'
                     )
                 parts.append(f'<text x="12" y="{y + 13}">{esc(step)}</text>')
-                for seg in (s for s in self.segments if s.workflow_id == lane.workflow_id and s.step_name == step):
+                for seg in self._row(lane.workflow_id, step):
                     parts.append(self._bar(seg, left + (seg.start - origin) * scale, y, scale))
                 y += self.row_height
             y += 6
@@ -260,6 +261,11 @@ class Timeline:
             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11" fill="currentColor">'
             f"{''.join(axis)}{''.join(parts)}{''.join(legend)}</svg>"
         )
+
+    def _row(self, workflow_id: str, step: str) -> list[Segment]:
+        """One step's segments in drawing order: a wait never hides the attempt next to it."""
+        mine = [s for s in self.segments if s.workflow_id == workflow_id and s.step_name == step]
+        return sorted(mine, key=lambda s: (_LAYER[s.kind], s.start))
 
     def _bar(self, seg: Segment, x: float, y: float, scale: float) -> str:
         color = FILL[seg.kind] or COLORS.get(seg.status, "#1f6feb")
@@ -289,7 +295,7 @@ class Timeline:
             name_width = max((len(s) for s in lane.steps), default=4)
             for step in lane.steps:
                 row = [" "] * width
-                for seg in (s for s in self.segments if s.workflow_id == lane.workflow_id and s.step_name == step):
+                for seg in self._row(lane.workflow_id, step):
                     a = int((seg.start - origin) / span * (width - 1))
                     b = max(a, int((seg.end - origin) / span * (width - 1)))
                     for i in range(a, b + 1):
