@@ -158,6 +158,22 @@ def test_cancel_asks_for_confirmation_and_stops_a_paused_run(engine: airt_nb.Eng
     assert panel.cancel_button.layout.display == "none"
 
 
+def test_refused_action_is_shown_in_the_panel(engine: airt_nb.Engine, panels: list[RunPanel]) -> None:
+    run = engine.start(APPROVAL_SPEC)
+    run.wait(timeout=10)
+    panel = open_panel(run, panels)
+    run.cancel()  # meanwhile, elsewhere: the panel still offers Cancel until it refreshes
+    assert run.wait(timeout=10) == "CANCELLED"
+
+    panel.cancel_button.click()
+    panel.confirm_yes.click()
+
+    assert panel.message_html.value == (
+        f'<div class="airt-error">workflow {run.id} (publish-report) is CANCELLED: it cannot be cancelled '
+        "(possible when RUNNING, PAUSED, PENDING)</div>"
+    )
+
+
 def test_failed_step_error_has_details_on_demand(
     engine: airt_nb.Engine, registry: Registry, panels: list[RunPanel]
 ) -> None:

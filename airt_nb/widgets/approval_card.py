@@ -105,8 +105,8 @@ class ApprovalCard(widgets.VBox):
             layout=widgets.Layout(width="360px", height="30px"),
         )
         self.reason.add_class("airt-reason")
-        self.approve_button = button("Approve", "airt-approve", style="success", icon="check")
-        self.reject_button = button("Reject", "airt-reject", style="danger", icon="times")
+        self.approve_button = button("Approve", "airt-approve", style="success")
+        self.reject_button = button("Reject", "airt-reject", style="danger")
         self.approve_button.on_click(lambda _: self.decide(True))
         self.reject_button.on_click(lambda _: self.decide(False))
         self.controls = widgets.HBox([self.reason, self.approve_button, self.reject_button])
@@ -127,7 +127,7 @@ class ApprovalCard(widgets.VBox):
             f" of <b>{esc(workflow_name)}</b> <code>{esc(approval.workflow_id)}</code>" if self.with_workflow else ""
         )
         self.title_html.value = (
-            f"⏸ Approval needed: step <b>{esc(approval.step_name)}</b>{where}"
+            f"Approval needed: step <b>{esc(approval.step_name)}</b>{where}"
             f' <span class="airt-muted">requested {esc(fmt_time(approval.requested_at))}</span>'
         )
         approvers = approval.approver_list

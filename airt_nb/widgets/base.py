@@ -78,8 +78,10 @@ def html(value: str = "", *classes: str, **layout: Any) -> widgets.HTML:
     return w
 
 
-def button(description: str, css: str, *, style: str = "", icon: str = "", tooltip: str = "") -> widgets.Button:
-    b = widgets.Button(description=description, button_style=style, icon=icon, tooltip=tooltip)
+def button(description: str, css: str, *, style: str = "", tooltip: str = "") -> widgets.Button:
+    # No icons: an icon font's glyph becomes part of the button's accessible name, and a
+    # button's name must be exactly its text ("Approve", "Reject").
+    b = widgets.Button(description=description, button_style=style, tooltip=tooltip)
     b.add_class(css)
     b.layout.width = "auto"
     return b

@@ -35,7 +35,8 @@ __all__ = ["DashboardPanel", "dashboard"]
 STATUSES = ["RUNNING", "PAUSED", "COMPLETED", "FAILED", "ROLLING_BACK", "ROLLED_BACK", "CANCELLED"]
 RANGES = [("any time", 0), ("last hour", 3600), ("last 24 hours", 86400), ("last 7 days", 7 * 86400)]
 TABLES = ["runs", "steps", "approvals", "compensations", "attempts", "deliveries", "audit"]
-_COLS = (("name", 190), ("status", 110), ("steps", 60), ("created", 130), ("started by", 100), ("running", 170))
+_COLS = (("name", 160), ("status", 105), ("steps", 45), ("created", 110), ("started by", 90), ("running", 140))
+_ID_WIDTH = "132px"  # the open button: a 16-character id in the code font
 
 
 def dashboard(engine: Engine | None = None, *, page_size: int = 20) -> DashboardPanel:
@@ -51,10 +52,15 @@ def dashboard(engine: Engine | None = None, *, page_size: int = 20) -> Dashboard
 
 
 def _cells(values: list[str]) -> str:
-    return "".join(
-        f'<span style="display:inline-block;width:{width}px;overflow:hidden;white-space:nowrap;'
-        f'text-overflow:ellipsis;vertical-align:middle">{value}</span>'
-        for value, (_, width) in zip(values, _COLS, strict=True)
+    # one line whatever the width: a too narrow output clips the last column instead of wrapping
+    return (
+        '<div style="white-space:nowrap;overflow:hidden">'
+        + "".join(
+            f'<span style="display:inline-block;width:{width}px;overflow:hidden;white-space:nowrap;'
+            f'text-overflow:ellipsis;vertical-align:middle">{value}</span>'
+            for value, (_, width) in zip(values, _COLS, strict=True)
+        )
+        + "</div>"
     )
 
 
@@ -93,8 +99,12 @@ class DashboardPanel(LivePanel, widgets.VBox):
         self.detail_box = widgets.VBox()
         self.detail_box.add_class("airt-detail")
         self.message_html = html("", "airt-message")
-        head = html(f'<span class="airt-muted">{_cells([c for c, _ in _COLS])}</span>')
-        head.layout.margin = "0 0 0 150px"
+        head = widgets.HBox(
+            [
+                html('<span class="airt-muted">workflow_id</span>', width=_ID_WIDTH),
+                html(f'<span class="airt-muted">{_cells([c for c, _ in _COLS])}</span>'),
+            ]
+        )
         workflows = widgets.VBox(
             [
                 widgets.HBox([self.status_filter, self.name_filter, self.range_filter]),
@@ -108,7 +118,7 @@ class DashboardPanel(LivePanel, widgets.VBox):
         )
         self.inbox = InboxPanel(engine)
         self.table_choice = widgets.Dropdown(options=TABLES, description="Table")
-        self.load_button = button("Load", "airt-load-table", icon="table")
+        self.load_button = button("Load", "airt-load-table")
         self.load_button.on_click(lambda _: self.safely(self.load_table))
         self.table_out = widgets.Output()
         self.table_out.add_class("airt-table-out")
@@ -124,7 +134,7 @@ class DashboardPanel(LivePanel, widgets.VBox):
 
     def _row(self, index: int) -> widgets.HBox:
         open_button = button("", "airt-open", tooltip="Show this run below")
-        open_button.layout.width = "145px"
+        open_button.layout.width = _ID_WIDTH
         cells = html("", "airt-row-cells")
         row = widgets.HBox([open_button, cells])
         row.add_class("airt-row")
@@ -163,7 +173,7 @@ class DashboardPanel(LivePanel, widgets.VBox):
         everything = sum(counts.values())
         self.title_html.value = (
             f"<b>airt_nb dashboard</b> <span class='airt-muted'>· {esc(self.engine.db)} · {everything:,} "
-            f"workflows from every kernel sharing it · updated {esc(fmt_time(iso(time.time())))}</span>"
+            f"workflow{'' if everything == 1 else 's'} from every kernel sharing it · updated {esc(fmt_time(iso(time.time())))}</span>"
         )
         self.counts_html.value = " ".join(f"{badge(s)} {counts[s]:,}" for s in STATUSES if counts.get(s))
         for row, record in zip(self.rows, self.records + [None] * self.page_size, strict=False):
@@ -213,6 +223,7 @@ class DashboardPanel(LivePanel, widgets.VBox):
             self.detail.close()
         self.detail = RunPanel(self.engine.get(workflow_id))
         close = button("Close detail", "airt-close-detail")
+        close.layout.align_self = "flex-start"
         close.on_click(lambda _: self._close_detail())
         self.detail_box.children = (self.detail, close)
         return self.detail

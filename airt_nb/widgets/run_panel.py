@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ..errors import StoreError
 from ..views import TERMINAL, badge, esc, fmt_duration, fmt_time, seconds_between, short, summary_text, where_running
 from .approval_card import ApprovalCard, decided_text
 from .base import LivePanel, button, html, show, style_widget
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RunPanel", "run_mimebundle"]
 
-_BAR_STYLE = {"COMPLETED": "success", "FAILED": "danger", "PAUSED": "warning", "ROLLED_BACK": "warning"}
+_BAR_STYLE = {"COMPLETED": "success", "FAILED": "danger", "PAUSED": "warning", "ROLLING_BACK": "", "ROLLED_BACK": ""}
 _CANCELLABLE = ("RUNNING", "PAUSED", "PENDING")
 _ROLLBACKABLE = ("RUNNING", "PAUSED", "COMPLETED", "FAILED", "CANCELLED")
 
@@ -82,8 +83,8 @@ class RunPanel(LivePanel, widgets.VBox):
         self.steps_html = html("", "airt-steps")
         self.card = ApprovalCard(run.engine, on_decided=lambda _: self.mark_dirty())
         self.decisions_html = html("", "airt-decisions")
-        self.rollback_button = button("Rollback", "airt-rollback", icon="undo", tooltip="Undo every completed step")
-        self.cancel_button = button("Cancel", "airt-cancel", icon="stop", tooltip="Stop, undo nothing")
+        self.rollback_button = button("Rollback", "airt-rollback", tooltip="Undo every completed step")
+        self.cancel_button = button("Cancel", "airt-cancel", tooltip="Stop, undo nothing")
         self.rollback_button.on_click(lambda _: self._ask("rollback"))
         self.cancel_button.on_click(lambda _: self._ask("cancel"))
         self.confirm_html = html("", "airt-confirm-text")
@@ -140,11 +141,16 @@ class RunPanel(LivePanel, widgets.VBox):
 
     def _render_header(self, record: WorkflowRecord) -> None:
         where = where_running(record, self.engine.owner_id)
-        where = f" · running {'here' if where == 'here' else 'in ' + where}" if where else ""
-        by = f" · started by {esc(record.started_by)}" if record.started_by else ""
+        facts = [f"created {fmt_time(record.created_at)}"]
+        if record.started_by:
+            facts.append(f"started by {record.started_by}")
+        if where:
+            facts.append("running here" if where == "here" else f"running in {where}")
+        if record.finished_at:
+            facts.append(f"took {fmt_duration(seconds_between(record.created_at, record.finished_at))}")
         self.header_html.value = (
             f"<b>{esc(record.name)}</b> <code>{esc(record.workflow_id)}</code> {badge(record.status)}"
-            f'<span class="airt-muted"> · {esc(fmt_time(record.created_at))}{by}{esc(where)}</span>'
+            f'<div class="airt-muted" style="font-size:11px">{esc(" · ".join(facts))}</div>'
         )
         total = max(record.total_steps, 1)
         self.progress.max = total
@@ -156,11 +162,11 @@ class RunPanel(LivePanel, widgets.VBox):
         lines = []
         if record.waiting_for and record.status not in TERMINAL:
             lines.append(
-                f'<div class="airt-notice">⏳ waiting for {esc(record.waiting_for)} to be defined: run the cell '
+                f'<div class="airt-notice">Waiting for {esc(record.waiting_for)} to be defined: run the cell '
                 "that defines it and the run resumes by itself</div>"
             )
         for warning in record.warning_list:
-            lines.append(f'<div class="airt-notice">⚠ {esc(warning)}</div>')
+            lines.append(f'<div class="airt-notice">Warning: {esc(warning)}</div>')
         if record.error:
             lines.append(f'<div class="airt-error">{esc(record.error)}</div>')
         self.notice_html.value = "".join(lines)
@@ -261,11 +267,14 @@ class RunPanel(LivePanel, widgets.VBox):
     def text(self) -> str:
         """The run as plain text (what a terminal or a saved notebook without widgets shows)."""
         store = self.engine.store
-        record = store.workflow(self.workflow_id)
-        if record is None:
-            return f"<no workflow {self.workflow_id}>"
-        pending = store.approvals(workflow_id=self.workflow_id, status="PENDING")
-        return summary_text(record, store.steps(self.workflow_id), pending[0] if pending else None)
+        try:
+            record = store.workflow(self.workflow_id)
+            if record is None:
+                return f"<no workflow {self.workflow_id}>"
+            pending = store.approvals(workflow_id=self.workflow_id, status="PENDING")
+            return summary_text(record, store.steps(self.workflow_id), pending[0] if pending else None)
+        except StoreError as exc:
+            return f"<Run {self.workflow_id}: {exc}>"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         data = super()._repr_mimebundle_(**kwargs) or {}
