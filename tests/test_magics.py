@@ -58,6 +58,7 @@ class ReraisingShell(InteractiveShell):
 def shell() -> Iterator[ReraisingShell]:
     config = Config()
     config.HistoryManager.hist_file = ":memory:"
+    InteractiveShell.clear_instance()  # e.g. ipywidgets' Output.append_display_data creates a plain one
     sh = ReraisingShell.instance(config=config)
     yield sh
     sh.run_line_magic("unload_ext", "airt_nb")
