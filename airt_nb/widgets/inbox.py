@@ -77,7 +77,7 @@ class InboxPanel(LivePanel, widgets.VBox):
                 card = self.cards[approval.approval_id] = ApprovalCard(
                     self.engine, on_decided=self._decided, with_workflow=True
                 )
-            card.show(approval, name)
+            card.show(approval, name, store.compensations(approval.workflow_id))
             cards.append(card)
         current = self.list_box.children
         if len(current) != len(cards) or any(a is not b for a, b in zip(current, cards, strict=False)):
