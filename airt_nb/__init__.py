@@ -36,7 +36,8 @@ from .spec import WorkflowSpec, load_spec
 if TYPE_CHECKING:
     from .frames import approvals, attempts, audit, compensations, deliveries, runs, steps
     from .timelines import timeline
-    from .widgets import approvals_panel, dashboard
+    from .widgets.dashboard import dashboard
+    from .widgets.inbox import approvals_panel
 
 __version__ = "0.1.0"
 

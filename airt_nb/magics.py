@@ -19,6 +19,7 @@ from IPython.display import display
 
 from . import commands, session
 from .errors import AirtError, SpecError
+from .run import Run
 from .views import Banner, SpecErrorView
 
 __all__ = ["WorkflowMagics", "load_ipython_extension", "unload_ipython_extension"]
@@ -48,6 +49,7 @@ class WorkflowMagics(Magics):
             raise UsageError(str(exc)) from None
 
     def _cell(self, line: str, cell: str) -> Any:
+        assert self.shell is not None
         options = commands.parse_cell_line(line)
         engine = session.engine()
         try:
@@ -57,7 +59,7 @@ class WorkflowMagics(Magics):
             raise
         if options.var:
             self.shell.user_ns[options.var] = result
-        if options.wait and not options.dry_run:
+        if options.wait and isinstance(result, Run):
             result.wait()
         return result
 

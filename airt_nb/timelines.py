@@ -172,12 +172,14 @@ def _collect(store: SQLiteStore, workflow_id: str, now: float) -> tuple[Lane, li
     if done:
         first = to_epoch(done[0].executed_at or "")
         before = [seg.end for seg in out if seg.end <= first and not seg.open]
-        start = max(before, default=first)
+        undo_start = max(before, default=first)
         for c in done:
-            end = to_epoch(c.executed_at or "")
+            undo_end = to_epoch(c.executed_at or "")
             label = f"undo {c.action}: {c.status.lower()}" + (f" ({c.error})" if c.error else "")
-            out.append(Segment(workflow_id, c.step_name, "compensation", c.status, min(start, end), end, label))
-            start = end
+            out.append(
+                Segment(workflow_id, c.step_name, "compensation", c.status, min(undo_start, undo_end), undo_end, label)
+            )
+            undo_start = undo_end
     lane = Lane(workflow_id, record.name, record.status, tuple(s.step_name for s in steps))
     return lane, out
 
@@ -247,7 +249,7 @@ class Timeline:
                 f'<text x="{x:.1f}" y="{top - 8}" text-anchor="middle" fill="#8a8f98">{esc(fmt_duration(t))}</text>'
             )
         legend = []
-        lx = 4
+        lx = 4.0
         for _kind, color, text in LEGEND:
             legend.append(
                 f'<rect x="{lx}" y="{y + 8}" width="12" height="10" fill="{color}" rx="2"/>'

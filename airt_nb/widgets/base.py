@@ -175,7 +175,11 @@ class Refresher:
             self._panels.add(panel)
             engine = panel.engine
             if engine not in self._subscriptions:
-                self._subscriptions[engine] = engine.subscribe(lambda e, eng=engine: self._on_event(eng, e))
+
+                def route(event: Event, engine: Engine = engine) -> None:
+                    self._on_event(engine, event)
+
+                self._subscriptions[engine] = engine.subscribe(route)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="airt-refresh", daemon=True)
                 self._thread.start()
