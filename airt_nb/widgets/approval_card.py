@@ -13,6 +13,7 @@ refusal (policy, someone decided first) is shown on the card.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -92,8 +93,11 @@ class ApprovalCard(widgets.VBox):
         *,
         on_decided: Callable[[ApprovalRecord], Any] | None = None,
         with_workflow: bool = False,
+        lock: threading.RLock | None = None,
     ):
         self.engine = engine
+        # the owning panel's lock: a refresh never interleaves with a decision being recorded
+        self.decision_lock = lock or threading.RLock()
         self.on_decided = on_decided
         self.with_workflow = with_workflow
         self.approval: ApprovalRecord | None = None
@@ -151,6 +155,10 @@ class ApprovalCard(widgets.VBox):
 
     def decide(self, approve: bool) -> ApprovalRecord | None:
         """What the buttons do: record the decision, or show why it was refused."""
+        with self.decision_lock:
+            return self._decide(approve)
+
+    def _decide(self, approve: bool) -> ApprovalRecord | None:
         approval = self.approval
         if approval is None:
             return None

@@ -105,16 +105,23 @@ class LivePanel:
     live_workflow: str | None = None  # events of this workflow mark it dirty
     render_count = 0
 
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while rendering and while a click changes the panel: the two never interleave."""
+        found: threading.RLock | None = self.__dict__.get("_render_lock")
+        if found is None:
+            found = self.__dict__.setdefault("_render_lock", threading.RLock())
+        return found
+
     def _live_start(self, engine: Engine, workflow_id: str | None = None) -> None:
         self.engine = engine
         self.live_workflow = workflow_id
-        self._render_lock = threading.RLock()
         self.refresh()
         refresher().add(self)
 
     def refresh(self) -> None:
         """Render now, on the calling thread."""
-        with self._render_lock:
+        with self.lock:
             try:
                 self._render()
             except StoreError as exc:
@@ -140,7 +147,8 @@ class LivePanel:
     def safely(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a click's work; refusals and failures are shown in the panel, not raised."""
         try:
-            return fn(*args, **kwargs)
+            with self.lock:
+                return fn(*args, **kwargs)
         except AirtError as exc:
             self._show_error(str(exc))
         except Exception as exc:  # a click must never leave a traceback in the kernel log

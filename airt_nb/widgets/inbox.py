@@ -50,7 +50,7 @@ class InboxPanel(LivePanel, widgets.VBox):
         self.header_html = html("", "airt-inbox-header")
         self.list_box = widgets.VBox()
         self.more_button = button("Show more", "airt-more")
-        self.more_button.on_click(lambda _: self._more())
+        self.more_button.on_click(lambda _: self.safely(self._more))
         self.message_html = html("", "airt-message")
         super().__init__([style_widget(), self.header_html, self.message_html, self.list_box, self.more_button])
         self.add_class("airt-panel")
@@ -75,7 +75,7 @@ class InboxPanel(LivePanel, widgets.VBox):
             card = self.cards.get(approval.approval_id)
             if card is None:
                 card = self.cards[approval.approval_id] = ApprovalCard(
-                    self.engine, on_decided=self._decided, with_workflow=True
+                    self.engine, on_decided=self._decided, with_workflow=True, lock=self.lock
                 )
             card.show(approval, name, store.compensations(approval.workflow_id))
             cards.append(card)

@@ -81,17 +81,17 @@ class RunPanel(LivePanel, widgets.VBox):
         self.progress_html = html("", "airt-progress-text", width="90px")
         self.notice_html = html("", "airt-run-notice")
         self.steps_html = html("", "airt-steps")
-        self.card = ApprovalCard(run.engine, on_decided=lambda _: self.mark_dirty())
+        self.card = ApprovalCard(run.engine, on_decided=lambda _: self.mark_dirty(), lock=self.lock)
         self.decisions_html = html("", "airt-decisions")
         self.rollback_button = button("Rollback", "airt-rollback", tooltip="Undo every completed step")
         self.cancel_button = button("Cancel", "airt-cancel", tooltip="Stop, undo nothing")
-        self.rollback_button.on_click(lambda _: self._ask("rollback"))
-        self.cancel_button.on_click(lambda _: self._ask("cancel"))
+        self.rollback_button.on_click(lambda _: self.safely(self._ask, "rollback"))
+        self.cancel_button.on_click(lambda _: self.safely(self._ask, "cancel"))
         self.confirm_html = html("", "airt-confirm-text")
         self.confirm_yes = button("Yes", "airt-confirm-yes", style="danger")
         self.confirm_no = button("No", "airt-confirm-no")
-        self.confirm_yes.on_click(lambda _: self._confirmed())
-        self.confirm_no.on_click(lambda _: self._ask(None))
+        self.confirm_yes.on_click(lambda _: self.safely(self._confirmed))
+        self.confirm_no.on_click(lambda _: self.safely(self._ask, None))
         self.confirm_box = widgets.HBox([self.confirm_html, self.confirm_yes, self.confirm_no])
         self.actions = widgets.HBox([self.rollback_button, self.cancel_button])
         self.message_html = html("", "airt-message")
@@ -252,7 +252,7 @@ class RunPanel(LivePanel, widgets.VBox):
             return
         self.message_html.value = ""
         stop = self.engine.rollback if kind == "rollback" else self.engine.cancel
-        outcome = self.safely(stop, self.workflow_id)
+        outcome = stop(self.workflow_id)
         if outcome == "requested":
             self.message_html.value = (
                 f'<div class="airt-muted">{kind} requested: the kernel running this workflow carries it out</div>'
