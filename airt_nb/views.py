@@ -48,6 +48,7 @@ COLORS = {
 }
 TERMINAL = ("COMPLETED", "FAILED", "ROLLED_BACK", "CANCELLED")
 _MONO = "font-family: var(--jp-code-font-family, monospace)"
+_CELL = "padding:2px 14px 2px 0;text-align:left;vertical-align:top"
 
 
 def esc(value: Any) -> str:
@@ -279,17 +280,16 @@ class PlanView:
             for j, name in enumerate(stage):
                 step = self.plan.by_name[name]
                 cell = (
-                    f'<td rowspan="{len(stage)}" style="vertical-align:top">{i}'
+                    f'<td rowspan="{len(stage)}" style="{_CELL}">{i}'
                     f"{'<br><small>in parallel</small>' if len(stage) > 1 else ''}</td>"
                     if j == 0
                     else ""
                 )
-                kind = badge("WAITING") if step.is_approval else ""
                 rows.append(
-                    f"<tr>{cell}<td><b>{esc(name)}</b> {kind}</td><td>{esc(self._what(name))}</td>"
-                    f"<td>{esc(', '.join(step.deps)) or '—'}</td></tr>"
+                    f'<tr>{cell}<td style="{_CELL}"><b>{esc(name)}</b></td><td style="{_CELL}">'
+                    f'{esc(self._what(name))}</td><td style="{_CELL}">{esc(", ".join(step.deps)) or "—"}</td></tr>'
                 )
-        head = "".join(f'<th style="text-align:left">{h}</th>' for h in ("stage", "step", "what", "after"))
+        head = "".join(f'<th style="{_CELL}">{h}</th>' for h in ("stage", "step", "what", "after"))
         return (
             f'<div class="airt-plan"><div style="font-weight:600">{esc(self._headline())}</div>'
             f'<table style="border-collapse:collapse;font-size:12px"><tr>{head}</tr>{"".join(rows)}</table></div>'
@@ -339,13 +339,13 @@ class WorkflowList:
         body = "".join(
             "<tr>"
             + "".join(
-                f"<td>{badge(c) if i == 2 else f'<code>{esc(c)}</code>' if i == 0 else esc(c)}</td>"
+                f"<td style='{_CELL}'>{badge(c) if i == 2 else f'<code>{esc(c)}</code>' if i == 0 else esc(c)}</td>"
                 for i, c in enumerate(row)
             )
             + "</tr>"
             for row in self._rows()
         )
-        head = "".join(f'<th style="text-align:left">{h}</th>' for h in self._HEAD)
+        head = "".join(f'<th style="{_CELL}">{h}</th>' for h in self._HEAD)
         table = f'<table style="font-size:12px"><tr>{head}</tr>{body}</table>' if self.records else ""
         return f'<div class="airt-list">{table}<div style="color:#8a8f98">{esc(self._footer())}</div></div>'
 
