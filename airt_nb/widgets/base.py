@@ -260,6 +260,8 @@ class Refresher:
         for panel in self.panels():
             by_store.setdefault(id(panel.engine.store), []).append(panel)
         wanted: list[LivePanel] = []
+        for key in [k for k in self._versions if k not in by_store]:
+            del self._versions[key]  # a store no panel shows any more
         for key, panels in by_store.items():
             try:
                 version = panels[0].engine.store.data_version()
