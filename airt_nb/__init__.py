@@ -35,6 +35,9 @@ from .spec import WorkflowSpec, load_spec
 
 if TYPE_CHECKING:
     from .frames import approvals, attempts, audit, compensations, deliveries, runs, steps
+    from .timelines import timeline
+    from .widgets.dashboard import dashboard
+    from .widgets.inbox import approvals_panel
 
 __version__ = "0.1.0"
 
@@ -59,26 +62,35 @@ __all__ = [
     "__version__",
     "action",
     "approvals",
+    "approvals_panel",
     "attempts",
     "audit",
     "compensations",
+    "dashboard",
     "deliveries",
     "load_ipython_extension",
     "load_spec",
     "runs",
     "steps",
+    "timeline",
     "unload_ipython_extension",
 ]
 
 _FRAMES = {"runs", "steps", "approvals", "compensations", "attempts", "audit", "deliveries"}
+_LAZY = {"dashboard": "widgets.dashboard", "approvals_panel": "widgets.inbox", "timeline": "timelines"}
 
 
 def __getattr__(name: str) -> Any:
-    # pandas costs ~0.5 s to import: frames load on first use, not with the engine.
+    # pandas costs ~0.5 s to import: frames load on first use, not with the engine;
+    # likewise the panels (ipywidgets) and the timeline.
     if name in _FRAMES:
         from . import frames
 
         return getattr(frames, name)
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'airt_nb' has no attribute {name!r}")
 
 

@@ -208,8 +208,10 @@ class Engine:
             recover = os.environ.get("AIRT_RECOVER", "1").strip().lower() not in ("0", "false", "no", "off")
         self._recovering = bool(recover)
         self.registry.add_listener(self)
-        self._timers.start()
+        # Housekeeping starts after recovery: its sweep would otherwise race recover() for the same
+        # workflows, and what it took would be missing from last_recovery (the notebook's banner).
         self.last_recovery: RecoverySummary | None = self.recover() if recover else None
+        self._timers.start()
 
     def __repr__(self) -> str:
         return f"<Engine db={self.db!r} owner={self._owner!r}>"

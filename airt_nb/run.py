@@ -152,6 +152,15 @@ class Run:
 
         return steps(self._engine.store, workflow_id=self.id)
 
+    def timeline(self) -> Any:
+        """A Gantt-style picture of the run: steps, retries, approval waits, compensations.
+
+        >>> run.timeline()                 # doctest: +SKIP
+        """
+        from .timelines import timeline
+
+        return timeline(self.id, db=self._engine)
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
         """In a notebook, a Run shows as its live panel."""
         try:

@@ -875,6 +875,19 @@ class SQLiteStore:
         )
         return int(rows[0][0])
 
+    def pending_approvals(self, *, limit: int = 50, offset: int = 0) -> list[tuple[ApprovalRecord, str]]:
+        """Pending approvals, oldest first, each with its workflow's name (the approvals inbox)."""
+        cols = ", ".join(f"a.{c.strip()}" for c in _APPROVAL_COLS.split(","))
+        rows = self.query(
+            f"SELECT {cols}, w.name FROM approvals a JOIN workflows w ON w.workflow_id = a.workflow_id "
+            "WHERE a.status = 'PENDING' ORDER BY a.requested_at, a.approval_id LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        return [(ApprovalRecord(*r[:-1]), r[-1]) for r in rows]
+
+    def count_approvals(self, status: str = "PENDING") -> int:
+        return int(self.query("SELECT COUNT(*) FROM approvals WHERE status = ?", (status,))[0][0])
+
     def status_counts(self) -> dict[str, int]:
         return dict(self.query("SELECT status, COUNT(*) FROM workflows GROUP BY status"))  # type: ignore[arg-type]
 

@@ -1,0 +1,237 @@
+"""What ``%%workflow`` and ``%workflow`` do, as plain functions over an :class:`~airt_nb.Engine`.
+
+The magics (:mod:`airt_nb.magics`) are a thin adapter: they parse nothing
+themselves, hand the line here, display what comes back (a ``Run``, a
+panel, a view) or print it (a ``str``), and turn an :class:`~airt_nb.AirtError`
+or a :class:`UsageProblem` into a message without a traceback.  Keeping the
+commands free of IPython makes them testable as functions and reusable.
+
+Imports no IPython; panels (ipywidgets) are imported only by the commands
+that return one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import __version__, session
+from .engine import Engine
+from .plan import Plan
+from .run import Run
+from .views import Banner, PlanView, WorkflowList
+
+__all__ = [
+    "CELL_USAGE",
+    "LINE_USAGE",
+    "CellOptions",
+    "UsageProblem",
+    "banner",
+    "parse_cell_line",
+    "run_line",
+    "start_cell",
+]
+
+CELL_USAGE = "%%workflow [-o VAR] [--wait] [--inputs EXPR] [--as USER] [--dry-run]"
+LINE_USAGE = """\
+%workflow list [--status S] [--name TEXT] [--limit N]   newest workflows of the database (all kernels)
+%workflow show ID                     a live panel of any workflow (also another kernel's)
+%workflow approve ID [--reason TEXT] [--as USER]
+%workflow reject ID [--reason TEXT] [--as USER]
+%workflow rollback ID | resume ID | cancel ID
+%workflow approvals                   every pending approval, decidable in place
+%workflow dashboard                   workflows with filters, detail, inbox and tables
+%workflow config [--db PATH]          show or switch the kernel's database
+%%workflow [-o VAR] [--wait] [--inputs EXPR] [--as USER] [--dry-run]   + YAML body: start a workflow
+IDs may be abbreviated to a unique prefix of at least 4 characters."""
+
+
+class UsageProblem(Exception):
+    """A magic was called with arguments it does not understand."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a problem as :class:`UsageProblem` instead of printing and exiting."""
+
+    hint = "see %workflow help"
+
+    def __init__(self, **kwargs: Any):
+        kwargs["add_help"] = False
+        kwargs["exit_on_error"] = False
+        super().__init__(**kwargs)
+
+    def error(self, message: str) -> Any:
+        raise UsageProblem(f"{self.prog}: {message}; {self.hint}")
+
+
+def _split(line: str, prog: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as exc:
+        raise UsageProblem(f"{prog}: {exc} (check the quotes); usage: {CELL_USAGE}") from None
+
+
+# -- %%workflow -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CellOptions:
+    var: str | None = None
+    wait: bool = False
+    inputs: str | None = None
+    as_user: str | None = None
+    dry_run: bool = False
+
+
+def parse_cell_line(line: str) -> CellOptions:
+    """The options of a ``%%workflow`` line."""
+    parser = _Parser(prog="%%workflow")
+    parser.hint = f"usage: {CELL_USAGE}"
+    parser.add_argument("-o", "--out", dest="var")
+    parser.add_argument("--wait", action="store_true")
+    parser.add_argument("--inputs")
+    parser.add_argument("--as", dest="as_user")
+    parser.add_argument("--dry-run", action="store_true")
+    try:
+        args = parser.parse_args(_split(line, "%%workflow"))
+    except argparse.ArgumentError as exc:
+        raise UsageProblem(f"%%workflow: {exc}; usage: {CELL_USAGE}") from None
+    if args.var is not None and not args.var.isidentifier():
+        raise UsageProblem(f"%%workflow: -o needs a variable name, got {args.var!r}; usage: {CELL_USAGE}")
+    return CellOptions(args.var, args.wait, args.inputs, args.as_user, args.dry_run)
+
+
+def start_cell(
+    engine: Engine,
+    body: str,
+    options: CellOptions,
+    evaluate: Callable[[str], Any] | None = None,
+) -> Run | PlanView:
+    """Validate the YAML ``body`` and start it (or, with ``--dry-run``, show its plan).
+
+    Raises :class:`~airt_nb.SpecError` for a bad spec (nothing is written).
+    """
+    if not body.strip():
+        raise UsageProblem(f"%%workflow: the cell has no YAML below the first line; usage: {CELL_USAGE}")
+    inputs: Mapping[str, Any] | None = None
+    if options.inputs is not None:
+        if evaluate is None:
+            raise UsageProblem("%%workflow: --inputs needs a namespace to evaluate the expression in")
+        try:
+            inputs = evaluate(options.inputs)
+        except Exception as exc:
+            raise UsageProblem(f"%%workflow: --inputs {options.inputs!r} failed: {type(exc).__name__}: {exc}") from None
+        if not isinstance(inputs, Mapping):
+            raise UsageProblem(
+                f"%%workflow: --inputs must give a dict of input values, got {type(inputs).__name__}; "
+                "e.g. --inputs \"{'target': 'out/r'}\" or --inputs params"
+            )
+    if options.dry_run:
+        return PlanView(Plan.compile(engine.validate(body)))
+    return engine.start(body, inputs, as_user=options.as_user)
+
+
+# -- %workflow --------------------------------------------------------------------------------------------
+
+
+def _line_parser() -> _Parser:
+    parser = _Parser(prog="%workflow")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    listing = sub.add_parser("list")
+    listing.add_argument("--status")
+    listing.add_argument("--name")
+    listing.add_argument("--limit", type=int, default=20)
+    for name in ("show", "rollback", "resume", "cancel"):
+        sub.add_parser(name).add_argument("id")
+    for name in ("approve", "reject"):
+        p = sub.add_parser(name)
+        p.add_argument("id")
+        p.add_argument("--reason")
+        p.add_argument("--as", dest="as_user")
+    for name in ("approvals", "dashboard", "help"):
+        sub.add_parser(name)
+    config = sub.add_parser("config")
+    config.add_argument("--db")
+    return parser
+
+
+def run_line(line: str, engine: Engine | None = None) -> Any:
+    """Carry out one ``%workflow`` line: returns something to display, or a ``str`` to print."""
+    words = _split(line, "%workflow")
+    if not words or words[0] in ("help", "-h", "--help"):
+        return LINE_USAGE
+    try:
+        args = _line_parser().parse_args(words)
+    except argparse.ArgumentError as exc:
+        raise UsageProblem(f"%workflow: {exc}; see %workflow help") from None
+    if args.command == "config":
+        if args.db:
+            return banner(session.open_engine(args.db))
+        eng = session.current()
+        if eng is None:
+            return "no database open yet: %load_ext airt_nb, or %workflow config --db PATH"
+        return f"database {os.path.abspath(eng.db)} · acting as {eng.user} · airt_nb {__version__}"
+    eng = engine or session.engine()
+    command = args.command
+    if command == "list":
+        records = eng.store.list_workflows(status=args.status, name=args.name, limit=max(1, args.limit))
+        total = eng.store.count_workflows(status=args.status, name=args.name)
+        return WorkflowList(records, total, eng.owner_id)
+    if command == "show":
+        return eng.get(args.id)
+    if command in ("approve", "reject"):
+        decide = eng.approve if command == "approve" else eng.reject
+        workflow_id = eng.resolve_id(args.id)
+        record = decide(workflow_id, by=args.as_user, reason=args.reason)
+        reason = f": {record.reason}" if record.reason else ""
+        return (
+            f"{record.status.lower()} step {record.step_name!r} of workflow {workflow_id} "
+            f"as {record.decided_by}{reason}"
+        )
+    if command in ("rollback", "cancel", "resume"):
+        workflow_id = eng.resolve_id(args.id)
+        outcome = getattr(eng, command)(workflow_id)
+        return _outcome_text(command, workflow_id, outcome)
+    if command == "approvals":
+        from .widgets.inbox import approvals_panel
+
+        return approvals_panel(eng)
+    if command == "dashboard":
+        from .widgets.dashboard import dashboard
+
+        return dashboard(eng)
+    raise UsageProblem(f"%workflow: unknown command {command!r}; see %workflow help")
+
+
+def _outcome_text(command: str, workflow_id: str, outcome: str) -> str:
+    if outcome == "requested":
+        return f"{command} of workflow {workflow_id} requested: the engine running it (another kernel) carries it out"
+    if outcome == "owned by another live engine":
+        return f"workflow {workflow_id} is run by another live kernel or process; nothing to resume here"
+    if outcome == "already running here":
+        return f"workflow {workflow_id} is already running in this kernel"
+    verb = {"rollback": "rolling back", "cancel": "cancelled", "resume": "resumed"}[command]
+    return f"{verb} workflow {workflow_id} (watch it with %workflow show {workflow_id})"
+
+
+# -- the banner --------------------------------------------------------------------------------------------
+
+
+def banner(engine: Engine) -> Banner:
+    """What the extension shows on load: database, user, and what recovery found."""
+    summary = engine.last_recovery
+    ids: list[str] = []
+    if summary is not None:
+        shown = Banner.shown
+        ids = [*summary.resumed[:shown], *summary.restored[:shown], *list(summary.waiting_for_action)[:shown]]
+    names = {}
+    for workflow_id in ids:
+        record = engine.store.workflow(workflow_id)
+        if record is not None:
+            names[workflow_id] = record.name
+    paused = [engine.get(w) for w in (summary.restored[: Banner.shown] if summary else [])]
+    return Banner(engine.db, engine.user, summary, names, __version__, paused=paused)

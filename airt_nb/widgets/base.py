@@ -1,0 +1,290 @@
+"""What every panel shares: one throttled refresh path, the stylesheet, safe clicks.
+
+Panels render from the database, the source of truth, so a panel looks the
+same whichever kernel runs its workflow.  Nothing renders on an engine
+thread: engine events (one ``Engine.subscribe`` per engine, routed by
+``workflow_id``) only mark panels *dirty*, and one daemon thread, the
+:class:`Refresher`, renders the dirty ones in passes at least ``interval``
+(0.1 s) apart: at most ten updates per second per panel, however fast the
+steps run.  Between events the same thread reads each database's
+``PRAGMA data_version`` (free) and lets panels whose workflows run in
+another process decide whether to re-read.
+
+Widget updates made on that thread do reach the browser; nothing here
+prints (output from a thread lands in whatever cell ran last).  Clicks go
+through :meth:`LivePanel.safely`, which shows an error in the panel, never
+a traceback in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from ..errors import AirtError, StoreError
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..events import Event
+
+__all__ = ["STYLE", "LivePanel", "Refresher", "refresher"]
+
+log = logging.getLogger("airt_nb.widgets")
+
+STYLE = """<style>
+.airt-panel { border: 1px solid var(--jp-border-color2, #d0d7de); border-radius: 6px; padding: 6px 10px;
+  margin: 2px 0; background: var(--jp-layout-color1, #fff); max-width: 980px; }
+.airt-panel .widget-html-content { line-height: 1.45; }
+.airt-header { font-size: 13px; }
+.airt-header code, .airt-steps code { font-size: 11px; }
+.airt-muted { color: var(--jp-ui-font-color2, #6e7781); }
+.airt-steps table { border-collapse: collapse; font-size: 12px; width: 100%; }
+.airt-steps th { text-align: left; font-weight: 600; color: var(--jp-ui-font-color2, #6e7781);
+  border-bottom: 1px solid var(--jp-border-color2, #d0d7de); padding: 2px 8px 2px 0; }
+.airt-steps td { padding: 2px 8px 2px 0; vertical-align: top; border-bottom: 1px solid var(--jp-border-color3, #eee); }
+.airt-steps details summary { cursor: pointer; }
+.airt-steps pre, .airt-card pre { margin: 2px 0; padding: 4px 6px; font-size: 11px; white-space: pre-wrap;
+  background: var(--jp-layout-color2, #f6f8fa); border-radius: 4px; max-height: 220px; overflow: auto; }
+.airt-card { border-left: 4px solid #bf8700; padding: 4px 10px; margin: 6px 0;
+  background: var(--jp-layout-color2, #fffbf0); border-radius: 4px; }
+.airt-card-title { font-weight: 600; }
+.airt-card table { border-collapse: collapse; font-size: 12px; }
+.airt-card td { padding: 1px 8px 1px 0; vertical-align: top; }
+.airt-error { color: #cf222e; white-space: pre-wrap; }
+.airt-notice { color: #9a6700; white-space: pre-wrap; }
+.airt-ok { color: #1a7f37; }
+.airt-reason textarea { font-size: 12px; }
+.airt-row { border-bottom: 1px solid var(--jp-border-color3, #eee); }
+.airt-row .widget-html-content { font-size: 12px; }
+.airt-open button, button.airt-open { font-family: var(--jp-code-font-family, monospace); font-size: 11px; }
+</style>"""
+
+
+def style_widget() -> widgets.HTML:
+    """The stylesheet as an invisible widget (a ``<style>`` applies even when not displayed)."""
+    w = widgets.HTML(STYLE, layout=widgets.Layout(display="none"))
+    return w
+
+
+def html(value: str = "", *classes: str, **layout: Any) -> widgets.HTML:
+    w = widgets.HTML(value, layout=widgets.Layout(**layout))
+    for c in classes:
+        w.add_class(c)
+    return w
+
+
+def button(description: str, css: str, *, style: str = "", tooltip: str = "") -> widgets.Button:
+    # No icons: an icon font's glyph becomes part of the button's accessible name, and a
+    # button's name must be exactly its text ("Approve", "Reject").
+    b = widgets.Button(description=description, button_style=style, tooltip=tooltip)
+    b.add_class(css)
+    b.layout.width = "auto"
+    return b
+
+
+def show(widget: widgets.Widget, visible: bool) -> None:
+    display = None if visible else "none"
+    if widget.layout.display != display:
+        widget.layout.display = display
+
+
+class LivePanel:
+    """Mixin of the panels the :class:`Refresher` keeps up to date.
+
+    A panel implements :meth:`_render` (read the store, set widget values)
+    and may override :meth:`_poll` (whether a database change, or the
+    passing of time, calls for a render).
+    """
+
+    engine: Engine
+    live_workflow: str | None = None  # events of this workflow mark it dirty
+    render_count = 0
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while rendering and while a click changes the panel: the two never interleave."""
+        found: threading.RLock | None = self.__dict__.get("_render_lock")
+        if found is None:
+            found = self.__dict__.setdefault("_render_lock", threading.RLock())
+        return found
+
+    def _live_start(self, engine: Engine, workflow_id: str | None = None) -> None:
+        self.engine = engine
+        self.live_workflow = workflow_id
+        self.refresh()
+        refresher().add(self)
+
+    def refresh(self) -> None:
+        """Render now, on the calling thread."""
+        with self.lock:
+            try:
+                self._render()
+            except StoreError as exc:
+                self._show_error(f"cannot read the database: {exc}")
+            self.render_count += 1
+
+    def _render(self) -> None:
+        raise NotImplementedError
+
+    def _wants(self, event: Event) -> bool:
+        """Whether an engine event concerns this panel (called on engine threads: keep it trivial)."""
+        return event.workflow_id == self.live_workflow
+
+    def _poll(self, changed: bool, now: float) -> bool:
+        return changed
+
+    def _show_error(self, text: str) -> None:
+        log.warning("%s", text)
+
+    def mark_dirty(self) -> None:
+        refresher().mark(self)
+
+    def safely(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a click's work; refusals and failures are shown in the panel, not raised."""
+        try:
+            with self.lock:
+                return fn(*args, **kwargs)
+        except AirtError as exc:
+            self._show_error(str(exc))
+        except Exception as exc:  # a click must never leave a traceback in the kernel log
+            log.debug("panel action failed", exc_info=True)
+            self._show_error(f"{type(exc).__name__}: {exc}")
+        return None
+
+    def stop_live(self) -> None:
+        """Stop updating this panel (it keeps showing its last state)."""
+        refresher().remove(self)
+
+
+class Refresher:
+    """The one thread that renders panels: throttled, and polling databases for other processes' changes."""
+
+    def __init__(self, interval: float = 0.1, poll_interval: float = 0.25):
+        self.interval = interval
+        self.poll_interval = poll_interval
+        self.passes = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._panels: set[LivePanel] = set()
+        self._dirty: set[LivePanel] = set()
+        self._subscriptions: dict[Engine, Callable[[], None]] = {}
+        self._versions: dict[int, int] = {}
+        self._thread: threading.Thread | None = None
+
+    # -- registration ---------------------------------------------------------------------------------
+
+    def add(self, panel: LivePanel) -> None:
+        with self._lock:
+            self._panels.add(panel)
+            engine = panel.engine
+            if engine not in self._subscriptions:
+
+                def route(event: Event, engine: Engine = engine) -> None:
+                    self._on_event(engine, event)
+
+                self._subscriptions[engine] = engine.subscribe(route)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="airt-refresh", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def remove(self, panel: LivePanel) -> None:
+        with self._lock:
+            self._panels.discard(panel)
+            self._dirty.discard(panel)
+            engine = panel.engine
+            if not any(p.engine is engine for p in self._panels):
+                unsubscribe = self._subscriptions.pop(engine, None)
+                if unsubscribe is not None:
+                    unsubscribe()
+
+    def panels(self) -> list[LivePanel]:
+        with self._lock:
+            return list(self._panels)
+
+    def mark(self, panel: LivePanel) -> None:
+        with self._lock:
+            if panel in self._panels:
+                self._dirty.add(panel)
+        self._wake.set()
+
+    def _on_event(self, engine: Engine, event: Event) -> None:
+        # Runs on engine threads: only bookkeeping, never rendering.
+        with self._lock:
+            hit = [p for p in self._panels if p.engine is engine and p._wants(event)]
+            self._dirty.update(hit)
+        if hit:
+            self._wake.set()
+
+    # -- the thread ---------------------------------------------------------------------------------------
+
+    def flush(self) -> int:
+        """Render every dirty panel now, on the calling thread (tests, scripts); returns how many."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+        for panel in dirty:
+            panel.refresh()
+        return len(dirty)
+
+    def _loop(self) -> None:
+        last_poll = 0.0
+        while True:
+            with self._lock:
+                idle = not self._panels
+            self._wake.wait(None if idle else self.poll_interval)
+            self._wake.clear()
+            started = time.monotonic()
+            try:
+                if started - last_poll >= self.poll_interval:
+                    last_poll = started
+                    self._poll(time.time())
+                with self._lock:
+                    dirty, self._dirty = self._dirty, set()
+                for panel in dirty:
+                    panel.refresh()
+                if dirty:
+                    self.passes += 1
+            except Exception:  # the refresher must outlive any one panel's failure
+                log.debug("panel refresh failed", exc_info=True)
+            rest = self.interval - (time.monotonic() - started)
+            if rest > 0:
+                time.sleep(rest)
+
+    def _poll(self, now: float) -> None:
+        by_store: dict[int, list[LivePanel]] = {}
+        for panel in self.panels():
+            by_store.setdefault(id(panel.engine.store), []).append(panel)
+        wanted: list[LivePanel] = []
+        for key in [k for k in self._versions if k not in by_store]:
+            del self._versions[key]  # a store no panel shows any more
+        for key, panels in by_store.items():
+            try:
+                version = panels[0].engine.store.data_version()
+            except StoreError:  # the engine was closed: these panels show their last state
+                for panel in panels:
+                    self.remove(panel)
+                continue
+            changed = self._versions.get(key) != version
+            self._versions[key] = version
+            wanted += [p for p in panels if p._poll(changed, now)]
+        if wanted:
+            with self._lock:
+                self._dirty.update(p for p in wanted if p in self._panels)
+
+
+_refresher: Refresher | None = None
+_refresher_lock = threading.Lock()
+
+
+def refresher() -> Refresher:
+    """The process's refresher (created on first use)."""
+    global _refresher
+    with _refresher_lock:
+        if _refresher is None:
+            _refresher = Refresher()
+        return _refresher

@@ -1,0 +1,1 @@
+"""The browser suite: JupyterLab in headless Chromium."""

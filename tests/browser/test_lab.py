@@ -1,0 +1,208 @@
+"""What a person sees and clicks in JupyterLab: live panels, Approve / Reject, restart, dashboard.
+
+Each test leaves a screenshot of its final state in ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.manager import start_new_kernel
+from playwright.sync_api import expect
+
+from airt_nb.engine import open_store
+
+from .conftest import ARTIFACTS, ROOT, Lab
+
+SPEC = """%%workflow -o run
+name: publish-report
+inputs:
+  target: out/report
+steps:
+  - name: write_a
+    action: file.write
+    inputs:
+      path: "${{ inputs.target }}/a.txt"
+      content: hello
+  - name: review
+    type: human_approval
+    message: "Publish B next to ${{ steps.write_a.outputs.path }}?"
+    approvers: [reviewer]
+    timeout: 2h
+  - name: write_b
+    action: file.write
+    inputs:
+      path: "${{ inputs.target }}/b.txt"
+      content: "${{ steps.write_a.outputs.bytes }}"
+"""
+
+
+# -- driving the page ----------------------------------------------------------------------------------
+
+
+def open_notebook(page: Any, path: str) -> None:
+    page.evaluate(
+        "(path) => { window.jupyterapp.commands.execute('docmanager:open', {path, factory: 'Notebook'}); }", path
+    )
+    page.wait_for_function(
+        """(path) => {
+            const w = window.jupyterapp.shell.currentWidget;
+            const kernel = w && w.context && w.context.path === path && w.sessionContext.session
+                && w.sessionContext.session.kernel;
+            return kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
+        }""",
+        arg=path,
+        timeout=60_000,
+    )
+
+
+def command(page: Any, name: str) -> None:
+    # Not awaited: run-all resolves only when every cell has finished.
+    page.evaluate("(name) => { window.jupyterapp.commands.execute(name); }", name)
+
+
+def wait_for_prompts(page: Any, count: int, timeout: float = 60_000) -> None:
+    """Wait until the first ``count`` code cells show ``[n]:`` (run and finished)."""
+    page.wait_for_function(
+        """(count) => {
+            const w = window.jupyterapp.shell.currentWidget;
+            const prompts = Array.from(w.node.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt'))
+                .map(p => p.textContent.trim());
+            return prompts.length >= count && prompts.slice(0, count).every(t => /^\\[\\d+\\]:$/.test(t));
+        }""",
+        arg=count,
+        timeout=timeout,
+    )
+
+
+def cell(page: Any, index: int) -> Any:
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell").nth(index)
+
+
+def live(locator: Any) -> Any:
+    """Widgets of the running kernel (views of a dead kernel are marked disconnected)."""
+    return locator.locator(".airt-run-panel:not(.jupyter-widgets-disconnected)")
+
+
+def workflow_status(folder: Path) -> tuple[str, Any]:
+    store = open_store(folder / "airt.db")
+    try:
+        (record,) = store.list_workflows()
+        approvals = store.approvals(workflow_id=record.workflow_id)
+        return record.status, approvals[0] if approvals else None
+    finally:
+        store.close()
+
+
+def screenshot(locator: Any, name: str) -> None:
+    locator.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+# -- the tests -----------------------------------------------------------------------------------------------
+
+
+def test_quickstart_runs_and_its_progress_bar_reaches_100_percent(page: Any, lab: Lab) -> None:
+    (lab.root / "quickstart").mkdir()
+    shutil.copy(ROOT / "notebooks/01-quickstart.ipynb", lab.root / "quickstart/01-quickstart.ipynb")
+    open_notebook(page, "quickstart/01-quickstart.ipynb")
+
+    command(page, "notebook:run-all-cells")
+
+    panel = live(page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")).first
+    bar = panel.locator(".airt-progress .progress-bar")
+    page.wait_for_function("(bar) => bar.style.width === '100%'", arg=bar.element_handle(), timeout=60_000)
+    panel.locator(".airt-header .airt-status-COMPLETED").wait_for()
+    book = json.loads((ROOT / "notebooks/01-quickstart.ipynb").read_text())
+    wait_for_prompts(page, sum(c["cell_type"] == "code" for c in book["cells"]))
+    assert panel.locator(".airt-step").count() == 4
+    screenshot(panel, "quickstart-completed")
+
+
+def test_approve_click_completes_the_run(page: Any, lab: Lab) -> None:
+    open_notebook(page, lab.notebook("approve", ["%load_ext airt_nb", SPEC]))
+    command(page, "notebook:run-all-cells")
+    panel = live(cell(page, 1))
+    panel.locator(".airt-card").wait_for()
+    panel.locator(".airt-reason textarea").fill("looks good")
+    screenshot(panel, "approve-card")
+
+    panel.get_by_role("button", name="Approve", exact=True).click()
+
+    panel.locator(".airt-header .airt-status-COMPLETED").wait_for()
+    expect(panel.locator(".airt-decisions")).to_contain_text("approved by reviewer")
+    status, approval = workflow_status(lab.root / "approve")
+    assert status == "COMPLETED"
+    assert (approval.decided_by, approval.reason) == ("reviewer", "looks good")
+    assert (lab.root / "approve/out/report/b.txt").read_text() == "5"
+    screenshot(panel, "approve-completed")
+
+
+def test_reject_click_rolls_back_the_written_file(page: Any, lab: Lab) -> None:
+    open_notebook(page, lab.notebook("reject", ["%load_ext airt_nb", SPEC]))
+    command(page, "notebook:run-all-cells")
+    panel = live(cell(page, 1))
+    panel.locator(".airt-card").wait_for()
+    assert (lab.root / "reject/out/report/a.txt").exists()
+
+    panel.get_by_role("button", name="Reject", exact=True).click()
+
+    panel.locator(".airt-header .airt-status-ROLLED_BACK").wait_for()
+    assert not (lab.root / "reject/out/report/a.txt").exists()
+    assert workflow_status(lab.root / "reject")[0] == "ROLLED_BACK"
+    expect(panel.locator(".airt-steps")).to_contain_text("COMPENSATED")
+    screenshot(panel, "reject-rolled-back")
+
+
+def test_restart_then_load_ext_shows_the_card_and_approve_completes(page: Any, lab: Lab) -> None:
+    open_notebook(page, lab.notebook("restart", ["%load_ext airt_nb", SPEC]))
+    command(page, "notebook:run-all-cells")
+    live(cell(page, 1)).locator(".airt-card").wait_for()
+
+    page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Restart Kernel…").first.click()
+    page.locator(".jp-Dialog button.jp-mod-accept").click()
+    cell(page, 1).locator(".jupyter-widgets-disconnected").first.wait_for()
+    page.evaluate("() => { window.jupyterapp.shell.currentWidget.content.activeCellIndex = 0; }")
+    command(page, "notebook:run-cell")
+
+    recovered = live(cell(page, 0))
+    recovered.locator(".airt-card").wait_for()
+    expect(cell(page, 0).locator(".airt-banner")).to_contain_text("waiting for approval: 1: publish-report")
+    recovered.get_by_role("button", name="Approve", exact=True).click()
+
+    recovered.locator(".airt-header .airt-status-COMPLETED").wait_for()
+    assert workflow_status(lab.root / "restart")[0] == "COMPLETED"
+    screenshot(cell(page, 0), "restart-recovered-approved")
+
+
+def test_dashboard_shows_a_workflow_run_by_a_second_kernel(page: Any, lab: Lab) -> None:
+    folder = "dashboard"
+    open_notebook(page, lab.notebook(folder, ["%load_ext airt_nb", "import airt_nb\nairt_nb.dashboard()"]))
+    command(page, "notebook:run-all-cells")
+    board = page.locator(".airt-dashboard:not(.jupyter-widgets-disconnected)")
+    board.wait_for()
+
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(lab.root / folder), env=lab.env)
+    try:
+        kc.execute_interactive(
+            "import airt_nb\n"
+            "eng = airt_nb.Engine('airt.db')\n"
+            "run = eng.start('name: from-second-kernel\\nsteps:\\n  - name: nap\\n    action: wait\\n"
+            "    inputs: {seconds: 3}\\n  - name: done\\n    action: wait\\n    inputs: {seconds: 0}\\n')\n",
+            timeout=30,
+        )
+        row = board.locator(".airt-row", has_text="from-second-kernel")
+        row.wait_for()
+        assert re.search(r"RUNNING.*pid \d+ on ", row.inner_text())  # live, and where it runs
+        row.locator("button.airt-open").click()
+        detail = board.locator(".airt-detail .airt-run-panel")
+        detail.locator(".airt-header .airt-status-COMPLETED").wait_for()
+        board.locator(".airt-row .airt-status-COMPLETED").first.wait_for()
+        screenshot(board, "dashboard-second-kernel")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

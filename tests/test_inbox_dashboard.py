@@ -1,0 +1,205 @@
+"""The approvals inbox and the dashboard, driven with ``.click()`` and widget values."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from notebook_support import APPROVAL_SPEC, wait_until
+
+import airt_nb
+from airt_nb import Registry
+from airt_nb.timeutil import iso
+from airt_nb.widgets import DashboardPanel, InboxPanel, refresher
+
+QUICK = "name: quick-{n}\nsteps:\n  - name: a\n    action: wait\n    inputs: {{seconds: 0}}\n"
+
+
+@pytest.fixture(autouse=True)
+def _stop_panels() -> Iterator[None]:
+    yield
+    for panel in refresher().panels():
+        panel.stop_live()
+
+
+def paused_run(engine: airt_nb.Engine, target: str) -> airt_nb.Run:
+    run = engine.start(APPROVAL_SPEC, inputs={"target": target})
+    assert run.wait(timeout=10) == "PAUSED"
+    return run
+
+
+# -- inbox ---------------------------------------------------------------------------------------------
+
+
+def test_inbox_lists_pending_approvals_of_every_kernel_oldest_first(db_path: Path, registry: Registry) -> None:
+    with (
+        airt_nb.Engine(db_path, registry=registry, user="ann") as mine,
+        airt_nb.Engine(db_path, registry=registry, user="bob") as other_kernel,
+    ):
+        first = paused_run(other_kernel, "out/1")
+        second = paused_run(mine, "out/2")
+        inbox = InboxPanel(mine)
+
+        assert [a.workflow_id for a, _ in inbox.pending] == [first.id, second.id]
+        assert "2 waiting for a decision, oldest first" in inbox.header_html.value
+        titles = [card.title_html.value for card in inbox.list_box.children]
+        assert f"<code>{first.id}</code>" in titles[0]
+        body = inbox.list_box.children[0].body_html.value
+        assert "times out in 1 h 59 min (then reject)" in body
+        assert "<b>write_a</b>: undo <code>file.write</code> path=out/1/a.txt" in body  # what a rejection undoes
+
+
+def test_inbox_decides_in_place_and_the_card_leaves(engine: airt_nb.Engine) -> None:
+    run = paused_run(engine, "out/1")
+    inbox = InboxPanel(engine)
+    card = inbox.list_box.children[0]
+    card.reason.value = "ship it"
+
+    card.approve_button.click()
+
+    assert run.wait(timeout=10) == "COMPLETED"
+    assert f"review of <code>{run.id}</code> approved by tester at" in inbox.message_html.value
+    refresher().flush()
+    assert inbox.list_box.children == ()
+    assert "nothing waits for a decision" in inbox.header_html.value
+
+
+def test_inbox_keeps_a_typed_reason_across_refreshes(engine: airt_nb.Engine) -> None:
+    paused_run(engine, "out/1")
+    inbox = InboxPanel(engine)
+    inbox.list_box.children[0].reason.value = "half-typed"
+
+    paused_run(engine, "out/2")
+    inbox.refresh()
+
+    assert len(inbox.list_box.children) == 2
+    assert inbox.list_box.children[0].reason.value == "half-typed"
+
+
+def test_inbox_pages_with_show_more(engine: airt_nb.Engine) -> None:
+    for i in range(3):
+        paused_run(engine, f"out/{i}")
+    inbox = InboxPanel(engine, page_size=2)
+    assert len(inbox.list_box.children) == 2
+    assert "3 waiting for a decision, oldest first, showing the oldest 2" in inbox.header_html.value
+
+    inbox.more_button.click()
+
+    assert len(inbox.list_box.children) == 3
+    assert inbox.more_button.layout.display == "none"
+
+
+# -- dashboard ---------------------------------------------------------------------------------------------
+
+
+def test_dashboard_filters_by_status_name_and_time(engine: airt_nb.Engine) -> None:
+    paused = paused_run(engine, "out/p")
+    done = [engine.start(QUICK.format(n=i)) for i in range(3)]
+    for run in done:
+        assert run.wait(timeout=10) == "COMPLETED"
+    board = DashboardPanel(engine)
+    assert board.total == 4
+    assert "COMPLETED</span> 3" in board.counts_html.value
+
+    board.status_filter.value = "PAUSED"
+    assert [r.workflow_id for r in board.records] == [paused.id]
+    assert board.rows[0].children[0].description == paused.id
+    assert board.rows[1].layout.display == "none"
+
+    board.status_filter.value = ""
+    board.name_filter.value = "quick-1"
+    assert [r.workflow_id for r in board.records] == [done[1].id]
+
+    board.name_filter.value = ""
+    board.range_filter.value = 3600
+    assert board.total == 4
+    assert board.filters()["since"] is not None
+
+
+def test_dashboard_pages_through_many_workflows(engine: airt_nb.Engine) -> None:
+    base = time.time() - 10_000
+    rows = [
+        {
+            "workflow_id": uuid.uuid4().hex[:16],
+            "name": f"bulk-{i % 7}",
+            "status": "COMPLETED",
+            "spec": "{}",
+            "spec_hash": "x",
+            "inputs": "{}",
+            "created_at": iso(base + i),
+            "updated_at": iso(base + i),
+            "started_by": "loader",
+            "total_steps": 1,
+            "lease_owner": None,
+            "lease_expires": None,
+        }
+        for i in range(2_500)
+    ]
+    engine.store.write(lambda tx: [tx.insert_workflow(r) for r in rows])
+    board = DashboardPanel(engine, page_size=25)
+    newest = [r["workflow_id"] for r in reversed(rows)]
+    assert [r.workflow_id for r in board.records] == newest[:25]
+    assert board.prev_button.disabled
+
+    board.next_button.click()
+    assert [r.workflow_id for r in board.records] == newest[25:50]
+    assert "26–50 of 2,500 (newest first) · page 2 of 100" in board.page_html.value
+    for _ in range(200):  # past the end stays on the last page
+        board.next_button.click()
+    assert [r.workflow_id for r in board.records] == newest[-25:]
+    assert board.next_button.disabled
+
+    board.status_filter.value = "COMPLETED"  # a filter change goes back to the first page
+    assert board.page == 0
+
+
+def test_dashboard_detail_view_is_the_live_run_panel(engine: airt_nb.Engine) -> None:
+    run = paused_run(engine, "out/p")
+    board = DashboardPanel(engine)
+
+    board.rows[0].children[0].click()
+
+    assert board.detail is not None
+    assert board.detail.workflow_id == run.id
+    board.detail.card.approve_button.click()
+    assert run.wait(timeout=10) == "COMPLETED"
+
+
+def test_dashboard_loads_raw_tables_as_dataframes(engine: airt_nb.Engine) -> None:
+    paused_run(engine, "out/p")
+    board = DashboardPanel(engine)
+    board.table_choice.value = "steps"
+
+    board.load_button.click()
+
+    (output,) = board.table_out.outputs
+    assert "text/html" in output["data"]
+    assert "write_a" in output["data"]["text/plain"]
+    assert list(board.load_table("approvals")["step_name"]) == ["review"]
+
+
+def test_dashboard_refreshes_by_itself_when_another_kernel_starts_a_workflow(db_path: Path, registry: Registry) -> None:
+    with (
+        airt_nb.Engine(db_path, registry=registry) as mine,
+        airt_nb.Engine(db_path, registry=registry) as other_kernel,
+    ):
+        board = DashboardPanel(mine)
+        board.check_every = 0.1
+        assert board.total == 0
+
+        run = other_kernel.start(QUICK.format(n=1))
+
+        wait_until(lambda: board.total == 1)
+        assert board.rows[0].children[0].description == run.id
+        assert run.id in board.rows[0].children[0].description
+
+
+def test_dashboard_does_not_reload_when_nothing_changed(engine: airt_nb.Engine) -> None:
+    board = DashboardPanel(engine)
+    renders = board.render_count
+
+    assert not board._poll(True, time.time() + 5)  # the database changed, but not its workflows
+    assert board.render_count == renders
