@@ -326,7 +326,7 @@ def test_policy_refusal_is_shown_without_traceback(shell: ReraisingShell) -> Non
 
     assert str(info.value).startswith(
         f"workflow {paused.id}, step 'review': user 'mallory' (roles: none) may not decide this approval; "
-        "allowed: reviewer"
+        "refused by rule 'approvers'"
     )
     assert paused.status == "PAUSED"
 
