@@ -604,7 +604,11 @@ class Engine:
                 else:
                     summary.resumed.append(workflow_id)
         for workflow_id in claimable:
-            if workflow_id not in summary.resumed and workflow_id not in summary.waiting_for_action:
+            if workflow_id in summary.resumed or workflow_id in summary.waiting_for_action:
+                continue
+            if workflow_id in self._executions:  # resumed by this engine's housekeeping meanwhile
+                summary.resumed.append(workflow_id)
+            else:
                 summary.skipped.setdefault(workflow_id, "taken by another engine")
         for workflow_id, _ in self._store.paused_with_pending():
             if workflow_id not in summary.restored:
