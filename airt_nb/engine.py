@@ -93,9 +93,11 @@ def _db_path(db: str | os.PathLike[str] | None) -> str:
     return text
 
 
-def open_store(db: str | os.PathLike[str] | None = None, *, durability: str = "normal") -> SQLiteStore:
+def open_store(
+    db: str | os.PathLike[str] | None = None, *, durability: str = "normal", busy_timeout: float = 10.0
+) -> SQLiteStore:
     """Open (and migrate) the database named by ``db``, ``$AIRT_DB`` or ``./airt.db``."""
-    return SQLiteStore(_db_path(db), durability=durability)
+    return SQLiteStore(_db_path(db), durability=durability, busy_timeout=busy_timeout)
 
 
 class Engine:
@@ -114,6 +116,9 @@ class Engine:
         the engines that run them (this is how the ``airt`` command works).
     durability:
         ``"normal"`` survives a crash of the process; ``"full"`` also a power loss.
+    busy_timeout:
+        Seconds a write waits for another process's write transaction (a few
+        tries, with jitter) before raising :class:`~airt_nb.StoreError`.
     max_workers:
         Worker threads shared by all workflows of this engine.
     policy:
@@ -158,6 +163,7 @@ class Engine:
         webhook_max_attempts: int = 8,
         webhook_initial_delay: float = 1.0,
         webhook_max_delay: float = 300.0,
+        busy_timeout: float = 10.0,
     ):
         # The policy first: a policy file that cannot be read stops the engine before it writes anything.
         self._policy: Policy = _policy_from(policy)
@@ -165,7 +171,7 @@ class Engine:
         secret = webhook_secret if webhook_secret is not None else os.environ.get("AIRT_WEBHOOK_SECRET")
         if url:
             _check_webhook_url(url)
-        self._store = open_store(db, durability=durability)
+        self._store = open_store(db, durability=durability, busy_timeout=busy_timeout)
         self.db = self._store.path
         self.registry = registry or default_registry
         self.user = current_user(user)

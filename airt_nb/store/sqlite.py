@@ -508,7 +508,7 @@ class SQLiteStore:
         except sqlite3.DatabaseError as exc:
             raise self._translate(exc, "open") from exc
 
-    def _translate(self, exc: sqlite3.Error, doing: str) -> StoreError:
+    def _translate(self, exc: sqlite3.Error, doing: str, *, waited: float | None = None) -> StoreError:
         text = str(exc)
         low = text.lower()
         if "not a database" in low or "malformed" in low or "corrupt" in low:
@@ -522,9 +522,10 @@ class SQLiteStore:
                 "(the -wal and -shm files live next to it), or point AIRT_DB elsewhere"
             )
         elif "locked" in low or "busy" in low:
+            seconds = self._busy_ms / 1000 if waited is None else waited
             msg = (
                 f"database {self.path} stayed locked by another process for more than "
-                f"{self._busy_ms / 1000:.0f} s while trying to {doing}; close the process holding it "
+                f"{seconds:.1f} s while trying to {doing}; close the process holding it "
                 "(a long transaction in another tool?) and try again"
             )
         elif "unable to open" in low:
@@ -602,13 +603,14 @@ class SQLiteStore:
 
     def _begin(self) -> None:
         delay = 0.01
+        began = time.monotonic()
         for attempt in range(6):
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
                 if ("locked" not in str(exc).lower() and "busy" not in str(exc).lower()) or attempt == 5:
-                    raise self._translate(exc, "start a transaction") from exc
+                    raise self._translate(exc, "start a transaction", waited=time.monotonic() - began) from exc
                 time.sleep(delay * (1 + random.random()))
                 delay *= 2
             except sqlite3.DatabaseError as exc:
