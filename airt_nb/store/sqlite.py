@@ -631,7 +631,7 @@ class SQLiteStore:
                     item.result = item.op(self._tx)
                 except BaseException as exc:
                     conn.execute("ROLLBACK")
-                    item.error, item.done = exc, True
+                    item.error, item.done = self._op_error(exc), True
                     return
             else:
                 for item in batch:
@@ -642,7 +642,7 @@ class SQLiteStore:
                     except BaseException as exc:
                         conn.execute("ROLLBACK TO op")
                         conn.execute("RELEASE op")
-                        item.error = exc
+                        item.error = self._op_error(exc)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
@@ -654,6 +654,14 @@ class SQLiteStore:
         finally:
             for item in batch:
                 item.done = True
+
+    def _op_error(self, exc: BaseException) -> BaseException:
+        """What a failed op raises to its caller: SQLite's own errors become a StoreError naming the file."""
+        if isinstance(exc, sqlite3.Error):
+            error = self._translate(exc, "write")
+            error.__cause__ = exc
+            return error
+        return exc
 
     # -- reading -------------------------------------------------------------------------------------
 
