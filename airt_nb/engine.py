@@ -172,6 +172,11 @@ class Engine:
         if url:
             _check_webhook_url(url)
         self._store = open_store(db, durability=durability, busy_timeout=busy_timeout)
+        try:
+            self._store.check_writable()
+        except StoreError:
+            self._store.close()
+            raise
         self.db = self._store.path
         self.registry = registry or default_registry
         self.user = current_user(user)
@@ -216,7 +221,11 @@ class Engine:
         self.registry.add_listener(self)
         # Housekeeping starts after recovery: its sweep would otherwise race recover() for the same
         # workflows, and what it took would be missing from last_recovery (the notebook's banner).
-        self.last_recovery: RecoverySummary | None = self.recover() if recover else None
+        try:
+            self.last_recovery: RecoverySummary | None = self.recover() if recover else None
+        except BaseException:
+            self.close(timeout=5)  # no worker, sender or registry listener left behind by a failed open
+            raise
         self._timers.start()
 
     def __repr__(self) -> str:

@@ -568,6 +568,22 @@ class SQLiteStore:
                     self._conn.execute("ROLLBACK")
                 raise self._translate(exc, f"apply migration {number} ({title})") from exc
 
+    def check_writable(self) -> None:
+        """Raise now if this database cannot be written, rather than at the first checkpoint.
+
+        SQLite opens a file it may not write read-only without complaint, so an
+        engine would only fail when a workflow first records something.  Checked
+        with ``os.access`` on the file and its WAL companions: an SQL write probe
+        would wait for any other process's write lock.
+        """
+        for path in (self.path, f"{self.path}-wal", f"{self.path}-shm"):
+            if os.path.exists(path) and not os.access(path, os.W_OK):
+                raise StoreError(
+                    f"database {self.path} is read-only (no permission to write {path}); make the file and its "
+                    "folder writable (the -wal and -shm files live next to it), or point AIRT_DB elsewhere",
+                    path=self.path,
+                )
+
     @property
     def schema_version(self) -> int:
         return self._read().execute("PRAGMA user_version").fetchone()[0]
