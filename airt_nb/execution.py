@@ -532,12 +532,12 @@ class Execution:
             return
         if self.deferred_on:
             self.finishing = True
-            waiting = f"waiting for {self.deferred_on} to be defined"
-            try:
-                self.store.write(lambda tx: tx.release(self.id, self.owner, waiting_for=waiting))
+            what = self.deferred_on
+            try:  # the same "action NAME" text as Engine._adopt: housekeeping skips it until NAME exists
+                self.store.write(lambda tx: tx.release(self.id, self.owner, waiting_for=what))
             finally:
-                self.engine._forget(self, waiting_for=self.deferred_on)
-            log.info("workflow %s: %s", self.id, waiting)
+                self.engine._forget(self, waiting_for=what)
+            log.info("workflow %s: waiting for %s to be defined", self.id, what)
             return
         if self.stopping == "cancel":
             self.finishing = True

@@ -77,7 +77,7 @@ class Run:
     @property
     def waiting_for(self) -> str | None:
         """E.g. ``"action my_step"`` when the run waits for an action to be defined."""
-        return self._engine._waiting.get(self.id) or self.record.waiting_for
+        return self.record.waiting_for
 
     @property
     def warnings(self) -> list[str]:

@@ -155,7 +155,7 @@ class Tx:
         """Take the lease if it is free, expired, or held by one of the ``takeover`` owners."""
         marks = ",".join("?" * len(takeover)) or "NULL"
         cur = self._c.execute(
-            "UPDATE workflows SET lease_owner = ?, lease_expires = ?, updated_at = ? "
+            "UPDATE workflows SET lease_owner = ?, lease_expires = ?, updated_at = ?, waiting_for = NULL "
             "WHERE workflow_id = ? AND status IN ('RUNNING', 'ROLLING_BACK') "
             f"AND (lease_owner IS NULL OR lease_expires < ? OR lease_owner IN ({marks}))",
             (owner, expires, now, workflow_id, now, *takeover),
