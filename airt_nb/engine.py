@@ -196,6 +196,7 @@ class Engine:
         self._waiting: dict[str, str] = {}
         self._data_version = -1
         self._last_dead_check = 0.0
+        self._next_expiry: str | None = None  # soonest lease of another engine to run out
         self._last_renew = time.monotonic()
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="airt-worker")
         self._timers = Timers(self._tick, poll_interval)
@@ -743,7 +744,8 @@ class Engine:
             expires = self._lease_expiry()
             self._store.write(lambda tx: tx.renew(self._owner, expires))
         version = self._store.data_version()
-        if version == self._data_version and mono - self._last_dead_check < 5:
+        expired = self._next_expiry is not None and now_iso() > self._next_expiry
+        if version == self._data_version and mono - self._last_dead_check < 5 and not expired:
             return
         self._data_version = version
         self._notify()
@@ -784,6 +786,8 @@ class Engine:
                 self._adopt(workflow_id)
             except Exception:
                 log.exception("workflow %s could not be resumed", workflow_id)
+        # A frozen owner stops renewing without changing the database: look again when its lease runs out.
+        self._next_expiry = self._store.next_lease_expiry(self._owner, now_iso())
         self._schedule_deadlines()
 
     def _runs_here(self, workflow_id: str) -> bool:

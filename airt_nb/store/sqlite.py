@@ -767,6 +767,15 @@ class SQLiteStore:
             (now, limit),
         )
 
+    def next_lease_expiry(self, except_owner: str, now: str) -> str | None:
+        """When the soonest still-valid lease of an active workflow held by another owner runs out."""
+        rows = self.query(
+            "SELECT MIN(lease_expires) FROM workflows WHERE status IN ('RUNNING', 'ROLLING_BACK') "
+            "AND lease_owner IS NOT NULL AND lease_owner != ? AND lease_expires > ?",
+            (except_owner, now),
+        )
+        return rows[0][0] if rows else None
+
     def lease_owners(self) -> list[str]:
         """Distinct owners of active workflows' leases."""
         return [
