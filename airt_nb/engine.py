@@ -197,6 +197,11 @@ class Engine:
         self._data_version = -1
         self._last_dead_check = 0.0
         self._next_expiry: str | None = None  # soonest lease of another engine to run out
+        # Executions stopped by an error (e.g. a checkpoint the locked database refused): rebuilt from
+        # their last checkpoint by housekeeping, with a growing pause, instead of staying stuck.
+        self._orphans: dict[str, Execution] = {}
+        self._orphan_due = 0.0
+        self._orphan_pause = 1.0
         self._last_renew = time.monotonic()
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="airt-worker")
         self._timers = Timers(self._tick, poll_interval)
@@ -698,7 +703,11 @@ class Engine:
                 return None
             self._executions[workflow_id] = ex
         self._waiting.pop(workflow_id, None)
-        ex.resume()
+        try:
+            ex.resume()
+        except Exception:
+            ex.abandon("error while resuming; this engine tries again shortly", retry=True)
+            raise
         return ex.deferred_on.removeprefix("action ") if ex.deferred_on else None
 
     def _code_changes(self, plan: Plan, steps: list[Any]) -> list[str]:
@@ -745,7 +754,8 @@ class Engine:
             self._store.write(lambda tx: tx.renew(self._owner, expires))
         version = self._store.data_version()
         expired = self._next_expiry is not None and now_iso() > self._next_expiry
-        if version == self._data_version and mono - self._last_dead_check < 5 and not expired:
+        orphans_due = bool(self._orphans) and mono >= self._orphan_due
+        if version == self._data_version and mono - self._last_dead_check < 5 and not expired and not orphans_due:
             return
         self._data_version = version
         self._notify()
@@ -765,6 +775,7 @@ class Engine:
                 ex.request_stop(kind, "another process")
             else:
                 self._apply_decisions(ex)
+        self._readopt_orphans()
         now = now_iso()
         candidates = self._store.claimable(now, limit=500)
         mono = time.monotonic()
@@ -793,6 +804,32 @@ class Engine:
     def _runs_here(self, workflow_id: str) -> bool:
         """Whether this engine takes up the workflow when it is runnable and nobody runs it."""
         return self._recovering or workflow_id in self._mine
+
+    def _orphaned(self, ex: Execution) -> None:
+        self._orphans[ex.id] = ex
+        self._orphan_due = time.monotonic() + self._orphan_pause
+
+    def _readopt_orphans(self) -> None:
+        if not self._orphans or time.monotonic() < self._orphan_due or self._closing:
+            return
+        for workflow_id, old in list(self._orphans.items()):
+            if old.running_actions:
+                continue  # its step is still executing on a worker: never run it twice at once here
+            record = self._store.workflow(workflow_id)
+            if record is None or record.lease_owner != self._owner or record.status not in ("RUNNING", "ROLLING_BACK"):
+                self._orphans.pop(workflow_id, None)  # finished, or another engine took it over
+                continue
+            if self._orphans.get(workflow_id) is old:
+                del self._orphans[workflow_id]
+            try:
+                self._adopt(workflow_id)
+            except Exception:
+                log.exception("workflow %s could not be continued yet", workflow_id)
+        if self._orphans:
+            self._orphan_pause = min(self._orphan_pause * 2, 30.0)
+            self._orphan_due = time.monotonic() + self._orphan_pause
+        else:
+            self._orphan_pause = 1.0
 
     def _apply_decisions(self, ex: Execution) -> None:
         for r in self._store.steps(ex.id):
@@ -832,6 +869,9 @@ class Engine:
             pass
         except Exception:
             log.exception("airt_nb worker task failed")
+            ex = getattr(fn, "__self__", None)
+            if isinstance(ex, Execution):  # e.g. a retry or a compensation whose checkpoint failed
+                ex.abandon("error; this engine continues it from its last checkpoint shortly", retry=True)
 
     def _emit_started(self, ex: Execution, name: str) -> None:
         if self._events:

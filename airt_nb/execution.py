@@ -19,6 +19,7 @@ take this lock.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import json
@@ -97,6 +98,7 @@ class Execution:
         self.deferred_on: str | None = None
         self.abandoned = False
         self.finishing = False
+        self.running_actions = 0  # action or compensation functions executing on worker threads now
         self.cancelled = threading.Event()
         self._after: list[dict[str, Any]] = []
         self._load(steps)
@@ -263,11 +265,24 @@ class Execution:
             rows, self._after = self._after, []
             self.engine._approvals_requested(self, rows)
 
-    def abandon(self, why: str) -> None:
+    def abandon(self, why: str, *, retry: bool = False) -> None:
+        """Stop executing here; with ``retry`` this engine rebuilds the workflow from the database later."""
         if not self.abandoned:
             self.abandoned = True
             log.warning("workflow %s: stopped here: %s", self.id, why)
             self.engine._forget(self)
+            if retry:
+                self.engine._orphaned(self)
+
+    @contextlib.contextmanager
+    def _running_action(self) -> Any:
+        with self.lock:
+            self.running_actions += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.running_actions -= 1
 
     # -- entry points -----------------------------------------------------------------------------------
 
@@ -315,8 +330,8 @@ class Execution:
             except _Abandon:
                 return
             except Exception:  # a bug of ours: never leave the workflow silently stuck
-                log.exception("workflow %s: internal error while running step %s", self.id, name)
-                self.abandon("internal error; it will be resumed when the database is opened again")
+                log.exception("workflow %s: error while running step %s", self.id, name)
+                self.abandon("error; this engine continues it from its last checkpoint shortly", retry=True)
                 return
 
     # -- one step ---------------------------------------------------------------------------------------
@@ -357,7 +372,8 @@ class Execution:
                 cancelled=self.cancelled,
             )
         try:
-            result = act.fn(**kwargs)
+            with self._running_action():
+                result = act.fn(**kwargs)
         except _Abandon:
             raise
         except StepInterrupted:
@@ -602,7 +618,8 @@ class Execution:
             attempts = 0
             for attempts in range(1, engine.compensation_attempts + 1):
                 try:
-                    act.run_compensation(inputs, outputs, ctx)
+                    with self._running_action():
+                        act.run_compensation(inputs, outputs, ctx)
                     error = None
                     break
                 except Exception as exc:
@@ -612,6 +629,8 @@ class Execution:
             status = "DONE" if error is None else "FAILED"
             now = now_iso()
             with self.lock:
+                if self.abandoned:  # another execution of this workflow may own the record now
+                    return
                 try:
                     self._write(
                         [
