@@ -107,11 +107,13 @@ class _Child:
         if self.stop.get("at") == at and self.stop.get("step") in (step, "*"):
             self.halt(f"{at} {step}")
 
-    def registry(self, variant: str = "v1") -> Any:
+    def registry(self, variant: str = "v1", into: Any = None) -> Any:
         from airt_nb import Registry, StepContext
 
-        reg = Registry()
+        reg = Registry() if into is None else into
         child = self
+        if self.cfg.get("late"):
+            reg.action("late")(lambda prev=None: {"token": "late"})
 
         def effect(
             ctx: StepContext,
@@ -227,9 +229,9 @@ class _Child:
         raise SystemExit(f"workflows not finished in time: {eng.store.status_counts()}")
 
 
-def registry(effects: Path | str, variant: str = "v1", **cfg: Any) -> Any:
-    """The crash tests' action registry for use in the test process itself."""
-    return _Child({"effects": str(effects), **cfg}).registry(variant)
+def registry(effects: Path | str, variant: str = "v1", *, into: Any = None, **cfg: Any) -> Any:
+    """The crash tests' actions for use in the test process itself (registered ``into`` a given registry)."""
+    return _Child({"effects": str(effects), **cfg}).registry(variant, into)
 
 
 def airt_errors() -> tuple[type[Exception], ...]:
