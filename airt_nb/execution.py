@@ -99,6 +99,7 @@ class Execution:
         self.abandoned = False
         self.finishing = False
         self.running_actions = 0  # action or compensation functions executing on worker threads now
+        self.finish_first: set[str] = set()  # in flight at a crash: run again even though stopping
         self.cancelled = threading.Event()
         self._after: list[dict[str, Any]] = []
         self._load(steps)
@@ -134,6 +135,10 @@ class Execution:
         """An action (or compensation) this workflow needs next that is not registered here."""
         registry = self.engine.registry
         if self.status == "ROLLING_BACK":
+            for name in self.to_run:  # run again before the rollback goes on (see resume)
+                action = self.plan.by_name[name].action
+                if action and action not in registry:
+                    return action
             for c in self.store.compensations(self.id, status="PENDING"):
                 act = registry.get(c.action)
                 if act is None or act.compensation is None:
@@ -288,12 +293,27 @@ class Execution:
 
     def resume(self) -> None:
         """Continue from the recorded state (new run, recovery, or after a decision)."""
+        in_flight: list[str] = []
         with self.lock:
             if self.status == "ROLLING_BACK":
                 self.stopping = self.stopping or "rollback"
-                self.finishing = True
-                self.engine._submit(self._compensate)
-                return
+                # A step in flight when a crash interrupted the rollback may have had its effect: it runs
+                # again (same attempt, same idempotency key) so that its completion records what to undo,
+                # as it would have without the crash.  Retries due are dropped, as on any rollback.
+                in_flight = [n for n in self.to_run if self.attempt[n] > 0]
+                self.to_run, self.retry_due = [], {}
+                if not in_flight:
+                    self.finishing = True
+                    self.engine._submit(self._compensate)
+                    return
+                self.finish_first.update(in_flight)
+                self.executing.update(in_flight)
+        if in_flight:
+            for name in in_flight:
+                self.engine._emit_started(self, name)
+                self.engine._submit(self.drive, name)
+            return
+        with self.lock:
             now = now_iso()
             ops: list = []
             for name in self.to_run:
@@ -338,7 +358,9 @@ class Execution:
 
     def _run_step(self, name: str) -> str | None:
         step = self.plan.by_name[name]
-        if self.stopping or self.abandoned or self.engine._closing:
+        finish_first = name in self.finish_first
+        self.finish_first.discard(name)
+        if (self.stopping and not finish_first) or self.abandoned or self.engine._closing:
             with self.lock:
                 self.executing.discard(name)
                 self._maybe_finish()
