@@ -678,6 +678,8 @@ class Engine:
         plan = self._plan_from_json(record.spec, record.spec_hash)
         steps = self._store.steps(workflow_id)
         ex = Execution(self, record, plan, steps, inputs=json.loads(record.inputs))
+        if record.status == "RUNNING" and record.requested in ("cancel", "rollback"):
+            ex.stopping = record.requested  # asked for before this engine took the workflow over
         if any(s.is_approval for s in plan.steps) or record.status == "ROLLING_BACK":
             ex.load_intents()
         missing = ex.first_missing_action()
@@ -767,13 +769,14 @@ class Engine:
         if self._closing:
             return
         for workflow_id, kind in self._store.requests_for(self._owner):
-            self._store.write(functools.partial(_clear_request, workflow_id=workflow_id))
             ex = self._executions.get(workflow_id)
-            if ex is None:
-                continue
             if kind in ("cancel", "rollback"):
-                ex.request_stop(kind, "another process")
-            else:
+                # Stays recorded until the workflow finishes, so that a crash cannot forget it.
+                if ex is not None and ex.stopping != kind:
+                    ex.request_stop(kind, "another process", record=False)
+                continue
+            self._store.write(functools.partial(_clear_request, workflow_id=workflow_id))
+            if ex is not None:
                 self._apply_decisions(ex)
         self._readopt_orphans()
         now = now_iso()

@@ -134,7 +134,7 @@ class Execution:
     def first_missing_action(self) -> str | None:
         """An action (or compensation) this workflow needs next that is not registered here."""
         registry = self.engine.registry
-        if self.status == "ROLLING_BACK":
+        if self.status == "ROLLING_BACK" or self.stopping == "rollback":
             for name in self.to_run:  # run again before the rollback goes on (see resume)
                 action = self.plan.by_name[name].action
                 if action and action not in registry:
@@ -295,7 +295,12 @@ class Execution:
         """Continue from the recorded state (new run, recovery, or after a decision)."""
         in_flight: list[str] = []
         with self.lock:
-            if self.status == "ROLLING_BACK":
+            if self.status == "RUNNING" and self.stopping == "cancel":  # asked for before a crash
+                self.to_run, self.retry_due = [], {}
+                self.finishing = True
+                self.engine._submit(self._finish_cancel)
+                return
+            if self.status == "ROLLING_BACK" or self.stopping == "rollback":
                 self.stopping = self.stopping or "rollback"
                 # A step in flight when a crash interrupted the rollback may have had its effect: it runs
                 # again (same attempt, same idempotency key) so that its completion records what to undo,
@@ -713,13 +718,22 @@ class Execution:
 
     # -- requests from outside -----------------------------------------------------------------------------
 
-    def request_stop(self, kind: str, by: str) -> None:
-        """Cancel or roll back: no new step starts; in-flight steps finish first."""
+    def request_stop(self, kind: str, by: str, *, record: bool = True) -> None:
+        """Cancel or roll back: no new step starts; in-flight steps finish first.
+
+        The request is recorded in the database first (unless it came from there),
+        so that a crash before the in-flight steps finish does not forget it.
+        """
         with self.lock:
             if self.abandoned or self.finishing:
                 return
             if self.stopping in ("fail", "rollback") and kind == "cancel":
                 return
+            if record:
+                try:
+                    self._write([lambda tx: tx.request(self.id, kind)])
+                except _Abandon:
+                    return
             self.stopping = kind
             if kind == "cancel":
                 self.engine._cancel_by[self.id] = by

@@ -134,6 +134,7 @@ class Tx:
         cur = self._c.execute(
             "UPDATE workflows SET status = :status, updated_at = :now, "
             "error = COALESCE(:error, error), finished_at = :finished, "
+            "requested = CASE WHEN :finished IS NOT NULL THEN NULL ELSE requested END, "
             "lease_owner = CASE WHEN :release THEN NULL WHEN :new_owner IS NOT NULL THEN :new_owner "
             "ELSE lease_owner END, "
             "lease_expires = CASE WHEN :release THEN NULL WHEN :new_owner IS NOT NULL THEN :expires "
