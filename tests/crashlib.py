@@ -82,6 +82,7 @@ class _Child:
         self.pid = os.getpid()
         self._signal_lock = threading.Lock()
         self._resume = threading.Event()
+        self.engine: Any = None
 
     # The one place a child writes to the effects file: a single O_APPEND write per line.
     def log(self, ev: str, **fields: Any) -> None:
@@ -98,14 +99,21 @@ class _Child:
         with self._signal_lock:
             os.write(self.signal_fd, (message + "\n").encode())
 
-    def halt(self, where: str) -> None:
-        """Tell the parent where we are, then block until killed (or sent SIGUSR1)."""
+    def halt(self, where: str, workflow_id: str | None = None) -> None:
+        """Tell the parent where we are, then block until killed (or sent SIGUSR1).
+
+        With ``stop.request`` (``cancel`` or ``rollback``), ask for that first, as a
+        person clicking the button while the step runs.
+        """
+        request = self.stop.get("request")
+        if request and workflow_id and self.engine is not None:
+            getattr(self.engine, request)(workflow_id, by="crash")
         self.signal(f"stopped {where}")
         self._resume.wait()
 
-    def stop_point(self, at: str, step: str) -> None:
+    def stop_point(self, at: str, step: str, workflow_id: str | None = None) -> None:
         if self.stop.get("at") == at and self.stop.get("step") in (step, "*"):
-            self.halt(f"{at} {step}")
+            self.halt(f"{at} {step}", workflow_id)
 
     def registry(self, variant: str = "v1", into: Any = None) -> Any:
         from airt_nb import Registry, StepContext
@@ -124,12 +132,12 @@ class _Child:
         ) -> dict:
             common = {"wf": ctx.workflow_id, "step": ctx.step_name, "attempt": ctx.attempt, "key": ctx.idempotency_key}
             child.log("begin", **common)
-            child.stop_point("before", ctx.step_name)
+            child.stop_point("before", ctx.step_name, ctx.workflow_id)
             token = uuid.uuid4().hex[:12]
             child.log("do", token=token, prev=prev, **common)
             if hold:
                 time.sleep(hold)
-            child.stop_point("after", ctx.step_name)
+            child.stop_point("after", ctx.step_name, ctx.workflow_id)
             if fail_always or ctx.attempt <= fail_first:
                 child.log("end", failed=True, **common)
                 raise RuntimeError(f"{ctx.step_name} fails on attempt {ctx.attempt}")
@@ -187,6 +195,7 @@ class _Child:
             lease_ttl=cfg.get("lease_ttl", 30.0),
             durability=cfg.get("durability", "normal"),
         )
+        self.engine = eng
         eng.subscribe(self.observe)
         summary = eng.recover() if cfg.get("recover", True) else None
         self.signal(
@@ -209,15 +218,19 @@ class _Child:
         return 0
 
     def wait_all(self, eng: Any) -> None:
-        """Until every workflow in the database is finished (approving paused ones if asked)."""
+        """Until every workflow in the database is finished (deciding paused ones if asked).
+
+        A workflow whose name starts with ``reject`` is rejected, any other approved.
+        """
         approve = self.cfg.get("approve", False)
         deadline = time.monotonic() + self.cfg.get("timeout", 60.0)
         while time.monotonic() < deadline:
             statuses = eng.store.status_counts()
             if approve and statuses.get("PAUSED"):
                 for rec in eng.list(status="PAUSED", limit=1000):
+                    decide = eng.reject if rec.name.startswith("reject") else eng.approve
                     try:
-                        eng.approve(rec.workflow_id, by="crash", reason="crash test")
+                        decide(rec.workflow_id, by="crash", reason="crash test")
                     except airt_errors() as exc:
                         self.log("approve-raced", wf=rec.workflow_id, error=str(exc))
                 continue

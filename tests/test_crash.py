@@ -27,6 +27,7 @@ from crashlib import (
     overlaps,
     read_effects,
     step_rows,
+    wait_for_db,
     workflow_statuses,
 )
 
@@ -262,11 +263,12 @@ def test_engines_opening_a_crashed_database_at_once_never_run_one_workflow_twice
 def random_spec(rng: random.Random, kind: str, n: int) -> dict:
     hold = {"inputs": {"hold": round(rng.uniform(0, 0.03), 3)}}
     a = {"name": "a", "action": "effect", "inputs": dict(hold["inputs"])}
-    if kind == "approval":
+    if kind in ("approval", "reject"):
         return {
-            "name": f"approval-{n}",
+            "name": f"{kind}-{n}",
             "steps": [
                 a,
+                {"name": "d", "action": "effect", "inputs": {"prev": "${{ steps.a.outputs.token }}"}},
                 {"name": "gate", "type": "human_approval", "message": "ok?"},
                 {"name": "b", "action": "effect", "inputs": {"prev": "${{ steps.a.outputs.token }}"}},
             ],
@@ -295,7 +297,7 @@ def random_spec(rng: random.Random, kind: str, n: int) -> dict:
     return {"name": f"{kind}-{n}", "max_parallel": 3, "steps": steps}
 
 
-FINAL = {"dag": "COMPLETED", "approval": "COMPLETED", "failing": "FAILED"}
+FINAL = {"dag": "COMPLETED", "approval": "COMPLETED", "failing": "FAILED", "reject": "ROLLED_BACK"}
 PREV_OF = {"b": "a", "c": "a", "d": "a", "e": "b"}
 
 
@@ -334,7 +336,7 @@ def check_invariants(db: Path, log: list[dict], killed: set[int]) -> None:
             "SELECT step_name, status FROM compensation_log WHERE workflow_id = ? ORDER BY compensation_id DESC",
             (wf,),
         )
-        if kind == "failing":
+        if kind in ("failing", "reject"):
             if order != [c[0] for c in comp]:
                 problems.append(f"{wf}: undone in order {order}, compensation log says {[c[0] for c in comp]}")
             if any(c[1] != "DONE" for c in comp):
@@ -361,7 +363,7 @@ def test_random_kills_never_lose_or_repeat_completed_work(tmp_path, files):
         if round_no < rounds * 2 // 3:
             for _ in range(rng.choice([0, 1, 1, 2])):
                 n += 1
-                kind = rng.choice(["dag", "dag", "failing", "approval"])
+                kind = rng.choice(["dag", "dag", "failing", "approval", "reject"])
                 start.append({"spec": random_spec(rng, kind, n)})
         child = Child(tmp_path, config(db, effects, start=start, approve=True), name=f"round{round_no}")
         # Now and then a second engine runs alongside, and is killed at another moment.
@@ -386,9 +388,77 @@ def test_random_kills_never_lose_or_repeat_completed_work(tmp_path, files):
     assert len(killed) >= rounds
     print(
         f"{n} workflows, {sum(e['ev'] == 'do' for e in log)} side effects, "
-        f"{sum(e['ev'] == 'undo' for e in log)} undos over {rounds} kills"
+        f"{sum(e['ev'] == 'undo' for e in log)} undos over {len(killed)} kills"
     )
     try:
         check_invariants(db, log, killed)
     except AssertionError as exc:
         raise AssertionError(f"replay with AIRT_CRASH_SEED={seed}: {exc}") from None
+
+
+def test_kill_during_rollback_while_a_sibling_step_was_in_flight_reruns_it_and_undoes_it(tmp_path, files):
+    db, effects = files
+    spec = {
+        "name": "sibling",
+        "steps": [
+            {"name": "a", "action": "effect"},
+            {"name": "b", "action": "effect", "depends_on": ["a"]},
+            {"name": "c", "action": "effect", "depends_on": ["a"], "inputs": {"fail_always": True}},
+        ],
+    }
+    first = Child(tmp_path, config(db, effects, start=[{"spec": spec}], stop={"at": "after", "step": "b"}))
+    first.expect("stopped after b")
+    wait_for_db(db, "SELECT 1 FROM workflows WHERE status = 'ROLLING_BACK'")  # c failed; the rollback waits for b
+    wf = only_workflow(db)
+    first.kill()
+
+    second = Child(tmp_path, config(db, effects))
+    second.finish()
+    assert workflow_statuses(db) == {wf: "FAILED"}
+    log = read_effects(effects)
+    does = effects_by_step(log)
+    # b's side effect may have happened before the kill: it runs again (same key) so that it can be undone.
+    assert [(d["pid"], d["key"]) for d in does[(wf, "b")]] == [(first.pid, f"{wf}/b/1"), (second.pid, f"{wf}/b/1")]
+    assert [(e["step"], e["pid"]) for e in log if e["ev"] == "undo"] == [("b", second.pid), ("a", second.pid)]
+    statuses = {s: r["status"] for s, r in step_rows(db, wf).items()}
+    assert statuses == {"a": "COMPENSATED", "b": "COMPENSATED", "c": "FAILED"}
+
+
+@pytest.mark.parametrize("request_", ["rollback", "cancel"])
+def test_a_rollback_or_cancel_asked_for_just_before_a_kill_is_not_forgotten(tmp_path, files, request_):
+    db, effects = files
+    stop = {"at": "after", "step": "s3", "request": request_}
+    first = Child(tmp_path, config(db, effects, start=[{"spec": chain_spec()}], stop=stop))
+    first.expect("stopped after s3")  # asked while s3 runs: it must finish (or be re-run) first
+    wf = only_workflow(db)
+    first.kill()
+
+    second = Child(tmp_path, config(db, effects))
+    second.finish()
+    log = read_effects(effects)
+    does = effects_by_step(log)
+    assert not does[(wf, "s4")]
+    assert not does[(wf, "s5")]
+    undone = [e["step"] for e in log if e["ev"] == "undo"]
+    statuses = {s: r["status"] for s, r in step_rows(db, wf).items()}
+    if request_ == "rollback":
+        assert workflow_statuses(db) == {wf: "ROLLED_BACK"}
+        assert undone == ["s3", "s2", "s1"]  # s3 ran again so that its completion records what to undo
+        assert [d["key"] for d in does[(wf, "s3")]] == [f"{wf}/s3/1", f"{wf}/s3/1"]
+        assert statuses == {
+            "s1": "COMPENSATED",
+            "s2": "COMPENSATED",
+            "s3": "COMPENSATED",
+            "s4": "SKIPPED",
+            "s5": "SKIPPED",
+        }
+    else:
+        assert workflow_statuses(db) == {wf: "CANCELLED"}
+        assert undone == []
+        assert statuses == {
+            "s1": "COMPLETED",
+            "s2": "COMPLETED",
+            "s3": "CANCELLED",
+            "s4": "CANCELLED",
+            "s5": "CANCELLED",
+        }
