@@ -67,8 +67,18 @@ def assert_chain_consistent(db: Path, wf: str, effects: list[dict]) -> None:
 @pytest.mark.parametrize("step", STEPS)
 @pytest.mark.parametrize("at", ["before", "after", "checkpoint"])
 def test_kill_at_a_step_boundary_then_a_new_process_finishes_without_repeating_work(tmp_path, files, at, step):
+    kill_at_boundary_and_finish(tmp_path, files, at, step)
+
+
+@pytest.mark.parametrize("at", ["after", "checkpoint"])
+def test_kill_with_durability_full_keeps_the_same_guarantees(tmp_path, files, at):
+    kill_at_boundary_and_finish(tmp_path, files, at, "s3", durability="full")
+
+
+def kill_at_boundary_and_finish(tmp_path: Path, files: tuple[Path, Path], at: str, step: str, **kw) -> None:
     db, effects = files
-    first = Child(tmp_path, config(db, effects, start=[{"spec": chain_spec()}], stop={"at": at, "step": step}))
+    start = [{"spec": chain_spec()}]
+    first = Child(tmp_path, config(db, effects, start=start, stop={"at": at, "step": step}, **kw))
     first.expect(f"stopped {at} {step}")
     wf = only_workflow(db)
     recorded = step_rows(db, wf)[step]["status"]
@@ -76,7 +86,7 @@ def test_kill_at_a_step_boundary_then_a_new_process_finishes_without_repeating_w
     assert recorded == ("COMPLETED" if at == "checkpoint" else "RUNNING")
     first.kill()
 
-    second = Child(tmp_path, config(db, effects))
+    second = Child(tmp_path, config(db, effects, **kw))
     opened = json.loads(second.expect("opened").split(" ", 1)[1])
     second.finish()
 
