@@ -113,7 +113,8 @@ class Engine:
         ``AIRT_RECOVER=0`` turns it off).  With ``recover=False`` the engine
         only ever runs the workflows it started or was asked to ``resume``:
         decisions and rollbacks it records for other workflows are left to
-        the engines that run them (this is how the ``airt`` command works).
+        the engines that run them (this is how the ``airt`` command works),
+        until :meth:`recover` is called by hand.
     durability:
         ``"normal"`` survives a crash of the process; ``"full"`` also a power loss.
     busy_timeout:
@@ -592,6 +593,8 @@ class Engine:
 
         Returns what was resumed, restored (waiting for approval), left waiting
         for an action to be defined, and skipped (run by another live engine).
+        From then on this engine's housekeeping also takes up workflows nobody
+        runs (a decision made elsewhere, a dead engine's), as with ``recover=True``.
         """
         self._check_open()
         summary = RecoverySummary()
@@ -640,6 +643,7 @@ class Engine:
             host, pid = (owner or "?|?").split("|")[:2]
             summary.skipped.setdefault(workflow_id, f"running in {host} pid {pid}")
         self._schedule_deadlines()
+        self._recovering = True
         if self._webhook is not None:
             self._webhook.kick()
         log.info("airt_nb recovery on %s: %s", self.db, summary)

@@ -94,6 +94,19 @@ def test_recover_false_leaves_a_crashed_workflow_alone_until_recover_is_called(t
     assert do_counts(effects, wf) == dict.fromkeys(STEPS, 1)
 
 
+def test_recover_by_hand_restores_a_paused_workflow_that_this_engine_can_then_continue(tmp_path, files):
+    db, effects = files
+    spec = chain_spec("with-approval")
+    spec["steps"][2] = {"name": "s3", "type": "human_approval"}
+    spec["steps"][3]["inputs"]["prev"] = "${{ steps.s2.outputs.token }}"
+    wf, _ = crash(tmp_path, db, effects, spec, "paused")
+    with Engine(db, registry=crashlib.registry(effects), recover=False) as eng:
+        assert eng.recover().restored == [wf]
+        eng.approve(wf, by="ann")
+        assert eng.get(wf).wait(timeout=30) == "COMPLETED"
+    assert do_counts(effects, wf) == {"s1": 1, "s2": 1, "s3": 0, "s4": 1, "s5": 1}
+
+
 # -- 2. ownership -------------------------------------------------------------------------------------------
 
 
