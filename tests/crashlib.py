@@ -260,6 +260,18 @@ class ChildDiedError(AssertionError):
     pass
 
 
+_SPAWNED: list[Child] = []
+
+
+def kill_leftovers() -> None:
+    """SIGKILL every child a failed test left running (call after each test)."""
+    while _SPAWNED:
+        child = _SPAWNED.pop()
+        if child.proc.poll() is None:
+            child.kill()
+        child.close()
+
+
 class Child:
     """A worker process and the read end of its signal pipe."""
 
@@ -282,6 +294,7 @@ class Child:
                 env=env,
             )
         os.close(write_fd)
+        _SPAWNED.append(self)
         self.effects = cfg["effects"]
         self._buf = b""
         self.messages: list[str] = []

@@ -15,8 +15,10 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+import crashlib
 import pytest
 from crashlib import (
     Child,
@@ -37,8 +39,9 @@ STEPS = [f"s{i}" for i in range(1, 6)]
 
 
 @pytest.fixture
-def files(tmp_path: Path) -> tuple[Path, Path]:
-    return tmp_path / "airt.db", tmp_path / "effects.jsonl"
+def files(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    yield tmp_path / "airt.db", tmp_path / "effects.jsonl"
+    crashlib.kill_leftovers()  # a failed test never leaves a blocked child behind
 
 
 def only_workflow(db: Path) -> str:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import crashlib
@@ -31,8 +32,9 @@ STEPS = [f"s{i}" for i in range(1, 6)]
 
 
 @pytest.fixture
-def files(tmp_path: Path) -> tuple[Path, Path]:
-    return tmp_path / "airt.db", tmp_path / "effects.jsonl"
+def files(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    yield tmp_path / "airt.db", tmp_path / "effects.jsonl"
+    crashlib.kill_leftovers()  # a failed test never leaves a blocked child behind
 
 
 def crash(
@@ -166,7 +168,7 @@ def test_engine_durability_sets_how_sqlite_syncs_commits(files):
 def test_a_frozen_owner_is_taken_over_after_its_lease_expires_and_then_fenced_out(tmp_path, files):
     db, effects = files
     first = Child(
-        tmp_path, config(db, effects, start=[{"spec": chain_spec()}], stop={"at": "after", "step": "s3"}, lease_ttl=1.0)
+        tmp_path, config(db, effects, start=[{"spec": chain_spec()}], stop={"at": "after", "step": "s3"}, lease_ttl=2.0)
     )
     first.expect("stopped after s3")
     (wf,) = workflow_statuses(db)
@@ -329,8 +331,8 @@ def test_approval_deadline_that_passed_while_no_engine_ran_is_honoured_on_open(t
     ((deadline,),) = db_rows(db, "SELECT deadline FROM approvals")
     time.sleep(max(0.0, to_epoch(deadline) - time.time()) + 0.05)  # the deadline passes while nothing runs
     with Engine(db, registry=crashlib.registry(effects)) as eng:
-        assert eng.last_recovery.restored == [wf]
-        # Decided right after the open, without anyone asking: wait() returns at the pause, so wait for it.
+        # Decided right after the open (possibly before recover() lists it as restored), without anyone
+        # asking: wait() returns at the pause, so wait for the decision.
         crashlib.wait_for_db(db, "SELECT 1 FROM approvals WHERE status != 'PENDING'")
         assert eng.get(wf).wait(timeout=30) == final
     frame = airt_nb.approvals(db)
