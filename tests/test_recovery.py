@@ -8,6 +8,7 @@ deadlines it honours.  Side effects are counted in an O_APPEND file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -387,13 +388,18 @@ class LockHolder:
         self.proc.wait(timeout=30)
 
 
-def engine_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("airt")]
+@contextlib.contextmanager
+def no_new_engine_threads() -> Iterator[None]:
+    """Fail if the block leaves airt_nb threads running that were not there before it."""
+    before = set(threading.enumerate())
+    yield
+    left = [t.name for t in threading.enumerate() if t not in before and t.name.startswith("airt")]
+    assert left == [], f"threads left behind: {left}"
 
 
 def test_missing_folder_is_one_clear_store_error(tmp_path):
     path = tmp_path / "no-such-folder" / "airt.db"
-    with pytest.raises(airt_nb.StoreError) as info:
+    with no_new_engine_threads(), pytest.raises(airt_nb.StoreError) as info:
         Engine(path)
     assert str(info.value) == (
         f"cannot open database {path}: folder {path.parent} does not exist; create it or set AIRT_DB "
@@ -406,13 +412,12 @@ def test_missing_folder_is_one_clear_store_error(tmp_path):
 def test_corrupted_file_is_one_clear_store_error(tmp_path):
     path = tmp_path / "airt.db"
     path.write_bytes(b"this is not a database\n" * 500)
-    with pytest.raises(airt_nb.StoreError) as info:
+    with no_new_engine_threads(), pytest.raises(airt_nb.StoreError) as info:
         Engine(path)
     assert str(info.value) == (
         f"database {path} is not a valid SQLite database or is corrupted (file is not a database); "
         "restore it from a backup, or move it away to start a new one"
     )
-    assert engine_threads() == []
 
 
 def test_database_with_damaged_pages_is_one_clear_store_error(tmp_path, files):
@@ -423,11 +428,10 @@ def test_database_with_damaged_pages_is_one_clear_store_error(tmp_path, files):
     data = bytearray(db.read_bytes())
     data[4096:] = b"\x55" * (len(data) - 4096)  # every page after the first overwritten
     db.write_bytes(bytes(data))
-    with pytest.raises(airt_nb.StoreError) as info:
+    with no_new_engine_threads(), pytest.raises(airt_nb.StoreError) as info:
         Engine(db)
     assert str(info.value).startswith(f"database {db} is not a valid SQLite database or is corrupted (")
     assert str(info.value).endswith("); restore it from a backup, or move it away to start a new one")
-    assert engine_threads() == []
 
 
 def test_database_written_by_a_newer_version_is_refused_with_what_to_do(tmp_path, files):
@@ -437,13 +441,12 @@ def test_database_written_by_a_newer_version_is_refused_with_what_to_do(tmp_path
     conn.execute(f"PRAGMA user_version = {LATEST + 1}")
     conn.commit()
     conn.close()
-    with pytest.raises(airt_nb.StoreError) as info:
+    with no_new_engine_threads(), pytest.raises(airt_nb.StoreError) as info:
         Engine(db)
     assert str(info.value) == (
         f"database {db} was written by a newer airt_nb (schema version {LATEST + 1}, this one knows up to "
         f"{LATEST}); upgrade airt_nb (pip install -U airt_nb) to use it"
     )
-    assert engine_threads() == []
 
 
 def run_without_root_powers(code: str, *args: str) -> str:
@@ -538,9 +541,9 @@ def test_database_locked_while_recovering_fails_cleanly_without_leaving_threads(
     crash(tmp_path, db, effects, chain_spec(), "before", "s2")
     holder = LockHolder(db)  # recovery must write to claim the dead process's workflow
     try:
-        with pytest.raises(airt_nb.StoreError, match="stayed locked by another process"):
-            Engine(db, registry=crashlib.registry(effects), busy_timeout=0.1)
-        assert engine_threads() == []
+        with no_new_engine_threads(), pytest.raises(airt_nb.StoreError, match="stayed locked by another process"):
+            # With a webhook sender too: its thread starts before recovery does.
+            Engine(db, registry=crashlib.registry(effects), busy_timeout=0.1, webhook_url="http://127.0.0.1:9/hook")
     finally:
         holder.release()
 
