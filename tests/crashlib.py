@@ -83,6 +83,7 @@ class _Child:
         self._signal_lock = threading.Lock()
         self._resume = threading.Event()
         self.engine: Any = None
+        self._began: dict[tuple[str, str], threading.Event] = {}
 
     # The one place a child writes to the effects file: a single O_APPEND write per line.
     def log(self, ev: str, **fields: Any) -> None:
@@ -92,6 +93,10 @@ class _Child:
             os.write(fd, line.encode())
         finally:
             os.close(fd)
+
+    def began(self, workflow_id: str, step: str) -> threading.Event:
+        with self._signal_lock:
+            return self._began.setdefault((workflow_id, step), threading.Event())
 
     def signal(self, message: str) -> None:
         if self.signal_fd is None:
@@ -129,9 +134,13 @@ class _Child:
             fail_first: int = 0,
             fail_always: bool = False,
             hold: float = 0.0,
+            after: str = "",
         ) -> dict:
+            if after:  # a parallel sibling must have begun first (in this process): no race in the test
+                child.began(ctx.workflow_id, after).wait(10)
             common = {"wf": ctx.workflow_id, "step": ctx.step_name, "attempt": ctx.attempt, "key": ctx.idempotency_key}
             child.log("begin", **common)
+            child.began(ctx.workflow_id, ctx.step_name).set()
             child.stop_point("before", ctx.step_name, ctx.workflow_id)
             token = uuid.uuid4().hex[:12]
             child.log("do", token=token, prev=prev, **common)
@@ -154,8 +163,9 @@ class _Child:
                 fail_first: int = 0,
                 fail_always: bool = False,
                 hold: float = 0.0,
+                after: str = "",
             ) -> dict:
-                return inner(ctx, prev, fail_first, fail_always, hold)  # version 2
+                return inner(ctx, prev, fail_first, fail_always, hold, after)  # version 2
 
         act = reg.action("effect")(effect)
 

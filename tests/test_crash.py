@@ -416,7 +416,7 @@ def test_kill_during_rollback_while_a_sibling_step_was_in_flight_reruns_it_and_u
         "steps": [
             {"name": "a", "action": "effect"},
             {"name": "b", "action": "effect", "depends_on": ["a"]},
-            {"name": "c", "action": "effect", "depends_on": ["a"], "inputs": {"fail_always": True}},
+            {"name": "c", "action": "effect", "depends_on": ["a"], "inputs": {"fail_always": True, "after": "b"}},
         ],
     }
     first = Child(tmp_path, config(db, effects, start=[{"spec": spec}], stop={"at": "after", "step": "b"}))
