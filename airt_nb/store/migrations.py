@@ -142,6 +142,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX audit_by_workflow ON audit_log (workflow_id);
         """,
     ),
+    (
+        2,
+        "specs stored once per distinct spec",
+        # A workflow's row is rewritten by every step's checkpoint (progress, lease fence): a spec
+        # kept in it made each checkpoint cost as much as the spec is long.  New rows keep '' in
+        # workflows.spec and their spec here, once for all runs of the same spec.
+        """
+        CREATE TABLE workflow_specs (
+            spec_hash TEXT PRIMARY KEY,
+            spec      TEXT NOT NULL
+        );
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -40,8 +40,13 @@ __all__ = ["LeaseLostError", "SQLiteStore", "Tx"]
 
 T = TypeVar("T")
 
+# Rows written since migration 2 keep their spec in workflow_specs (see migrations.py).
+_SPEC = (
+    "CASE WHEN spec <> '' THEN spec ELSE "
+    "(SELECT s.spec FROM workflow_specs s WHERE s.spec_hash = workflows.spec_hash) END"
+)
 _WF_COLS = (
-    "workflow_id, name, status, spec, spec_hash, inputs, created_at, updated_at, finished_at, error, "
+    f"workflow_id, name, status, {_SPEC}, spec_hash, inputs, created_at, updated_at, finished_at, error, "
     "started_by, total_steps, done_steps, lease_owner, lease_expires, requested, waiting_for, warnings"
 )
 _STEP_COLS = (
@@ -88,10 +93,15 @@ class Tx:
     # -- workflows -------------------------------------------------------------------
 
     def insert_workflow(self, row: dict[str, Any]) -> None:
+        """Insert a workflow; its spec is stored once per ``spec_hash``, not in the row."""
+        self._c.execute(
+            "INSERT OR IGNORE INTO workflow_specs (spec_hash, spec) VALUES (:spec_hash, :spec)",
+            row,
+        )
         self._c.execute(
             "INSERT INTO workflows (workflow_id, name, status, spec, spec_hash, inputs, created_at, "
             "updated_at, started_by, total_steps, lease_owner, lease_expires) "
-            "VALUES (:workflow_id, :name, :status, :spec, :spec_hash, :inputs, :created_at, :updated_at, "
+            "VALUES (:workflow_id, :name, :status, '', :spec_hash, :inputs, :created_at, :updated_at, "
             ":started_by, :total_steps, :lease_owner, :lease_expires)",
             row,
         )
