@@ -156,3 +156,22 @@ def test_a_long_chain_validates_and_still_refuses_bad_references(noop_registry: 
     text = str(info.value)
     assert "${{ steps.c.outputs.value }}: step 'c' comes later; add it to depends_on of 'b'" in text
     assert "${{ steps.c.outputs.value }}: step 'c' is not one of its dependencies; add it to depends_on of 'd'" in text
+
+
+def test_builtin_actions_build_their_input_model_on_first_use() -> None:
+    registry = Registry()
+    write = registry.get("file.write")
+    assert write is not None
+    assert write._built is None  # nothing built by Registry() itself: import and start-up stay quick
+    with pytest.raises(airt_nb.ActionError, match="bad inputs"):
+        write.validate({"path": "x.txt", "content": "hi", "append": "maybe"})
+    assert write._built is not None
+    assert write.validate({"path": "x.txt", "content": "hi"})["content"] == "hi"
+
+
+def test_user_actions_build_their_input_model_when_defined(registry: Registry) -> None:
+    @registry.action("typed")
+    def typed(count: int) -> dict:
+        return {"count": count}
+
+    assert typed._built is not None
