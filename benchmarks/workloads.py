@@ -99,6 +99,59 @@ def raw_commits(path: Path, n: int, durability: str) -> float:
     return elapsed
 
 
+def raw_checkpoints(path: Path, n: int, durability: str) -> float:
+    """Raw sqlite3 running exactly the statements of our step checkpoints, on our schema; returns seconds.
+
+    What the durable step protocol costs in SQLite alone: the lease fence and progress
+    (UPDATE workflows), the completion (UPDATE workflow_steps) and the next start
+    (UPDATE workflow_steps), one commit per step.
+    """
+    from airt_nb.store.migrations import MIGRATIONS
+    from airt_nb.timeutil import now_iso
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    for _number, _title, sql in MIGRATIONS:
+        conn.executescript(sql)
+    now = now_iso()
+    conn.execute(
+        "INSERT INTO workflows (workflow_id, name, status, spec, spec_hash, inputs, created_at, updated_at, "
+        "total_steps, lease_owner, lease_expires) VALUES ('w', 'raw', 'RUNNING', '', 'h', '{}', ?, ?, ?, 'me', ?)",
+        (now, now, n, now),
+    )
+    conn.executemany(
+        "INSERT INTO workflow_steps (workflow_id, step_name, position, type, action, status, attempt) "
+        "VALUES ('w', ?, ?, 'action', 'noop', 'PENDING', 0)",
+        [(f"s{i}", i) for i in range(n)],
+    )
+    t0 = time.perf_counter()
+    for i in range(n):
+        now = now_iso()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "UPDATE workflows SET updated_at = ?, done_steps = done_steps + 1 WHERE workflow_id = 'w' "
+            "AND lease_owner = 'me'",
+            (now,),
+        )
+        conn.execute(
+            "UPDATE workflow_steps SET status = 'COMPLETED', finished_at = ?, inputs = '{}', outputs = '{}', "
+            "fingerprint = '0123456789abcdef', error = NULL WHERE workflow_id = 'w' AND step_name = ?",
+            (now, f"s{i}"),
+        )
+        if i + 1 < n:
+            conn.execute(
+                "UPDATE workflow_steps SET status = 'RUNNING', attempt = 1, started_at = ?, finished_at = NULL, "
+                "next_attempt_at = NULL, error = NULL WHERE workflow_id = 'w' AND step_name = ?",
+                (now, f"s{i + 1}"),
+            )
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    return elapsed
+
+
 @workload
 def steps(durability: str = "normal", n: str = "2000") -> dict:
     """One workflow of ``n`` trivial steps, from start() to COMPLETED; and raw sqlite3 alike."""
@@ -107,6 +160,7 @@ def steps(durability: str = "normal", n: str = "2000") -> dict:
     count = int(n)
     work = tmpdir()
     raw = raw_commits(work / "raw.db", count, durability)
+    floor = raw_checkpoints(work / "floor.db", count, durability)
     eng = Engine(work / "airt.db", registry=registry(), durability=durability)
     spec = chain("steps", count)
     t0 = time.perf_counter()
@@ -122,6 +176,9 @@ def steps(durability: str = "normal", n: str = "2000") -> dict:
         "raw_commits_per_s": count / raw,
         "raw_us_per_commit": raw / count * 1e6,
         "ratio": raw / elapsed,
+        "protocol_us_per_step": floor / count * 1e6,
+        "protocol_ratio": raw / floor,
+        "python_us_per_step": (elapsed - floor) / count * 1e6,
     }
 
 
