@@ -533,11 +533,14 @@ class Engine:
                     summary.waiting_for_action[workflow_id] = waiting
                 else:
                     summary.resumed.append(workflow_id)
+        resumed = set(summary.resumed)  # membership in a list made this loop quadratic
         for workflow_id in claimable:
-            if workflow_id not in summary.resumed and workflow_id not in summary.waiting_for_action:
+            if workflow_id not in resumed and workflow_id not in summary.waiting_for_action:
                 summary.skipped.setdefault(workflow_id, "taken by another engine")
+        restored = set(summary.restored)
         for workflow_id, _ in self._store.paused_with_pending():
-            if workflow_id not in summary.restored:
+            if workflow_id not in restored:
+                restored.add(workflow_id)
                 summary.restored.append(workflow_id)
         for workflow_id, _status, owner, _ in self._store.owned_by(
             [o for o in self._store.lease_owners() if o != self._owner and o not in dead]
