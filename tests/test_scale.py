@@ -175,3 +175,52 @@ def test_user_actions_build_their_input_model_when_defined(registry: Registry) -
         return {"count": count}
 
     assert typed._built is not None
+
+
+def test_others_version_changes_only_for_other_connections(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    other = SQLiteStore(db_path)
+    try:
+        before = store.others_version()
+        store.write(lambda tx: tx.insert_audit(_audit_row()))
+        assert store.others_version() == before  # our own commit: nothing to look at
+        other.write(lambda tx: tx.insert_audit(_audit_row()))
+        assert store.others_version() != before
+    finally:
+        other.close()
+        store.close()
+
+
+def _audit_row() -> dict:
+    return {
+        "at": "2025-01-01T00:00:00.000000+00:00",
+        "user": "u",
+        "roles": "[]",
+        "event": "test",
+        "decision": "allow",
+        "rule": None,
+        "workflow_id": None,
+        "step_name": None,
+        "action": None,
+        "target": None,
+        "detail": None,
+    }
+
+
+def test_an_engine_carries_on_after_another_engine_decides(db_path: Path, noop_registry: Registry) -> None:
+    spec = {
+        "name": "review",
+        "steps": [
+            {"name": "before", "action": "noop"},
+            {"name": "review", "type": "human_approval", "message": "go?"},
+            {"name": "after", "action": "noop"},
+        ],
+    }
+    with airt_nb.Engine(db_path, registry=noop_registry) as runner:
+        run = runner.start(spec)
+        assert run.wait(timeout=10) == "PAUSED"
+        # The deciding engine does not know "noop": it records the decision and leaves the rest.
+        with airt_nb.Engine(db_path, registry=Registry(builtins=False), recover=False) as decider:
+            decider.approve(run.id, by="ann")
+        assert run.wait(timeout=10) == "COMPLETED"
+        assert [s.status for s in run.steps()] == ["COMPLETED"] * 3

@@ -659,6 +659,28 @@ class SQLiteStore:
         """Changes whenever any connection (this process or another) commits."""
         return int(self.query("PRAGMA data_version")[0][0])
 
+    def others_version(self) -> int:
+        """Changes whenever *another* connection commits, never for this store's own writes.
+
+        ``PRAGMA data_version`` asked on the write connection itself: an engine
+        polls this to notice what other processes and engines did, without
+        waking up for each of its own checkpoints.
+        """
+        with self._cv:
+            while self._leading:
+                self._cv.wait()
+            if self._closed:
+                raise StoreError(f"database {self.path} is closed", path=self.path)
+            self._leading = True  # the write connection is ours for one statement, outside any transaction
+        try:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise self._translate(exc, "read") from exc
+        finally:
+            with self._cv:
+                self._leading = False
+                self._cv.notify_all()
+
     def workflow(self, workflow_id: str) -> WorkflowRecord | None:
         rows = self.query(f"SELECT {_WF_COLS} FROM workflows WHERE workflow_id = ?", (workflow_id,))
         return WorkflowRecord(*rows[0]) if rows else None
