@@ -306,7 +306,9 @@ class Engine:
         for name in started:
             self._emit_started(ex, name)
             self._submit(ex.drive, name)
-        return self.get(workflow_id)
+        from .run import Run
+
+        return Run(self, workflow_id)  # the id is ours and exact: no need to look it up as get() does
 
     # -- looking up ---------------------------------------------------------------------------------------
 
