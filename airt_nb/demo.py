@@ -62,7 +62,9 @@ def main() -> None:
             approved = eng.start(SPEC, inputs={"target": "out/approved"})
             print(f"1. {approved.name} {approved.id}: {approved.wait(timeout=30)}")
             approved.approve(by="reviewer", reason="looks good")
-            print(f"   approved by reviewer -> {approved.wait(timeout=30)}; files: {sorted(os.listdir('out/approved'))}")
+            print(
+                f"   approved by reviewer -> {approved.wait(timeout=30)}; files: {sorted(os.listdir('out/approved'))}"
+            )
 
             rejected = eng.start(SPEC, inputs={"target": "out/rejected"})
             rejected.wait(timeout=30)
