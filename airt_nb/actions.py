@@ -256,8 +256,8 @@ class Action:
         for key in self.required:
             if key not in inputs:
                 problems.append(f"{key}: {self.name} needs input {key!r}; add it under inputs:")
-        if self._model is None or problems:
-            return problems
+        if self._model is None or problems or not inputs:
+            return problems  # no inputs and none required: nothing for the model to refuse
         static = {k: v for k, v in inputs.items() if k not in dynamic}
         try:
             self._model.model_validate(static)
