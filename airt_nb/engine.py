@@ -34,7 +34,7 @@ from .identity import current_user
 from .ownership import is_dead_local_owner, make_owner_id
 from .plan import Plan
 from .policy import AllowAll, Policy
-from .spec import WorkflowSpec, load_spec
+from .spec import WorkflowSpec, fingerprint_of, load_spec
 from .store.records import SETTLED, TERMINAL, WorkflowRecord
 from .store.sqlite import LeaseLostError, SQLiteStore
 from .timers import Timers
@@ -184,10 +184,11 @@ class Engine:
     # -- starting -----------------------------------------------------------------------------------
 
     def _plan_for(self, spec: WorkflowSpec) -> Plan:
-        key = spec.fingerprint
+        spec_json = spec.to_json()  # once: a long spec takes milliseconds to serialise
+        key = fingerprint_of(spec_json)
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[key] = Plan.compile(spec)
+            plan = self._plans[key] = Plan.compile(spec, spec_json=spec_json)
         return plan
 
     def _plan_from_json(self, spec_json: str, spec_hash: str) -> Plan:

@@ -129,7 +129,12 @@ class WorkflowSpec(_Model):
 
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+        return fingerprint_of(self.to_json())
+
+
+def fingerprint_of(spec_json: str) -> str:
+    """The fingerprint of a spec from its :meth:`WorkflowSpec.to_json` text."""
+    return hashlib.sha256(spec_json.encode()).hexdigest()[:16]
 
 
 # -- YAML with line numbers -----------------------------------------------------------
