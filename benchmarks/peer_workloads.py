@@ -132,6 +132,8 @@ def dbos_recovery(db: str) -> dict:
     conn = sqlite3.connect(work)
     _expected[0] = conn.execute("SELECT COUNT(*) FROM workflow_status WHERE status = 'PENDING'").fetchone()[0]
     conn.close()
+    import dbos  # noqa: F401  (imported before the clock starts, as airt_nb is for ours)
+
     t0 = time.perf_counter()
     DBOS, _ = dbos_app(work)
     DBOS.launch()  # recovers this executor's pending workflows
@@ -241,6 +243,7 @@ def lg_recovery(db: str) -> dict:
     conn = sqlite3.connect(work)
     threads = [r[0] for r in conn.execute("SELECT DISTINCT thread_id FROM checkpoints ORDER BY thread_id")]
     conn.close()
+    lg_imports()  # imported before the clock starts, as airt_nb is for ours
     t0 = time.perf_counter()
     graph = lg_chain(3, lg_saver(work), crash=True)
     for thread_id in threads:  # no recovery of its own: resume each thread by hand
