@@ -141,7 +141,9 @@ def figures(recovery_n: int, memory_n: int) -> list[Figure]:
             [
                 Metric("peak_1k_mb", "peak RSS after 1,000", "MB", digits=1),
                 Metric("peak_end_mb", f"peak RSS after {memory_n:,}", "MB", digits=1),
-                Metric("growth", "growth", "", "≤ 10 %", le(0.10), digits=3),
+                Metric("growth", "growth of the peak", "", "≤ 10 %", le(0.10), digits=3),
+                Metric("rss_1k_mb", "RSS now, after 1,000", "MB", digits=1),
+                Metric("rss_end_mb", f"RSS now, after {memory_n:,}", "MB", digits=1),
                 Metric("workflows_per_s", "workflows/s over the whole run", "/s"),
             ],
         ),
