@@ -142,8 +142,9 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX audit_by_workflow ON audit_log (workflow_id);
         """,
     ),
+    # 2 is reserved for the webhook delivery attempts migration.
     (
-        2,
+        3,
         "specs stored once per distinct spec",
         # A workflow's row is rewritten by every step's checkpoint (progress, lease fence): a spec
         # kept in it made each checkpoint cost as much as the spec is long.  New rows keep '' in

@@ -40,7 +40,7 @@ __all__ = ["LeaseLostError", "SQLiteStore", "Tx"]
 
 T = TypeVar("T")
 
-# Rows written since migration 2 keep their spec in workflow_specs (see migrations.py).
+# Rows written since migration 3 keep their spec in workflow_specs (see migrations.py).
 _SPEC = (
     "CASE WHEN spec <> '' THEN spec ELSE "
     "(SELECT s.spec FROM workflow_specs s WHERE s.spec_hash = workflows.spec_hash) END"
