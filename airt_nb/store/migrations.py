@@ -150,7 +150,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         # kept in it made each checkpoint cost as much as the spec is long.  New rows keep '' in
         # workflows.spec and their spec here, once for all runs of the same spec.
         """
-        CREATE TABLE workflow_specs (
+        CREATE TABLE IF NOT EXISTS workflow_specs (
             spec_hash TEXT PRIMARY KEY,
             spec      TEXT NOT NULL
         );
