@@ -136,7 +136,7 @@ def figures(recovery_n: int, memory_n: int) -> list[Figure]:
         ),
         Figure(
             "memory",
-            f"6. memory: one engine, {memory_n:,} completed workflows (3 steps)",
+            f"6. memory: one engine, {memory_n:,} completed workflows (3 steps, batches of 1,000 from 4 threads)",
             ["memory", str(memory_n)],
             [
                 Metric("peak_1k_mb", "peak RSS after 1,000", "MB", digits=1),

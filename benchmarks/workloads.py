@@ -513,7 +513,15 @@ def memory(n: str = "100000", batch: str = "1000") -> dict:
     done = 0
     t0 = time.perf_counter()
     while done < int(n):
-        runs = [eng.start(spec) for _ in range(size)]
+        runs: list = []
+        # Started from 4 threads, as in the workflows figure: the same history, in less time.
+        starters = [
+            threading.Thread(target=lambda: runs.extend([eng.start(spec) for _ in range(size // 4)])) for _ in range(4)
+        ]
+        for t in starters:
+            t.start()
+        for t in starters:
+            t.join()
         for r in runs:
             assert eng.wait(r.id, timeout=600) == "COMPLETED"
         done += size
