@@ -65,6 +65,9 @@ def figures(recovery_n: int, memory_n: int) -> list[Figure]:
         Metric("protocol_us_per_step", "raw sqlite3 running our checkpoint's SQL", "µs", digits=1),
         Metric("protocol_ratio", "best ratio that SQL allows (raw / our SQL)", "", digits=2),
         Metric("python_us_per_step", "our Python per step (ours − our SQL)", "µs", digits=1),
+        Metric("start_ms", "of which start(): validate, compile, insert the steps", "ms", digits=1),
+        Metric("running_us_per_step", "µs per step once started", "µs", digits=1),
+        Metric("running_ratio", "ours / raw once started", "", digits=2),
     ]
     return [
         Figure(
