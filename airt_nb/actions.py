@@ -136,7 +136,7 @@ class Action:
     stay usable as plain Python.
     """
 
-    def __init__(self, fn: Callable[..., Any], name: str):
+    def __init__(self, fn: Callable[..., Any], name: str, *, lazy: bool = False):
         self.fn = fn
         self.name = name
         self.compensation: Callable[..., Any] | None = None
@@ -147,6 +147,8 @@ class Action:
         self.__name__ = getattr(fn, "__name__", name)
         self.__wrapped__ = fn
         self._build_model()
+        if not lazy:  # a hint pydantic cannot handle is reported where the action is defined
+            _ = self._model
 
     def _build_model(self) -> None:
         sig = inspect.signature(self.fn)
@@ -179,13 +181,19 @@ class Action:
                 fields[f"p_{pname}"] = (hint, pydantic.Field(default, alias=pname))
             else:
                 fields[pname] = (hint, default)
-        config = pydantic.ConfigDict(extra="allow" if self.accepts_extra else "forbid", arbitrary_types_allowed=True)
-        self._model: type[pydantic.BaseModel] | None = (
-            pydantic.create_model(f"{self.name}_inputs", __config__=config, **fields)
-            if fields or not self.accepts_extra
-            else None
-        )
+        self._fields = fields
+        self._built: type[pydantic.BaseModel] | None = None
         self._trivial = not fields and not self.accepts_extra
+
+    @property
+    def _model(self) -> type[pydantic.BaseModel] | None:
+        """The pydantic model of the inputs, built on first use when the action is ``lazy``."""
+        if self._built is None and (self._fields or not self.accepts_extra):
+            config = pydantic.ConfigDict(
+                extra="allow" if self.accepts_extra else "forbid", arbitrary_types_allowed=True
+            )
+            self._built = pydantic.create_model(f"{self.name}_inputs", __config__=config, **self._fields)
+        return self._built
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -248,8 +256,8 @@ class Action:
         for key in self.required:
             if key not in inputs:
                 problems.append(f"{key}: {self.name} needs input {key!r}; add it under inputs:")
-        if self._model is None or problems:
-            return problems
+        if self._model is None or problems or not inputs:
+            return problems  # no inputs and none required: nothing for the model to refuse
         static = {k: v for k, v in inputs.items() if k not in dynamic}
         try:
             self._model.model_validate(static)

@@ -259,7 +259,8 @@ def install(registry: Registry) -> None:
         ("http.request", http_request, _http_undo),
         ("wait", wait, None),
     ):
-        act = Action(fn, name)
+        # Their models are built on first use: every Registry() installs these, and most use few of them.
+        act = Action(fn, name, lazy=True)
         if undo is not None:
             act.compensate(undo)
         if name in conditional:

@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("airt_nb")
 
 _DONE = ("COMPLETED",)
+# json.dumps(obj, allow_nan=False) / (obj, default=str) without building an encoder on every call.
+_dump_outputs = json.JSONEncoder(allow_nan=False).encode
+_dump_inputs = json.JSONEncoder(default=str).encode
 
 
 def format_error(exc: BaseException) -> str:
@@ -411,7 +414,7 @@ class Execution:
         except Exception as exc:
             return self._attempt_failed(name, inputs, exc)
         try:
-            out_json = json.dumps(result, allow_nan=False)
+            out_json = _dump_outputs(result)
         except (TypeError, ValueError) as exc:
             return self._fail_step(
                 name,
@@ -430,7 +433,7 @@ class Execution:
     def _complete(
         self, name: str, step: PlannedStep, act: Action, inputs: dict, result: Any, out_json: str
     ) -> str | None:
-        in_json = json.dumps(inputs, default=str)
+        in_json = _dump_inputs(inputs)
         engine = self.engine
         with self.lock:
             if self.abandoned:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .expressions import Resolver, compile_value
-from .spec import RetrySpec, WorkflowSpec
+from .spec import RetrySpec, WorkflowSpec, fingerprint_of
 
 __all__ = ["Plan", "PlannedStep"]
 
@@ -54,7 +54,8 @@ class Plan:
     max_parallel: int
 
     @classmethod
-    def compile(cls, spec: WorkflowSpec) -> Plan:
+    def compile(cls, spec: WorkflowSpec, *, spec_json: str | None = None) -> Plan:
+        """Compile ``spec``; ``spec_json`` is its ``to_json()`` if the caller has it already."""
         deps = spec.dependencies()
         steps: list[PlannedStep] = []
         for i, s in enumerate(spec.steps):
@@ -79,11 +80,12 @@ class Plan:
         for p in steps:
             for d in p.deps:
                 by_name[d].dependents.append(p.name)
-        spec_json = spec.to_json()
+        if spec_json is None:
+            spec_json = spec.to_json()
         return cls(
             spec=spec,
             spec_json=spec_json,
-            spec_hash=spec.fingerprint,
+            spec_hash=fingerprint_of(spec_json),
             steps=steps,
             by_name=by_name,
             max_parallel=spec.max_parallel,

@@ -129,7 +129,12 @@ class WorkflowSpec(_Model):
 
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+        return fingerprint_of(self.to_json())
+
+
+def fingerprint_of(spec_json: str) -> str:
+    """The fingerprint of a spec from its :meth:`WorkflowSpec.to_json` text."""
+    return hashlib.sha256(spec_json.encode()).hexdigest()[:16]
 
 
 # -- YAML with line numbers: see yamltext ------------------------------------------------
@@ -225,7 +230,7 @@ def _semantic_problems(spec: WorkflowSpec, lines: Mapping, registry: Registry) -
             )
             break
 
-    ancestors = _ancestors(deps) if not cycle else {}
+    depends_on = _Ancestry(deps) if not cycle else None
     for i, step in enumerate(spec.steps):
         if step.type == "action":
             if not step.action:
@@ -269,7 +274,7 @@ def _semantic_problems(spec: WorkflowSpec, lines: Mapping, registry: Registry) -
                         add(path, f"${{{{ {ref.text} }}}}: no step named {target!r}")
                     elif target == step.name:
                         add(path, f"${{{{ {ref.text} }}}}: a step cannot use its own outputs")
-                    elif ancestors and target not in ancestors.get(step.name, set()):
+                    elif depends_on is not None and not depends_on(step.name, target):
                         order = "comes later" if index[target] > i else "is not one of its dependencies"
                         add(
                             path,
@@ -295,23 +300,43 @@ def _semantic_problems(spec: WorkflowSpec, lines: Mapping, registry: Registry) -
     return problems
 
 
-def _ancestors(deps: Mapping[str, tuple[str, ...]]) -> dict[str, set[str]]:
-    memo: dict[str, set[str]] = {}
+class _Ancestry:
+    """Whether one step depends on another, directly or through other steps.
 
-    def of(name: str) -> set[str]:
-        if name not in memo:
-            memo[name] = set()
-            result: set[str] = set()
-            for dep in deps.get(name, ()):
-                if dep in deps:
-                    result.add(dep)
-                    result |= of(dep)
-            memo[name] = result
-        return memo[name]
+    Each step's ancestors are a bit mask over step positions, built on first
+    use in dependency order: sets of names would cost memory and time
+    quadratic in the length of a long chain of steps.  Needs an acyclic graph.
+    """
 
-    for name in deps:
-        of(name)
-    return memo
+    def __init__(self, deps: Mapping[str, tuple[str, ...]]):
+        self._deps = deps
+        self._masks: dict[str, int] | None = None
+        self._bit = {name: 1 << i for i, name in enumerate(deps)}
+
+    def _build(self) -> dict[str, int]:
+        deps, bit = self._deps, self._bit
+        masks: dict[str, int] = {}
+        for root in deps:
+            stack = [(root, False)]
+            while stack:  # iterative post-order: a chain of thousands of steps must not recurse
+                name, ready = stack.pop()
+                if name in masks:
+                    continue
+                known = [d for d in deps[name] if d in deps]
+                if ready:
+                    mask = 0
+                    for d in known:
+                        mask |= bit[d] | masks[d]
+                    masks[name] = mask
+                else:
+                    stack.append((name, True))
+                    stack.extend((d, False) for d in known if d not in masks)
+        return masks
+
+    def __call__(self, step: str, target: str) -> bool:
+        if self._masks is None:
+            self._masks = self._build()
+        return bool(self._masks.get(step, 0) & self._bit.get(target, 0))
 
 
 # -- entry point ----------------------------------------------------------------------------

@@ -17,8 +17,23 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")
 
 
+_second: tuple[int, str] = (0, "")
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+    """The current UTC time, formatted as :func:`iso` does.
+
+    Called for every checkpoint: the date and time of day are formatted once
+    per second, the microseconds appended.
+    """
+    global _second
+    now = time.time()
+    whole = int(now)
+    second, prefix = _second
+    if whole != second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second = (whole, prefix)
+    return f"{prefix}.{int((now - whole) * 1_000_000):06d}+00:00"
 
 
 def from_iso(text: str) -> datetime:

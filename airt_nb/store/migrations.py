@@ -161,6 +161,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        3,
+        "specs stored once per distinct spec",
+        # A workflow's row is rewritten by every step's checkpoint (progress, lease fence): a spec
+        # kept in it made each checkpoint cost as much as the spec is long.  New rows keep '' in
+        # workflows.spec and their spec here, once for all runs of the same spec.
+        """
+        CREATE TABLE IF NOT EXISTS workflow_specs (
+            spec_hash TEXT PRIMARY KEY,
+            spec      TEXT NOT NULL
+        );
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -40,8 +40,13 @@ __all__ = ["LeaseLostError", "SQLiteStore", "Tx"]
 
 T = TypeVar("T")
 
+# Rows written since migration 3 keep their spec in workflow_specs (see migrations.py).
+_SPEC = (
+    "CASE WHEN spec <> '' THEN spec ELSE "
+    "(SELECT s.spec FROM workflow_specs s WHERE s.spec_hash = workflows.spec_hash) END"
+)
 _WF_COLS = (
-    "workflow_id, name, status, spec, spec_hash, inputs, created_at, updated_at, finished_at, error, "
+    f"workflow_id, name, status, {_SPEC}, spec_hash, inputs, created_at, updated_at, finished_at, error, "
     "started_by, total_steps, done_steps, lease_owner, lease_expires, requested, waiting_for, warnings"
 )
 _STEP_COLS = (
@@ -88,10 +93,15 @@ class Tx:
     # -- workflows -------------------------------------------------------------------
 
     def insert_workflow(self, row: dict[str, Any]) -> None:
+        """Insert a workflow; its spec is stored once per ``spec_hash``, not in the row."""
+        self._c.execute(
+            "INSERT OR IGNORE INTO workflow_specs (spec_hash, spec) VALUES (:spec_hash, :spec)",
+            row,
+        )
         self._c.execute(
             "INSERT INTO workflows (workflow_id, name, status, spec, spec_hash, inputs, created_at, "
             "updated_at, started_by, total_steps, lease_owner, lease_expires) "
-            "VALUES (:workflow_id, :name, :status, :spec, :spec_hash, :inputs, :created_at, :updated_at, "
+            "VALUES (:workflow_id, :name, :status, '', :spec_hash, :inputs, :created_at, :updated_at, "
             ":started_by, :total_steps, :lease_owner, :lease_expires)",
             row,
         )
@@ -704,6 +714,28 @@ class SQLiteStore:
         """Changes whenever any connection (this process or another) commits."""
         return int(self.query("PRAGMA data_version")[0][0])
 
+    def others_version(self) -> int:
+        """Changes whenever *another* connection commits, never for this store's own writes.
+
+        ``PRAGMA data_version`` asked on the write connection itself: an engine
+        polls this to notice what other processes and engines did, without
+        waking up for each of its own checkpoints.
+        """
+        with self._cv:
+            while self._leading:
+                self._cv.wait()
+            if self._closed:
+                raise StoreError(f"database {self.path} is closed", path=self.path)
+            self._leading = True  # the write connection is ours for one statement, outside any transaction
+        try:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise self._translate(exc, "read") from exc
+        finally:
+            with self._cv:
+                self._leading = False
+                self._cv.notify_all()
+
     def workflow(self, workflow_id: str) -> WorkflowRecord | None:
         rows = self.query(f"SELECT {_WF_COLS} FROM workflows WHERE workflow_id = ?", (workflow_id,))
         return WorkflowRecord(*rows[0]) if rows else None
@@ -743,11 +775,8 @@ class SQLiteStore:
     def approvals(
         self, *, workflow_id: str | None = None, status: str | None = None, approval_id: str | None = None
     ) -> list[ApprovalRecord]:
-        rows = self.query(
-            f"SELECT {_APPROVAL_COLS} FROM approvals WHERE (:wf IS NULL OR workflow_id = :wf) "
-            "AND (:st IS NULL OR status = :st) AND (:id IS NULL OR approval_id = :id) ORDER BY requested_at",
-            {"wf": workflow_id, "st": status, "id": approval_id},
-        )
+        where, params = _where(("workflow_id", workflow_id), ("status", status), ("approval_id", approval_id))
+        rows = self.query(f"SELECT {_APPROVAL_COLS} FROM approvals{where} ORDER BY requested_at", params)
         return [ApprovalRecord(*r) for r in rows]
 
     def pending_approvals_of(self, user: str) -> int:
@@ -858,11 +887,8 @@ class SQLiteStore:
         )
 
     def deliveries(self, *, approval_id: str | None = None, workflow_id: str | None = None) -> list[DeliveryRecord]:
-        rows = self.query(
-            f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries WHERE (:a IS NULL OR approval_id = :a) "
-            "AND (:w IS NULL OR workflow_id = :w) ORDER BY created_at",
-            {"a": approval_id, "w": workflow_id},
-        )
+        where, params = _where(("approval_id", approval_id), ("workflow_id", workflow_id))
+        rows = self.query(f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries{where} ORDER BY created_at", params)
         return [DeliveryRecord(*r) for r in rows]
 
     # -- views for frames and dashboards ------------------------------------------------------------------
@@ -936,10 +962,15 @@ class SQLiteStore:
         self, table: str, workflow_id: str | None = None, status: str | None = None
     ) -> tuple[list[str], list[tuple]]:
         """Every row of one of airt_nb's tables, for DataFrames."""
-        sql = _TABLE_QUERIES.get(table)
-        if sql is None:
+        query = _TABLE_QUERIES.get(table)
+        if query is None:
             raise StoreError(f"no table {table!r}; choose one of {', '.join(_TABLE_QUERIES)}", path=self.path)
-        cur = self._read().execute(sql, {"wf": workflow_id, "st": status})
+        select, status_column, order = query
+        where, params = _where(("workflow_id", workflow_id), (status_column, status))
+        try:
+            cur = self._read().execute(f"{select}{where} ORDER BY {order}", params)
+        except sqlite3.Error as exc:
+            raise self._translate(exc, "read") from exc
         columns = [d[0] for d in cur.description]
         return columns, cur.fetchall()
 
@@ -965,47 +996,53 @@ class SQLiteStore:
             pass
 
 
+# (SELECT ... FROM table, the column ``status=`` filters, ORDER BY) of every table the frames read.
 _TABLE_QUERIES = {
     "workflows": (
         "SELECT workflow_id, name, status, created_at, updated_at, finished_at, error, started_by, "
-        "total_steps, done_steps, waiting_for, warnings, lease_owner, inputs, spec_hash FROM workflows "
-        "WHERE (:wf IS NULL OR workflow_id = :wf) AND (:st IS NULL OR status = :st) ORDER BY created_at, rowid"
+        "total_steps, done_steps, waiting_for, warnings, lease_owner, inputs, spec_hash FROM workflows",
+        "status",
+        "created_at, rowid",
     ),
     "workflow_steps": (
         "SELECT workflow_id, step_name, position, type, action, status, attempt, started_at, finished_at, "
-        "next_attempt_at, inputs, outputs, error, fingerprint FROM workflow_steps "
-        "WHERE (:wf IS NULL OR workflow_id = :wf) AND (:st IS NULL OR status = :st) "
-        "ORDER BY workflow_id, position"
+        "next_attempt_at, inputs, outputs, error, fingerprint FROM workflow_steps",
+        "status",
+        "workflow_id, position",
     ),
     "step_attempts": (
-        "SELECT workflow_id, step_name, attempt, status, started_at, finished_at, error FROM step_attempts "
-        "WHERE (:wf IS NULL OR workflow_id = :wf) AND (:st IS NULL OR status = :st) "
-        "ORDER BY workflow_id, step_name, attempt"
+        "SELECT workflow_id, step_name, attempt, status, started_at, finished_at, error FROM step_attempts",
+        "status",
+        "workflow_id, step_name, attempt",
     ),
-    "approvals": (
-        f"SELECT {_APPROVAL_COLS} FROM approvals WHERE (:wf IS NULL OR workflow_id = :wf) "
-        "AND (:st IS NULL OR status = :st) ORDER BY requested_at"
-    ),
-    "compensation_log": (
-        f"SELECT {_COMP_COLS} FROM compensation_log WHERE (:wf IS NULL OR workflow_id = :wf) "
-        "AND (:st IS NULL OR status = :st) ORDER BY compensation_id"
-    ),
-    "webhook_deliveries": (
-        f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries WHERE (:wf IS NULL OR workflow_id = :wf) "
-        "AND (:st IS NULL OR status = :st) ORDER BY created_at"
-    ),
+    "approvals": (f"SELECT {_APPROVAL_COLS} FROM approvals", "status", "requested_at"),
+    "compensation_log": (f"SELECT {_COMP_COLS} FROM compensation_log", "status", "compensation_id"),
+    "webhook_deliveries": (f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries", "status", "created_at"),
     "webhook_attempts": (
         "SELECT a.delivery_id, d.approval_id, d.workflow_id, d.event, a.attempt, a.started_at, a.finished_at, "
         "a.outcome, a.http_status, a.error FROM webhook_attempts AS a JOIN webhook_deliveries AS d "
-        "ON d.delivery_id = a.delivery_id WHERE (:wf IS NULL OR d.workflow_id = :wf) "
-        "AND (:st IS NULL OR a.outcome = :st) ORDER BY d.created_at, a.delivery_id, a.attempt"
+        "ON d.delivery_id = a.delivery_id",
+        "a.outcome",
+        "d.created_at, a.delivery_id, a.attempt",
     ),
     "audit_log": (
         "SELECT audit_id, at, user, roles, event, decision, rule, workflow_id, step_name, action, target, "
-        "detail FROM audit_log WHERE (:wf IS NULL OR workflow_id = :wf) AND (:st IS NULL OR decision = :st) "
-        "ORDER BY audit_id"
+        "detail FROM audit_log",
+        "decision",
+        "audit_id",
     ),
 }
+
+
+def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """`` WHERE a = ? AND ...`` for the conditions whose value is not None.
+
+    Only the filters given appear in the SQL: ``(? IS NULL OR col = ?)`` would
+    keep SQLite from using the index on ``col`` and scan the whole table.
+    """
+    clauses = [f"{column} = ?" for column, value in conditions if value is not None]
+    params = [value for _, value in conditions if value is not None]
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def _split_sql(script: str) -> list[str]:
