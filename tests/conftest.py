@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,14 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for var in ("AIRT_DB", "AIRT_USER", "AIRT_WEBHOOK_URL", "AIRT_WEBHOOK_SECRET", "AIRT_POLICY", "AIRT_RECOVER"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+def poll_until(predicate: Callable[[], object], timeout: float, interval: float = 0.02) -> bool:
+    """Check ``predicate`` every ``interval`` seconds until it holds or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)

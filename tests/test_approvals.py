@@ -22,6 +22,7 @@ from airt_nb import ApprovalError, NotFoundError, PolicyError, Registry
 from airt_nb.policy import AllowAll, Verdict
 from airt_nb.store.records import TERMINAL
 from airt_nb.timeutil import to_epoch
+from tests.conftest import poll_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,9 +88,7 @@ def paused(eng: airt_nb.Engine, spec: str, target: Path) -> airt_nb.Run:
 
 
 def wait_final(run: airt_nb.Run, timeout: float = 15) -> str:
-    eng = run.engine
-    with eng._cv:
-        assert eng._cv.wait_for(lambda: run.status in TERMINAL, timeout), run.status
+    assert poll_until(lambda: run.status in TERMINAL, timeout), run.status
     return run.status
 
 

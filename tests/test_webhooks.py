@@ -23,6 +23,7 @@ from airt_nb import Registry
 from airt_nb.store.migrations import MIGRATIONS
 from airt_nb.store.sqlite import SQLiteStore
 from airt_nb.webhooks import SIGNATURE_HEADER, sign, verify
+from tests.conftest import poll_until
 
 SECRET = "s3cret-for-tests"
 
@@ -126,11 +127,10 @@ def make_engine(db: Path, url: str, registry: Registry | None = None, **kw: Any)
 def wait_delivered(eng: airt_nb.Engine, count: int, timeout: float = 20) -> list[Any]:
     """Wait (on the engine's condition, woken by every database change) until ``count`` deliveries are final."""
     final = ("DELIVERED", "FAILED")
-    with eng._cv:
-        ok = eng._cv.wait_for(
-            lambda: sum(d.status in final for d in eng.store.deliveries()) >= count,
-            timeout,
-        )
+    ok = poll_until(
+        lambda: sum(d.status in final for d in eng.store.deliveries()) >= count,
+        timeout,
+    )
     deliveries = eng.store.deliveries()
     assert ok, [(d.event, d.status, d.attempts, d.last_error) for d in deliveries]
     return deliveries
@@ -241,8 +241,7 @@ def test_a_receiver_that_is_down_never_blocks_and_gets_it_when_back(tmp_path: Pa
     try:
         run = eng.start(SPEC, inputs={"target": str(tmp_path / "out")})
         assert run.wait(10) == "PAUSED"
-        with eng._cv:
-            assert eng._cv.wait_for(lambda: any(d.attempts >= 2 for d in eng.store.deliveries()), 20)
+        assert poll_until(lambda: any(d.attempts >= 2 for d in eng.store.deliveries()), 20)
         [delivery] = eng.store.deliveries()
         assert delivery.status == "RETRYING"
         assert delivery.last_error.startswith("ConnectError")
@@ -303,11 +302,10 @@ def test_an_undelivered_request_is_delivered_by_the_next_engine(tmp_path: Path) 
     db = tmp_path / "airt.db"
     port = free_port()
     url = f"http://127.0.0.1:{port}/hook"
-    eng = make_engine(db, url, webhook_initial_delay=0.05)
+    eng = make_engine(db, url, webhook_initial_delay=0.05, webhook_max_attempts=10_000)
     run = eng.start(SPEC, inputs={"target": str(tmp_path / "out")})
     assert run.wait(10) == "PAUSED"
-    with eng._cv:
-        assert eng._cv.wait_for(lambda: any(d.attempts >= 1 for d in eng.store.deliveries()), 20)
+    assert poll_until(lambda: any(d.attempts >= 1 for d in eng.store.deliveries()), 20)
     eng.close()
     [delivery] = SQLiteStore(db).deliveries()
     assert delivery.status == "RETRYING"
@@ -355,8 +353,7 @@ def test_timeouts_and_cancellations_are_notified(tmp_path: Path, receiver: Recei
         cancelled = eng.start(SPEC, inputs={"target": str(tmp_path / "c")})
         assert cancelled.wait(10) == "PAUSED"
         cancelled.cancel(by="bob")
-        with eng._cv:
-            assert eng._cv.wait_for(lambda: timed.status == "ROLLED_BACK", 10)
+        assert poll_until(lambda: timed.status == "ROLLED_BACK", 10)
         receiver.wait_for(4)
         by_workflow: dict[str, list[dict[str, Any]]] = {}
         for _, body in receiver.requests:
@@ -386,8 +383,7 @@ def test_a_decision_made_without_a_webhook_is_sent_where_the_request_went(tmp_pa
         # The notebook's engine sends it (it notices the change in the database) and continues the run.
         receiver.wait_for(2)
         assert receiver.events() == ["approval.requested", "approval.approved"]
-        with eng._cv:
-            assert eng._cv.wait_for(lambda: run.status == "COMPLETED", 10)
+        assert poll_until(lambda: run.status == "COMPLETED", 10)
     finally:
         eng.close()
 
