@@ -757,6 +757,20 @@ class SQLiteStore:
         )
         return [StepRecord(*r) for r in rows]
 
+    def steps_window(self, workflow_id: str, *, recent: int = 15, upcoming: int = 10) -> list[StepRecord]:
+        """What a live view of a long workflow shows: every step that is neither completed nor
+        pending, the ``recent`` last completed ones and the next ``upcoming`` pending ones."""
+        rows = self.query(
+            f"SELECT {_STEP_COLS} FROM workflow_steps WHERE workflow_id = :wf "
+            "AND status NOT IN ('COMPLETED', 'PENDING') "
+            f"UNION ALL SELECT * FROM (SELECT {_STEP_COLS} FROM workflow_steps WHERE workflow_id = :wf "
+            "AND status = 'COMPLETED' ORDER BY position DESC LIMIT :recent) "
+            f"UNION ALL SELECT * FROM (SELECT {_STEP_COLS} FROM workflow_steps WHERE workflow_id = :wf "
+            "AND status = 'PENDING' ORDER BY position LIMIT :upcoming)",
+            {"wf": workflow_id, "recent": recent, "upcoming": upcoming},
+        )
+        return sorted((StepRecord(*r) for r in rows), key=lambda r: r.position)
+
     def attempts(self, workflow_id: str) -> list[tuple[Any, ...]]:
         return self.query(
             "SELECT workflow_id, step_name, attempt, status, started_at, finished_at, error FROM step_attempts "

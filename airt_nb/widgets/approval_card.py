@@ -107,16 +107,17 @@ class ApprovalCard(widgets.VBox):
             placeholder="Reason (optional, recorded with the decision)",
             rows=1,
             layout=widgets.Layout(width="360px", height="30px"),
+            _dom_classes=("airt-reason",),
         )
-        self.reason.add_class("airt-reason")
         self.approve_button = button("Approve", "airt-approve", style="success")
         self.reject_button = button("Reject", "airt-reject", style="danger")
         self.approve_button.on_click(lambda _: self.decide(True))
         self.reject_button.on_click(lambda _: self.decide(False))
         self.controls = widgets.HBox([self.reason, self.approve_button, self.reject_button])
         self.message_html = html("", "airt-card-message")
-        super().__init__([self.title_html, self.body_html, self.controls, self.message_html])
-        self.add_class("airt-card")
+        super().__init__(
+            [self.title_html, self.body_html, self.controls, self.message_html], _dom_classes=("airt-card",)
+        )
 
     def show(
         self, approval: ApprovalRecord, workflow_name: str, compensations: Sequence[CompensationRecord] = ()

@@ -71,20 +71,24 @@ def style_widget() -> widgets.HTML:
     return w
 
 
+# Classes and layouts are given to constructors, not set afterwards: set in the constructor they
+# travel with the widget's first message; set afterwards, each is one more comm message.
+
+
 def html(value: str = "", *classes: str, **layout: Any) -> widgets.HTML:
-    w = widgets.HTML(value, layout=widgets.Layout(**layout))
-    for c in classes:
-        w.add_class(c)
-    return w
+    return widgets.HTML(value, layout=widgets.Layout(**layout), _dom_classes=classes)
 
 
 def button(description: str, css: str, *, style: str = "", tooltip: str = "") -> widgets.Button:
     # No icons: an icon font's glyph becomes part of the button's accessible name, and a
     # button's name must be exactly its text ("Approve", "Reject").
-    b = widgets.Button(description=description, button_style=style, tooltip=tooltip)
-    b.add_class(css)
-    b.layout.width = "auto"
-    return b
+    return widgets.Button(
+        description=description,
+        button_style=style,
+        tooltip=tooltip,
+        layout=widgets.Layout(width="auto"),
+        _dom_classes=(css,),
+    )
 
 
 def show(widget: widgets.Widget, visible: bool) -> None:
@@ -104,6 +108,10 @@ class LivePanel:
     engine: Engine
     live_workflow: str | None = None  # events of this workflow mark it dirty
     render_count = 0
+    #: Seconds between two renders of this panel. A render changes a few widgets, each one
+    #: comm message: 0.3 s keeps a busy panel at about ten messages a second.
+    min_interval = 0.3
+    last_render = 0.0
 
     @property
     def lock(self) -> threading.RLock:
@@ -127,6 +135,7 @@ class LivePanel:
             except StoreError as exc:
                 self._show_error(f"cannot read the database: {exc}")
             self.render_count += 1
+            self.last_render = time.monotonic()
 
     def _render(self) -> None:
         raise NotImplementedError
@@ -234,6 +243,7 @@ class Refresher:
     def _loop(self) -> None:
         last_poll = 0.0
         while True:
+            waiting: list[float] = []
             with self._lock:
                 idle = not self._panels
             self._wake.wait(None if idle else self.poll_interval)
@@ -243,15 +253,22 @@ class Refresher:
                 if started - last_poll >= self.poll_interval:
                     last_poll = started
                     self._poll(time.time())
+                now = time.monotonic()
                 with self._lock:
-                    dirty, self._dirty = self._dirty, set()
-                for panel in dirty:
+                    due = {p for p in self._dirty if now - p.last_render >= p.min_interval}
+                    self._dirty -= due
+                    waiting = [p.last_render + p.min_interval - now for p in self._dirty]
+                for panel in due:
                     panel.refresh()
-                if dirty:
+                if due:
                     self.passes += 1
+                if waiting:  # panels rendered too recently: come back when the first is due
+                    self._wake.set()
             except Exception:  # the refresher must outlive any one panel's failure
                 log.debug("panel refresh failed", exc_info=True)
             rest = self.interval - (time.monotonic() - started)
+            if waiting:
+                rest = max(rest, min(waiting))
             if rest > 0:
                 time.sleep(rest)
 

@@ -29,6 +29,7 @@ __all__ = ["RunPanel", "run_mimebundle"]
 
 _BAR_STYLE = {"COMPLETED": "success", "FAILED": "danger", "PAUSED": "warning", "ROLLING_BACK": "", "ROLLED_BACK": ""}
 _CANCELLABLE = ("RUNNING", "PAUSED", "PENDING")
+_FULL_TABLE_STEPS = 60
 _ROLLBACKABLE = ("RUNNING", "PAUSED", "COMPLETED", "FAILED", "CANCELLED")
 
 
@@ -76,8 +77,9 @@ class RunPanel(LivePanel, widgets.VBox):
         self.record: WorkflowRecord | None = None
         self._max_attempts: dict[str, int] = {}
         self.header_html = html("", "airt-header", flex="1 1 auto")
-        self.progress = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(width="180px"))
-        self.progress.add_class("airt-progress")
+        self.progress = widgets.IntProgress(
+            value=0, min=0, max=1, layout=widgets.Layout(width="180px"), _dom_classes=("airt-progress",)
+        )
         self.progress_html = html("", "airt-progress-text", width="90px")
         self.notice_html = html("", "airt-run-notice")
         self.steps_html = html("", "airt-steps")
@@ -92,7 +94,9 @@ class RunPanel(LivePanel, widgets.VBox):
         self.confirm_no = button("No", "airt-confirm-no")
         self.confirm_yes.on_click(lambda _: self.safely(self._confirmed))
         self.confirm_no.on_click(lambda _: self.safely(self._ask, None))
-        self.confirm_box = widgets.HBox([self.confirm_html, self.confirm_yes, self.confirm_no])
+        self.confirm_box = widgets.HBox(
+            [self.confirm_html, self.confirm_yes, self.confirm_no], layout=widgets.Layout(display="none")
+        )
         self.actions = widgets.HBox([self.rollback_button, self.cancel_button])
         self.message_html = html("", "airt-message")
         self._asking: str | None = None
@@ -108,11 +112,9 @@ class RunPanel(LivePanel, widgets.VBox):
                 self.actions,
                 self.confirm_box,
                 self.message_html,
-            ]
+            ],
+            _dom_classes=("airt-panel", "airt-run-panel"),
         )
-        self.add_class("airt-panel")
-        self.add_class("airt-run-panel")
-        show(self.confirm_box, False)
         self._live_start(run.engine, run.id)
 
     # -- rendering --------------------------------------------------------------------------------------
@@ -124,7 +126,10 @@ class RunPanel(LivePanel, widgets.VBox):
             self.header_html.value = f"no workflow <code>{esc(self.workflow_id)}</code> in {esc(self.engine.db)}"
             return
         self.record = record
-        steps = store.steps(self.workflow_id)
+        # A long workflow shows a window of its steps: rendering thousands of rows ten times a
+        # second would slow the run itself and flood the browser.
+        long = record.total_steps > _FULL_TABLE_STEPS
+        steps = store.steps_window(self.workflow_id) if long else store.steps(self.workflow_id)
         approvals = store.approvals(workflow_id=self.workflow_id)
         compensations = store.compensations(self.workflow_id)
         retried = any(s.attempt > 1 for s in steps)
@@ -132,7 +137,14 @@ class RunPanel(LivePanel, widgets.VBox):
         pending = next((a for a in approvals if a.status == "PENDING"), None)
         self._render_header(record)
         self._render_notice(record)
-        self.steps_html.value = self._steps_table(record, steps, attempts)
+        table = self._steps_table(record, steps, attempts)
+        if long:
+            hidden = record.total_steps - len(steps)
+            table += (
+                f'<div class="airt-muted">{hidden:,} more steps not shown; all of them: '
+                f"<code>airt_nb.steps(workflow_id={record.workflow_id!r})</code></div>"
+            )
+        self.steps_html.value = table
         if pending is not None:
             self.card.show(pending, record.name, compensations)
         show(self.card, pending is not None)
@@ -153,9 +165,10 @@ class RunPanel(LivePanel, widgets.VBox):
             f'<div class="airt-muted" style="font-size:11px">{esc(" · ".join(facts))}</div>'
         )
         total = max(record.total_steps, 1)
-        self.progress.max = total
-        self.progress.value = min(record.done_steps, total)
-        self.progress.bar_style = _BAR_STYLE.get(record.status, "info")
+        with self.progress.hold_sync():  # one message for the three traits
+            self.progress.max = total
+            self.progress.value = min(record.done_steps, total)
+            self.progress.bar_style = _BAR_STYLE.get(record.status, "info")
         self.progress_html.value = f'<span class="airt-muted">{record.done_steps} / {record.total_steps} steps</span>'
 
     def _render_notice(self, record: WorkflowRecord) -> None:
