@@ -362,7 +362,8 @@ class Engine:
                     o(tx)
 
             self._store.write(op)
-            self._mine.add(workflow_id)
+            if not self._recovering:  # a recovering engine runs everything: no need to remember (memory)
+                self._mine.add(workflow_id)
             with self._exec_lock:
                 self._executions[workflow_id] = ex
             if after:
