@@ -102,19 +102,21 @@ class Plan:
         return out
 
     def steps_in_dependency_order(self) -> list[PlannedStep]:
+        """Every step after its dependencies (iterative: a chain of thousands of steps must not recurse)."""
         seen: set[str] = set()
         order: list[PlannedStep] = []
-
-        def visit(s: PlannedStep) -> None:
-            if s.name in seen:
-                return
-            seen.add(s.name)
-            for d in s.deps:
-                visit(self.by_name[d])
-            order.append(s)
-
-        for s in self.steps:
-            visit(s)
+        for root in self.steps:
+            stack: list[tuple[PlannedStep, bool]] = [(root, False)]
+            while stack:
+                step, ready = stack.pop()
+                if ready:
+                    order.append(step)
+                    continue
+                if step.name in seen:
+                    continue
+                seen.add(step.name)
+                stack.append((step, True))
+                stack.extend((self.by_name[d], False) for d in reversed(step.deps) if d not in seen)
         return order
 
 

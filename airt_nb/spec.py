@@ -204,31 +204,12 @@ def _semantic_problems(spec: WorkflowSpec, lines: Mapping, registry: Registry) -
             elif dep not in index:
                 add(path, f"no step named {dep!r}; steps are: {', '.join(index)}")
 
-    # cycles (only among known names)
-    state: dict[str, int] = {}
-    cycle: list[str] = []
-
-    def visit(name: str, trail: list[str]) -> bool:
-        state[name] = 1
-        for dep in deps.get(name, ()):
-            if dep not in index or dep == name:
-                continue
-            if state.get(dep) == 1:
-                cycle.extend([*trail[trail.index(dep) :], dep] if dep in trail else [name, dep])
-                return True
-            if state.get(dep) is None and visit(dep, [*trail, dep]):
-                return True
-        state[name] = 2
-        return False
-
-    for step in spec.steps:
-        if state.get(step.name) is None and visit(step.name, [step.name]):
-            first = cycle[0]
-            add(
-                ("steps", index[first], "depends_on"),
-                f"dependency cycle {' -> '.join(cycle)}; remove one of these depends_on entries",
-            )
-            break
+    cycle = _find_cycle(deps, index)
+    if cycle:
+        add(
+            ("steps", index[cycle[0]], "depends_on"),
+            f"dependency cycle {' -> '.join(cycle)}; remove one of these depends_on entries",
+        )
 
     depends_on = _Ancestry(deps) if not cycle else None
     for i, step in enumerate(spec.steps):
@@ -298,6 +279,30 @@ def _semantic_problems(spec: WorkflowSpec, lines: Mapping, registry: Registry) -
                         message.split(": ", 1)[1] if ": " in message else message,
                     )
     return problems
+
+
+def _find_cycle(deps: Mapping[str, tuple[str, ...]], known: Mapping[str, int]) -> list[str]:
+    """One dependency cycle as ``[a, b, ..., a]``, or ``[]``; iterative, so long chains never recurse."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in deps:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        state[root] = 1
+        pending: list[list[str]] = [[d for d in deps[root] if d in known and d != root]]
+        while path:
+            if not pending[-1]:
+                state[path.pop()] = 2
+                pending.pop()
+                continue
+            dep = pending[-1].pop()
+            if state.get(dep) == 1:
+                return [*path[path.index(dep) :], dep]
+            if dep not in state:
+                state[dep] = 1
+                path.append(dep)
+                pending.append([d for d in deps[dep] if d in known and d != dep])
+    return []
 
 
 class _Ancestry:

@@ -107,11 +107,12 @@ def test_filtering_by_workflow_uses_an_index(db_path: Path, table: str, status: 
             plans.extend(r[-1] for r in original("EXPLAIN QUERY PLAN " + sql, params).fetchall())
             return original(sql, params)
 
-    store._local.conn = Spy()
+    reader = store._local.reader
+    reader.conn = Spy()
     try:
         store.all_rows(table, workflow_id="abc", status=status)
     finally:
-        store._local.conn = conn
+        reader.conn = conn
         store.close()
     assert plans
     assert not any(p.startswith("SCAN") for p in plans), plans

@@ -265,3 +265,19 @@ def test_durations(value, seconds) -> None:
 def test_bad_durations_are_refused(value) -> None:
     with pytest.raises(ValueError):
         parse_duration(value)
+
+
+def test_a_long_chain_written_backwards_validates_and_plans_without_recursion() -> None:
+    from airt_nb.plan import Plan
+
+    n = 3000
+    steps = [
+        {"name": f"s{i}", "action": "wait", "inputs": {"seconds": 0}, "depends_on": [f"s{i + 1}"] if i < n - 1 else []}
+        for i in range(n)
+    ]
+    spec = load_spec({"name": "backwards", "steps": steps})
+    order = [s.name for s in Plan.compile(spec).steps_in_dependency_order()]
+    assert order == [f"s{i}" for i in reversed(range(n))]
+    steps[-1]["depends_on"] = ["s0"]
+    with pytest.raises(SpecError, match=r"dependency cycle s0 -> s1 -> .* -> s2999 -> s0"):
+        load_spec({"name": "backwards", "steps": steps})

@@ -111,3 +111,18 @@ def test_in_memory_database_is_refused_with_a_reason() -> None:
 
     with pytest.raises(StoreError, match="in-memory database cannot be shared"):
         SQLiteStore(":memory:")
+
+
+def test_a_thread_that_ends_leaves_no_read_connection_behind(tmp_path: Path) -> None:
+    import gc
+
+    store = SQLiteStore(tmp_path / "a.db")
+    try:
+        for _ in range(20):
+            t = threading.Thread(target=lambda: store.query("SELECT COUNT(*) FROM workflows"))
+            t.start()
+            t.join()
+        gc.collect()
+        assert len(store._readers) <= 1
+    finally:
+        store.close()

@@ -22,6 +22,7 @@ import random
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,6 +71,25 @@ ACTIVE = ("RUNNING", "ROLLING_BACK")
 
 class LeaseLostError(Exception):
     """Raised inside an op when this engine no longer owns the workflow it writes."""
+
+
+class _Reader:
+    """One thread's read connection: closed when that thread ends (its thread-local goes away)
+    or when the store closes, so threads that come and go do not pile up connections."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except sqlite3.Error:
+            pass
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class _Pending:
@@ -465,7 +485,7 @@ class SQLiteStore:
         self.durability = durability
         self._busy_ms = int(busy_timeout * 1000)
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
         self._readers_lock = threading.Lock()
         self._cv = threading.Condition()
         self._queue: list[_Pending] = []
@@ -693,15 +713,15 @@ class SQLiteStore:
     # -- reading -------------------------------------------------------------------------------------
 
     def _read(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+        reader: _Reader | None = getattr(self._local, "reader", None)
+        if reader is None:
             if self._closed:
                 raise StoreError(f"database {self.path} is closed", path=self.path)
-            conn = self._connect(reader=True)
-            self._local.conn = conn
+            reader = _Reader(self._connect(reader=True))
+            self._local.reader = reader
             with self._readers_lock:
-                self._readers.append(conn)
-        return conn
+                self._readers.add(reader)
+        return reader.conn
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
         """Run one read-only statement of this module's and return all rows."""
@@ -998,12 +1018,10 @@ class SQLiteStore:
                 return
             self._closed = True
         with self._readers_lock:
-            readers, self._readers = self._readers, []
-        for conn in readers:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
+            readers = list(self._readers)
+            self._readers = weakref.WeakSet()
+        for reader in readers:
+            reader.close()
         try:
             self._conn.close()
         except sqlite3.Error:
