@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shared_specs import ANN_APPROVES_SPEC
 
 import airt_nb
 from airt_nb import Registry, cli
@@ -19,21 +20,7 @@ from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SPEC = """
-name: publish
-inputs: {target: out}
-steps:
-  - name: write_a
-    action: file.write
-    inputs: {path: "${{ inputs.target }}/a.txt", content: hello}
-  - name: review
-    type: human_approval
-    message: "Publish next to ${{ steps.write_a.outputs.path }}?"
-    approvers: [ann]
-  - name: write_b
-    action: file.write
-    inputs: {path: "${{ inputs.target }}/b.txt", content: world}
-"""
+SPEC = ANN_APPROVES_SPEC
 
 # A notebook stand-in: an engine that starts a workflow, reports it PAUSED, and keeps
 # running until the workflow ends (continued by this engine after a decision made elsewhere).

@@ -10,29 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from shared_specs import SEED_SPEC
 
 import airt_nb
 from airt_nb import ActionError, Engine, Registry, SpecError, StepContext, WaitTimeoutError, WorkflowStateError
 
-SEED = """\
-name: publish-report
-inputs:
-  target: out/report
-steps:
-  - name: write_a
-    action: file.write
-    inputs:
-      path: "${{ inputs.target }}/a.txt"
-      content: hello
-  - name: review
-    type: human_approval
-    message: "Publish B next to ${{ steps.write_a.outputs.path }}?"
-  - name: write_b
-    action: file.write
-    inputs:
-      path: "${{ inputs.target }}/b.txt"
-      content: "${{ steps.write_a.outputs.bytes }}"
-"""
+SEED = SEED_SPEC
 
 
 def test_seed_scenario_pause_reopen_approve(db_path: Path, registry: Registry, tmp_path: Path) -> None:

@@ -16,30 +16,14 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+from shared_specs import SEED_SPEC
 from traitlets.config import Config
 
 import airt_nb
 from airt_nb import Registry, StepContext, StepInterrupted
 from airt_nb.widgets import refresher
 
-SPEC = """name: publish-report
-inputs:
-  target: out/report
-steps:
-  - name: write_a
-    action: file.write
-    inputs:
-      path: "${{ inputs.target }}/a.txt"
-      content: hello
-  - name: review
-    type: human_approval
-    message: "Publish B next to ${{ steps.write_a.outputs.path }}?"
-  - name: write_b
-    action: file.write
-    inputs:
-      path: "${{ inputs.target }}/b.txt"
-      content: "${{ steps.write_a.outputs.bytes }}"
-"""
+SPEC = SEED_SPEC
 
 
 class ReraisingShell(InteractiveShell):

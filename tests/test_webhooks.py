@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shared_specs import ANN_APPROVES_SPEC
 
 import airt_nb
 from airt_nb import Registry
@@ -27,21 +28,7 @@ from tests.conftest import poll_until
 
 SECRET = "s3cret-for-tests"
 
-SPEC = """
-name: publish
-inputs: {target: out}
-steps:
-  - name: write_a
-    action: file.write
-    inputs: {path: "${{ inputs.target }}/a.txt", content: hello}
-  - name: review
-    type: human_approval
-    message: "Publish next to ${{ steps.write_a.outputs.path }}?"
-    approvers: [ann]
-  - name: write_b
-    action: file.write
-    inputs: {path: "${{ inputs.target }}/b.txt", content: world}
-"""
+SPEC = ANN_APPROVES_SPEC
 
 FAST = {"webhook_timeout": 0.5, "webhook_initial_delay": 0.01, "webhook_max_delay": 0.05}
 
