@@ -61,7 +61,17 @@ class StepContext:
     step's compensation sees it too.
     """
 
-    __slots__ = ("_saver", "_state", "attempt", "cancelled", "step_name", "workflow_id", "workflow_name")
+    __slots__ = (
+        "_saver",
+        "_state",
+        "attempt",
+        "cancelled",
+        "step_name",
+        "undo_dir",
+        "workdir",
+        "workflow_id",
+        "workflow_name",
+    )
 
     def __init__(
         self,
@@ -73,12 +83,18 @@ class StepContext:
         state: dict[str, Any] | None = None,
         saver: Callable[[dict[str, Any]], None] | None = None,
         cancelled: threading.Event | None = None,
+        workdir: str | None = None,
+        undo_dir: str | None = None,
     ):
         self.workflow_id = workflow_id
         self.workflow_name = workflow_name
         self.step_name = step_name
         self.attempt = attempt
         self.cancelled = cancelled or threading.Event()
+        self.workdir = workdir
+        """The folder the workflow was started in: resolve relative paths against it."""
+        self.undo_dir = undo_dir
+        """A private folder (0700) for what this step keeps to undo itself, or None."""
         self._state = dict(state or {})
         self._saver = saver
 
@@ -105,12 +121,22 @@ class StepContext:
 class CompensationContext:
     """What a compensation knows: the step it undoes and what the step saved."""
 
-    __slots__ = ("_state", "step_name", "workflow_id")
+    __slots__ = ("_state", "step_name", "undo_dir", "workdir", "workflow_id")
 
-    def __init__(self, *, workflow_id: str, step_name: str, state: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        *,
+        workflow_id: str,
+        step_name: str,
+        state: dict[str, Any] | None = None,
+        workdir: str | None = None,
+        undo_dir: str | None = None,
+    ):
         self.workflow_id = workflow_id
         self.step_name = step_name
         self._state = dict(state or {})
+        self.workdir = workdir
+        self.undo_dir = undo_dir
 
     @property
     def idempotency_key(self) -> str:
@@ -233,12 +259,18 @@ class Action:
             return False
         return self.compensable_if(inputs) if self.compensable_if else True
 
-    def run_compensation(self, inputs: dict[str, Any], outputs: Any, ctx: CompensationContext) -> None:
+    def run_compensation(self, inputs: dict[str, Any], outputs: Any, ctx: CompensationContext) -> str | None:
+        """Undo one completed call; returns the compensation's note (text) if it gave one."""
         assert self.compensation is not None
         if self._compensation_takes_ctx:
-            self.compensation(inputs, outputs, ctx)
+            note = self.compensation(inputs, outputs, ctx)
         else:
-            self.compensation(inputs, outputs)
+            note = self.compensation(inputs, outputs)
+        return note if isinstance(note, str) and note else None
+
+    def intent_inputs(self, inputs: dict[str, Any], workdir: str | None) -> dict[str, Any]:
+        """The inputs stored in the compensation intent (built-ins make their paths absolute)."""
+        return inputs
 
     # -- validation -----------------------------------------------------------
 

@@ -1,17 +1,27 @@
 """Approval decisions: the one function every Approve / Reject goes through.
 
-``Run.approve``, ``Engine.approve``, the panel's buttons, ``%workflow approve``
-and ``airt approve`` all call :func:`decide`.  It works out who is deciding
-(``by=``, else the engine's user: ``AIRT_USER``, ``JUPYTERHUB_USER``, the OS
-user), checks that they may (the step's ``approvers`` and the roles the
-policy gives them: ``Policy.check_approval``), and records
-the decision in one transaction that only succeeds while the approval is
-still pending, so the first decision wins and a second one is told who
-decided and when.  The same transaction queues the webhook notification.
+``Run.approve``, ``Engine.approve``, the panel's buttons, ``%workflow approve``,
+``airt approve`` and the approvals page all call :func:`decide`.  It works
+out who is deciding (``by=``, else the engine's user: ``AIRT_USER``,
+``JUPYTERHUB_USER``, the OS user), checks that they may (deciding under
+another name than the engine's user is acting as that person: the policy's
+``act_as`` must allow it, unless the name was established by an
+authentication, ``authenticated_by``; then the step's ``approvers`` and the
+roles the policy gives them), and records the decision in one transaction
+that only succeeds while the approval is still pending, so the first
+decision wins and a second one is told who decided and when.  The same
+transaction queues the webhook notification and the run's history entry.
+
+A decision never moves a workflow.  The engine that records it continues the
+workflow itself only if it is the workflow's home (the engine that ran it
+last); otherwise it leaves the lease free for the home and wakes it.  If the
+home is gone, the rules of :mod:`airt_nb.leases` say who takes it up.
 
 Deadlines expire through the same function, decided by ``system`` with the
 reason ``timed out``; a person deciding after the deadline (no engine was
 running at that moment) finds the timeout applied first.
+
+Talks to the engine only through :class:`DecisionHost`; imports no engine.
 """
 
 from __future__ import annotations
@@ -19,19 +29,19 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from . import events as ev
 from .errors import ApprovalError, NotFoundError, PolicyError
 from .store.records import ApprovalRecord
 from .timeutil import now_iso
 from .webhooks import outbox_row
 
 if TYPE_CHECKING:
-    from .engine import Engine
-    from .store.sqlite import Tx
+    from .policy import Policy, Verdict
+    from .store.protocol import Store
+    from .store.writes import Tx
 
-__all__ = ["SYSTEM", "TIMED_OUT", "cancel_pending", "decide", "expire"]
+__all__ = ["SYSTEM", "TIMED_OUT", "DecisionHost", "cancel_pending", "decide", "expire"]
 
 log = logging.getLogger("airt_nb")
 
@@ -39,11 +49,56 @@ SYSTEM = "system"
 TIMED_OUT = "timed out"
 
 
+class DecisionHost(Protocol):
+    """What deciding needs from the engine that records the decision."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def db(self) -> str: ...
+
+    @property
+    def user(self) -> str: ...
+
+    @property
+    def owner_id(self) -> str: ...
+
+    @property
+    def policy(self) -> Policy: ...
+
+    @property
+    def webhook_url(self) -> str | None: ...
+
+    @property
+    def accepting(self) -> bool:
+        """The engine is open and may continue workflows itself."""
+        ...
+
+    def check_open(self) -> None: ...
+
+    def status_of(self, workflow_id: str) -> str: ...
+
+    def runs_here(self, workflow_id: str) -> bool:
+        """This engine executes the workflow right now."""
+        ...
+
+    def audit_row(self, event: str, user: str, verdict: Verdict, **kw: Any) -> dict[str, Any]: ...
+
+    def audit_now(self, event: str, user: str, verdict: Verdict, **kw: Any) -> None: ...
+
+    def decided(self, approval: ApprovalRecord, approved: bool, outputs: dict[str, Any], outcome: str) -> None:
+        """The decision is committed.  ``outcome`` says who continues the workflow: ``adopt`` (this
+        engine, its home, takes it), ``local`` (this engine runs it), ``woken`` (its running owner
+        was woken) or ``released`` (its home, or whoever the home rules choose, takes it up)."""
+        ...
+
+
 class _AlreadyDecidedError(Exception):
     pass
 
 
-def _pending(engine: Engine, workflow_id: str, approval_id: str | None) -> ApprovalRecord:
+def _pending(engine: DecisionHost, workflow_id: str, approval_id: str | None) -> ApprovalRecord:
     store = engine.store
     if approval_id:
         found = store.approvals(approval_id=approval_id)
@@ -54,6 +109,13 @@ def _pending(engine: Engine, workflow_id: str, approval_id: str | None) -> Appro
             return approval
         raise _already(approval)
     pending = store.approvals(workflow_id=workflow_id, status="PENDING")
+    if len(pending) > 1:
+        listed = "; ".join(f"{a.approval_id} (step {a.step_name!r})" for a in pending)
+        raise ApprovalError(
+            f"workflow {workflow_id} has {len(pending)} pending approvals: {listed}; say which one to decide "
+            "with approval_id=... (on the command line: the approval id instead of the workflow id)",
+            workflow_id=workflow_id,
+        )
     if pending:
         return pending[0]
     decided = [a for a in store.approvals(workflow_id=workflow_id) if a.decided_at]
@@ -77,32 +139,52 @@ def _already(approval: ApprovalRecord) -> ApprovalError:
     )
 
 
-def _decider(engine: Engine, approval: ApprovalRecord, by: str | None) -> str:
-    """Who decides: ``by`` when given, else the engine's user."""
+def _decider(engine: DecisionHost, approval: ApprovalRecord, by: str | None, authenticated_by: str | None) -> str:
+    """Who decides: ``by`` when given (if the engine's user may act as them), else the engine's user."""
+    where = f"workflow {approval.workflow_id}, step {approval.step_name!r}"
     if by is None:
+        if authenticated_by:
+            raise PolicyError(f"{where}: authenticated_by= needs by=, the authenticated name", step=approval.step_name)
         return engine.user
     user = by.strip()
     if not user:
         raise PolicyError(
-            f"workflow {approval.workflow_id}, step {approval.step_name!r}: by= is empty; "
-            "give the name of the person deciding, or leave it out to decide as yourself",
+            f"{where}: by= is empty; give the name of the person deciding, or leave it out to decide as yourself",
             workflow=approval.workflow_id,
             step=approval.step_name,
         )
     if user == SYSTEM:
         raise PolicyError(
-            f"workflow {approval.workflow_id}, step {approval.step_name!r}: {SYSTEM!r} is reserved for "
-            "decisions the engine takes itself (timeouts); decide under your own name",
+            f"{where}: {SYSTEM!r} is reserved for decisions the engine takes itself (timeouts); "
+            "decide under your own name",
             user=user,
             workflow=approval.workflow_id,
             step=approval.step_name,
         )
+    if user != engine.user and not authenticated_by:
+        # Deciding under another name is acting as that person: the policy must allow it, as at start.
+        verdict = engine.policy.check_act_as(engine.user, user)
+        if not verdict.allowed:
+            kw = {"workflow_id": approval.workflow_id, "step_name": approval.step_name, "target": user}
+            engine.audit_now("act_as", engine.user, verdict, **kw)
+            roles = engine.policy.roles_of(engine.user)
+            reason = f": {verdict.reason}" if verdict.reason else ""
+            raise PolicyError(
+                f"{where}: user {engine.user!r} (roles: {', '.join(roles) or 'none'}) may not decide as {user!r}; "
+                f"refused by rule {verdict.rule!r}{reason}. Decide as yourself (leave by= out), or ask for an "
+                "act_as right in the policy",
+                user=engine.user,
+                roles=roles,
+                rule=verdict.rule,
+                workflow=approval.workflow_id,
+                step=approval.step_name,
+            )
     return user
 
 
-def _authorise(engine: Engine, approval: ApprovalRecord, user: str) -> dict[str, Any]:
+def _authorise(engine: DecisionHost, approval: ApprovalRecord, user: str) -> dict[str, Any]:
     approvers = approval.approver_list
-    policy = engine._policy
+    policy = engine.policy
     verdict = policy.check_approval(user, approvers)
     kw: dict[str, Any] = {
         "workflow_id": approval.workflow_id,
@@ -110,7 +192,7 @@ def _authorise(engine: Engine, approval: ApprovalRecord, user: str) -> dict[str,
         "target": approval.approval_id,
     }
     if not verdict.allowed:
-        engine._audit_now("approval", user, verdict, **kw)
+        engine.audit_now("approval", user, verdict, **kw)
         roles = policy.roles_of(user)
         role_text = ", ".join(roles) if roles else "none"
         allowed = ", ".join(approvers) if approvers else "the roles the policy lets approve"
@@ -118,21 +200,21 @@ def _authorise(engine: Engine, approval: ApprovalRecord, user: str) -> dict[str,
         raise PolicyError(
             f"workflow {approval.workflow_id}, step {approval.step_name!r}: user {user!r} (roles: {role_text}) "
             f"may not decide this approval; refused by rule {verdict.rule!r}{reason}. "
-            f"Approvers: {allowed}; ask one of them, or decide as yourself with by=... / AIRT_USER if you are one",
+            f"Approvers: {allowed}; ask one of them to decide",
             user=user,
             roles=roles,
             rule=verdict.rule,
             workflow=approval.workflow_id,
             step=approval.step_name,
         )
-    return engine._audit_row("approval", user, verdict, **kw)
+    return engine.audit_row("approval", user, verdict, **kw)
 
 
-def _notify(tx: Tx, engine: Engine, event: str, approval: dict[str, Any], workflow_name: str) -> None:
+def _notify(tx: Tx, engine: DecisionHost, event: str, approval: dict[str, Any], workflow_name: str) -> None:
     """Queue ``event`` for every webhook that heard of the approval (else this engine's, if any)."""
     urls = tx.delivery_urls(approval["approval_id"])
-    if not urls and engine._webhook is not None:
-        urls = [engine._webhook.url]
+    if not urls and engine.webhook_url is not None:
+        urls = [engine.webhook_url]
     for url in urls:
         tx.insert_delivery(outbox_row(event, approval, workflow_name, url))
 
@@ -149,32 +231,40 @@ def _past_deadline(approval: ApprovalRecord, now: str) -> bool:
 
 
 def decide(
-    engine: Engine,
+    engine: DecisionHost,
     workflow_id: str,
     approve: bool,
     *,
     by: str | None = None,
     reason: str | None = None,
     approval_id: str | None = None,
+    authenticated_by: str | None = None,
     system: bool = False,
 ) -> ApprovalRecord:
-    """Record a decision on the workflow's pending approval and continue or roll back.
+    """Record a decision on the workflow's pending approval; the workflow continues or rolls back.
+
+    ``authenticated_by`` names how ``by`` was established when the caller
+    authenticated the person (``"jupyter"``, ``"jupyterhub"``, ``"database"``);
+    it is recorded with the decision (``auth``).  Without it, a ``by`` other
+    than the engine's user needs the policy's ``act_as`` right.
 
     Returns the decided :class:`ApprovalRecord`.  Raises
     :class:`~airt_nb.PolicyError` if ``by`` may not decide (nothing changes)
     and :class:`~airt_nb.ApprovalError` if someone decided first, the
-    deadline passed, or the workflow no longer waits for the decision.
+    deadline passed, several approvals are pending and none was named, or the
+    workflow no longer waits for the decision.
 
     >>> decide(eng, run.id, True, by="ann", reason="looks good")  # doctest: +SKIP
     ApprovalRecord(..., status='APPROVED', decided_by='ann', reason='looks good')
     """
-    engine._check_open()
+    engine.check_open()
     approval = _pending(engine, workflow_id, approval_id)
     audit: list[dict[str, Any]] = []
     if system:
-        user = SYSTEM
+        user, auth = SYSTEM, "system"
     else:
-        user = _decider(engine, approval, by)
+        user = _decider(engine, approval, by, authenticated_by)
+        auth = authenticated_by or "asserted"
         audit.append(_authorise(engine, approval, user))
         if _past_deadline(approval, now_iso()):
             # No engine was running when the deadline passed: the timeout comes first.
@@ -187,11 +277,17 @@ def decide(
     outputs = {"approved": approve, "decided_by": user, "reason": reason, "decided_at": now}
     out_json = json.dumps(outputs)
     owner = engine.owner_id
-    expires = engine._lease_expiry()
-    local = engine._executions.get(workflow_id)
-    decided_row = {**asdict(approval), "status": status, "decided_by": user, "reason": reason, "decided_at": now}
+    local = engine.runs_here(workflow_id)
+    decided_row = {
+        **asdict(approval),
+        "status": status,
+        "decided_by": user,
+        "reason": reason,
+        "decided_at": now,
+        "auth": auth,
+    }
     event = "approval.expired" if system else f"approval.{status.lower()}"
-    take = not engine._closing and engine._runs_here(workflow_id)
+    accepting = engine.accepting
 
     def op(tx: Tx) -> str:
         latest = tx.get_approval(approval.approval_id)
@@ -206,7 +302,7 @@ def decide(
                 workflow_id=workflow_id,
                 approval_id=approval.approval_id,
             )
-        if not tx.decide_approval(approval.approval_id, status, user, reason, now):
+        if not tx.decide_approval(approval.approval_id, status, user, reason, now, auth):
             raise _AlreadyDecidedError
         if approve:
             tx.complete_step(workflow_id, approval.step_name, now, None, out_json, None)
@@ -223,6 +319,7 @@ def decide(
         _notify(tx, engine, event, decided_row, current.name)
         for row in audit:
             tx.insert_audit(row)
+        tx.add_event(workflow_id, now, status.lower() if not system else "timed_out", user, reason)
         new_status = "RUNNING" if approve else "ROLLING_BACK"
         error = (
             None
@@ -230,25 +327,29 @@ def decide(
             else f"rejected by {user} at step {approval.step_name!r}" + (f": {reason}" if reason else "")
         )
         if current.status == "PAUSED":
-            # Paused workflows hold no lease.  This engine continues it only if it runs it
-            # (a client such as the `airt` command leaves it to the engine that does).
+            # Paused workflows hold no lease.  This engine continues it only if it is its home;
+            # else the lease is left free for the home, which is woken.
+            take = accepting and current.home == owner
             tx.set_status(
-                workflow_id,
-                new_status,
-                now,
-                error=error,
-                new_owner=owner if take else None,
-                lease_expires=expires if take else None,
-                release=not take,
+                workflow_id, new_status, now, error=error, new_owner=owner if take else None, release=not take
             )
-            return "adopt" if take else "released"
-        if current.lease_owner == owner and local is not None:
+            if take:
+                return "adopt"
+            if current.home:
+                tx.wake(current.home)
+            tx.announce_work()
+            return "released"
+        if current.lease_owner == owner and local:
             if not approve:
                 tx.set_status(workflow_id, new_status, now, error=error)
             return "local"
         if not approve:
             tx.set_status(workflow_id, new_status, now, error=error)
         tx.request(workflow_id, "wake")
+        if current.lease_owner:
+            tx.wake(current.lease_owner)
+        else:
+            tx.announce_work()
         return "woken"
 
     try:
@@ -263,22 +364,12 @@ def decide(
         user,
         f" ({reason})" * bool(reason),
     )
-    if engine._events:
-        engine._events.emit(
-            ev.ApprovalDecided(workflow_id, approval.approval_id, approval.step_name, status, user, reason)
-        )
-        engine._emit_status(workflow_id, "RUNNING" if approve else "ROLLING_BACK")
-    engine._notify()
-    if outcome == "adopt":
-        engine._adopt(workflow_id)
-    elif outcome == "local" and local is not None:
-        local.on_decision(approval.step_name, approve, outputs)
-    if engine._webhook is not None:
-        engine._webhook.kick()
-    return engine.store.approvals(approval_id=approval.approval_id)[0]
+    fresh = engine.store.approvals(approval_id=approval.approval_id)[0]
+    engine.decided(fresh, approve, outputs, outcome)
+    return fresh
 
 
-def expire(engine: Engine, approval_id: str) -> ApprovalRecord | None:
+def expire(engine: DecisionHost, approval_id: str) -> ApprovalRecord | None:
     """Decide a pending approval whose deadline passed, as its ``on_timeout`` says.
 
     Returns the decided approval, or ``None`` if it was decided already.

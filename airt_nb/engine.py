@@ -1,13 +1,20 @@
 """The engine: starts workflows, owns them through leases, and carries them on.
 
 An :class:`Engine` opens one database and runs the workflows it owns on a
-pool of worker threads.  One housekeeping thread runs timers (retry
-back-offs, approval deadlines) and, ten times a second, asks the database
-whether another process or engine changed anything (``PRAGMA data_version``
-on its own write connection, a cheap read): if so it
-takes over workflows nobody runs (decided from another process, left by a
-dead kernel, or whose missing action was just defined), renews its leases,
-and wakes ``Run.wait`` callers.
+pool of worker threads.  Around them:
+
+* a lease keeper thread renews the engine's lease (:mod:`airt_nb.leases`);
+* the store's listener wakes the engine when another engine needs it (a
+  decision, a cancel, work released) and never for the engine's own
+  checkpoints;
+* one housekeeping thread runs timers (retry back-offs, approval deadlines),
+  the sweeps of :mod:`airt_nb.recovery`, and writes the progress of running
+  workflows once a second.
+
+What an execution, a decision and a sweep may ask of the engine is a
+narrow, named interface (:class:`~airt_nb.execution.ExecutionHost`,
+:class:`~airt_nb.decisions.DecisionHost`, :class:`~airt_nb.recovery.RecoveryHost`),
+implemented here by one adapter; those modules import no engine.
 
 Imports no IPython, ipywidgets or pandas.
 """
@@ -23,82 +30,48 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from .actions import Registry, default_registry
-from .decisions import cancel_pending
-from .errors import AirtError, NotFoundError, PolicyError, SpecError, StoreError, WorkflowStateError
+from .decisions import cancel_pending, decide, expire
+from .errors import AirtError, NotFoundError, SpecError, StoreError, WorkflowStateError
 from .execution import Execution
 from .identity import current_user
-from .ownership import is_dead_local_owner, make_owner_id
+from .leases import LeaseKeeper
+from .ownership import MACHINE, describe_owner, is_dead_local_owner, make_owner_id, parse_owner
 from .plan import Plan
 from .policy import AllowAll, Policy
+from .policy_gate import PolicyGate
+from .recovery import Recovery, RecoverySummary
 from .spec import WorkflowSpec, fingerprint_of, load_spec
+from .store import is_postgres_url, open_store
+from .store.base import LeaseLostError
+from .store.protocol import Store
 from .store.records import SETTLED, TERMINAL, WorkflowRecord
-from .store.sqlite import LeaseLostError, SQLiteStore
 from .timers import Timers
-from .timeutil import iso, now_iso, to_epoch
+from .timeutil import iso, now_iso
 
 if TYPE_CHECKING:
     from .plan import PlannedStep
     from .run import Run
-    from .store.sqlite import Tx
+    from .store.records import ApprovalRecord
+    from .store.writes import Tx
 
 __all__ = ["Engine", "RecoverySummary", "WaitTimeoutError"]
 
 log = logging.getLogger("airt_nb")
 
+DEFAULT_HOME_GRACE = 30.0
+PROGRESS_EVERY = 1.0  # seconds between two writes of running workflows' progress
+REMOTE_POLL = 0.05  # seconds between two looks at a workflow another engine runs, in wait()
+
 
 class WaitTimeoutError(AirtError, TimeoutError):
     """``Run.wait(timeout=...)`` ran out of time before the run finished or paused."""
-
-
-@dataclass
-class RecoverySummary:
-    """What :meth:`Engine.recover` found: ids by what happened to them."""
-
-    resumed: list[str] = field(default_factory=list)
-    restored: list[str] = field(default_factory=list)
-    waiting_for_action: dict[str, str] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        parts = [
-            f"{len(self.resumed)} resumed",
-            f"{len(self.restored)} waiting for approval",
-        ]
-        if self.waiting_for_action:
-            parts.append(f"{len(self.waiting_for_action)} waiting for an action to be defined")
-        if self.skipped:
-            parts.append(f"{len(self.skipped)} run by another engine")
-        return ", ".join(parts)
-
-
-def _default_db() -> str:
-    return os.environ.get("AIRT_DB") or "airt.db"
-
-
-def _db_path(db: str | os.PathLike[str] | None) -> str:
-    text = os.fspath(db) if db is not None else _default_db()
-    if text.startswith("sqlite:///"):
-        return text[len("sqlite:///") :]
-    if text.startswith(("postgresql://", "postgres://")):
-        raise StoreError(
-            "PostgreSQL databases are not supported by this version of airt_nb; use a SQLite file path",
-            path=text,
-        )
-    return text
-
-
-def open_store(
-    db: str | os.PathLike[str] | None = None, *, durability: str = "normal", busy_timeout: float = 10.0
-) -> SQLiteStore:
-    """Open (and migrate) the database named by ``db``, ``$AIRT_DB`` or ``./airt.db``."""
-    return SQLiteStore(_db_path(db), durability=durability, busy_timeout=busy_timeout)
 
 
 class Engine:
@@ -107,17 +80,32 @@ class Engine:
     Parameters
     ----------
     db:
-        SQLite file path (or ``sqlite:///path``); default ``$AIRT_DB`` or ``./airt.db``.
+        SQLite file path (or ``sqlite:///path``), or a ``postgresql://`` URL;
+        default ``$AIRT_DB`` or ``./airt.db``.
     recover:
         Resume RUNNING / ROLLING_BACK workflows and restore PAUSED ones when
         opening, and keep taking up workflows nobody runs (default;
         ``AIRT_RECOVER=0`` turns it off).  With ``recover=False`` the engine
-        only ever runs the workflows it started or was asked to ``resume``:
-        decisions and rollbacks it records for other workflows are left to
-        the engines that run them (this is how the ``airt`` command works),
-        until :meth:`recover` is called by hand.
+        only ever runs the workflows it started (its own, also after a
+        decision made elsewhere) or was asked to ``resume``: this is how the
+        ``airt`` command works, until :meth:`recover` is called by hand.
     durability:
         ``"normal"`` survives a crash of the process; ``"full"`` also a power loss.
+    session:
+        The notebook session this engine belongs to (default ``$JPY_SESSION_NAME``,
+        which Jupyter sets to the notebook's path, else the working directory).
+        After a kernel restart, the engine of the same session takes its
+        workflows back before any other engine does.
+    home_grace:
+        Seconds other engines leave the workflows of an engine that is gone to
+        a restarted engine of the same session (default ``$AIRT_HOME_GRACE`` or 30).
+    lease_ttl:
+        Seconds an engine's lease lasts; renewed every third of it.  Another
+        engine takes over the workflows of an engine whose lease ran out (at
+        once when that engine's process is dead on this machine).
+    poll_interval:
+        Seconds between two looks for work nobody runs when no other engine
+        signals any (default 1).
     busy_timeout:
         Seconds a write waits for another process's write transaction (a few
         tries, with jitter) before raising :class:`~airt_nb.StoreError`.
@@ -157,7 +145,7 @@ class Engine:
         policy: Policy | str | os.PathLike[str] | None = None,
         user: str | None = None,
         lease_ttl: float = 30.0,
-        poll_interval: float = 0.1,
+        poll_interval: float = 1.0,
         compensation_attempts: int = 2,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
@@ -166,14 +154,21 @@ class Engine:
         webhook_initial_delay: float = 1.0,
         webhook_max_delay: float = 300.0,
         busy_timeout: float = 10.0,
+        session: str | None = None,
+        home_grace: float | None = None,
     ):
-        # The policy first: a policy file that cannot be read stops the engine before it writes anything.
-        self._policy: Policy = _policy_from(policy)
+        # The policy and the settings first: a bad one stops the engine before it opens anything.
+        policy_obj: Policy = _policy_from(policy)
         url = webhook_url if webhook_url is not None else os.environ.get("AIRT_WEBHOOK_URL")
         secret = webhook_secret if webhook_secret is not None else os.environ.get("AIRT_WEBHOOK_SECRET")
         if url:
             _check_webhook_url(url)
-        self._store = open_store(db, durability=durability, busy_timeout=busy_timeout)
+        grace = _home_grace(home_grace)
+        if lease_ttl <= 0 or poll_interval <= 0:
+            raise AirtError(
+                f"lease_ttl and poll_interval must be more than 0 seconds, got {lease_ttl}, {poll_interval}"
+            )
+        self._store: Store = open_store(db, durability=durability, busy_timeout=busy_timeout)
         try:
             self._store.check_writable()
         except StoreError:
@@ -183,7 +178,12 @@ class Engine:
         self.registry = registry or default_registry
         self.user = current_user(user)
         self.lease_ttl = lease_ttl
+        self.poll_interval = poll_interval
         self.compensation_attempts = max(1, compensation_attempts)
+        self.session = session or os.environ.get("JPY_SESSION_NAME") or os.getcwd()
+        self.home_grace = grace
+        self._policy = policy_obj
+        self._gate = PolicyGate(policy_obj, self._store)
         self._owner = make_owner_id()
         self._events = ev.Emitter()
         self._executions: dict[str, Execution] = {}
@@ -192,52 +192,80 @@ class Engine:
         self._closing = False
         self._closed = False
         self._plans: dict[str, Plan] = {}
-        self._cancel_by: dict[str, str] = {}
-        self._scheduled_deadlines: set[str] = set()
-        self._mine: set[str] = set()  # started or resumed here: run even when not recovering
         self._waiting: dict[str, str] = {}
-        self._data_version = -1
-        self._last_dead_check = 0.0
-        self._next_expiry: str | None = None  # soonest lease of another engine to run out
+        self._signalled = threading.Event()
+        self._next_sweep = 0.0
+        self._next_progress = time.monotonic() + PROGRESS_EVERY
         # Executions stopped by an error (e.g. a checkpoint the locked database refused): rebuilt from
         # their last checkpoint by housekeeping, with a growing pause, instead of staying stuck.
         self._orphans: dict[str, Execution] = {}
         self._orphan_due = 0.0
         self._orphan_pause = 1.0
-        self._last_renew = time.monotonic()
+        self._undo_root = _undo_root(self.db)
+        self._host = _Hosting(self)
+        self._recovery = Recovery(self._host)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="airt-worker")
-        self._timers = Timers(self._tick, poll_interval)
+        self._timers = Timers(self._tick, min(poll_interval, 0.25))
+        self._leases = LeaseKeeper(self._store, self._owner, lease_ttl, on_lost=self._signalled.set)
         self._webhook = None
-        if url:
-            from .webhooks import WebhookSender
-
-            if not secret:
-                log.warning("AIRT_WEBHOOK_SECRET is not set: webhooks to %s are sent unsigned", url)
-            self._webhook = WebhookSender(
-                self._store,
-                url,
-                secret,
-                timeout=webhook_timeout,
-                max_attempts=webhook_max_attempts,
-                initial_delay=webhook_initial_delay,
-                max_delay=webhook_max_delay,
-            )
-            self._webhook.start()
         if recover is None:
             recover = os.environ.get("AIRT_RECOVER", "1").strip().lower() not in ("0", "false", "no", "off")
         self._recovering = bool(recover)
-        self.registry.add_listener(self)
-        # Housekeeping starts after recovery: its sweep would otherwise race recover() for the same
-        # workflows, and what it took would be missing from last_recovery (the notebook's banner).
         try:
+            if url:
+                from .webhooks import WebhookSender
+
+                if not secret:
+                    log.warning("AIRT_WEBHOOK_SECRET is not set: webhooks to %s are sent unsigned", url)
+                self._webhook = WebhookSender(
+                    self._store,
+                    url,
+                    secret,
+                    timeout=webhook_timeout,
+                    max_attempts=webhook_max_attempts,
+                    initial_delay=webhook_initial_delay,
+                    max_delay=webhook_max_delay,
+                )
+                self._webhook.start()
+            self.registry.add_listener(self)
+            self._register()
+            self._leases.start()
+            self._store.listen(self._owner, self._on_signal)
+            # Housekeeping starts after recovery: its sweep would otherwise race recover() for the same
+            # workflows, and what it took would be missing from last_recovery (the notebook's banner).
             self.last_recovery: RecoverySummary | None = self.recover() if recover else None
         except BaseException:
-            self.close(timeout=5)  # no worker, sender or registry listener left behind by a failed open
+            self.close(timeout=5)  # no worker, sender, listener or open file left behind by a failed open
             raise
         self._timers.start()
 
     def __repr__(self) -> str:
         return f"<Engine db={self.db!r} owner={self._owner!r}>"
+
+    def _register(self) -> None:
+        """Record this engine (its lease says it is alive) and forget engines long gone."""
+        info = parse_owner(self._owner)
+        row = {
+            "owner_id": self._owner,
+            "machine": MACHINE,
+            "host": info.host if info else None,
+            "pid": os.getpid(),
+            "session": self.session,
+            "workdir": os.getcwd(),
+            "user_name": self.user,
+            "takes_work": 1 if self._recovering else 0,
+        }
+        now = self._store.now()
+        row["now"] = now
+        row["expires"] = iso(time.time() + self.lease_ttl)
+        week_ago = iso(time.time() - 7 * 86400)
+        ttl = self.lease_ttl
+
+        def op(tx: Tx) -> None:
+            tx.register_engine(row, ttl)
+            tx.prune_engines(week_ago)
+
+        self._store.write(op)
 
     def __enter__(self) -> Engine:
         return self
@@ -273,6 +301,7 @@ class Engine:
         *,
         user: str | None = None,
         as_user: str | None = None,
+        workdir: str | os.PathLike[str] | None = None,
     ) -> Run:
         """Validate ``spec``, record the new workflow, and run it in the background.
 
@@ -280,44 +309,32 @@ class Engine:
         :class:`~airt_nb.SpecError` (nothing is written) if the spec or the
         inputs are wrong, :class:`~airt_nb.PolicyError` if the policy forbids it.
 
+        ``workdir`` is the folder the workflow runs in (default: the current
+        working directory): relative paths of its steps and of their undos
+        resolve against it, whichever engine runs them.
+
         >>> run = eng.start(spec_yaml, inputs={"target": "out/r"})  # doctest: +SKIP
         """
         self._check_open()
         plan = self._plan_for(load_spec(spec, registry=self.registry))
-        merged = dict(plan.spec.inputs)
-        for key, value in (inputs or {}).items():
-            if key not in merged:
-                declared = ", ".join(merged) or "none"
-                raise SpecError(
-                    [(None, f"inputs.{key}", f"the workflow declares no input {key!r} (declared: {declared})")],
-                    workflow=plan.spec.name,
-                )
-            merged[key] = value
-        try:
-            inputs_json = json.dumps(merged, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise SpecError(
-                [(None, "inputs", f"inputs must be JSON values ({exc})")], workflow=plan.spec.name
-            ) from None
+        name = plan.spec.name
+        folder = _workdir(workdir, name)
+        merged = _merge_inputs(plan.spec.inputs, inputs, name)
         actor = current_user(user) if user else self.user
         audit_rows: list[dict[str, Any]] = []  # recorded with the workflow, in one transaction
         if as_user and as_user != actor:
-            verdict = self._policy.check_act_as(actor, as_user)
-            if not verdict.allowed:
-                self._audit_now("act_as", actor, verdict, target=as_user)
-                raise self._policy_error(actor, verdict, f"act as {as_user!r}")
-            audit_rows.append(self._audit_row("act_as", actor, verdict, target=as_user))
+            audit_rows.append(self._gate.act_as(actor, as_user))
             actor = as_user
-        audit_rows = self._check_start(actor, plan, merged, audit_rows)
+        audit_rows = self._gate.check_start(actor, plan, merged, audit_rows)
         now = now_iso()
         workflow_id = uuid.uuid4().hex[:16]
         record = WorkflowRecord(
             workflow_id=workflow_id,
-            name=plan.spec.name,
+            name=name,
             status="RUNNING",
             spec=plan.spec_json,
             spec_hash=plan.spec_hash,
-            inputs=inputs_json,
+            inputs=json.dumps(merged),
             created_at=now,
             updated_at=now,
             finished_at=None,
@@ -326,55 +343,66 @@ class Engine:
             total_steps=len(plan.steps),
             done_steps=0,
             lease_owner=self._owner,
-            lease_expires=self._lease_expiry(),
+            lease_expires=None,
             requested=None,
             waiting_for=None,
             warnings=None,
+            workdir=folder,
+            session=self.session,
+            home=self._owner,
         )
-        ex = Execution(self, record, plan, None, inputs=merged)
+        ex = Execution(self._host, record, plan, None, inputs=merged)
         row = {
             "workflow_id": workflow_id,
-            "name": record.name,
+            "name": name,
             "status": "RUNNING",
             "spec": record.spec,
             "spec_hash": record.spec_hash,
-            "inputs": inputs_json,
+            "inputs": record.inputs,
             "created_at": now,
             "updated_at": now,
             "started_by": actor,
             "total_steps": record.total_steps,
             "lease_owner": self._owner,
-            "lease_expires": record.lease_expires,
+            "workdir": folder,
+            "session": self.session,
         }
-        step_rows = [(workflow_id, s.name, s.index, s.type, s.action, "PENDING", 0, None) for s in plan.steps]
         with ex.lock:
-            ops: list[Callable[[Tx], Any]] = []
-            started = ex._take_ready(ops, now)
-            settled = ex._settle_ops(ops, now)
-            after, ex._after = ex._after, []
+            ops, started, settled = ex.begin(now)
+            running = set(started)
+            step_rows = [
+                (
+                    workflow_id,
+                    s.name,
+                    s.index,
+                    s.type,
+                    s.action,
+                    *(("RUNNING", 1, now) if s.name in running else ("PENDING", 0, None)),
+                )
+                for s in plan.steps
+            ]
 
-            def op(tx: Tx) -> None:
+            def op(tx: Tx) -> list[int]:
                 tx.insert_workflow(row)
-                tx.insert_steps(step_rows)
+                ids = tx.insert_steps(workflow_id, step_rows)
                 for audit in audit_rows:
                     tx.insert_audit({**audit, "workflow_id": workflow_id})
+                tx.add_event(workflow_id, now, "started", actor, f"in {folder}")
                 for o in ops:
                     o(tx)
+                return ids
 
-            self._store.write(op)
-            if not self._recovering:  # a recovering engine runs everything: no need to remember (memory)
-                self._mine.add(workflow_id)
+            ids = self._store.write(op)
+            for s, step_id in zip(plan.steps, ids, strict=True):
+                ex.step_id[s.name] = step_id
             with self._exec_lock:
                 self._executions[workflow_id] = ex
-            if after:
-                self._approvals_requested(ex, after)
-            if settled:
-                ex._set_status(settled)
+            ex.committed(settled)
         if self._events:
             self._events.emit(ev.WorkflowStatusChanged(workflow_id, "RUNNING"))
-        for name in started:
-            self._emit_started(ex, name)
-            self._submit(ex.drive, name)
+        for step_name in started:
+            ex._emit_started(step_name)
+            self._submit(ex.drive, step_name)
         from .run import Run
 
         return Run(self, workflow_id)  # the id is ours and exact: no need to look it up as get() does
@@ -388,6 +416,9 @@ class Engine:
         return Run(self, self.resolve_id(workflow_id))
 
     def resolve_id(self, workflow_id: str) -> str:
+        """The full id of the workflow ``workflow_id`` names (itself, or a unique prefix of 4+ characters)."""
+        if not isinstance(workflow_id, str) or not workflow_id:
+            raise NotFoundError("workflow", str(workflow_id), db=self.db)
         if self._store.workflow_status(workflow_id) is not None:
             return workflow_id
         prefix_ok = len(workflow_id) >= 4 and all(c in "0123456789abcdef" for c in workflow_id)
@@ -400,18 +431,29 @@ class Engine:
 
     def workflows(
         self, *, status: str | None = None, name: str | None = None, limit: int = 50, offset: int = 0
-    ) -> list[WorkflowRecord]:
+    ) -> builtins.list[WorkflowRecord]:
         """Workflows in the database, newest first (all kernels, all processes); also ``Engine.list``."""
         return self._store.list_workflows(status=status, name=name, limit=limit, offset=offset)
 
     @property
-    def store(self) -> SQLiteStore:
+    def store(self) -> Store:
         """The storage this engine writes (for frames, panels and the CLI)."""
         return self._store
 
     @property
     def owner_id(self) -> str:
+        """This engine's id in the database (``host|pid|start|machine|token``)."""
         return self._owner
+
+    @property
+    def policy(self) -> Policy:
+        """The policy this engine checks starts, steps and decisions against."""
+        return self._policy
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closing
 
     def subscribe(self, fn: Callable[[ev.Event], Any]) -> Callable[[], None]:
         """Call ``fn(event)`` for every event of this engine's workflows; returns an unsubscribe function.
@@ -424,6 +466,15 @@ class Engine:
         """Whether this engine is executing the workflow right now."""
         return workflow_id in self._executions
 
+    def where(self, workflow_id: str) -> str:
+        """Where the workflow runs, for people: ``"here"``, ``"host pid N"``, or ``"nowhere"``."""
+        if workflow_id in self._executions:
+            return "here"
+        record = self._store.workflow(workflow_id)
+        if record is None:
+            raise NotFoundError("workflow", workflow_id, db=self.db)
+        return describe_owner(record.lease_owner) if record.lease_owner else "nowhere"
+
     # -- status and waiting ----------------------------------------------------------------------------------
 
     def status_of(self, workflow_id: str) -> str:
@@ -435,12 +486,20 @@ class Engine:
             raise NotFoundError("workflow", workflow_id, db=self.db)
         return found[0]
 
-    def wait(self, workflow_id: str, timeout: float | None = None) -> str:
+    def wait(self, workflow_id: str, timeout: float | None = None, *, until: str = "settled") -> str:
+        """Block until the workflow is finished or PAUSED (``until="done"``: finished) and return its status.
+
+        A workflow another engine runs is followed in the database.
+        Raises :class:`WaitTimeoutError` after ``timeout`` seconds.
+        """
+        if until not in ("settled", "done"):
+            raise AirtError(f"until must be 'settled' (finished or paused) or 'done' (finished), got {until!r}")
+        wanted = SETTLED if until == "settled" else TERMINAL
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cv:
             while True:
                 status = self.status_of(workflow_id)
-                if status in SETTLED:
+                if status in wanted:
                     return status
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -450,7 +509,8 @@ class Engine:
                         f"workflow {workflow_id} is still {status}{waiting} after {timeout} s; "
                         "wait longer, or look at run.steps()"
                     )
-                self._cv.wait(0.5 if remaining is None else min(remaining, 0.5))
+                pause = 0.5 if workflow_id in self._executions else REMOTE_POLL
+                self._cv.wait(pause if remaining is None else min(remaining, pause))
 
     def _notify(self) -> None:
         with self._cv:
@@ -459,111 +519,178 @@ class Engine:
     # -- decisions ------------------------------------------------------------------------------------------------
 
     def approve(
-        self, workflow_id: str, *, by: str | None = None, reason: str | None = None, approval_id: str | None = None
-    ) -> Any:
-        """Approve the workflow's pending approval and continue the workflow.
+        self,
+        workflow_id: str,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+        approval_id: str | None = None,
+        authenticated_by: str | None = None,
+    ) -> ApprovalRecord:
+        """Approve the workflow's pending approval; the workflow continues.
 
         ``by`` is who decides (default: this engine's user, i.e. ``AIRT_USER``,
-        ``JUPYTERHUB_USER`` or the OS user); ``approval_id`` picks one of several
-        pending approvals.  Returns the decided approval.  Raises
-        :class:`~airt_nb.PolicyError` if ``by`` may not decide and
-        :class:`~airt_nb.ApprovalError` if someone decided first.  See
-        :func:`airt_nb.decisions.decide`.
+        ``JUPYTERHUB_USER`` or the OS user); deciding as someone else needs the
+        policy's ``act_as`` right, unless ``authenticated_by`` says how that
+        person was authenticated (the approvals page does).  ``approval_id``
+        picks one of several pending approvals.  Returns the decided approval.
+        Raises :class:`~airt_nb.PolicyError` if ``by`` may not decide and
+        :class:`~airt_nb.ApprovalError` if someone decided first.
 
         >>> eng.approve(run.id, by="ann", reason="looks good").status  # doctest: +SKIP
         'APPROVED'
         """
-        from .decisions import decide
-
-        return decide(self, self.resolve_id(workflow_id), True, by=by, reason=reason, approval_id=approval_id)
+        return decide(
+            self._host,
+            self.resolve_id(workflow_id),
+            True,
+            by=by,
+            reason=reason,
+            approval_id=approval_id,
+            authenticated_by=authenticated_by,
+        )
 
     def reject(
-        self, workflow_id: str, *, by: str | None = None, reason: str | None = None, approval_id: str | None = None
-    ) -> Any:
+        self,
+        workflow_id: str,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+        approval_id: str | None = None,
+        authenticated_by: str | None = None,
+    ) -> ApprovalRecord:
         """Reject the workflow's pending approval: what was done is rolled back (see :meth:`approve`)."""
-        from .decisions import decide
+        return decide(
+            self._host,
+            self.resolve_id(workflow_id),
+            False,
+            by=by,
+            reason=reason,
+            approval_id=approval_id,
+            authenticated_by=authenticated_by,
+        )
 
-        return decide(self, self.resolve_id(workflow_id), False, by=by, reason=reason, approval_id=approval_id)
+    def _decided(self, approval: ApprovalRecord, approved: bool, outputs: dict[str, Any], outcome: str) -> None:
+        workflow_id = approval.workflow_id
+        if self._events:
+            self._events.emit(
+                ev.ApprovalDecided(
+                    workflow_id, approval.approval_id, approval.step_name, approval.status, approval.decided_by or "",
+                    approval.reason,
+                )
+            )  # fmt: skip
+            self._emit_status(workflow_id, "RUNNING" if approved else "ROLLING_BACK")
+        self._notify()
+        if outcome == "adopt":
+            self._adopt(workflow_id)
+        elif outcome == "local":
+            ex = self._executions.get(workflow_id)
+            if ex is not None:
+                ex.on_decision(approval.step_name, approved, outputs)
+        if self._webhook is not None:
+            self._webhook.kick()
 
     # -- cancel, rollback, resume -------------------------------------------------------------------------------------
 
     def cancel(self, workflow_id: str, *, by: str | None = None) -> str:
-        """Stop a workflow: no new step starts, nothing is undone; ends CANCELLED."""
+        """Stop a workflow: no new step starts, nothing is undone; ends CANCELLED.
+
+        Returns ``"cancel"`` (this engine runs it and stops it), ``"requested"``
+        (the engine that runs it was asked, and stops it at its next step
+        boundary) or ``"CANCELLED"`` (nobody ran it: done here).
+        """
         return self._stop(self.resolve_id(workflow_id), "cancel", current_user(by) if by else self.user)
 
     def rollback(self, workflow_id: str, *, by: str | None = None) -> str:
-        """Undo every completed step (newest first); ends ROLLED_BACK (or FAILED if an undo fails)."""
+        """Undo every completed step (newest first); ends ROLLED_BACK (or FAILED if an undo fails).
+
+        Returns ``"rollback"``, ``"requested"`` or ``"ROLLING_BACK"`` (see :meth:`cancel`).
+        """
         return self._stop(self.resolve_id(workflow_id), "rollback", current_user(by) if by else self.user)
 
     def _stop(self, workflow_id: str, kind: str, by: str) -> str:
         self._check_open()
         ex = self._executions.get(workflow_id)
-        if ex is not None and not ex.abandoned:
+        if ex is not None and not ex.abandoned and not ex.finishing:
             ex.request_stop(kind, by)
             return kind
-        record = self._store.workflow(workflow_id)
-        if record is None:
-            raise NotFoundError("workflow", workflow_id, db=self.db)
         allowed = {
             "cancel": ("RUNNING", "PAUSED", "PENDING"),
             "rollback": ("RUNNING", "PAUSED", "COMPLETED", "FAILED", "CANCELLED"),
         }[kind]
-        if record.status not in allowed:
-            raise WorkflowStateError(
-                f"workflow {workflow_id} ({record.name}) is {record.status}: it cannot be "
-                f"{'cancelled' if kind == 'cancel' else 'rolled back'} (possible when {', '.join(allowed)})",
-                workflow_id=workflow_id,
-                status=record.status,
-            )
-        now = now_iso()
-        live_owner = record.lease_owner and record.lease_expires and record.lease_expires > now
-        live_owner = live_owner and not is_dead_local_owner(record.lease_owner)  # type: ignore[arg-type]
-        if record.status == "RUNNING" and live_owner:
-            self._store.write(lambda tx: tx.request(workflow_id, kind))
-            return "requested"
-        if kind == "cancel":
+        owner = self._owner
+        take = not self._closing
+        live_owner = self._live_owner
 
-            def cancel_op(tx: Tx) -> None:
+        def op(tx: Tx) -> tuple[str, WorkflowRecord]:
+            record = tx.get_workflow(workflow_id)
+            if record is None:
+                raise NotFoundError("workflow", workflow_id, db=self.db)
+            if record.status not in allowed:
+                raise WorkflowStateError(
+                    f"workflow {workflow_id} ({record.name}) is {record.status}: it cannot be "
+                    f"{'cancelled' if kind == 'cancel' else 'rolled back'} (possible when {', '.join(allowed)})",
+                    workflow_id=workflow_id,
+                    status=record.status,
+                )
+            now = now_iso()
+            holder = record.lease_owner
+            if record.status == "RUNNING" and holder and holder != owner and live_owner(holder):
+                # Its engine acts on it at its next step boundary (never lost: recorded first).
+                tx.request(workflow_id, kind)
+                tx.add_event(workflow_id, now, f"{kind}_requested", by)
+                tx.wake(holder)
+                return "requested", record
+            if kind == "cancel":
                 tx.skip_unfinished_steps(workflow_id, "CANCELLED")
                 cancel_pending(tx, workflow_id, record.name, now, by, "workflow cancelled")
                 tx.set_status(workflow_id, "CANCELLED", now, finished=True, release=True)
-
-            self._store.write(cancel_op)
-            self._emit_status(workflow_id, "CANCELLED")
-            self._notify()
-            return "CANCELLED"
-
-        expires = self._lease_expiry()
-        take = self._runs_here(workflow_id)
-
-        def rollback_op(tx: Tx) -> bool:
-            current = tx.get_workflow(workflow_id)
-            if current is None or current.status != record.status:
-                raise WorkflowStateError(
-                    f"workflow {workflow_id} changed to {current.status if current else 'nothing'} meanwhile; try again",
-                    workflow_id=workflow_id,
-                )
+                tx.add_event(workflow_id, now, "cancelled", by)
+                return "CANCELLED", record
+            # A rollback runs where the workflow lives: in its home if it is alive (woken), else here
+            # or wherever the home rules send it.
+            mine = take and (record.home in (owner, None) or not live_owner(record.home))
             tx.reopen_failed_compensations(workflow_id)
             cancel_pending(tx, workflow_id, record.name, now, by, "workflow rolled back")
             tx.set_status(
-                workflow_id,
-                "ROLLING_BACK",
-                now,
-                new_owner=self._owner if take else None,
-                lease_expires=expires if take else None,
-                release=not take,
+                workflow_id, "ROLLING_BACK", now, new_owner=owner if mine else None, release=not mine, clear_error=False
             )
-            return True
+            tx.add_event(workflow_id, now, "rollback_requested", by)
+            if not mine:
+                if record.home:
+                    tx.wake(record.home)
+                tx.announce_work()
+            return ("adopt" if mine else "ROLLING_BACK"), record
 
-        self._store.write(rollback_op)
-        self._emit_status(workflow_id, "ROLLING_BACK")
+        outcome, _record = self._store.write(op)
+        if outcome == "requested":
+            return outcome
+        status = "CANCELLED" if kind == "cancel" else "ROLLING_BACK"
+        self._emit_status(workflow_id, status)
         self._notify()
-        if take:
+        if outcome == "adopt":
             self._adopt(workflow_id)
-        return "ROLLING_BACK"
+        return status
+
+    def _live_owner(self, owner: str | None) -> bool:
+        """Whether the engine ``owner`` is alive as far as this engine can tell now."""
+        if owner is None:
+            return False
+        if owner == self._owner:
+            return not self._closing
+        alive = self._store.engines_alive([owner])
+        if alive is not None:
+            return owner in alive
+        if is_dead_local_owner(owner):
+            return False
+        record = self._store.engine(owner)
+        return record is not None and record.gone_at(self._store.now()) is None
 
     def resume(self, workflow_id: str) -> str:
-        """Take over a RUNNING / ROLLING_BACK workflow that no live engine runs, now."""
+        """Take over a RUNNING / ROLLING_BACK workflow that no live engine runs, now, here.
+
+        Returns ``"resumed"``, ``"already running here"`` or ``"owned by another live engine"``.
+        """
         self._check_open()
         workflow_id = self.resolve_id(workflow_id)
         if workflow_id in self._executions:
@@ -582,135 +709,85 @@ class Engine:
                 workflow_id=workflow_id,
                 status=record.status,
             )
-        if self._claim([workflow_id], takeover=self._dead_owners()):
-            self._mine.add(workflow_id)  # after the claim: housekeeping must not race this call for it
-            self._adopt(workflow_id)
+        holder = record.lease_owner
+        if holder and holder != self._owner and self._live_owner(holder):
+            return "owned by another live engine"
+        now = self._store.now()
+        dead = [holder] if holder and holder != self._owner else []
+        got = self._store.write(lambda tx: tx.claim(self._owner, [workflow_id], dead, now))
+        if got:
+            self._adopt(workflow_id, lost_from=describe_owner(holder) if holder else None)
             return "resumed"
-        current = self._store.workflow(workflow_id)
-        if current is not None and current.lease_owner == self._owner:
+        if workflow_id in self._executions:
             return "resumed"  # this engine's housekeeping took it up meanwhile
         return "owned by another live engine"
 
     # -- recovery ----------------------------------------------------------------------------------------------------
 
     def recover(self) -> RecoverySummary:
-        """Resume what a dead engine left RUNNING / ROLLING_BACK and restore PAUSED runs' deadlines.
+        """Resume what a gone engine left RUNNING / ROLLING_BACK and restore PAUSED runs' deadlines.
 
         Returns what was resumed, restored (waiting for approval), left waiting
-        for an action to be defined, and skipped (run by another live engine).
-        From then on this engine's housekeeping also takes up workflows nobody
-        runs (a decision made elsewhere, a dead engine's), as with ``recover=True``.
+        for an action to be defined, and skipped (run by another live engine,
+        or left to its home for now).  From then on this engine's housekeeping
+        also takes up workflows nobody runs, as with ``recover=True``.
         """
         self._check_open()
-        summary = RecoverySummary()
-        now = now_iso()
-        dead = self._dead_owners()
-        candidates = self._store.claimable(now, limit=1_000_000)
-        if dead:
-            candidates += self._store.owned_by(dead, limit=1_000_000)
-        claimable: list[str] = []
-        for workflow_id, _status, _owner, waiting_for in candidates:
-            missing = self._missing_action(waiting_for)
-            if missing:
-                summary.waiting_for_action[workflow_id] = missing
-            else:
-                claimable.append(workflow_id)
-        batch = 64  # small first batch: the first workflow resumes quickly
-        index = 0
-        while index < len(claimable):
-            chunk = claimable[index : index + batch]
-            index += batch
-            batch = min(batch * 4, 2000)
-            for workflow_id in self._claim(chunk, takeover=dead):
-                try:
-                    waiting = self._adopt(workflow_id)
-                except Exception as exc:  # one bad workflow never stops the sweep
-                    log.exception("workflow %s could not be resumed", workflow_id)
-                    summary.skipped[workflow_id] = f"error: {exc}"
-                    continue
-                if waiting:
-                    summary.waiting_for_action[workflow_id] = waiting
-                else:
-                    summary.resumed.append(workflow_id)
-        resumed = set(summary.resumed)  # membership in a list made this loop quadratic
-        for workflow_id in claimable:
-            if workflow_id in resumed or workflow_id in summary.waiting_for_action:
-                continue
-            if workflow_id in self._executions:  # resumed by this engine's housekeeping meanwhile
-                summary.resumed.append(workflow_id)
-            else:
-                summary.skipped.setdefault(workflow_id, "taken by another engine")
-        restored = set(summary.restored)
-        for workflow_id, _ in self._store.paused_with_pending():
-            if workflow_id not in restored:
-                restored.add(workflow_id)
-                summary.restored.append(workflow_id)
-        for workflow_id, _status, owner, _ in self._store.owned_by(
-            [o for o in self._store.lease_owners() if o != self._owner and o not in dead]
-        ):
-            host, pid = (owner or "?|?").split("|")[:2]
-            summary.skipped.setdefault(workflow_id, f"running in {host} pid {pid}")
-        self._schedule_deadlines()
-        self._recovering = True
+        summary = self._recovery.recover(before=self._take_work)
         if self._webhook is not None:
             self._webhook.kick()
         log.info("airt_nb recovery on %s: %s", self.db, summary)
         return summary
 
-    def _missing_action(self, waiting_for: str | None) -> str | None:
-        if waiting_for and waiting_for.startswith("action "):
-            name = waiting_for[len("action ") :]
-            if name not in self.registry:
-                return name
-        return None
+    def _take_work(self) -> None:
+        if not self._recovering:
+            self._recovering = True
+            self._store.write(lambda tx: tx.set_takes_work(self._owner, True))
 
-    def _dead_owners(self) -> list[str]:
-        return [o for o in self._store.lease_owners() if o != self._owner and is_dead_local_owner(o)]
-
-    def _claim(self, workflow_ids: list[str], *, takeover: list[str] | None = None) -> list[str]:
-        if not workflow_ids or self._closing:
-            return []
-        now = now_iso()
-        expires = self._lease_expiry()
-        dead = list(takeover or [])
-
-        def op(tx: Tx) -> list[str]:
-            return [w for w in workflow_ids if tx.claim(w, self._owner, expires, now, dead)]
-
-        return self._store.write(op)
-
-    def _adopt(self, workflow_id: str) -> str | None:
+    def _adopt(self, workflow_id: str, *, lost_from: str | None = None) -> str | None:
         """Build the execution of a workflow this engine just claimed and continue it.
 
-        Returns the missing action's name if it has to wait for one.
+        Returns what it has to wait for (a missing action's name, or a folder), if anything.
         """
         record = self._store.workflow(workflow_id)
         if record is None or record.lease_owner != self._owner:
             return None
+        if record.workdir and not os.path.isdir(record.workdir):
+            what = f"folder {record.workdir}"
+            self._store.write(lambda tx: tx.release(workflow_id, self._owner, waiting_for=what))
+            self._waiting[workflow_id] = what
+            log.info(
+                "workflow %s: waiting for its folder %s, which is not on this machine", workflow_id, record.workdir
+            )
+            return what
         plan = self._plan_from_json(record.spec, record.spec_hash)
         steps = self._store.steps(workflow_id)
-        ex = Execution(self, record, plan, steps, inputs=json.loads(record.inputs))
+        ex = Execution(self._host, record, plan, steps, inputs=json.loads(record.inputs))
         if record.status == "RUNNING" and record.requested in ("cancel", "rollback"):
             ex.stopping = record.requested  # asked for before this engine took the workflow over
-        if any(s.is_approval for s in plan.steps) or record.status == "ROLLING_BACK":
+        if any(s.is_approval for s in plan.steps) or record.status == "ROLLING_BACK" or ex.stopping:
             ex.load_intents()
         missing = ex.first_missing_action()
         if missing:
-            waiting = f"waiting for action {missing} to be defined"
             self._store.write(lambda tx: tx.release(workflow_id, self._owner, waiting_for=f"action {missing}"))
             self._waiting[workflow_id] = f"action {missing}"
-            log.info("workflow %s: %s", workflow_id, waiting)
+            log.info("workflow %s: waiting for action %s to be defined", workflow_id, missing)
             return missing
-        warnings = self._code_changes(plan, steps)
-        if warnings:
+        warnings = self._code_changes(steps)
+        now = now_iso()
+        here = f"{describe_owner(self._owner)} in {record.workdir or os.getcwd()}"
 
-            def warn(tx: Tx) -> None:
-                for w in warnings:
-                    tx.add_warning(workflow_id, w)
-
-            self._store.write(warn)
+        def note(tx: Tx) -> None:
             for w in warnings:
-                log.warning("workflow %s: %s", workflow_id, w)
+                tx.add_warning(workflow_id, w)
+            tx.add_event(workflow_id, now, "resumed", self.user, here)
+            if ex.done != record.done_steps:
+                tx.progress(workflow_id, self._owner, ex.done, now)
+
+        self._store.write(note)
+        ex.done_written = ex.done
+        for w in warnings:
+            log.warning("workflow %s: %s", workflow_id, w)
         with self._exec_lock:
             old = self._executions.get(workflow_id)
             if old is not None and not old.abandoned:
@@ -718,13 +795,13 @@ class Engine:
             self._executions[workflow_id] = ex
         self._waiting.pop(workflow_id, None)
         try:
-            ex.resume()
+            ex.resume(lost_from=lost_from)
         except Exception:
             ex.abandon("error while resuming; this engine tries again shortly", retry=True)
             raise
         return ex.deferred_on.removeprefix("action ") if ex.deferred_on else None
 
-    def _code_changes(self, plan: Plan, steps: list[Any]) -> list[str]:
+    def _code_changes(self, steps: builtins.list[Any]) -> builtins.list[str]:
         warnings = []
         for r in steps:
             if not r.fingerprint or not r.action:
@@ -737,6 +814,12 @@ class Engine:
                 )
         return warnings
 
+    def _apply_decisions(self, ex: Execution) -> None:
+        for r in self._store.steps(ex.id):
+            if ex.state.get(r.step_name) == "WAITING" and r.status in ("COMPLETED", "REJECTED"):
+                outputs = json.loads(r.outputs) if r.outputs else None
+                ex.on_decision(r.step_name, r.status == "COMPLETED", outputs)
+
     def _forget(self, ex: Execution, waiting_for: str | None = None) -> None:
         with self._exec_lock:
             if self._executions.get(ex.id) is ex:
@@ -746,81 +829,44 @@ class Engine:
         self._notify()
 
     def action_registered(self, name: str) -> None:
-        """Registry callback: resume workflows that waited for this action."""
+        """Registry callback: take up workflows that waited for this action."""
         if not self._closing and any(w == f"action {name}" for w in self._waiting.values()):
-            self._timers.at(0, self._claim_waiting)
-        elif not self._closing:
-            self._timers.wake()
-
-    def _claim_waiting(self) -> None:
-        self._data_version = -1
-        self._sweep()
+            self._on_signal()
 
     # -- housekeeping ----------------------------------------------------------------------------------------------------
+
+    def _on_signal(self) -> None:
+        self._signalled.set()
+        self._timers.wake()
 
     def _tick(self) -> None:
         if self._closing:
             return
         mono = time.monotonic()
-        if mono - self._last_renew > self.lease_ttl / 3:
-            self._last_renew = mono
-            expires = self._lease_expiry()
-            self._store.write(lambda tx: tx.renew(self._owner, expires))
-        # Only what others committed: our own checkpoints need no sweep (at 10,000 running
-        # workflows, sweeping after each of them cost a fifth of the engine's time).
-        version = self._store.others_version()
-        expired = self._next_expiry is not None and now_iso() > self._next_expiry
-        orphans_due = bool(self._orphans) and mono >= self._orphan_due
-        if version == self._data_version and mono - self._last_dead_check < 5 and not expired and not orphans_due:
-            return
-        self._data_version = version
-        self._notify()
-        if self._webhook is not None:
-            self._webhook.kick()  # another process may have queued a delivery
-        self._sweep()
+        expiry = self._recovery.next_expiry
+        if self._signalled.is_set() or mono >= self._next_sweep or (expiry is not None and self._store.now() >= expiry):
+            self._signalled.clear()
+            self._next_sweep = mono + (0.5 if self._recovery.more_work else self.poll_interval)
+            self._recovery.sweep()
+            self._readopt_orphans()
+            if self._webhook is not None:
+                self._webhook.kick()  # another process may have queued a delivery
+        if mono >= self._next_progress:
+            self._next_progress = mono + PROGRESS_EVERY
+            self._flush_progress()
 
-    def _sweep(self) -> None:
-        if self._closing:
-            return
-        for workflow_id, kind in self._store.requests_for(self._owner):
-            ex = self._executions.get(workflow_id)
-            if kind in ("cancel", "rollback"):
-                # Stays recorded until the workflow finishes, so that a crash cannot forget it.
-                if ex is not None and ex.stopping != kind:
-                    ex.request_stop(kind, "another process", record=False)
-                continue
-            self._store.write(functools.partial(_clear_request, workflow_id=workflow_id))
-            if ex is not None:
-                self._apply_decisions(ex)
-        self._readopt_orphans()
+    def _flush_progress(self) -> None:
+        """Write the progress of running workflows (and long-running implied starts) in one transaction."""
         now = now_iso()
-        candidates = self._store.claimable(now, limit=500)
-        mono = time.monotonic()
-        dead: list[str] = []
-        if mono - self._last_dead_check > 1.0:
-            self._last_dead_check = mono
-            dead = self._dead_owners()
-            if dead:
-                candidates += self._store.owned_by(dead, limit=500)
-        wanted = []
-        for workflow_id, _status, _owner, waiting_for in candidates:
-            if workflow_id in self._executions or not self._runs_here(workflow_id):
-                continue
-            if self._missing_action(waiting_for):
-                continue
-            wanted.append(workflow_id)
-        for workflow_id in self._claim(wanted, takeover=dead):
-            try:
-                self._adopt(workflow_id)
-            except Exception:
-                log.exception("workflow %s could not be resumed", workflow_id)
-        # A frozen owner stops renewing without changing the database: look again when its lease runs out.
-        self._next_expiry = self._store.next_lease_expiry(self._owner, now_iso())
-        self._schedule_deadlines()
+        ops = [op for ex in list(self._executions.values()) if (op := ex.progress_op(now)) is not None]
+        if ops:
 
-    def _runs_here(self, workflow_id: str) -> bool:
-        """Whether this engine takes up the workflow when it is runnable and nobody runs it."""
-        return self._recovering or workflow_id in self._mine
+            def op(tx: Tx) -> None:
+                for o in ops:
+                    o(tx)
+
+            with contextlib.suppress(StoreError):
+                self._store.write(op)
 
     def _orphaned(self, ex: Execution) -> None:
         self._orphans[ex.id] = ex
@@ -848,40 +894,26 @@ class Engine:
         else:
             self._orphan_pause = 1.0
 
-    def _apply_decisions(self, ex: Execution) -> None:
-        for r in self._store.steps(ex.id):
-            if ex.state.get(r.step_name) == "WAITING" and r.status in ("COMPLETED", "REJECTED"):
-                outputs = json.loads(r.outputs) if r.outputs else None
-                ex.on_decision(r.step_name, r.status == "COMPLETED", outputs)
-
-    def _schedule_deadlines(self) -> None:
-        for approval_id, _workflow_id, deadline in self._store.pending_deadlines():
-            if approval_id in self._scheduled_deadlines:
-                continue
-            self._scheduled_deadlines.add(approval_id)
-            self._timers.at(to_epoch(deadline), functools.partial(self._submit, self._expire, approval_id))
+    def _expire_at(self, approval_id: str, due: float) -> None:
+        self._timers.at(due, functools.partial(self._submit, self._expire, approval_id))
 
     def _expire(self, approval_id: str) -> None:
-        from .decisions import expire
-
-        self._scheduled_deadlines.discard(approval_id)
+        self._recovery.forget_deadline(approval_id)
         if not self._closing:
-            expire(self, approval_id)
+            expire(self._host, approval_id)
 
-    # -- hooks used by executions -------------------------------------------------------------------------------------------
-
-    def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
+    def _submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         if self._closed:
             return
         try:
-            self._pool.submit(self._guard, fn, *args)
+            self._pool.submit(self._guard, fn, *args, **kwargs)
         except RuntimeError:  # pool shut down while closing
             pass
 
     @staticmethod
-    def _guard(fn: Callable[..., Any], *args: Any) -> None:
+    def _guard(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         try:
-            fn(*args)
+            fn(*args, **kwargs)
         except LeaseLostError:
             pass
         except Exception:
@@ -890,142 +922,21 @@ class Engine:
             if isinstance(ex, Execution):  # e.g. a retry or a compensation whose checkpoint failed
                 ex.abandon("error; this engine continues it from its last checkpoint shortly", retry=True)
 
-    def _emit_started(self, ex: Execution, name: str) -> None:
-        if self._events:
-            self._events.emit(ev.StepStarted(ex.id, name, ex.attempt.get(name, 1)))
-
     def _emit_status(self, workflow_id: str, status: str) -> None:
         if self._events:
             self._events.emit(ev.WorkflowStatusChanged(workflow_id, status))
 
-    def _log_failure(self, ex: Execution, step: str, error: str, detail: str | None) -> None:
-        log.info("workflow %s (%s): step %s failed: %s", ex.id, ex.name, step, error)
-
-    def _lease_expiry(self) -> str:
-        return iso(time.time() + self.lease_ttl)
-
-    def _webhook_rows(self, event: str, approval: dict[str, Any], workflow_name: str) -> list[dict[str, Any]]:
-        if self._webhook is None:
-            return []
-        from .webhooks import outbox_row
-
-        return [outbox_row(event, approval, workflow_name, self._webhook.url)]
-
-    def _approvals_requested(self, ex: Execution, rows: list[dict[str, Any]]) -> None:
+    def _approvals_requested(self, ex: Execution, rows: builtins.list[dict[str, Any]]) -> None:
         for row in rows:
             if row.get("deadline"):
-                self._scheduled_deadlines.add(row["approval_id"])
-                self._timers.at(
-                    to_epoch(row["deadline"]), functools.partial(self._submit, self._expire, row["approval_id"])
-                )
+                self._recovery.note_deadline(row["approval_id"])
+                from .timeutil import to_epoch
+
+                self._expire_at(row["approval_id"], to_epoch(row["deadline"]))
             if self._events:
                 self._events.emit(ev.ApprovalRequested(ex.id, row["approval_id"], row["step_name"], row["message"]))
         if self._webhook is not None:
             self._webhook.kick()
-
-    # -- policy ---------------------------------------------------------------------------------------------------------------
-
-    def _policy_error(
-        self, user: str, verdict: Any, what: str, *, workflow: str | None = None, step: str | None = None
-    ) -> PolicyError:
-        roles = self._policy.roles_of(user)
-        role_text = ", ".join(roles) if roles else "none"
-        reason = f": {verdict.reason}" if verdict.reason else ""
-        where = f"workflow {workflow!r}, step {step!r}: " if workflow and step else ""
-        return PolicyError(
-            f"{where}user {user!r} (roles: {role_text}) may not {what}; refused by rule {verdict.rule!r}{reason}",
-            user=user,
-            roles=roles,
-            rule=verdict.rule,
-            workflow=workflow,
-            step=step,
-        )
-
-    def _audit_row(self, event: str, user: str, verdict: Any, **kw: Any) -> dict[str, Any]:
-        return {
-            "at": now_iso(),
-            "user": user,
-            "roles": json.dumps(list(self._policy.roles_of(user))),
-            "event": event,
-            "decision": "allow" if verdict.allowed else "deny",
-            "rule": verdict.rule,
-            "workflow_id": kw.get("workflow_id"),
-            "step_name": kw.get("step_name"),
-            "action": kw.get("action"),
-            "target": kw.get("target") or getattr(verdict, "target", None),
-            "detail": kw.get("detail") or verdict.reason or None,
-        }
-
-    def _audit_now(
-        self, event: str, user: str, verdict: Any, *, before: Sequence[dict[str, Any]] = (), **kw: Any
-    ) -> None:
-        rows = [*before, self._audit_row(event, user, verdict, **kw)]
-
-        def op(tx: Tx) -> None:
-            for row in rows:
-                tx.insert_audit(row)
-
-        with contextlib.suppress(StoreError):
-            self._store.write(op)
-
-    def _check_start(
-        self, user: str, plan: Plan, inputs: Mapping[str, Any], before: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """Check every action step for ``user``; returns the audit rows to record with the start.
-
-        ``before`` are rows already decided (acting as ``user``): recorded with a refusal too.
-
-        Inputs that use only workflow inputs are checked with their values now;
-        those that use another step's outputs are :data:`~airt_nb.policy.UNKNOWN`
-        here and checked before the step runs.
-        """
-        from .expressions import ExpressionError, compile_value, find_references
-        from .policy import UNKNOWN, Verdict
-
-        rows = list(before)
-        context = {"inputs": dict(inputs), "workflow": {"name": plan.spec.name}}
-        for step in plan.steps:
-            if step.is_approval or step.action is None:
-                continue
-            known: dict[str, Any] = {}
-            for key, value in step.inputs.items():
-                if any(ref.step or ref.parts == ("workflow", "id") for _, ref in find_references(value)):
-                    known[key] = UNKNOWN
-                    continue
-                resolver = compile_value(value)
-                try:
-                    known[key] = resolver(context) if resolver else value
-                except ExpressionError:
-                    known[key] = UNKNOWN
-            verdict = self._policy.check_action(user, step.action, known)
-            if not verdict.allowed:
-                detail = f"workflow {plan.spec.name!r}: {verdict.reason}"
-                self._audit_now(
-                    "start", user, verdict, before=before, step_name=step.name, action=step.action, detail=detail
-                )
-                raise self._policy_error(
-                    user, verdict, f"run action {step.action!r}", workflow=plan.spec.name, step=step.name
-                )
-            if self._policy.enforcing:
-                rows.append(self._audit_row("start", user, verdict, step_name=step.name, action=step.action))
-        if self._policy.enforcing and any(s.is_approval for s in plan.steps):
-            limit = self._policy.check_pending(user, self._store.pending_approvals_of(user))
-            if limit is not None and not limit.allowed:
-                detail = f"workflow {plan.spec.name!r}: {limit.reason}"
-                self._audit_now("start", user, limit, before=before, detail=detail)
-                raise self._policy_error(user, limit, f"start {plan.spec.name!r}, which asks for an approval")
-            if limit is not None:
-                rows.append(self._audit_row("start", user, limit))
-        if len(rows) == len(before):  # no policy: still record who started it
-            rows.append(self._audit_row("start", user, Verdict(True, "no policy")))
-        return rows
-
-    def _check_step(self, ex: Execution, step: PlannedStep, inputs: dict[str, Any]) -> None:
-        user = ex.started_by or self.user
-        verdict = self._policy.check_action(user, step.action or "", inputs)
-        self._audit_now("step", user, verdict, workflow_id=ex.id, step_name=step.name, action=step.action)
-        if not verdict.allowed:
-            raise self._policy_error(user, verdict, f"run action {step.action!r}", workflow=ex.name, step=step.name)
 
     # -- closing ------------------------------------------------------------------------------------------------------------
 
@@ -1036,30 +947,41 @@ class Engine:
     def close(self, timeout: float | None = None) -> None:
         """Let in-flight steps finish and checkpoint, release every lease, and close the database.
 
-        Workflows not finished stay RUNNING in the database; the next engine
-        that opens it carries them on.
+        Workflows not finished stay RUNNING in the database; this notebook's
+        next engine (after a kernel restart) carries them on, and after a
+        grace period any engine that takes up work does.
         """
         if self._closed:
             return
         self._closing = True
         self.registry.remove_listener(self)
-        for ex in list(self._executions.values()):
+        for ex in builtins.list(self._executions.values()):
             ex.cancelled.set()  # interruptible steps (wait) stop early and run again later
         deadline = None if timeout is None else time.monotonic() + timeout
-        while any(ex.executing and not ex.abandoned for ex in list(self._executions.values())):
+        while any(ex.executing and not ex.abandoned for ex in builtins.list(self._executions.values())):
             if deadline is not None and time.monotonic() > deadline:
                 break
             retrying_only = all(
-                all(ex.state.get(n) == "RETRYING" for n in ex.executing) for ex in list(self._executions.values())
+                all(ex.state.get(n) == "RETRYING" for n in ex.executing)
+                for ex in builtins.list(self._executions.values())
             )
             if retrying_only:
                 break
             time.sleep(0.01)
         self._timers.stop()
+        self._leases.stop()
         if self._webhook is not None:
             self._webhook.stop()
+        self._flush_progress()
+        owner = self._owner
+
+        def release(tx: Tx) -> None:
+            if tx.release_all(owner):
+                tx.announce_work()
+            tx.close_engine(owner, now_iso())
+
         with contextlib.suppress(StoreError):
-            self._store.write(lambda tx: tx.release_all(self._owner))
+            self._store.write(release)
         self._pool.shutdown(wait=timeout is None, cancel_futures=True)
         self._closed = True
         self._notify()
@@ -1073,6 +995,145 @@ class Engine:
         return self.workflows(status=status, name=name, limit=limit, offset=offset)
 
 
+class _Hosting:
+    """What executions, decisions and sweeps may ask of the engine (see their ``*Host`` protocols)."""
+
+    __slots__ = ("_e",)
+
+    def __init__(self, engine: Engine):
+        self._e = engine
+
+    # shared
+    @property
+    def store(self) -> Store:
+        return self._e._store
+
+    @property
+    def owner_id(self) -> str:
+        return self._e._owner
+
+    @property
+    def registry(self) -> Registry:
+        return self._e.registry
+
+    @property
+    def closing(self) -> bool:
+        return self._e._closing
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._e._submit(fn, *args, **kwargs)
+
+    def notify(self) -> None:
+        self._e._notify()
+
+    # ExecutionHost
+    @property
+    def compensation_attempts(self) -> int:
+        return self._e.compensation_attempts
+
+    @property
+    def listening(self) -> bool:
+        return bool(self._e._events)
+
+    def emit(self, event: ev.Event) -> None:
+        self._e._events.emit(event)
+
+    def call_at(self, due: float, fn: Callable[[], None]) -> None:
+        self._e._timers.at(due, fn)
+
+    def check_step(self, ex: Execution, step: PlannedStep, inputs: dict[str, Any]) -> None:
+        self._e._gate.check_step(ex.started_by or self._e.user, ex.id, ex.name, step, inputs)
+
+    def webhook_rows(self, event: str, approval: dict[str, Any], workflow_name: str) -> builtins.list[dict[str, Any]]:
+        webhook = self._e._webhook
+        if webhook is None:
+            return []
+        from .webhooks import outbox_row
+
+        return [outbox_row(event, approval, workflow_name, webhook.url)]
+
+    def approvals_requested(self, ex: Execution, rows: builtins.list[dict[str, Any]]) -> None:
+        self._e._approvals_requested(ex, rows)
+
+    def released(self, ex: Execution, waiting_for: str | None = None) -> None:
+        self._e._forget(ex, waiting_for)
+
+    def stalled(self, ex: Execution) -> None:
+        self._e._orphaned(ex)
+
+    def settled(self, ex: Execution, status: str) -> None:
+        pass
+
+    def undo_dir(self, workflow_id: str) -> str | None:
+        root = self._e._undo_root
+        return os.path.join(root, workflow_id) if root else None
+
+    # DecisionHost
+    @property
+    def db(self) -> str:
+        return self._e.db
+
+    @property
+    def user(self) -> str:
+        return self._e.user
+
+    @property
+    def policy(self) -> Policy:
+        return self._e._policy
+
+    @property
+    def webhook_url(self) -> str | None:
+        webhook = self._e._webhook
+        return webhook.url if webhook is not None else None
+
+    @property
+    def accepting(self) -> bool:
+        return not self._e._closing
+
+    def check_open(self) -> None:
+        self._e._check_open()
+
+    def status_of(self, workflow_id: str) -> str:
+        return self._e.status_of(workflow_id)
+
+    def runs_here(self, workflow_id: str) -> bool:
+        return workflow_id in self._e._executions
+
+    def audit_row(self, event: str, user: str, verdict: Any, **kw: Any) -> dict[str, Any]:
+        return self._e._gate.row(event, user, verdict, **kw)
+
+    def audit_now(self, event: str, user: str, verdict: Any, **kw: Any) -> None:
+        self._e._gate.record(event, user, verdict, **kw)
+
+    def decided(self, approval: ApprovalRecord, approved: bool, outputs: dict[str, Any], outcome: str) -> None:
+        self._e._decided(approval, approved, outputs, outcome)
+
+    # RecoveryHost
+    @property
+    def session(self) -> str:
+        return self._e.session
+
+    @property
+    def home_grace(self) -> float:
+        return self._e.home_grace
+
+    @property
+    def takes_work(self) -> bool:
+        return self._e._recovering
+
+    def execution(self, workflow_id: str) -> Execution | None:
+        return self._e._executions.get(workflow_id)
+
+    def adopt(self, workflow_id: str, *, lost_from: str | None = None) -> str | None:
+        return self._e._adopt(workflow_id, lost_from=lost_from)
+
+    def apply_decisions(self, ex: Execution) -> None:
+        self._e._apply_decisions(ex)
+
+    def expire_at(self, approval_id: str, due: float) -> None:
+        self._e._expire_at(approval_id, due)
+
+
 def _check_webhook_url(url: str) -> None:
     if not url.startswith(("http://", "https://")):
         raise AirtError(
@@ -1081,8 +1142,64 @@ def _check_webhook_url(url: str) -> None:
         )
 
 
-def _clear_request(tx: Tx, *, workflow_id: str) -> None:
-    tx.clear_request(workflow_id)
+def _home_grace(value: float | None) -> float:
+    if value is None:
+        text = os.environ.get("AIRT_HOME_GRACE", "").strip()
+        if not text:
+            return DEFAULT_HOME_GRACE
+        try:
+            value = float(text)
+        except ValueError:
+            raise AirtError(f"AIRT_HOME_GRACE must be a number of seconds, got {text!r}") from None
+    if not (0 <= value <= 86400):
+        raise AirtError(f"home_grace must be between 0 and 86400 seconds, got {value}")
+    return float(value)
+
+
+def _workdir(workdir: str | os.PathLike[str] | None, workflow: str) -> str:
+    """The absolute folder a workflow runs in: ``workdir`` (which must exist) or the current one."""
+    if workdir is None:
+        return os.getcwd()
+    folder = Path(workdir).expanduser()
+    if not folder.is_dir():
+        raise SpecError(
+            [(None, "workdir", f"{folder} is not an existing folder; create it or pass another")], workflow=workflow
+        )
+    return str(folder.resolve())
+
+
+def _merge_inputs(declared: Mapping[str, Any], given: Mapping[str, Any] | None, workflow: str) -> dict[str, Any]:
+    """The spec's input defaults with ``given`` over them; refused unless every given name is declared."""
+    if given is not None and not isinstance(given, Mapping):
+        raise SpecError(
+            [(None, "inputs", f"inputs must be a mapping of input names to values, got {type(given).__name__}")],
+            workflow=workflow,
+        )
+    merged = dict(declared)
+    for key, value in (given or {}).items():
+        if key not in merged:
+            names = ", ".join(merged) or "none"
+            raise SpecError(
+                [(None, f"inputs.{key}", f"the workflow declares no input {key!r} (declared: {names})")],
+                workflow=workflow,
+            )
+        merged[key] = value
+    try:
+        json.dumps(merged, allow_nan=False)
+    except RecursionError:
+        raise SpecError([(None, "inputs", "inputs are nested too deeply to be recorded")], workflow=workflow) from None
+    except (TypeError, ValueError) as exc:
+        raise SpecError([(None, "inputs", f"inputs must be JSON values ({exc})")], workflow=workflow) from None
+    return merged
+
+
+def _undo_root(db: str) -> str | None:
+    """Where steps keep what they need to undo themselves: a private folder beside a SQLite file;
+    for PostgreSQL ``$AIRT_UNDO_DIR``, else a folder in the user's cache."""
+    if is_postgres_url(db):
+        root = os.environ.get("AIRT_UNDO_DIR") or os.path.join(Path.home(), ".cache", "airt_nb", "undo")
+        return root
+    return str(Path(db).resolve().with_name(Path(db).name + ".undo"))
 
 
 def _policy_from(policy: Policy | str | os.PathLike[str] | None) -> Policy:
@@ -1096,6 +1213,3 @@ def _policy_from(policy: Policy | str | os.PathLike[str] | None) -> Policy:
 
         return load_policy(policy)
     return policy
-
-
-_ = TERMINAL

@@ -1,20 +1,30 @@
 """One workflow being executed by the engine that holds its lease.
 
-The durable step protocol: a step is recorded RUNNING before its action runs
-(in the same transaction that completed the step before it), the action runs
-outside any transaction, and its completion, outputs, compensation intent and
-the start of the steps it unblocks are committed in **one** transaction.
-Failures, retries, pauses and compensations are transactions of their own.
+The durable step protocol: a step's action runs outside any transaction, and
+its completion, outputs, compensation intent and the start of the steps it
+unblocks are committed in **one** transaction that only succeeds while this
+engine holds the workflow's lease.  Failures, retries, pauses and
+compensations are transactions of their own.
+
+The completion of a step is one row (:meth:`Store.complete`).  The start of
+the next step is *implied* rather than written when it is the only step
+running: recovery finds a workflow whose one ready step has no recorded
+start, and runs it with the same attempt number (so the same idempotency
+key) as the lost run had.  Whenever a second step runs at once, a stop is
+acknowledged, or a step runs for longer than a second, the starts are
+written: recovery then knows exactly which steps were in flight, which a
+rollback needs (a step in flight may have had its effect: it runs again, then
+is undone).
 
 An ``Execution`` is built the same way for a new run, a recovered run and a
-run continued after an approval: from the steps' recorded statuses.  Steps
-recorded RUNNING are (re)run with the attempt number they have, so a step
-in flight at a crash runs again with the same idempotency key.
+run continued after an approval: from the steps' recorded statuses.
 
 Locking: ``self.lock`` guards the in-memory state and is held while the
 transaction that records a change is written, so that the database never
 sees a workflow finish before a sibling step's checkpoint.  Write ops never
 take this lock.
+
+Talks to the engine only through :class:`ExecutionHost`; imports no engine.
 """
 
 from __future__ import annotations
@@ -27,22 +37,27 @@ import logging
 import random
 import threading
 import time
-import traceback
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import events as ev
-from .actions import Action, CompensationContext, StepContext, StepInterrupted
-from .decisions import cancel_pending
+from .actions import Action, StepContext, StepInterrupted
+from .compensation import compensate, finish_cancel
 from .errors import ActionError, PolicyError
 from .expressions import ExpressionError
-from .store.sqlite import LeaseLostError, Tx
-from .timeutil import iso, now_iso
+from .failures import Abandon, format_error, format_traceback
+from .store.base import Completion, LeaseLostError
+from .timeutil import iso, now_iso, to_epoch
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .actions import Registry
     from .plan import Plan, PlannedStep
+    from .store.protocol import Store
     from .store.records import StepRecord, WorkflowRecord
+    from .store.writes import Tx
+
+__all__ = ["Execution", "ExecutionHost"]
 
 log = logging.getLogger("airt_nb")
 
@@ -50,43 +65,110 @@ _DONE = ("COMPLETED",)
 # json.dumps(obj, allow_nan=False) / (obj, default=str) without building an encoder on every call.
 _dump_outputs = json.JSONEncoder(allow_nan=False).encode
 _dump_inputs = json.JSONEncoder(default=str).encode
+_SCALARS = (str, int, float, bool, type(None))
+IMPLIED_FOR = 1.0  # seconds a step may run on an implied start before its start is written
 
 
-def format_error(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+class ExecutionHost(Protocol):
+    """What an :class:`Execution` needs from the engine that runs it, and nothing more."""
 
+    @property
+    def store(self) -> Store: ...
 
-class _Abandon(Exception):
-    """This engine must stop executing the workflow (lease lost or engine closing)."""
+    @property
+    def owner_id(self) -> str: ...
+
+    @property
+    def registry(self) -> Registry: ...
+
+    @property
+    def compensation_attempts(self) -> int: ...
+
+    @property
+    def closing(self) -> bool:
+        """The engine is closing: start nothing new."""
+        ...
+
+    @property
+    def listening(self) -> bool:
+        """Someone subscribed to events (building them is skipped otherwise)."""
+        ...
+
+    def emit(self, event: ev.Event) -> None: ...
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on a worker thread."""
+        ...
+
+    def call_at(self, due: float, fn: Callable[[], None]) -> None:
+        """Call ``fn`` on the timer thread at epoch time ``due``."""
+        ...
+
+    def check_step(self, ex: Execution, step: PlannedStep, inputs: dict[str, Any]) -> None:
+        """Raise :class:`~airt_nb.PolicyError` if the policy forbids running this step now."""
+        ...
+
+    def webhook_rows(self, event: str, approval: dict[str, Any], workflow_name: str) -> list[dict[str, Any]]:
+        """Outbox rows announcing ``event`` (committed with the approval)."""
+        ...
+
+    def approvals_requested(self, ex: Execution, rows: list[dict[str, Any]]) -> None:
+        """Approvals were committed: arm their deadlines, tell listeners and webhooks."""
+        ...
+
+    def released(self, ex: Execution, waiting_for: str | None = None) -> None:
+        """This execution stopped running here (settled, lost, or waiting for ``waiting_for``)."""
+        ...
+
+    def stalled(self, ex: Execution) -> None:
+        """This execution stopped on an error: rebuild it from its last checkpoint later."""
+        ...
+
+    def settled(self, ex: Execution, status: str) -> None:
+        """The workflow settled in ``status`` (its transaction is committed)."""
+        ...
+
+    def notify(self) -> None:
+        """Wake ``wait()`` callers."""
+        ...
+
+    def undo_dir(self, workflow_id: str) -> str | None:
+        """A private folder for what this workflow's steps keep to undo themselves."""
+        ...
 
 
 class Execution:
+    """The in-memory state of one workflow this engine runs (see the module docstring)."""
+
     def __init__(
         self,
-        engine: Engine,
+        host: ExecutionHost,
         record: WorkflowRecord,
         plan: Plan,
         steps: list[StepRecord] | None,
         *,
         inputs: dict[str, Any],
     ):
-        self.engine = engine
-        self.store = engine._store
-        self.owner = engine._owner
+        self.host = host
+        self.store = host.store
+        self.owner = host.owner_id
         self.id = record.workflow_id
         self.name = record.name
         self.plan = plan
         self.status = record.status
         self.started_by = record.started_by
+        self.workdir = record.workdir
+        self.requested = record.requested
         self.lock = threading.RLock()
         self.state: dict[str, str] = {}
         self.attempt: dict[str, int] = {}
+        self.step_id: dict[str, int] = {}
         self.started_at: dict[str, str | None] = {}
         self.step_state: dict[str, dict[str, Any]] = {}
         self.remaining: dict[str, int] = {}
         self.ready: list[tuple[int, str]] = []  # heap of (index, name)
         self.executing: set[str] = set()
+        self.implied: set[str] = set()  # running on a start that is not written (see the module docstring)
         self.to_run: list[str] = []
         self.retry_due: dict[str, float] = {}
         self.intents: list[dict[str, Any]] = []
@@ -97,6 +179,7 @@ class Execution:
             "workflow": {"id": self.id, "name": self.name},
         }
         self.stopping: str | None = None  # 'cancel' | 'rollback' | 'fail'
+        self.stop_by: str | None = None
         self.failure: str | None = None
         self.deferred_on: str | None = None
         self.abandoned = False
@@ -104,7 +187,11 @@ class Execution:
         self.running_actions = 0  # action or compensation functions executing on worker threads now
         self.finish_first: set[str] = set()  # in flight at a crash: run again even though stopping
         self.cancelled = threading.Event()
+        self.done = 0  # completed steps, written in batches (see flush_progress)
+        self.done_written = record.done_steps
+        self.inferred: str | None = None  # the one ready step a lost engine may have been running
         self._after: list[dict[str, Any]] = []
+        self._settle_request: str | None = None
         self._load(steps)
 
     # -- building ----------------------------------------------------------------------------------
@@ -116,27 +203,32 @@ class Execution:
             status = r.status if r else "PENDING"
             self.state[s.name] = status
             self.attempt[s.name] = r.attempt if r else 0
+            self.step_id[s.name] = r.step_id if r else 0
             self.started_at[s.name] = r.started_at if r else None
             if r and r.state:
                 self.step_state[s.name] = json.loads(r.state)
             if status in ("COMPLETED", "COMPENSATED", "COMPENSATION_FAILED") and r and r.outputs is not None:
                 self.outputs[s.name] = {"outputs": json.loads(r.outputs)}
-            elif status in ("COMPLETED",):
+            elif status == "COMPLETED":
                 self.outputs[s.name] = {"outputs": None}
+            if status == "COMPLETED":
+                self.done += 1
             if status == "RUNNING":
                 self.to_run.append(s.name)
             elif status == "RETRYING" and r and r.next_attempt_at:
-                from .timeutil import to_epoch
-
                 self.retry_due[s.name] = to_epoch(r.next_attempt_at)
         for s in self.plan.steps:
             self.remaining[s.name] = sum(1 for d in s.deps if self.state[d] not in _DONE)
             if self.state[s.name] == "PENDING" and self.remaining[s.name] == 0:
                 heapq.heappush(self.ready, (s.index, s.name))
+        if steps is not None and not self.to_run and not self.retry_due and len(self.ready) == 1:
+            index, name = self.ready[0]
+            if not self.plan.steps[index].is_approval:
+                self.inferred = name  # started by an implied start, if its engine got that far
 
     def first_missing_action(self) -> str | None:
         """An action (or compensation) this workflow needs next that is not registered here."""
-        registry = self.engine.registry
+        registry = self.host.registry
         if self.status == "ROLLING_BACK" or self.stopping == "rollback":
             for name in self.to_run:  # run again before the rollback goes on (see resume)
                 action = self.plan.by_name[name].action
@@ -160,10 +252,35 @@ class Execution:
 
     # -- scheduling ------------------------------------------------------------------------------------
 
-    def _take_ready(self, tx_ops: list, now: str) -> list[str]:
-        """Pop ready steps that may start now; queue their start (and approval requests) into ``tx_ops``."""
+    def begin(self, now: str) -> tuple[list[Callable[[Tx], Any]], list[str], str | None]:
+        """A new run's first transaction: ``(ops, steps started, status settled in)``.
+
+        The caller inserts the steps (those started as RUNNING, attempt 1),
+        commits ``ops`` with them, then calls :meth:`committed` and runs the
+        started steps with :meth:`drive`.
+        """
+        ops: list[Callable[[Tx], Any]] = []
+        started = self._take_ready(ops, now)
+        settled = self._settle_ops(ops, now)
+        return ops, started, settled
+
+    def committed(self, settled: str | None) -> None:
+        """The first transaction is in the database: announce approvals, settle."""
+        if self._after:
+            rows, self._after = self._after, []
+            self.host.approvals_requested(self, rows)
+        if settled:
+            self._settled(settled)
+
+    def _emit_started(self, name: str) -> None:
+        if self.host.listening:
+            self.host.emit(ev.StepStarted(self.id, name, self.attempt.get(name, 1)))
+
+    def _take_ready(self, tx_ops: list[Callable[[Tx], Any]], now: str) -> list[str]:
+        """Pop ready steps that may start now (their starts are written by :meth:`_start_ops`);
+        queue approval requests into ``tx_ops``."""
         started: list[str] = []
-        if self.stopping or self.deferred_on or self.engine._closing:
+        if self.stopping or self.deferred_on or self.host.closing:
             return started
         slots = self.plan.max_parallel - len(self.executing)
         keep: list[tuple[int, str]] = []
@@ -178,18 +295,36 @@ class Execution:
                 keep.append((index, name))
                 continue
             slots -= 1
-            attempt = self.attempt[name] + 1
-            self.attempt[name] = attempt
+            self.attempt[name] += 1
             self.state[name] = "RUNNING"
             self.started_at[name] = now
             self.executing.add(name)
             started.append(name)
-            tx_ops.append(lambda tx, n=name, a=attempt: tx.start_step(self.id, n, a, now))
         for item in keep:
             heapq.heappush(self.ready, item)
         return started
 
-    def _approval_op(self, step: PlannedStep, now: str) -> Any:
+    def _start_ops(self, tx_ops: list[Callable[[Tx], Any]], started: list[str], *, may_imply: bool) -> None:
+        """Write the starts of ``started`` (and of steps running on an implied start) unless one
+        step alone runs, in which case its start is implied (see the module docstring)."""
+        if may_imply and len(started) == 1 and len(self.executing) == 1 and not self.ready and not self.stopping:
+            self.implied.add(started[0])
+            return
+        self._write_implied(tx_ops)
+        for name in started:
+            tx_ops.append(self._start_op(name))
+
+    def _write_implied(self, tx_ops: list[Callable[[Tx], Any]]) -> None:
+        """Write the starts of steps running on an implied start (a second step starts, a stop...)."""
+        for name in self.implied:
+            tx_ops.append(self._start_op(name))
+        self.implied.clear()
+
+    def _start_op(self, name: str) -> Callable[[Tx], Any]:
+        step_id, attempt, started = self.step_id[name], self.attempt[name], self.started_at[name] or now_iso()
+        return lambda tx: tx.start_step(step_id, attempt, started)
+
+    def _approval_op(self, step: PlannedStep, now: str) -> Callable[[Tx], Any]:
         try:
             message = step.resolve_message(self.context)
         except ExpressionError as exc:
@@ -220,7 +355,7 @@ class Execution:
             "on_timeout": step.on_timeout,
         }
         self._after.append(row)
-        deliveries = self.engine._webhook_rows("approval.requested", row, self.name)
+        deliveries = self.host.webhook_rows("approval.requested", row, self.name)
 
         def op(tx: Tx) -> None:
             tx.wait_step(self.id, step.name, now)
@@ -230,57 +365,90 @@ class Execution:
 
         return op
 
-    def _settle_ops(self, tx_ops: list, now: str) -> str | None:
+    def _settle_ops(self, tx_ops: list[Callable[[Tx], Any]], now: str) -> str | None:
         """If nothing runs or can start, the status the workflow settles in (queued into ``tx_ops``)."""
-        if self.executing or self.ready or self.stopping or self.deferred_on:
-            return None
-        if self.engine._closing:
+        if self.executing or self.ready or self.stopping or self.deferred_on or self.host.closing:
             return None
         states = self.state.values()
         if any(s == "WAITING" for s in states):
             if self.status != "PAUSED":
-                tx_ops.append(lambda tx: tx.set_status(self.id, "PAUSED", now, owner=self.owner, release=True))
+                tx_ops.append(self._settle_op("PAUSED", now, finished=False))
                 return "PAUSED"
             return None
         if all(s == "COMPLETED" for s in states):
-            tx_ops.append(
-                lambda tx: tx.set_status(self.id, "COMPLETED", now, owner=self.owner, finished=True, release=True)
-            )
+            tx_ops.append(self._settle_op("COMPLETED", now, finished=True))
             return "COMPLETED"
         return None
 
-    def _write(self, ops: list, touch_done: int = 0, now: str | None = None) -> None:
-        """Commit ``ops`` (plus the lease fence) in one transaction; lose the workflow if fenced out."""
-        stamp = now or now_iso()
-        owner = self.owner
-        wf = self.id
+    def _settle_op(self, status: str, now: str, *, finished: bool) -> Callable[[Tx], None]:
+        """Pause or complete, unless a cancel or rollback was asked for meanwhile: read in the same
+        transaction, so that a request another engine records while the last step runs is never
+        overwritten by the completion."""
+        done = self.done
+        self._settle_request = None
 
         def op(tx: Tx) -> None:
-            tx.touch(wf, owner, stamp, touch_done)
+            kind = tx.fence(self.id, self.owner)
+            if kind in ("cancel", "rollback"):
+                self._settle_request = kind
+                return
+            tx.set_status(self.id, status, now, owner=self.owner, finished=finished, release=True, done=done)
+            tx.add_event(self.id, now, status.lower())
+
+        return op
+
+    def _settled(self, status: str) -> None:
+        """After the settling transaction: the new status, or the request that came first."""
+        kind, self._settle_request = self._settle_request, None
+        if kind is not None:
+            self.request_stop(kind, None, record=False)
+        else:
+            self.done_written = self.done
+            self._set_status(status)
+
+    def _write(self, ops: list[Callable[[Tx], Any]], now: str | None = None) -> None:
+        """Commit ``ops`` (plus the lease fence) in one transaction; lose the workflow if fenced out."""
+        wf, owner = self.id, self.owner
+
+        def op(tx: Tx) -> str | None:
+            requested = tx.fence(wf, owner)
             for o in ops:
                 o(tx)
+            return requested
 
         try:
-            self.store.write(op)
+            requested = self.store.write(op)
         except LeaseLostError:
             self._after = []
             self.abandon("another engine took over this workflow (its lease expired)")
-            raise _Abandon from None
+            raise Abandon from None
         except BaseException:
             self._after = []
             raise
         if self._after:
             rows, self._after = self._after, []
-            self.engine._approvals_requested(self, rows)
+            self.host.approvals_requested(self, rows)
+        self._heard(requested)
+
+    def _heard(self, requested: str | None) -> bool:
+        """A checkpoint read the workflow's pending request: act on a cancel or rollback at once.
+
+        Returns True if the workflow is stopping now because of it.
+        """
+        if requested not in ("cancel", "rollback") or self.stopping is not None or self.finishing:
+            return False
+        self.requested = requested
+        self.request_stop(requested, None, record=False)
+        return True
 
     def abandon(self, why: str, *, retry: bool = False) -> None:
         """Stop executing here; with ``retry`` this engine rebuilds the workflow from the database later."""
         if not self.abandoned:
             self.abandoned = True
             log.warning("workflow %s: stopped here: %s", self.id, why)
-            self.engine._forget(self)
+            self.host.released(self)
             if retry:
-                self.engine._orphaned(self)
+                self.host.stalled(self)
 
     @contextlib.contextmanager
     def _running_action(self) -> Any:
@@ -292,70 +460,145 @@ class Execution:
             with self.lock:
                 self.running_actions -= 1
 
+    # -- progress ------------------------------------------------------------------------------------
+
+    def progress_op(self, now: str) -> Callable[[Tx], Any] | None:
+        """An op that brings the progress counter up to date and writes the starts of steps that have
+        run on an implied start for more than a second (so that other kernels see them running);
+        None when there is nothing to write.  It writes nothing if the lease was lost meanwhile."""
+        ops: list[Callable[[Tx], Any]] = []
+        with self.lock:
+            if self.abandoned or self.finishing:
+                return None
+            cutoff = iso(time.time() - IMPLIED_FOR)
+            for name in [n for n in self.implied if (self.started_at[n] or now) < cutoff]:
+                ops.append(self._start_op(name))
+                self.implied.discard(name)
+            if self.done != self.done_written:
+                done, wf, owner = self.done, self.id, self.owner
+                ops.append(lambda tx: tx.progress(wf, owner, done, now))
+                self.done_written = done
+        if not ops:
+            return None
+        wf, owner = self.id, self.owner
+
+        def op(tx: Tx) -> None:
+            if tx.holds(wf, owner):
+                for o in ops:
+                    o(tx)
+
+        return op
+
     # -- entry points -----------------------------------------------------------------------------------
 
-    def resume(self) -> None:
-        """Continue from the recorded state (new run, recovery, or after a decision)."""
+    def resume(self, *, lost_from: str | None = None) -> None:
+        """Continue from the recorded state (new run, recovery, or after a decision).
+
+        ``lost_from`` describes the engine that died while running it: its
+        steps in flight are recorded as interrupted before they run again.
+        """
+        now = now_iso()
+        ops: list[Callable[[Tx], Any]] = []
         in_flight: list[str] = []
         with self.lock:
+            if lost_from:
+                self._interrupted_ops(ops, lost_from, now)
             if self.status == "RUNNING" and self.stopping == "cancel":  # asked for before a crash
                 self.to_run, self.retry_due = [], {}
                 self.finishing = True
-                self.engine._submit(self._finish_cancel)
+                self._flush(ops, now)
+                self.host.submit(self._finish_cancel)
                 return
             if self.status == "ROLLING_BACK" or self.stopping == "rollback":
                 self.stopping = self.stopping or "rollback"
-                # A step in flight when a crash interrupted the rollback may have had its effect: it runs
+                # A step in flight when a crash interrupted the run may have had its effect: it runs
                 # again (same attempt, same idempotency key) so that its completion records what to undo,
                 # as it would have without the crash.  Retries due are dropped, as on any rollback.
                 in_flight = [n for n in self.to_run if self.attempt[n] > 0]
+                if self.status == "RUNNING" and self.inferred and not self.to_run:
+                    in_flight = [self.inferred]  # the request came before its engine wrote any start
+                    self.attempt[self.inferred] += 1
+                    self.started_at[self.inferred] = now
                 self.to_run, self.retry_due = [], {}
                 if not in_flight:
                     self.finishing = True
-                    self.engine._submit(self._compensate)
+                    self._flush(ops, now)
+                    self.host.submit(self._compensate)
                     return
                 self.finish_first.update(in_flight)
                 self.executing.update(in_flight)
+                for name in in_flight:
+                    if self.state[name] != "RUNNING":  # the inferred step: its start was never written
+                        self.state[name] = "RUNNING"
+                        ops.append(self._start_op(name))
+                ops.append(lambda tx: tx.set_status(self.id, "ROLLING_BACK", now, owner=self.owner))
+                try:
+                    self._write(ops, now=now)
+                except Abandon:
+                    return
+                self.status = "ROLLING_BACK"
         if in_flight:
             for name in in_flight:
-                self.engine._emit_started(self, name)
-                self.engine._submit(self.drive, name)
+                self._emit_started(name)
+                self.host.submit(self.drive, name)
             return
         with self.lock:
-            now = now_iso()
-            ops: list = []
             for name in self.to_run:
                 self.executing.add(name)
                 if self.attempt[name] == 0:
                     self.attempt[name] = 1
-                    ops.append(lambda tx, n=name: tx.start_step(self.id, n, 1, now))
+                    self.started_at[name] = now
+                    ops.append(self._start_op(name))
             run_now = list(self.to_run)
             self.to_run = []
             for name, due in self.retry_due.items():
                 self.executing.add(name)
-                self.engine._timers.at(due, functools.partial(self.engine._submit, self._retry, name))
+                self.host.call_at(due, functools.partial(self.host.submit, self._retry, name))
             self.retry_due = {}
-            run_now += self._take_ready(ops, now)
+            started = self._take_ready(ops, now)
+            self._start_ops(ops, started, may_imply=False)
+            run_now += started
             settled = self._settle_ops(ops, now)
             if ops:
                 try:
                     self._write(ops, now=now)
-                except _Abandon:
+                except Abandon:
                     return
             if settled:
-                self._set_status(settled)
+                self._settled(settled)
             if self.status == "RUNNING" and not self.executing and not self.ready:
                 self._maybe_finish()
         for name in run_now:
-            self.engine._emit_started(self, name)
-            self.engine._submit(self.drive, name)
+            self._emit_started(name)
+            self.host.submit(self.drive, name)
+
+    def _interrupted_ops(self, ops: list[Callable[[Tx], Any]], lost_from: str, now: str) -> None:
+        """Record the attempts a dead engine left in flight as INTERRUPTED (the step's history)."""
+        lost = [(n, self.attempt[n]) for n in self.to_run if self.attempt[n] > 0]
+        if self.inferred and not self.to_run:
+            lost.append((self.inferred, self.attempt[self.inferred] + 1))
+        for name, attempt in lost:
+            started = self.started_at[name]
+            ops.append(
+                functools.partial(
+                    _record_attempt,
+                    row=(self.id, name, attempt, "INTERRUPTED", started, now, f"engine lost: {lost_from}"),
+                )
+            )
+        ops.append(lambda tx: tx.add_event(self.id, now, "engine_lost", None, lost_from))
+
+    def _flush(self, ops: list[Callable[[Tx], Any]], now: str) -> None:
+        if ops:
+            with contextlib.suppress(Abandon):
+                self._write(ops, now=now)
+            ops.clear()
 
     def drive(self, name: str | None) -> None:
         """Run ``name``, then keep running the next ready step on this thread."""
         while name is not None and not self.abandoned:
             try:
                 name = self._run_step(name)
-            except _Abandon:
+            except Abandon:
                 return
             except Exception:  # a bug of ours: never leave the workflow silently stuck
                 log.exception("workflow %s: error while running step %s", self.id, name)
@@ -368,25 +611,24 @@ class Execution:
         step = self.plan.by_name[name]
         finish_first = name in self.finish_first
         self.finish_first.discard(name)
-        if (self.stopping and not finish_first) or self.abandoned or self.engine._closing:
+        if (self.stopping and not finish_first) or self.abandoned or self.host.closing:
             with self.lock:
                 self.executing.discard(name)
+                self.implied.discard(name)
                 self._maybe_finish()
             return None
-        engine = self.engine
-        attempt = self.attempt[name]
+        host = self.host
         try:
             inputs = step.resolve_inputs(self.context)
         except ExpressionError as exc:
             return self._fail_step(name, None, f"cannot resolve inputs: {exc}")
-        act = engine.registry.get(step.action)  # type: ignore[arg-type]
+        act = host.registry.get(step.action)  # type: ignore[arg-type]
         if act is None:
             return self._defer_step(name, f"action {step.action}")
-        if engine._policy.enforcing:
-            try:
-                engine._check_step(self, step, inputs)
-            except PolicyError as exc:
-                return self._fail_step(name, inputs, f"refused by policy: {exc}")
+        try:
+            host.check_step(self, step, inputs)
+        except PolicyError as exc:
+            return self._fail_step(name, inputs, f"refused by policy: {exc}")
         try:
             kwargs = act.validate(inputs)
         except ActionError as exc:
@@ -396,135 +638,211 @@ class Execution:
                 workflow_id=self.id,
                 workflow_name=self.name,
                 step_name=name,
-                attempt=attempt,
+                attempt=self.attempt[name],
                 state=self.step_state.get(name),
                 saver=functools.partial(self._save_state, name),
                 cancelled=self.cancelled,
+                workdir=self.workdir,
+                undo_dir=host.undo_dir(self.id),
             )
         try:
             with self._running_action():
                 result = act.fn(**kwargs)
-        except _Abandon:
+        except Abandon:
             raise
         except StepInterrupted:
-            with self.lock:  # left RUNNING in the database: it runs again when resumed
+            with self.lock:  # its start is written: it runs again when resumed
                 self.executing.discard(name)
+                if name in self.implied:
+                    self.implied.discard(name)
+                    self._flush([self._start_op(name)], now_iso())
                 self._maybe_finish()
             return None
         except Exception as exc:
             return self._attempt_failed(name, inputs, exc)
-        try:
-            out_json = _dump_outputs(result)
-        except (TypeError, ValueError) as exc:
-            return self._fail_step(
-                name,
-                inputs,
-                f"action {step.action!r} returned outputs that are not JSON ({exc}); return a dict, list, str, "
-                "number, bool or None",
-            )
-        return self._complete(name, step, act, inputs, result, out_json)
+        except BaseException as exc:
+            # KeyboardInterrupt, SystemExit...: recorded as the step's failure, never left running;
+            # then raised again in this (worker) thread.
+            self._fail(name, inputs, f"interrupted by {format_error(exc)}", format_traceback(exc))
+            raise
+        if result is None or isinstance(result, _SCALARS):
+            try:
+                out_json = _dump_outputs(result)
+            except ValueError as exc:
+                return self._bad_outputs(name, step, inputs, exc)
+            outputs = result
+        else:
+            try:
+                out_json = _dump_outputs(result)
+            except (TypeError, ValueError, RecursionError) as exc:
+                return self._bad_outputs(name, step, inputs, exc)
+            outputs = json.loads(out_json)  # a copy: later steps cannot change what was recorded
+        return self._complete(name, step, act, inputs, outputs, out_json)
+
+    def _bad_outputs(self, name: str, step: PlannedStep, inputs: dict[str, Any], exc: BaseException) -> str | None:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        return self._fail_step(
+            name,
+            inputs,
+            f"action {step.action!r} returned outputs that are not JSON ({why}); return a dict, list, str, "
+            "number, bool or None",
+        )
 
     def _save_state(self, name: str, state: dict[str, Any]) -> None:
         text = json.dumps(state)
         self.step_state[name] = state
         with self.lock:
-            self._write([lambda tx: tx.save_step_state(self.id, name, text)])
+            step_id = self.step_id[name]
+            ops: list[Callable[[Tx], Any]] = [lambda tx: tx.save_step_state(step_id, text)]
+            if name in self.implied:  # state saved for a run must name the run's attempt
+                self.implied.discard(name)
+                ops.insert(0, self._start_op(name))
+            self._write(ops)
 
     def _complete(
-        self, name: str, step: PlannedStep, act: Action, inputs: dict, result: Any, out_json: str
+        self, name: str, step: PlannedStep, act: Action, inputs: dict[str, Any], outputs: Any, out_json: str
     ) -> str | None:
         in_json = _dump_inputs(inputs)
-        engine = self.engine
+        host = self.host
         with self.lock:
             if self.abandoned:
                 return None
             now = now_iso()
-            outputs = json.loads(out_json) if isinstance(result, dict | list | tuple) else result
             self.state[name] = "COMPLETED"
             self.executing.discard(name)
+            self.implied.discard(name)
             self.outputs[name] = {"outputs": outputs}
-            ops: list = [lambda tx: tx.complete_step(self.id, name, now, in_json, out_json, act.fingerprint)]
+            self.done += 1
+            intent = None
             if act.is_compensable(inputs):
                 state = self.step_state.get(name)
-                state_json = json.dumps(state) if state else None
-                ops.append(
-                    lambda tx: tx.insert_compensation(self.id, name, act.name, in_json, out_json, state_json, now)
-                )
-                self.intents.append({"step": name, "action": act.name, "inputs": inputs})
+                # The intent names absolute paths: an undo run by any process undoes this very thing.
+                intent_inputs = act.intent_inputs(inputs, self.workdir)
+                intent_json = in_json if intent_inputs is inputs else _dump_inputs(intent_inputs)
+                intent = (name, act.name, intent_json, out_json, json.dumps(state) if state else None)
+                self.intents.append({"step": name, "action": act.name, "inputs": intent_inputs})
             for dep in step.dependents:
                 self.remaining[dep] -= 1
                 if self.remaining[dep] == 0 and self.state[dep] == "PENDING":
                     heapq.heappush(self.ready, (self.plan.by_name[dep].index, dep))
-            started = self._take_ready(ops, now)
-            settled = self._settle_ops(ops, now)
-            self._write(ops, touch_done=1, now=now)
+            more: list[Callable[[Tx], Any]] = []
+            started = self._take_ready(more, now)
+            self._start_ops(more, started, may_imply=True)
+            implied_start = len(started) == 1 and started[0] in self.implied
+            settled = self._settle_ops(more, now)
+            completion = Completion(
+                self.id,
+                self.owner,
+                self.step_id[name],
+                self.attempt[name],
+                self.started_at[name] or now,
+                now,
+                in_json,
+                out_json,
+                act.fingerprint,
+                intent,
+                more or None,
+            )
+            try:
+                requested = self.store.complete(completion)
+            except LeaseLostError:
+                self._after = []
+                self.abandon("another engine took over this workflow (its lease expired)")
+                raise Abandon from None
+            except BaseException:
+                self._after = []
+                raise
+            if self._after:
+                rows, self._after = self._after, []
+                host.approvals_requested(self, rows)
             if settled:
-                self._set_status(settled)
+                self._settled(settled)
+            elif requested in ("cancel", "rollback") and self.stopping is None and not self.finishing:
+                # Asked for while this step ran: the steps this checkpoint started do not run.
+                self._unstart(started, explicit=not implied_start)
+                started = []
+                self._heard(requested)
             elif not self.executing:
                 self._maybe_finish()
-        if engine._events:
-            engine._events.emit(ev.StepFinished(self.id, name, self.attempt[name], "COMPLETED", outputs=outputs))
+        if host.listening:
+            host.emit(ev.StepFinished(self.id, name, self.attempt[name], "COMPLETED", outputs=outputs))
             for n in started:
-                engine._emit_started(self, n)
+                self._emit_started(n)
         if not started:
             return None
         for extra in started[1:]:
-            engine._submit(self.drive, extra)
+            host.submit(self.drive, extra)
         return started[0]
 
-    def _attempt_failed(self, name: str, inputs: dict, exc: BaseException) -> str | None:
+    def _unstart(self, names: list[str], *, explicit: bool) -> None:
+        """Take back the start of ``names`` (nothing of them ran); written back if their start was."""
+        ops: list[Callable[[Tx], Any]] = []
+        for name in names:
+            self.executing.discard(name)
+            self.implied.discard(name)
+            self.attempt[name] -= 1
+            self.state[name] = "PENDING"
+            self.started_at[name] = None
+            heapq.heappush(self.ready, (self.plan.by_name[name].index, name))
+            if explicit:
+                step_id, attempt = self.step_id[name], self.attempt[name]
+                ops.append(functools.partial(_unstart_step, step_id=step_id, attempt=attempt))
+        self._flush(ops, now_iso())
+
+    def _attempt_failed(self, name: str, inputs: dict[str, Any], exc: BaseException) -> str | None:
         step = self.plan.by_name[name]
         attempt = self.attempt[name]
         error = format_error(exc)
+        detail = format_traceback(exc)
         retry = step.retry
-        if retry is None or attempt >= retry.max_attempts or self.stopping or self.engine._closing:
-            detail = "".join(traceback.format_exception(exc)[-3:]).strip()
-            tries = f" after {attempt} attempts" if attempt > 1 else ""
-            return self._fail_step(name, inputs, f"{error}{tries}", detail=detail)
+        if retry is None or attempt >= retry.max_attempts or self.stopping or self.host.closing:
+            return self._fail_step(name, inputs, error, detail=detail)
         delay = retry.delay(attempt)
         if retry.jitter:
             delay *= random.uniform(0.8, 1.2)
         due = time.time() + delay
-        in_json = json.dumps(inputs, default=str)
+        in_json = _dump_inputs(inputs)
         with self.lock:
             if self.abandoned:
                 return None
             now = now_iso()
             self.state[name] = "RETRYING"
-            started = self.started_at[name]
+            self.implied.discard(name)
+            started, step_id = self.started_at[name], self.step_id[name]
             self._write(
                 [
-                    lambda tx: tx.record_attempt(self.id, name, attempt, "FAILED", started, now, error),
-                    lambda tx: tx.schedule_retry(self.id, name, iso(due), error, now, in_json),
+                    lambda tx: tx.record_attempt(self.id, name, attempt, "FAILED", started, now, error, detail),
+                    lambda tx: tx.schedule_retry(step_id, attempt, iso(due), error, now, in_json, detail),
                 ],
                 now=now,
             )
-        if self.engine._events:
-            self.engine._events.emit(ev.StepFinished(self.id, name, attempt, "RETRYING", error=error))
-        self.engine._timers.at(due, lambda: self.engine._submit(self._retry, name))
+        if self.host.listening:
+            self.host.emit(ev.StepFinished(self.id, name, attempt, "RETRYING", error=error))
+        self.host.call_at(due, functools.partial(self.host.submit, self._retry, name))
         return None
 
     def _retry(self, name: str) -> None:
         with self.lock:
             if self.abandoned:
                 return
-            if self.stopping or self.engine._closing:
+            if self.stopping or self.host.closing:
                 self.executing.discard(name)
                 self._maybe_finish()
                 return
             now = now_iso()
-            attempt = self.attempt[name] + 1
-            self.attempt[name] = attempt
+            self.attempt[name] += 1
             self.state[name] = "RUNNING"
             self.started_at[name] = now
+            ops: list[Callable[[Tx], Any]] = [self._start_op(name)]
+            self._write_implied(ops)
             try:
-                self._write([lambda tx: tx.start_step(self.id, name, attempt, now)], now=now)
-            except _Abandon:
+                self._write(ops, now=now)
+            except Abandon:
                 return
-        self.engine._emit_started(self, name)
+        self._emit_started(name)
         self.drive(name)
 
-    def _fail_step(self, name: str, inputs: dict | None, error: str, detail: str | None = None) -> str | None:
+    def _fail_step(self, name: str, inputs: dict[str, Any] | None, error: str, detail: str | None = None) -> str | None:
         """Fail ``name`` for good; returns None (no next step) so callers can ``return`` it."""
         self._fail(name, inputs, error, detail)
         return None
@@ -533,8 +851,8 @@ class Execution:
         self._defer(name, what)
         return None
 
-    def _fail(self, name: str, inputs: dict | None, error: str, detail: str | None = None) -> None:
-        in_json = json.dumps(inputs, default=str) if inputs is not None else None
+    def _fail(self, name: str, inputs: dict[str, Any] | None, error: str, detail: str | None = None) -> None:
+        in_json = _dump_inputs(inputs) if inputs is not None else None
         with self.lock:
             if self.abandoned:
                 return
@@ -543,28 +861,35 @@ class Execution:
             started = self.started_at[name]
             self.state[name] = "FAILED"
             self.executing.discard(name)
-            self.failure = f"step {name!r} failed: {error}"
+            self.implied.discard(name)
+            tries = f" after {attempt} attempts" if attempt > 1 else ""
+            self.failure = f"step {name!r} failed{tries}: {error}"
             first = self.stopping is None
             if first:
                 self.stopping = "fail"
-            ops = [
-                lambda tx: tx.record_attempt(self.id, name, attempt, "FAILED", started, now, error),
-                lambda tx: tx.fail_step(self.id, name, error, now, in_json),
+            ops: list[Callable[[Tx], Any]] = [
+                lambda tx: tx.record_attempt(self.id, name, attempt, "FAILED", started, now, error, detail),
+                lambda tx: tx.fail_step(
+                    self.id, name, error, now, in_json, attempt=attempt, started_at=started, traceback=detail
+                ),
             ]
             if first:
                 failure = self.failure
+                self._write_implied(ops)  # a rollback must know every step in flight
                 ops.append(lambda tx: tx.set_status(self.id, "ROLLING_BACK", now, owner=self.owner, error=failure))
+                ops.append(lambda tx: tx.add_event(self.id, now, "failed", None, failure))
             self._write(ops, now=now)
             if first:
                 self._set_status("ROLLING_BACK", error=self.failure)
-            self.engine._log_failure(self, name, error, detail)
-            if self.engine._events:
-                self.engine._events.emit(ev.StepFinished(self.id, name, attempt, "FAILED", error=error))
+            log.info("workflow %s (%s): step %s failed: %s", self.id, self.name, name, error)
+            if self.host.listening:
+                self.host.emit(ev.StepFinished(self.id, name, attempt, "FAILED", error=error))
             self._maybe_finish()
 
     def _defer(self, name: str, what: str) -> None:
         with self.lock:
             self.executing.discard(name)
+            self.implied.discard(name)
             self.to_run.append(name)
             if self.deferred_on is None:
                 self.deferred_on = what
@@ -579,167 +904,70 @@ class Execution:
         if self.deferred_on:
             self.finishing = True
             what = self.deferred_on
-            try:  # the same "action NAME" text as Engine._adopt: housekeeping skips it until NAME exists
+            try:  # "action NAME": housekeeping skips the workflow until NAME exists
                 self.store.write(lambda tx: tx.release(self.id, self.owner, waiting_for=what))
             finally:
-                self.engine._forget(self, waiting_for=what)
+                self.host.released(self, waiting_for=what)
             log.info("workflow %s: waiting for %s to be defined", self.id, what)
             return
         if self.stopping == "cancel":
             self.finishing = True
-            self._finish_cancel()
+            self.host.submit(self._finish_cancel)
         elif self.stopping in ("fail", "rollback"):
             self.finishing = True
-            self.engine._submit(self._compensate)
-        elif self.engine._closing:
-            self.engine._forget(self)
+            self.host.submit(self._compensate)
+        elif self.host.closing:
+            self.host.released(self)
 
     def _finish_cancel(self) -> None:
-        now = now_iso()
-        by = self.engine._cancel_by.get(self.id, "system")
-        try:
-
-            def op(tx: Tx) -> None:
-                tx.skip_unfinished_steps(self.id, "CANCELLED")
-                cancel_pending(tx, self.id, self.name, now, by, "workflow cancelled")
-                tx.set_status(self.id, "CANCELLED", now, owner=self.owner, finished=True, release=True)
-
-            self.store.write(op)
-        except LeaseLostError:
-            self.abandon("lease lost while cancelling")
-            return
-        self._set_status("CANCELLED")
-        self.engine._forget(self)
+        finish_cancel(self)
 
     def _compensate(self) -> None:
-        """Undo completed steps, newest completion first, then settle the workflow."""
-        engine = self.engine
-        errors: list[str] = []
-        with self.lock:
-            if self.abandoned:
-                return
-            if self.status != "ROLLING_BACK":
-                now = now_iso()
-                try:
-                    self._write([lambda tx: tx.set_status(self.id, "ROLLING_BACK", now, owner=self.owner)])
-                except _Abandon:
-                    return
-                self._set_status("ROLLING_BACK")
-        pending = sorted(self.store.compensations(self.id, status="PENDING"), key=lambda c: -c.compensation_id)
-        for intent in pending:
-            if self.abandoned or engine._closing:
-                engine._forget(self)
-                return
-            act = engine.registry.get(intent.action)
-            if act is None or act.compensation is None:
-                self.deferred_on = f"action {intent.action}"
-                self.executing.clear()
-                self.finishing = False
-                with self.lock:
-                    self._maybe_finish()
-                return
-            ctx = CompensationContext(
-                workflow_id=self.id,
-                step_name=intent.step_name,
-                state=json.loads(intent.state) if intent.state else None,
-            )
-            inputs, outputs = json.loads(intent.inputs), json.loads(intent.outputs)
-            error = None
-            attempts = 0
-            for attempts in range(1, engine.compensation_attempts + 1):
-                try:
-                    with self._running_action():
-                        act.run_compensation(inputs, outputs, ctx)
-                    error = None
-                    break
-                except Exception as exc:
-                    error = format_error(exc)
-                    if attempts < engine.compensation_attempts:
-                        time.sleep(min(0.1 * 2 ** (attempts - 1), 2.0))
-            status = "DONE" if error is None else "FAILED"
-            now = now_iso()
-            with self.lock:
-                if self.abandoned:  # another execution of this workflow may own the record now
-                    return
-                try:
-                    self._write(
-                        [
-                            lambda tx, i=intent, s=status, a=attempts, e=error: tx.finish_compensation(
-                                i.compensation_id, s, a, e, now
-                            ),
-                            lambda tx, i=intent, s=status: tx.set_step_status(
-                                self.id, i.step_name, "COMPENSATED" if s == "DONE" else "COMPENSATION_FAILED"
-                            ),
-                        ],
-                        now=now,
-                    )
-                except _Abandon:
-                    return
-            if error:
-                errors.append(f"{intent.step_name} ({intent.action}): {error}")
-            if engine._events:
-                engine._events.emit(ev.CompensationFinished(self.id, intent.step_name, status, error))
-        previous_failures = [
-            f"{c.step_name} ({c.action}): {c.error}" for c in self.store.compensations(self.id, status="FAILED")
-        ]
-        for e in previous_failures:
-            if e not in errors:
-                errors.append(e)
-        failed_step = any(s == "FAILED" for s in self.state.values())
-        final = "FAILED" if (failed_step or errors) else "ROLLED_BACK"
-        error_text = self.failure
-        if error_text is None:
-            record = self.store.workflow(self.id)
-            error_text = record.error.split("; compensation failed for ")[0] if record and record.error else None
-        if errors:
-            comp = "compensation failed for " + "; ".join(errors) + " (fix the cause, then roll back again)"
-            error_text = f"{error_text}; {comp}" if error_text else comp
-        now = now_iso()
-        with self.lock:
-            try:
-
-                def op(tx: Tx) -> None:
-                    tx.skip_unfinished_steps(self.id, "SKIPPED")
-                    cancel_pending(tx, self.id, self.name, now, "system", "workflow rolled back")
-                    tx.set_status(self.id, final, now, owner=self.owner, error=error_text, finished=True, release=True)
-
-                self.store.write(op)
-            except LeaseLostError:
-                self.abandon("lease lost while finishing the rollback")
-                return
-            self._set_status(final, error=error_text)
-            engine._forget(self)
+        compensate(self)
 
     def _set_status(self, status: str, error: str | None = None) -> None:
         self.status = status
-        engine = self.engine
+        host = self.host
         if status in ("PAUSED", "COMPLETED", "FAILED", "ROLLED_BACK", "CANCELLED"):
-            engine._forget(self)
-        if engine._events:
-            engine._events.emit(ev.WorkflowStatusChanged(self.id, status, error))
-        engine._notify()
+            host.released(self)
+            host.settled(self, status)
+        if host.listening:
+            host.emit(ev.WorkflowStatusChanged(self.id, status, error))
+        host.notify()
 
     # -- requests from outside -----------------------------------------------------------------------------
 
-    def request_stop(self, kind: str, by: str, *, record: bool = True) -> None:
+    def request_stop(self, kind: str, by: str | None, *, record: bool = True) -> None:
         """Cancel or roll back: no new step starts; in-flight steps finish first.
 
-        The request is recorded in the database first (unless it came from there),
-        so that a crash before the in-flight steps finish does not forget it.
+        The request is recorded in the database first (unless it came from
+        there), with the starts of every step in flight, so that a crash
+        before they finish does not forget it.
         """
         with self.lock:
             if self.abandoned or self.finishing:
                 return
             if self.stopping in ("fail", "rollback") and kind == "cancel":
                 return
+            if self.stopping == kind:
+                return
+            now = now_iso()
+            ops: list[Callable[[Tx], Any]] = []
+            self._write_implied(ops)
             if record:
-                try:
-                    self._write([lambda tx: tx.request(self.id, kind)])
-                except _Abandon:
-                    return
+                ops.append(lambda tx: tx.request(self.id, kind))
+                ops.append(lambda tx: tx.add_event(self.id, now, f"{kind}_requested", by))
+            previous = self.stopping
             self.stopping = kind
-            if kind == "cancel":
-                self.engine._cancel_by[self.id] = by
+            self.stop_by = by
+            if ops:
+                try:
+                    self._write(ops, now=now)
+                except Abandon:
+                    return
+                except BaseException:
+                    self.stopping = previous
+                    raise
             self.cancelled.set()
             for name in [n for n in self.executing if self.state[n] == "RETRYING"]:
                 self.executing.discard(name)  # its back-off timer finds the workflow stopping
@@ -747,6 +975,7 @@ class Execution:
 
     def on_decision(self, name: str, approved: bool, outputs: Any) -> None:
         """An approval of this (running, locally owned) workflow was decided."""
+        started: list[str] = []
         with self.lock:
             if self.abandoned or self.state.get(name) != "WAITING":
                 return
@@ -754,26 +983,40 @@ class Execution:
                 self.state[name] = "REJECTED"
                 if self.stopping is None:
                     self.stopping = "rollback"
+                    ops: list[Callable[[Tx], Any]] = []
+                    self._write_implied(ops)
+                    self._flush(ops, now_iso())
                     self._set_status("ROLLING_BACK")
                 self._maybe_finish()
                 return
             now = now_iso()
             self.state[name] = "COMPLETED"
+            self.done += 1
+            self.done_written += 1  # the decision's transaction counted it
             self.outputs[name] = {"outputs": outputs}
             for dep in self.plan.by_name[name].dependents:
                 self.remaining[dep] -= 1
                 if self.remaining[dep] == 0 and self.state[dep] == "PENDING":
                     heapq.heappush(self.ready, (self.plan.by_name[dep].index, dep))
-            ops: list = []
+            ops = []
             started = self._take_ready(ops, now)
+            self._start_ops(ops, started, may_imply=False)
             settled = self._settle_ops(ops, now)
             if ops:
                 try:
                     self._write(ops, now=now)
-                except _Abandon:
+                except Abandon:
                     return
             if settled:
-                self._set_status(settled)
+                self._settled(settled)
         for n in started:
-            self.engine._emit_started(self, n)
-            self.engine._submit(self.drive, n)
+            self._emit_started(n)
+            self.host.submit(self.drive, n)
+
+
+def _record_attempt(tx: Tx, *, row: tuple[Any, ...]) -> None:
+    tx.record_attempt(*row)
+
+
+def _unstart_step(tx: Tx, *, step_id: int, attempt: int) -> None:
+    tx.unstart_step(step_id, attempt)

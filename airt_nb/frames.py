@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .errors import StoreError
-from .store.sqlite import SQLiteStore
+from .store import Store, opened
 
 __all__ = ["approvals", "attempts", "audit", "compensations", "deliveries", "runs", "steps"]
 
@@ -42,28 +38,8 @@ APPROVAL_STATUSES = ["PENDING", "APPROVED", "REJECTED", "CANCELLED"]
 COMPENSATION_STATUSES = ["PENDING", "DONE", "FAILED"]
 
 
-@contextlib.contextmanager
-def _store(db: Any) -> Iterator[SQLiteStore]:
-    if isinstance(db, SQLiteStore):
-        yield db
-        return
-    engine_store = getattr(db, "store", None)
-    if isinstance(engine_store, SQLiteStore):
-        yield engine_store
-        return
-    path = os.fspath(db) if db is not None else (os.environ.get("AIRT_DB") or "airt.db")
-    if path.startswith("sqlite:///"):
-        path = path[len("sqlite:///") :]
-    if not Path(path).exists():
-        raise StoreError(
-            f"no airt_nb database at {path}; pass db= (or set AIRT_DB) to the file your engine uses",
-            path=path,
-        )
-    store = SQLiteStore(path)
-    try:
-        yield store
-    finally:
-        store.close()
+def _store(db: Any) -> contextlib.AbstractContextManager[Store]:
+    return opened(db)
 
 
 def _times(df: pd.DataFrame, *cols: str) -> None:
@@ -81,7 +57,7 @@ def _category(df: pd.DataFrame, col: str, categories: list[str]) -> None:
     df[col] = pd.Categorical(df[col], categories=categories + extra)
 
 
-def _frame(store: SQLiteStore, table: str, workflow_id: str | None = None, status: str | None = None) -> pd.DataFrame:
+def _frame(store: Store, table: str, workflow_id: str | None = None, status: str | None = None) -> pd.DataFrame:
     columns, rows = store.all_rows(table, workflow_id=workflow_id, status=status)
     return pd.DataFrame.from_records(rows, columns=columns)
 

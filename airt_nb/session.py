@@ -23,7 +23,7 @@ _engine: Engine | None = None
 
 
 def _is_open(eng: Engine | None) -> bool:
-    return eng is not None and not eng._closing
+    return eng is not None and not eng.closed
 
 
 def current() -> Engine | None:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .store.sqlite import SQLiteStore
+from .store import Store, opened
 from .timeutil import to_epoch
 from .views import COLORS, esc, fmt_duration
 
@@ -90,31 +90,11 @@ def timeline(workflow_ids: Any, db: Any = None, *, relative: bool | None = None)
     return Timeline(lanes, segments, relative=bool(relative))
 
 
-@contextlib.contextmanager
-def _store(db: Any) -> Iterator[SQLiteStore]:
-    if isinstance(db, SQLiteStore):
-        yield db
-        return
-    if db is not None and isinstance(getattr(db, "store", None), SQLiteStore):
-        yield db.store
-        return
-    if db is None:
-        from . import session
-
-        eng = session.current()
-        if eng is not None:
-            yield eng.store
-            return
-    from .engine import open_store
-
-    store = open_store(db)
-    try:
-        yield store
-    finally:
-        store.close()
+def _store(db: Any) -> contextlib.AbstractContextManager[Store]:
+    return opened(db, must_exist=False)
 
 
-def _resolve(store: SQLiteStore, workflow_id: str) -> str:
+def _resolve(store: Store, workflow_id: str) -> str:
     if store.workflow_status(workflow_id) is not None:
         return workflow_id
     matches = store.ids_with_prefix(workflow_id)
@@ -125,7 +105,7 @@ def _resolve(store: SQLiteStore, workflow_id: str) -> str:
     raise NotFoundError("workflow", workflow_id, db=store.path)
 
 
-def _collect(store: SQLiteStore, workflow_id: str, now: float) -> tuple[Lane, list[Segment]]:
+def _collect(store: Store, workflow_id: str, now: float) -> tuple[Lane, list[Segment]]:
     record = store.workflow(workflow_id)
     assert record is not None
     steps = store.steps(workflow_id)

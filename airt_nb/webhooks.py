@@ -39,8 +39,8 @@ from .errors import StoreError
 from .timeutil import iso, now_iso, to_epoch
 
 if TYPE_CHECKING:
+    from .store.protocol import Store
     from .store.records import DeliveryRecord
-    from .store.sqlite import SQLiteStore
 
 __all__ = [
     "DELIVERY_HEADER",
@@ -160,7 +160,7 @@ class WebhookSender:
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: Store,
         url: str,
         secret: str | None,
         *,

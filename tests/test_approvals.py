@@ -217,7 +217,7 @@ def test_someone_not_among_the_approvers_is_refused_and_nothing_changes(engine: 
     assert str(info.value) == (
         f"workflow {run.id}, step 'review': user 'mallory' (roles: none) may not decide this approval; "
         "refused by rule 'approvers': only ann, reviewers may decide this approval. Approvers: ann, reviewers; "
-        "ask one of them, or decide as yourself with by=... / AIRT_USER if you are one"
+        "ask one of them to decide"
     )
     assert (info.value.user, info.value.step) == ("mallory", "review")
     with pytest.raises(PolicyError):
@@ -497,7 +497,7 @@ def test_an_engine_without_recovery_leaves_a_decided_workflow_to_the_engines_tha
         client.approve(run.id, reason="ok")
         record = client.get(run.id).record
         assert (record.status, record.lease_owner) == ("RUNNING", None)
-        client._sweep()  # its housekeeping does not take it either
+        client._recovery.sweep()  # its housekeeping does not take it either
         assert client.get(run.id).record.lease_owner is None
         assert not client.is_local(run.id)
     assert not (tmp_path / "out" / "b.txt").exists()
@@ -534,20 +534,27 @@ def test_a_policy_file_decides_who_may_approve(
 ) -> None:
     (tmp_path / "policy.yaml").write_text(POLICY)
     monkeypatch.setenv("AIRT_POLICY", str(tmp_path / "policy.yaml"))
-    with airt_nb.Engine(db_path, registry=registry, user="ann") as eng:
+    with (
+        airt_nb.Engine(db_path, registry=registry, user="ann") as eng,
+        airt_nb.Engine(db_path, registry=registry, user="bob", recover=False) as bobs,
+        airt_nb.Engine(db_path, registry=registry, user="rita", recover=False) as ritas,
+    ):
         run = paused(eng, SPEC.replace("approvers: [ann, reviewers]", "approvers: [reviewer]"), tmp_path / "out")
         with pytest.raises(PolicyError, match=r"user 'bob' \(roles: author\) may not decide this approval; "):
-            run.approve(by="bob")
+            bobs.approve(run.id)
         with pytest.raises(PolicyError, match="refused by rule 'approvers'"):
             run.approve()  # ann started it, but is no reviewer
+        with pytest.raises(PolicyError, match=r"user 'ann' \(roles: author\) may not decide as 'rita'"):
+            run.approve(by="rita")  # a name is not a right: deciding as rita needs an act_as right
         assert run.pending_approval is not None
-        decided = run.approve(by="rita", reason="checked")
-        assert (decided.decided_by, decided.reason) == ("rita", "checked")
+        decided = ritas.approve(run.id, reason="checked")
+        assert (decided.decided_by, decided.reason, decided.auth) == ("rita", "checked", "asserted")
         assert run.wait(10) == "COMPLETED"
         audit = airt_nb.audit(eng, workflow_id=run.id)
-        rows = audit[audit["event"] == "approval"]
-        assert rows[["user", "decision", "rule"]].values.tolist() == [
-            ["bob", "deny", "approvers"],
-            ["ann", "deny", "approvers"],
-            ["rita", "allow", "reviewer: approve"],
+        rows = audit[audit["event"].isin(["approval", "act_as"])]
+        assert rows[["user", "event", "decision", "rule"]].values.tolist() == [
+            ["bob", "approval", "deny", "approvers"],
+            ["ann", "approval", "deny", "approvers"],
+            ["ann", "act_as", "deny", "default deny"],
+            ["rita", "approval", "allow", "reviewer: approve"],
         ]

@@ -170,7 +170,12 @@ def test_retries_exhausted_fail_the_workflow_with_the_attempt_count(engine: Engi
     }
     run = engine.start(spec)
     assert run.wait(timeout=10) == "FAILED"
-    assert run.error == "step 'f' failed: RuntimeError: nope after 2 attempts"
+    assert run.error == "step 'f' failed after 2 attempts: RuntimeError: nope"
+    # The step's own error stays the exception's text: the attempt count is a column of its own.
+    step = run.steps()[0]
+    assert (step.error, step.attempt) == ("RuntimeError: nope", 2)
+    assert "Traceback" in (step.traceback or "")
+    assert "nope" in (step.traceback or "")
 
 
 def test_parallel_steps_overlap_respect_max_parallel_and_the_join_waits(engine: Engine, registry: Registry) -> None:

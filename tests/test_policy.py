@@ -267,16 +267,18 @@ def test_policy_on_approval(world: Path, db_path: Path, case: Decision) -> None:
             text = policy.read_text()
             assert case.edit[0] in text
             policy.write_text(text.replace(case.edit[0], case.edit[1]))
-        if case.allowed:
-            run.approve(by=case.by)
-            assert run.wait(timeout=10) == "COMPLETED"
-        else:
-            with pytest.raises(PolicyError) as info:
-                run.approve(by=case.by)
-            assert info.value.rule == case.rule
-            if case.says:
-                assert case.says in str(info.value)
-            assert run.status == "PAUSED"
+        # Each person decides from their own engine (their kernel, their terminal): a name is not a right.
+        with Engine(db_path, policy=policy, user=case.by, recover=False) as theirs:
+            if case.allowed:
+                theirs.approve(run.id)
+                assert run.wait(timeout=10) == "COMPLETED"
+            else:
+                with pytest.raises(PolicyError) as info:
+                    theirs.approve(run.id)
+                assert info.value.rule == case.rule
+                if case.says:
+                    assert case.says in str(info.value)
+                assert run.status == "PAUSED"
         approvals = [r for r in eng.store.query("SELECT user, decision, rule FROM audit_log WHERE event = 'approval'")]
         assert approvals == [(case.by, "allow" if case.allowed else "deny", case.rule)]
 

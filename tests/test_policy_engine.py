@@ -175,7 +175,8 @@ def test_max_pending_approvals_limits_what_one_user_keeps_waiting(policy: Path, 
         assert info.value.rule == "author: max_pending_approvals"
         assert "already wait for 1 approval(s) (limit 1)" in str(info.value)
         eng.start({**SPEC, "steps": [SPEC["steps"][0]]}).wait(timeout=10)  # no approval: not limited
-        first.approve(by="rita")
+        with Engine(db_path, policy=policy, user="rita", recover=False) as ritas:
+            ritas.approve(first.id)
         assert first.wait(timeout=10) == "COMPLETED"
         assert eng.start(SPEC).wait(timeout=10) == "PAUSED"
 
@@ -221,7 +222,8 @@ def test_policy_edited_while_paused_applies_when_it_resumes(policy: Path, db_pat
         assert (tmp_path / "out" / "a.txt").read_text() == "A"
         # in place, as an editor does; write_b is no longer allowed
         policy.write_text(POLICY.replace('allow: ["file.*", http.request, wait]', "allow: [wait]"))
-        run.approve(by="rita")
+        with Engine(db_path, policy=policy, user="rita", recover=False) as ritas:
+            ritas.approve(run.id)
         assert run.wait(timeout=10) == "FAILED"
         error = {s.step_name: s.error for s in run.steps()}["write_b"]
         assert "refused by rule 'default deny': no role of theirs allows action 'file.write'" in error

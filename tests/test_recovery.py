@@ -85,7 +85,7 @@ def test_recover_false_leaves_a_crashed_workflow_alone_until_recover_is_called(t
         eng = Engine(db, registry=crashlib.registry(effects), recover=False)
     try:
         assert eng.last_recovery is None
-        eng._sweep()  # one housekeeping pass: it must not take the dead process's workflow either
+        eng._recovery.sweep()  # one housekeeping pass: it must not take the dead process's workflow either
         assert not eng.is_local(wf)
         (owner,) = db_rows(db, "SELECT lease_owner FROM workflows")[0]
         assert owner.split("|")[1] == str(dead_pid)
@@ -142,13 +142,17 @@ def test_two_engines_that_both_saw_a_workflow_free_cannot_both_claim_it(tmp_path
     one = Engine(db, registry=crashlib.registry(effects), recover=False)
     two = Engine(db, registry=crashlib.registry(effects), recover=False)
     try:
-        dead = one._dead_owners()
-        assert dead == two._dead_owners()
+        now = one.store.now()
+        dead = sorted(one._recovery.gone_engines(now)[2])
+        assert dead == sorted(two._recovery.gone_engines(now)[2])
         assert [o.split("|")[1] for o in dead] == [str(dead_pid)]
+
+        def claim(eng: Engine) -> list[str]:
+            return eng.store.write(lambda tx: tx.claim(eng.owner_id, [wf], dead, now))
+
         # Both looked at the database and found the dead process's workflow; the claim is the fence.
-        assert one._claim([wf], takeover=dead) == [wf]
-        assert two._claim([wf], takeover=dead) == []
-        assert two._claim([wf], takeover=two._dead_owners()) == []
+        assert claim(one) == [wf]
+        assert claim(two) == []
         one._adopt(wf)
         assert one.get(wf).wait(timeout=30) == "COMPLETED"
         assert not two.is_local(wf)
@@ -242,7 +246,8 @@ def test_a_later_step_whose_action_is_missing_waits_without_failing(tmp_path, fi
         assert db_rows(db, "SELECT status, waiting_for, lease_owner FROM workflows") == [
             ("RUNNING", "action late", None)
         ]
-        assert {s: r["status"] for s, r in crashlib.step_rows(db, wf).items()}["s5"] == "RUNNING"
+        # s5 never ran: its start was implied by s4's checkpoint and is not recorded.
+        assert {s: r["status"] for s, r in crashlib.step_rows(db, wf).items()}["s5"] == "PENDING"
         registry.action("late")(lambda prev=None: {"token": "late"})
         assert run.wait(timeout=30) == "COMPLETED"
         assert run.outputs["s5"] == {"token": "late"}
@@ -497,16 +502,29 @@ def test_read_only_database_is_one_clear_store_error_when_opening(tmp_path, what
 
 @pytest.fixture
 def locker(files):
+    """Locks the database on demand (``locker.lock()``), from another process; released at the end."""
     db, _ = files
     Engine(db).close()
-    holder = LockHolder(db)
-    yield holder
-    holder.release()
+
+    class Locker:
+        holder: LockHolder | None = None
+
+        def lock(self) -> None:
+            self.holder = LockHolder(db)
+
+        def release(self) -> None:
+            if self.holder is not None:
+                self.holder.release()
+
+    locker = Locker()
+    yield locker
+    locker.release()
 
 
 def test_database_locked_longer_than_busy_timeout_is_one_clear_store_error(files, locker):
     db, effects = files
     with Engine(db, registry=crashlib.registry(effects), busy_timeout=0.1) as eng:
+        locker.lock()  # an engine opens a database only when it can write it (it records itself)
         with pytest.raises(airt_nb.StoreError) as info:
             eng.start(ONE_STEP)
         message = str(info.value)
@@ -526,6 +544,7 @@ def test_database_locked_longer_than_busy_timeout_is_one_clear_store_error(files
 def test_database_locked_for_less_than_busy_timeout_waits_and_goes_on(files, locker):
     db, effects = files
     with Engine(db, registry=crashlib.registry(effects), busy_timeout=20) as eng:
+        locker.lock()
         result: list = []
         starter = threading.Thread(target=lambda: result.append(eng.start(ONE_STEP)))
         starter.start()
@@ -554,7 +573,7 @@ def test_sqlite_error_inside_a_write_is_a_store_error_naming_the_file(files):
         # A step row for a workflow that does not exist: the foreign key refuses it.
         bad_row = [("nope", "a", 0, "action", "effect", "PENDING", 0, None)]
         with pytest.raises(airt_nb.StoreError) as info:
-            eng.store.write(lambda tx: tx.insert_steps(bad_row))
+            eng.store.write(lambda tx: tx.insert_steps("nope", bad_row))
         assert str(info.value) == f"database {db}: FOREIGN KEY constraint failed while trying to write"
         assert type(info.value.__cause__).__name__ == "IntegrityError"
 

@@ -199,7 +199,7 @@ steps:
     assert "2 of 2" in table
     assert "<details><summary" in table
     assert "attempt 1: RuntimeError: service unavailable (call 1)" in table
-    assert "RuntimeError: service unavailable (call 2) after 2 attempts" in table
+    assert "attempt 2: RuntimeError: service unavailable (call 2)" in table
     assert "step &#x27;deploy&#x27; failed" in panel.notice_html.value
 
 

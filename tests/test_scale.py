@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -32,13 +33,14 @@ def noop_registry(registry: Registry) -> Registry:
 
 def _count_commits(store: SQLiteStore) -> list[int]:
     batches: list[int] = []
-    original = store._commit
+    group = store._gc
+    original = group._run_batch
 
     def counting(batch):  # type: ignore[no-untyped-def]
         batches.append(len(batch))
         return original(batch)
 
-    store._commit = counting  # type: ignore[method-assign]
+    group._run_batch = counting  # type: ignore[method-assign]
     return batches
 
 
@@ -47,7 +49,8 @@ def test_each_step_of_a_sequential_run_is_one_commit(db_path: Path, noop_registr
         batches = _count_commits(eng.store)
         run = eng.start(_chain(5))
         assert run.wait(timeout=10) == "COMPLETED"
-        # the start (with step 1 recorded RUNNING), then one per step (completion + next start, or the end)
+        # the start (with step 1 recorded RUNNING), then one per step (its completion, which implies the
+        # next step's start; the last one also settles the workflow)
         assert batches == [1] * (1 + 5)
     conn = sqlite3.connect(db_path)
     rows = conn.execute("SELECT status, attempt FROM workflow_steps ORDER BY position").fetchall()
@@ -178,18 +181,32 @@ def test_user_actions_build_their_input_model_when_defined(registry: Registry) -
     assert typed._built is not None
 
 
-def test_others_version_changes_only_for_other_connections(db_path: Path) -> None:
-    store = SQLiteStore(db_path)
-    other = SQLiteStore(db_path)
-    try:
-        before = store.others_version()
-        store.write(lambda tx: tx.insert_audit(_audit_row()))
-        assert store.others_version() == before  # our own commit: nothing to look at
-        other.write(lambda tx: tx.insert_audit(_audit_row()))
-        assert store.others_version() != before
-    finally:
-        other.close()
-        store.close()
+def test_an_engines_own_checkpoints_never_wake_it_and_another_engines_decision_does(
+    db_path: Path, noop_registry: Registry
+) -> None:
+    with airt_nb.Engine(db_path, registry=noop_registry) as eng:
+        woken: list[float] = []
+        original = eng._on_signal
+
+        def counting() -> None:
+            woken.append(time.monotonic())
+            original()
+
+        eng._store._listener = None  # listen again, through the counter
+        eng._store._stop_listening.set()
+        time.sleep(0.2)
+        eng._store._stop_listening.clear()
+        eng._store.listen(eng.owner_id, counting)
+        run = eng.start(_chain(300))
+        assert run.wait(timeout=30) == "COMPLETED"
+        time.sleep(0.2)  # a few polls of the listener after the last commit
+        assert woken == []
+        paused = eng.start({"name": "ask", "steps": [{"name": "ok", "type": "human_approval"}]})
+        assert paused.wait(timeout=10) == "PAUSED"
+        with airt_nb.Engine(db_path, registry=noop_registry, recover=False, user="ann") as other:
+            other.approve(paused.id)
+        assert paused.wait(timeout=10) == "COMPLETED"
+        assert len(woken) >= 1
 
 
 def _audit_row() -> dict:

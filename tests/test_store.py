@@ -38,9 +38,9 @@ def test_an_older_database_upgrades_with_its_data_intact(tmp_path: Path) -> None
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
     first = MIGRATIONS[0]
-    for statement in _split_sql(first[2]):
+    for statement in _split_sql(first.sqlite):
         conn.execute(statement)
-    conn.execute(f"PRAGMA user_version = {first[0]}")
+    conn.execute(f"PRAGMA user_version = {first.number}")
     conn.execute(
         "INSERT INTO workflows (workflow_id, name, status, spec, spec_hash, inputs, created_at, updated_at, total_steps) "
         "VALUES ('w1', 'old', 'COMPLETED', '{}', 'h', '{}', '2026-01-01T00:00:00.000000+00:00', "
@@ -58,8 +58,82 @@ def test_an_older_database_upgrades_with_its_data_intact(tmp_path: Path) -> None
         store.close()
 
 
+def test_a_version_3_database_keeps_its_runs_steps_attempts_and_deliveries(tmp_path: Path) -> None:
+    """Migration 4 rebuilds three tables: every row, its order and its links survive."""
+    path = tmp_path / "v3.db"
+    conn = sqlite3.connect(path)
+    for m in MIGRATIONS[:3]:
+        for statement in _split_sql(m.sqlite):
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 3")
+    t = "2026-01-01T00:00:00.000000+00:00"
+    conn.execute(
+        "INSERT INTO workflows (workflow_id, name, status, spec, spec_hash, inputs, created_at, updated_at, "
+        "total_steps, done_steps, lease_owner, lease_expires) VALUES ('w1', 'old', 'RUNNING', '', 'h', '{}', ?, ?, "
+        "3, 1, 'host|1|2|abcd', ?)",
+        (t, t, t),
+    )
+    for i, name in enumerate(["s10", "s2", "s1"]):  # position order differs from name order
+        status = "COMPLETED" if i == 0 else "PENDING"
+        conn.execute(
+            "INSERT INTO workflow_steps (workflow_id, step_name, position, type, action, status, attempt, outputs) "
+            "VALUES ('w1', ?, ?, 'action', 'wait', ?, ?, ?)",
+            (name, i, status, 1 if i == 0 else 0, '{"waited": 0}' if i == 0 else None),
+        )
+    conn.execute(
+        "INSERT INTO step_attempts (workflow_id, step_name, attempt, status, started_at, finished_at, error) "
+        "VALUES ('w1', 's10', 1, 'FAILED', ?, ?, 'boom')",
+        (t, t),
+    )
+    for i, event in enumerate(["approval.requested", "approval.approved"]):
+        conn.execute(
+            "INSERT INTO webhook_deliveries (delivery_id, approval_id, workflow_id, event, payload, status, "
+            "created_at, url) VALUES (?, 'a1', 'w1', ?, '{}', 'DELIVERED', ?, 'http://x')",
+            (f"d{i}", event, t),
+        )
+        conn.execute(
+            "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, finished_at, outcome) "
+            "VALUES (?, 1, ?, ?, 'DELIVERED')",
+            (f"d{i}", t, t),
+        )
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(path)
+    try:
+        assert store.schema_version == LATEST
+        steps = store.steps("w1")
+        assert [s.step_name for s in steps] == ["s10", "s2", "s1"]
+        assert [s.step_id for s in steps] == sorted(s.step_id for s in steps)
+        assert steps[0].step_id > 0
+        assert steps[0].outputs == '{"waited": 0}'
+        assert steps[0].status == "COMPLETED"
+        assert store.attempts("w1")[0][:7] == ("w1", "s10", 1, "FAILED", t, t, "boom")
+        assert [d.event for d in store.deliveries(workflow_id="w1")] == ["approval.requested", "approval.approved"]
+        assert [a[0] for a in store.delivery_attempts("d1")] == [1]  # the rebuild cascaded nothing away
+        record = store.workflow("w1")
+        assert record is not None
+        # Leases belong to engines now: the old lease is free, its holder stays the workflow's home.
+        assert (record.lease_owner, record.home) == (None, "host|1|2|abcd")
+    finally:
+        store.close()
+
+
+def test_a_new_database_file_is_private(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    store = SQLiteStore(tmp_path / "a.db")
+    try:
+        store.write(lambda tx: tx.announce_work())  # the -wal and -shm files exist once something is written
+        for name in ("a.db", "a.db-wal", "a.db-shm"):
+            mode = stat.S_IMODE(os.stat(tmp_path / name).st_mode)
+            assert mode == 0o600, f"{name} is {oct(mode)}"
+    finally:
+        store.close()
+
+
 def test_migrations_are_numbered_in_order() -> None:
-    numbers = [m[0] for m in MIGRATIONS]
+    numbers = [m.number for m in MIGRATIONS]
     assert numbers == list(range(1, len(MIGRATIONS) + 1))
 
 

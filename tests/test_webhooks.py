@@ -414,7 +414,7 @@ def test_environment_configures_the_webhook(
 def test_a_version_1_database_upgrades_with_its_deliveries(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     conn = sqlite3.connect(db)
-    conn.executescript(MIGRATIONS[0][2])
+    conn.executescript(MIGRATIONS[0].sqlite)
     conn.execute("PRAGMA user_version = 1")
     conn.execute(
         "INSERT INTO webhook_deliveries (delivery_id, workflow_id, event, payload, status, created_at, "
@@ -424,7 +424,7 @@ def test_a_version_1_database_upgrades_with_its_deliveries(tmp_path: Path) -> No
     conn.close()
     store = SQLiteStore(db)
     try:
-        assert store.schema_version == MIGRATIONS[-1][0]
+        assert store.schema_version == MIGRATIONS[-1].number
         [d] = store.deliveries()
         assert (d.delivery_id, d.status, d.url) == ("d1", "PENDING", None)
         # Rows from before URLs were recorded go to whichever URL is configured.

@@ -1,13 +1,32 @@
-"""The SQLite schema, as an append-only list of numbered migrations.
+"""The schema, as one append-only list of numbered migrations with a text per dialect.
 
-Never edit a migration that has shipped: add a new one.  The version applied
-last is kept in ``PRAGMA user_version`` and in ``airt_meta``; opening a
-database applies the missing ones in one transaction each.
+Never edit a migration that has shipped: add a new one.  Each migration has
+the same number, title and effect on SQLite and on PostgreSQL; the texts
+differ only where the dialects do (``WITHOUT ROWID``, ``AUTOINCREMENT`` versus
+identity columns, table rebuilds versus ``ALTER``).  Both reach the same
+tables and columns (``tests/test_store.py`` checks it).  The version applied
+last is kept in ``airt_meta`` (and, on SQLite, in ``PRAGMA user_version``);
+opening a database applies the missing ones in one transaction each, under a
+lock (SQLite's write lock, PostgreSQL's advisory lock) so that engines opening
+one database at once migrate it once.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[int, str, str]] = [
+from dataclasses import dataclass
+
+__all__ = ["LATEST", "MIGRATIONS", "Migration"]
+
+
+@dataclass(frozen=True)
+class Migration:
+    number: int
+    title: str
+    sqlite: str
+    postgres: str
+
+
+_SQLITE: list[tuple[int, str, str]] = [
     (
         1,
         "initial schema",
@@ -174,6 +193,344 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        4,
+        "engines and their leases, a workflow's home, step ids, attempt history, run history",
+        # Leases are per engine now (engines.expires_at), so renewing them is one row however many
+        # workflows an engine runs; workflows.lease_owner names the engine and is the checkpoint's
+        # fence.  Steps get an integer key: a checkpoint updates one row found by its id.
+        """
+        ALTER TABLE workflows ADD COLUMN workdir TEXT;
+        ALTER TABLE workflows ADD COLUMN session TEXT;
+        ALTER TABLE workflows ADD COLUMN home TEXT;
+        UPDATE workflows SET home = lease_owner, lease_owner = NULL, lease_expires = NULL
+            WHERE lease_owner IS NOT NULL;
+        CREATE INDEX workflows_free ON workflows (created_at)
+            WHERE lease_owner IS NULL AND status IN ('RUNNING', 'ROLLING_BACK');
+
+        CREATE TABLE workflow_steps_v4 (
+            step_id         INTEGER PRIMARY KEY,
+            workflow_id     TEXT NOT NULL REFERENCES workflows (workflow_id) ON DELETE CASCADE,
+            step_name       TEXT NOT NULL,
+            position        INTEGER NOT NULL,
+            type            TEXT NOT NULL,
+            action          TEXT,
+            status          TEXT NOT NULL,
+            attempt         INTEGER NOT NULL DEFAULT 0,
+            started_at      TEXT,
+            finished_at     TEXT,
+            next_attempt_at TEXT,
+            inputs          TEXT,
+            outputs         TEXT,
+            error           TEXT,
+            fingerprint     TEXT,
+            state           TEXT,
+            traceback       TEXT
+        );
+        INSERT INTO workflow_steps_v4 (workflow_id, step_name, position, type, action, status, attempt,
+            started_at, finished_at, next_attempt_at, inputs, outputs, error, fingerprint, state)
+            SELECT workflow_id, step_name, position, type, action, status, attempt, started_at, finished_at,
+            next_attempt_at, inputs, outputs, error, fingerprint, state FROM workflow_steps
+            ORDER BY workflow_id, position;
+        DROP TABLE workflow_steps;
+        ALTER TABLE workflow_steps_v4 RENAME TO workflow_steps;
+        CREATE UNIQUE INDEX workflow_steps_by_name ON workflow_steps (workflow_id, step_name);
+
+        CREATE TABLE step_attempts_v4 (
+            attempt_id  INTEGER PRIMARY KEY,
+            workflow_id TEXT NOT NULL,
+            step_name   TEXT NOT NULL,
+            attempt     INTEGER NOT NULL,
+            status      TEXT NOT NULL,
+            started_at  TEXT,
+            finished_at TEXT,
+            error       TEXT,
+            traceback   TEXT
+        );
+        INSERT INTO step_attempts_v4 (workflow_id, step_name, attempt, status, started_at, finished_at, error)
+            SELECT workflow_id, step_name, attempt, status, started_at, finished_at, error FROM step_attempts
+            ORDER BY workflow_id, step_name, attempt;
+        DROP TABLE step_attempts;
+        ALTER TABLE step_attempts_v4 RENAME TO step_attempts;
+        CREATE INDEX step_attempts_by_step ON step_attempts (workflow_id, step_name, attempt);
+
+        CREATE TABLE webhook_deliveries_v4 (
+            seq             INTEGER PRIMARY KEY,
+            delivery_id     TEXT NOT NULL UNIQUE,
+            approval_id     TEXT,
+            workflow_id     TEXT NOT NULL,
+            event           TEXT NOT NULL,
+            payload         TEXT NOT NULL,
+            status          TEXT NOT NULL,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            created_at      TEXT NOT NULL,
+            next_attempt_at TEXT,
+            last_attempt_at TEXT,
+            last_status     INTEGER,
+            last_error      TEXT,
+            delivered_at    TEXT,
+            url             TEXT
+        );
+        INSERT INTO webhook_deliveries_v4 (seq, delivery_id, approval_id, workflow_id, event, payload, status,
+            attempts, created_at, next_attempt_at, last_attempt_at, last_status, last_error, delivered_at, url)
+            SELECT rowid, delivery_id, approval_id, workflow_id, event, payload, status, attempts, created_at,
+            next_attempt_at, last_attempt_at, last_status, last_error, delivered_at, url FROM webhook_deliveries;
+        DROP TABLE webhook_deliveries;
+        ALTER TABLE webhook_deliveries_v4 RENAME TO webhook_deliveries;
+        CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+        CREATE INDEX webhook_deliveries_by_approval ON webhook_deliveries (approval_id);
+
+        ALTER TABLE compensation_log ADD COLUMN note TEXT;
+        ALTER TABLE approvals ADD COLUMN auth TEXT;
+
+        CREATE TABLE engines (
+            owner_id     TEXT PRIMARY KEY,
+            machine      TEXT,
+            host         TEXT,
+            pid          INTEGER,
+            session      TEXT,
+            workdir      TEXT,
+            user_name    TEXT,
+            takes_work   INTEGER NOT NULL,
+            started_at   TEXT NOT NULL,
+            heartbeat_at TEXT NOT NULL,
+            expires_at   TEXT NOT NULL,
+            closed_at    TEXT,
+            wake         INTEGER NOT NULL DEFAULT 0
+        );
+
+        CREATE TABLE workflow_events (
+            event_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+            workflow_id TEXT NOT NULL,
+            at          TEXT NOT NULL,
+            event       TEXT NOT NULL,
+            by          TEXT,
+            detail      TEXT
+        );
+        CREATE INDEX workflow_events_by_workflow ON workflow_events (workflow_id, event_id);
+
+        CREATE TABLE airt_signals (
+            name TEXT PRIMARY KEY,
+            seq  INTEGER NOT NULL
+        );
+        INSERT INTO airt_signals (name, seq) VALUES ('work', 0);
+        """,
+    ),
 ]
 
-LATEST = MIGRATIONS[-1][0]
+_POSTGRES: dict[int, str] = {
+    1: """
+        CREATE TABLE airt_meta (
+            key   TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+
+        CREATE TABLE workflows (
+            workflow_id   TEXT PRIMARY KEY,
+            name          TEXT NOT NULL,
+            status        TEXT NOT NULL,
+            spec          TEXT NOT NULL,
+            spec_hash     TEXT NOT NULL,
+            inputs        TEXT NOT NULL,
+            created_at    TEXT NOT NULL,
+            updated_at    TEXT NOT NULL,
+            finished_at   TEXT,
+            error         TEXT,
+            started_by    TEXT,
+            total_steps   INTEGER NOT NULL,
+            done_steps    INTEGER NOT NULL DEFAULT 0,
+            lease_owner   TEXT,
+            lease_expires TEXT,
+            requested     TEXT,
+            waiting_for   TEXT,
+            warnings      TEXT
+        );
+        CREATE INDEX workflows_by_status ON workflows (status, created_at);
+        CREATE INDEX workflows_by_created ON workflows (created_at);
+        CREATE INDEX workflows_by_updated ON workflows (updated_at);
+        CREATE INDEX workflows_by_name ON workflows (name, created_at);
+        CREATE INDEX workflows_by_owner ON workflows (lease_owner) WHERE lease_owner IS NOT NULL;
+
+        CREATE TABLE workflow_steps (
+            workflow_id     TEXT NOT NULL REFERENCES workflows (workflow_id) ON DELETE CASCADE,
+            step_name       TEXT NOT NULL,
+            position        INTEGER NOT NULL,
+            type            TEXT NOT NULL,
+            action          TEXT,
+            status          TEXT NOT NULL,
+            attempt         INTEGER NOT NULL DEFAULT 0,
+            started_at      TEXT,
+            finished_at     TEXT,
+            next_attempt_at TEXT,
+            inputs          TEXT,
+            outputs         TEXT,
+            error           TEXT,
+            fingerprint     TEXT,
+            state           TEXT,
+            PRIMARY KEY (workflow_id, step_name)
+        );
+
+        CREATE TABLE step_attempts (
+            workflow_id TEXT NOT NULL,
+            step_name   TEXT NOT NULL,
+            attempt     INTEGER NOT NULL,
+            status      TEXT NOT NULL,
+            started_at  TEXT,
+            finished_at TEXT,
+            error       TEXT,
+            PRIMARY KEY (workflow_id, step_name, attempt)
+        );
+
+        CREATE TABLE compensation_log (
+            compensation_id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            workflow_id     TEXT NOT NULL REFERENCES workflows (workflow_id) ON DELETE CASCADE,
+            step_name       TEXT NOT NULL,
+            action          TEXT NOT NULL,
+            inputs          TEXT NOT NULL,
+            outputs         TEXT NOT NULL,
+            state           TEXT,
+            status          TEXT NOT NULL,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            created_at      TEXT NOT NULL,
+            executed_at     TEXT,
+            error           TEXT
+        );
+        CREATE INDEX compensation_by_workflow ON compensation_log (workflow_id, compensation_id);
+
+        CREATE TABLE approvals (
+            approval_id  TEXT PRIMARY KEY,
+            workflow_id  TEXT NOT NULL REFERENCES workflows (workflow_id) ON DELETE CASCADE,
+            step_name    TEXT NOT NULL,
+            status       TEXT NOT NULL,
+            message      TEXT,
+            context      TEXT,
+            approvers    TEXT,
+            requested_at TEXT NOT NULL,
+            deadline     TEXT,
+            on_timeout   TEXT NOT NULL DEFAULT 'reject',
+            decided_at   TEXT,
+            decided_by   TEXT,
+            reason       TEXT
+        );
+        CREATE INDEX approvals_by_status ON approvals (status, requested_at);
+        CREATE INDEX approvals_by_workflow ON approvals (workflow_id);
+        CREATE INDEX approvals_by_deadline ON approvals (deadline) WHERE status = 'PENDING';
+
+        CREATE TABLE webhook_deliveries (
+            delivery_id     TEXT PRIMARY KEY,
+            approval_id     TEXT,
+            workflow_id     TEXT NOT NULL,
+            event           TEXT NOT NULL,
+            payload         TEXT NOT NULL,
+            status          TEXT NOT NULL,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            created_at      TEXT NOT NULL,
+            next_attempt_at TEXT,
+            last_attempt_at TEXT,
+            last_status     INTEGER,
+            last_error      TEXT,
+            delivered_at    TEXT
+        );
+        CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+
+        CREATE TABLE audit_log (
+            audit_id    BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            at          TEXT NOT NULL,
+            "user"      TEXT,
+            roles       TEXT,
+            event       TEXT NOT NULL,
+            decision    TEXT NOT NULL,
+            rule        TEXT,
+            workflow_id TEXT,
+            step_name   TEXT,
+            action      TEXT,
+            target      TEXT,
+            detail      TEXT
+        );
+        CREATE INDEX audit_by_workflow ON audit_log (workflow_id);
+        """,
+    2: """
+        ALTER TABLE webhook_deliveries ADD COLUMN url TEXT;
+        CREATE INDEX webhook_deliveries_by_approval ON webhook_deliveries (approval_id);
+
+        CREATE TABLE webhook_attempts (
+            delivery_id TEXT NOT NULL REFERENCES webhook_deliveries (delivery_id) ON DELETE CASCADE,
+            attempt     INTEGER NOT NULL,
+            started_at  TEXT NOT NULL,
+            finished_at TEXT NOT NULL,
+            outcome     TEXT NOT NULL,
+            http_status INTEGER,
+            error       TEXT,
+            PRIMARY KEY (delivery_id, attempt)
+        );
+        """,
+    3: """
+        CREATE TABLE IF NOT EXISTS workflow_specs (
+            spec_hash TEXT PRIMARY KEY,
+            spec      TEXT NOT NULL
+        );
+        """,
+    4: """
+        ALTER TABLE workflows ADD COLUMN workdir TEXT;
+        ALTER TABLE workflows ADD COLUMN session TEXT;
+        ALTER TABLE workflows ADD COLUMN home TEXT;
+        UPDATE workflows SET home = lease_owner, lease_owner = NULL, lease_expires = NULL
+            WHERE lease_owner IS NOT NULL;
+        CREATE INDEX workflows_free ON workflows (created_at)
+            WHERE lease_owner IS NULL AND status IN ('RUNNING', 'ROLLING_BACK');
+
+        ALTER TABLE workflow_steps ADD COLUMN step_id BIGINT GENERATED BY DEFAULT AS IDENTITY;
+        ALTER TABLE workflow_steps ADD COLUMN traceback TEXT;
+        ALTER TABLE workflow_steps DROP CONSTRAINT workflow_steps_pkey;
+        ALTER TABLE workflow_steps ADD PRIMARY KEY (step_id);
+        CREATE UNIQUE INDEX workflow_steps_by_name ON workflow_steps (workflow_id, step_name);
+
+        ALTER TABLE step_attempts ADD COLUMN attempt_id BIGINT GENERATED BY DEFAULT AS IDENTITY;
+        ALTER TABLE step_attempts ADD COLUMN traceback TEXT;
+        ALTER TABLE step_attempts DROP CONSTRAINT step_attempts_pkey;
+        ALTER TABLE step_attempts ADD PRIMARY KEY (attempt_id);
+        CREATE INDEX step_attempts_by_step ON step_attempts (workflow_id, step_name, attempt);
+
+        ALTER TABLE webhook_deliveries ADD COLUMN seq BIGINT GENERATED BY DEFAULT AS IDENTITY;
+        CREATE UNIQUE INDEX webhook_deliveries_by_seq ON webhook_deliveries (seq);
+
+        ALTER TABLE compensation_log ADD COLUMN note TEXT;
+        ALTER TABLE approvals ADD COLUMN auth TEXT;
+
+        CREATE TABLE engines (
+            owner_id     TEXT PRIMARY KEY,
+            machine      TEXT,
+            host         TEXT,
+            pid          INTEGER,
+            session      TEXT,
+            workdir      TEXT,
+            user_name    TEXT,
+            takes_work   INTEGER NOT NULL,
+            started_at   TEXT NOT NULL,
+            heartbeat_at TEXT NOT NULL,
+            expires_at   TEXT NOT NULL,
+            closed_at    TEXT,
+            wake         INTEGER NOT NULL DEFAULT 0
+        );
+
+        CREATE TABLE workflow_events (
+            event_id    BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            workflow_id TEXT NOT NULL,
+            at          TEXT NOT NULL,
+            event       TEXT NOT NULL,
+            by          TEXT,
+            detail      TEXT
+        );
+        CREATE INDEX workflow_events_by_workflow ON workflow_events (workflow_id, event_id);
+
+        CREATE TABLE airt_signals (
+            name TEXT PRIMARY KEY,
+            seq  INTEGER NOT NULL
+        );
+        INSERT INTO airt_signals (name, seq) VALUES ('work', 0);
+        """,
+}
+
+MIGRATIONS: list[Migration] = [Migration(number, title, sqlite, _POSTGRES[number]) for number, title, sqlite in _SQLITE]
+
+LATEST = MIGRATIONS[-1].number

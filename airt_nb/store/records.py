@@ -11,15 +11,21 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "ACTIVE",
+    "SETTLED",
+    "TERMINAL",
     "ApprovalRecord",
     "CompensationRecord",
     "DeliveryRecord",
+    "EngineRecord",
+    "EventRecord",
     "StepRecord",
     "WorkflowRecord",
 ]
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "ROLLED_BACK", "CANCELLED"})
 SETTLED = TERMINAL | {"PAUSED"}
+ACTIVE = ("RUNNING", "ROLLING_BACK")  # statuses an engine executes (and holds a lease for)
 
 
 def loads(text: str | None) -> Any:
@@ -46,6 +52,9 @@ class WorkflowRecord:
     requested: str | None
     waiting_for: str | None
     warnings: str | None
+    workdir: str | None = None
+    session: str | None = None
+    home: str | None = None
 
     @property
     def warning_list(self) -> list[str]:
@@ -69,6 +78,8 @@ class StepRecord:
     error: str | None
     fingerprint: str | None
     state: str | None
+    step_id: int = 0
+    traceback: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +96,7 @@ class CompensationRecord:
     created_at: str
     executed_at: str | None
     error: str | None
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +114,7 @@ class ApprovalRecord:
     decided_at: str | None
     decided_by: str | None
     reason: str | None
+    auth: str | None = None
 
     @property
     def approver_list(self) -> list[str]:
@@ -124,3 +137,45 @@ class DeliveryRecord:
     last_error: str | None
     delivered_at: str | None
     url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRecord:
+    """An engine that opened the database: where it runs, and whether it is alive.
+
+    ``expires_at`` is its lease: renewed every third of the lease time while the
+    engine lives; every workflow the engine holds is leased until then.
+    ``closed_at`` is set when it closed, or when another engine found it dead.
+    """
+
+    owner_id: str
+    machine: str | None
+    host: str | None
+    pid: int | None
+    session: str | None
+    workdir: str | None
+    user_name: str | None
+    takes_work: int
+    started_at: str
+    heartbeat_at: str
+    expires_at: str
+    closed_at: str | None
+    wake: int = 0
+
+    def gone_at(self, now: str) -> str | None:
+        """When it stopped (closed, found dead, or its lease ran out), or None while it lives."""
+        if self.closed_at:
+            return self.closed_at
+        return self.expires_at if self.expires_at <= now else None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One entry of a workflow's history (who cancelled, which engine resumed it, ...)."""
+
+    event_id: int
+    workflow_id: str
+    at: str
+    event: str
+    by: str | None
+    detail: str | None

@@ -1,0 +1,145 @@
+"""The checks the engine asks the policy for, and the audit rows that record each answer.
+
+:class:`PolicyGate` checks a workflow before it starts (every action step,
+with the inputs known then; how many approvals its starter keeps waiting),
+each step before it runs (with its resolved inputs), and acting as someone
+else; every answer, allow or deny, becomes a row of ``audit_log``.
+
+Imports no engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import PolicyError, StoreError
+from .expressions import ExpressionError, compile_value, find_references
+from .policy import UNKNOWN, Policy, Verdict
+from .timeutil import now_iso
+
+if TYPE_CHECKING:
+    from .plan import Plan, PlannedStep
+    from .store.protocol import Store
+    from .store.writes import Tx
+
+__all__ = ["PolicyGate"]
+
+
+class PolicyGate:
+    """The engine's use of its policy (see the module docstring)."""
+
+    def __init__(self, policy: Policy, store: Store):
+        self.policy = policy
+        self.store = store
+
+    def error(
+        self, user: str, verdict: Verdict, what: str, *, workflow: str | None = None, step: str | None = None
+    ) -> PolicyError:
+        roles = self.policy.roles_of(user)
+        role_text = ", ".join(roles) if roles else "none"
+        reason = f": {verdict.reason}" if verdict.reason else ""
+        where = f"workflow {workflow!r}, step {step!r}: " if workflow and step else ""
+        return PolicyError(
+            f"{where}user {user!r} (roles: {role_text}) may not {what}; refused by rule {verdict.rule!r}{reason}",
+            user=user,
+            roles=roles,
+            rule=verdict.rule,
+            workflow=workflow,
+            step=step,
+        )
+
+    def row(self, event: str, user: str, verdict: Verdict, **kw: Any) -> dict[str, Any]:
+        return {
+            "at": now_iso(),
+            "user": user,
+            "roles": json.dumps(list(self.policy.roles_of(user))),
+            "event": event,
+            "decision": "allow" if verdict.allowed else "deny",
+            "rule": verdict.rule,
+            "workflow_id": kw.get("workflow_id"),
+            "step_name": kw.get("step_name"),
+            "action": kw.get("action"),
+            "target": kw.get("target") or getattr(verdict, "target", None),
+            "detail": kw.get("detail") or verdict.reason or None,
+        }
+
+    def record(
+        self, event: str, user: str, verdict: Verdict, *, before: Sequence[dict[str, Any]] = (), **kw: Any
+    ) -> None:
+        """Write the audit rows of a check now (a refusal is recorded although nothing else is)."""
+        rows = [*before, self.row(event, user, verdict, **kw)]
+
+        def op(tx: Tx) -> None:
+            for row in rows:
+                tx.insert_audit(row)
+
+        with contextlib.suppress(StoreError):
+            self.store.write(op)
+
+    def act_as(self, actor: str, other: str) -> dict[str, Any]:
+        verdict = self.policy.check_act_as(actor, other)
+        if not verdict.allowed:
+            self.record("act_as", actor, verdict, target=other)
+            raise self.error(actor, verdict, f"act as {other!r}")
+        return self.row("act_as", actor, verdict, target=other)
+
+    def check_start(
+        self, user: str, plan: Plan, inputs: Mapping[str, Any], before: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Check every action step for ``user``; returns the audit rows to record with the start.
+
+        ``before`` are rows already decided (acting as ``user``): recorded with a refusal too.
+        Inputs that use only workflow inputs are checked with their values now;
+        those that use another step's outputs are :data:`~airt_nb.policy.UNKNOWN`
+        here and checked before the step runs.
+        """
+        policy = self.policy
+        rows = list(before)
+        context = {"inputs": dict(inputs), "workflow": {"name": plan.spec.name}}
+        for step in plan.steps:
+            if step.is_approval or step.action is None:
+                continue
+            known: dict[str, Any] = {}
+            for key, value in step.inputs.items():
+                if any(ref.step or ref.parts == ("workflow", "id") for _, ref in find_references(value)):
+                    known[key] = UNKNOWN
+                    continue
+                resolver = compile_value(value)
+                try:
+                    known[key] = resolver(context) if resolver else value
+                except ExpressionError:
+                    known[key] = UNKNOWN
+            verdict = policy.check_action(user, step.action, known)
+            if not verdict.allowed:
+                detail = f"workflow {plan.spec.name!r}: {verdict.reason}"
+                self.record(
+                    "start", user, verdict, before=before, step_name=step.name, action=step.action, detail=detail
+                )
+                raise self.error(user, verdict, f"run action {step.action!r}", workflow=plan.spec.name, step=step.name)
+            if policy.enforcing:
+                rows.append(self.row("start", user, verdict, step_name=step.name, action=step.action))
+        if policy.enforcing and any(s.is_approval for s in plan.steps):
+            limit = policy.check_pending(user, self.store.pending_approvals_of(user))
+            if limit is not None and not limit.allowed:
+                detail = f"workflow {plan.spec.name!r}: {limit.reason}"
+                self.record("start", user, limit, before=before, detail=detail)
+                raise self.error(user, limit, f"start {plan.spec.name!r}, which asks for an approval")
+            if limit is not None:
+                rows.append(self.row("start", user, limit))
+        if len(rows) == len(before):  # no policy: still record who started it
+            rows.append(self.row("start", user, Verdict(True, "no policy")))
+        return rows
+
+    def check_step(
+        self, user: str, workflow_id: str, workflow_name: str, step: PlannedStep, inputs: dict[str, Any]
+    ) -> None:
+        """Check one step with its resolved inputs right before it runs (recorded either way)."""
+        if not self.policy.enforcing:
+            return
+        verdict = self.policy.check_action(user, step.action or "", inputs)
+        self.record("step", user, verdict, workflow_id=workflow_id, step_name=step.name, action=step.action)
+        if not verdict.allowed:
+            raise self.error(user, verdict, f"run action {step.action!r}", workflow=workflow_name, step=step.name)

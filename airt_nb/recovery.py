@@ -1,0 +1,379 @@
+"""Taking up workflows nobody runs: recovery at open, and the sweeps that follow.
+
+A *sweep* does, in order:
+
+1. acts on requests recorded for workflows this engine runs (a cancel or
+   rollback asked for elsewhere; ``wake`` after a decision made elsewhere);
+2. finds engines that are gone: closed, their lease expired, their process
+   dead on this machine (same machine key, see :mod:`airt_nb.ownership`), or
+   on PostgreSQL their session lock free; an engine found dead is marked
+   closed, so that the grace period of :func:`~airt_nb.leases.should_take`
+   counts from then;
+3. claims, in small batches and no more than a fair share, the workflows
+   whose lease is free or held by a gone engine and that the home rules give
+   to this engine, and adopts them (one failing workflow never stops the
+   sweep);
+4. arms the timers of approval deadlines the database holds.
+
+Sweeps run when another engine signals this one (a decision, a request, work
+released), every ``poll_interval`` seconds otherwise, and at once when the
+soonest lease of another engine runs out.
+
+Talks to the engine only through :class:`RecoveryHost`; imports no engine.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .leases import Candidate, fair_share, should_take
+from .ownership import describe_owner, is_dead_local_owner
+from .timeutil import iso, to_epoch
+
+if TYPE_CHECKING:
+    from .actions import Registry
+    from .execution import Execution
+    from .store.protocol import Store
+    from .store.records import EngineRecord
+    from .store.writes import Tx
+
+__all__ = ["Recovery", "RecoveryHost", "RecoverySummary"]
+
+log = logging.getLogger("airt_nb")
+
+BATCH = 64  # workflows claimed per transaction: a small batch lets other engines claim in between
+
+
+@dataclass
+class RecoverySummary:
+    """What :meth:`Engine.recover` found: ids by what happened to them."""
+
+    resumed: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+    waiting_for_action: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        parts = [
+            f"{len(self.resumed)} resumed",
+            f"{len(self.restored)} waiting for approval",
+        ]
+        if self.waiting_for_action:
+            parts.append(f"{len(self.waiting_for_action)} waiting for an action to be defined")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} run by another engine")
+        return ", ".join(parts)
+
+
+class RecoveryHost(Protocol):
+    """What recovery needs from the engine."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def owner_id(self) -> str: ...
+
+    @property
+    def session(self) -> str: ...
+
+    @property
+    def home_grace(self) -> float: ...
+
+    @property
+    def registry(self) -> Registry: ...
+
+    @property
+    def closing(self) -> bool: ...
+
+    @property
+    def takes_work(self) -> bool:
+        """Whether this engine takes up workflows it did not start (``recover=True``)."""
+        ...
+
+    def execution(self, workflow_id: str) -> Execution | None:
+        """The execution of a workflow this engine runs now."""
+        ...
+
+    def adopt(self, workflow_id: str, *, lost_from: str | None = None) -> str | None:
+        """Continue a workflow this engine just claimed; returns what it waits for, if anything."""
+        ...
+
+    def apply_decisions(self, ex: Execution) -> None: ...
+
+    def expire_at(self, approval_id: str, due: float) -> None:
+        """Decide the approval as its ``on_timeout`` says at ``due`` (epoch seconds)."""
+        ...
+
+
+class Recovery:
+    """The sweeps of one engine (see the module docstring)."""
+
+    def __init__(self, host: RecoveryHost):
+        self.host = host
+        self.next_expiry: str | None = None  # soonest lease of another live engine holding work
+        self._deadlines: set[str] = set()
+        self._marked_dead: set[str] = set()
+        self.more_work = False  # the last sweep left workflows for later (fair share, a busy database)
+        # One sweep at a time: recover() called by hand must not race the housekeeping's sweep.
+        self._lock = threading.Lock()
+
+    # -- the parts of a sweep ------------------------------------------------------------------------
+
+    def apply_requests(self) -> None:
+        host = self.host
+        for workflow_id, kind in host.store.requests_for(host.owner_id):
+            ex = host.execution(workflow_id)
+            if kind in ("cancel", "rollback"):
+                # Stays recorded until the workflow finishes, so that a crash cannot forget it.
+                if ex is not None and ex.stopping != kind and not ex.finishing:
+                    ex.request_stop(kind, None, record=False)
+                continue
+            host.store.write(functools.partial(_clear_wake, workflow_id=workflow_id))
+            if ex is not None:
+                host.apply_decisions(ex)
+
+    def gone_engines(self, now: str) -> tuple[dict[str, EngineRecord], set[str], set[str]]:
+        """``(engines by id, ids of live engines, ids of gone engines that hold leases or homes)``."""
+        host = self.host
+        store = host.store
+        engines = {e.owner_id: e for e in store.engines()}
+        alive_db = store.engines_alive([o for o, e in engines.items() if not e.closed_at])
+        live: set[str] = set()
+        gone: set[str] = set()
+        found_dead: list[str] = []
+        for owner, e in engines.items():
+            if owner == host.owner_id:
+                live.add(owner)
+                continue
+            if e.closed_at:
+                gone.add(owner)
+            elif (
+                (alive_db is not None and owner not in alive_db)
+                or (alive_db is None and is_dead_local_owner(owner))
+                or e.expires_at <= now
+            ):
+                gone.add(owner)
+                found_dead.append(owner)
+            else:
+                live.add(owner)
+        for holder in store.lease_holders():
+            if holder not in engines:
+                gone.add(holder)  # an engine the database no longer knows cannot renew anything
+        fresh = [o for o in found_dead if o not in self._marked_dead]
+        if fresh:
+            # From now on its workflows' grace period runs (see leases.should_take).
+            store.write(functools.partial(_close_engines, owners=fresh, now=now))
+            self._marked_dead.update(fresh)
+            for o in fresh:
+                log.info("airt_nb: engine %s is gone", describe_owner(o))
+        return engines, live, gone
+
+    def candidates(self, engines: dict[str, EngineRecord], live: set[str], gone: set[str], now: str) -> list[Candidate]:
+        """Workflows this engine should take up now, by the home rules."""
+        host = self.host
+        cutoff = iso(to_epoch(now) - host.home_grace)
+        holders = [o for o in gone if o in set(host.store.lease_holders())]
+        out: list[Candidate] = []
+        for row in host.store.candidates(holders, limit=5000):
+            c = Candidate(*row)
+            if host.execution(c.workflow_id) is not None:
+                continue
+            if self.missing_action(c.waiting_for):
+                continue
+            if c.workdir and not os.path.isdir(c.workdir):
+                continue  # waits (visibly) for an engine on a machine that has its folder
+            home_alive = c.home in live if c.home else False
+            if should_take(
+                c,
+                engines.get(c.home) if c.home else None,
+                me=host.owner_id,
+                session=host.session,
+                now=now,
+                grace_cutoff=cutoff,
+                takes_work=host.takes_work,
+                home_alive=home_alive,
+            ):
+                out.append(c)
+            elif c.home and not home_alive:
+                gone_at = engines[c.home].gone_at(now) if c.home in engines else None
+                if gone_at:  # look again when its grace period ends
+                    due = iso(to_epoch(gone_at) + host.home_grace)
+                    self.next_expiry = min(self.next_expiry or due, due)
+        return out
+
+    def missing_action(self, waiting_for: str | None) -> str | None:
+        if waiting_for and waiting_for.startswith("action "):
+            name = waiting_for[len("action ") :]
+            if name not in self.host.registry:
+                return name
+        return None
+
+    def claim(
+        self, wanted: list[Candidate], gone: set[str], *, share: int | None = None, on_each: Callable[..., Any]
+    ) -> int:
+        """Claim ``wanted`` in batches (at most ``share`` of them) and call ``on_each(candidate)``."""
+        host = self.host
+        store = host.store
+        by_id = {c.workflow_id: c for c in wanted}
+        ids = list(by_id)
+        limit = len(ids) if share is None else min(share, len(ids))
+        taken = 0
+        index = 0
+        while index < len(ids) and taken < limit and not host.closing:
+            chunk = ids[index : index + min(BATCH, limit - taken)]
+            index += len(chunk)
+            now = store.now()
+            dead = sorted(gone)
+            got = store.write(functools.partial(_claim, owner=host.owner_id, ids=chunk, dead=dead, now=now))
+            taken += len(got)
+            for workflow_id in got:
+                on_each(by_id[workflow_id])
+        return taken
+
+    def arm_deadlines(self) -> None:
+        for approval_id, _workflow_id, deadline in self.host.store.pending_deadlines():
+            if approval_id not in self._deadlines:
+                self._deadlines.add(approval_id)
+                self.host.expire_at(approval_id, to_epoch(deadline))
+
+    def forget_deadline(self, approval_id: str) -> None:
+        self._deadlines.discard(approval_id)
+
+    def note_deadline(self, approval_id: str) -> None:
+        self._deadlines.add(approval_id)
+
+    # -- sweeps ---------------------------------------------------------------------------------------
+
+    def sweep(self) -> None:
+        """Requests, gone engines, claims, deadlines (see the module docstring)."""
+        with self._lock:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        host = self.host
+        if host.closing:
+            return
+        self.apply_requests()
+        now = host.store.now()
+        self.next_expiry = None
+        engines, live, gone = self.gone_engines(now)
+        wanted = self.candidates(engines, live, gone, now)
+        self.more_work = False
+        if wanted:
+            takers = sum(1 for o in live if engines.get(o) is not None and engines[o].takes_work)
+            share = fair_share(host.store.count_unowned(sorted(gone)), takers)
+            self.claim(wanted, gone, share=share, on_each=self._adopt)
+            self.more_work = len(wanted) > share
+        self._next_lease_expiry(engines, live, now)
+        self.arm_deadlines()
+
+    def _adopt(self, c: Candidate) -> None:
+        try:
+            self.host.adopt(c.workflow_id, lost_from=self._lost_from(c))
+        except Exception:
+            log.exception("workflow %s could not be resumed", c.workflow_id)
+
+    @staticmethod
+    def _lost_from(c: Candidate) -> str | None:
+        return describe_owner(c.lease_owner) if c.lease_owner else None
+
+    def _next_lease_expiry(self, engines: dict[str, EngineRecord], live: set[str], now: str) -> None:
+        """A frozen engine stops renewing without changing the database: look again when it runs out."""
+        holders = set(self.host.store.lease_holders())
+        for owner in live & holders:
+            e = engines.get(owner)
+            if owner != self.host.owner_id and e is not None and e.expires_at > now:
+                self.next_expiry = min(self.next_expiry or e.expires_at, e.expires_at)
+
+    def recover(self, before: Callable[[], None] | None = None) -> RecoverySummary:
+        """Take up everything this engine should take up now, and say what was found.
+
+        ``before`` runs first, with sweeps held off (the engine starts taking up work there).
+        """
+        with self._lock:
+            if before is not None:
+                before()
+            return self._recover()
+
+    def _recover(self) -> RecoverySummary:
+        host = self.host
+        store = host.store
+        summary = RecoverySummary()
+        now = store.now()
+        engines, live, gone = self.gone_engines(now)
+        holders = [o for o in gone if o in set(store.lease_holders())]
+        wanted: list[Candidate] = []
+        for row in store.candidates(holders, limit=1_000_000):
+            c = Candidate(*row)
+            missing = self.missing_action(c.waiting_for)
+            if missing:
+                summary.waiting_for_action[c.workflow_id] = missing
+                continue
+            wanted.append(c)
+        wanted_ids = {c.workflow_id for c in wanted}
+        takeable = self.candidates(engines, live, gone, now)
+        takeable_ids = {c.workflow_id for c in takeable}
+        for c in wanted:
+            if c.workflow_id not in takeable_ids:
+                home = describe_owner(c.home) if c.home else "another engine"
+                why = (
+                    f"its folder {c.workdir} is not on this machine"
+                    if c.workdir and not os.path.isdir(c.workdir)
+                    else f"left to its home ({home}) for now"
+                )
+                summary.skipped[c.workflow_id] = why
+
+        def adopted(c: Candidate) -> None:
+            try:
+                waiting = host.adopt(c.workflow_id, lost_from=self._lost_from(c))
+            except Exception as exc:  # one bad workflow never stops the sweep
+                log.exception("workflow %s could not be resumed", c.workflow_id)
+                summary.skipped[c.workflow_id] = f"error: {exc}"
+                return
+            if waiting:
+                summary.waiting_for_action[c.workflow_id] = waiting
+            else:
+                summary.resumed.append(c.workflow_id)
+
+        takers = max(1, sum(1 for o in live if engines.get(o) is not None and engines[o].takes_work))
+        share = fair_share(len(takeable), takers) if host.takes_work else None
+        self.claim(takeable, gone, share=share, on_each=adopted)
+        resumed = set(summary.resumed)
+        for c in takeable:
+            if c.workflow_id in resumed or c.workflow_id in summary.waiting_for_action:
+                continue
+            if host.execution(c.workflow_id) is not None:
+                summary.resumed.append(c.workflow_id)  # this engine's housekeeping took it meanwhile
+            else:
+                summary.skipped.setdefault(c.workflow_id, "taken by another engine")
+        for workflow_id, _ in store.paused_with_pending():
+            if workflow_id not in summary.restored:
+                summary.restored.append(workflow_id)
+        for owner in live - {host.owner_id}:
+            for workflow_id, _status in store.owned_by(owner):
+                if workflow_id not in wanted_ids:
+                    summary.skipped.setdefault(workflow_id, f"running in {describe_owner(owner)}")
+        self.more_work = len(takeable) > (share or len(takeable))
+        self._next_lease_expiry(engines, live, now)
+        self.arm_deadlines()
+        return summary
+
+
+def _clear_wake(tx: Tx, *, workflow_id: str) -> None:
+    tx.clear_request(workflow_id, "wake")
+
+
+def _close_engines(tx: Tx, *, owners: list[str], now: str) -> None:
+    for owner in owners:
+        tx.close_engine(owner, now)
+
+
+def _claim(tx: Tx, *, owner: str, ids: list[str], dead: list[str], now: str) -> list[str]:
+    return tx.claim(owner, ids, dead, now)

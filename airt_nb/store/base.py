@@ -1,0 +1,201 @@
+"""What the backends share: the checkpoint the hot path writes, group commit, placeholders.
+
+A store is one database (a SQLite file, or a PostgreSQL database) seen by the
+engine, the frames, the panels and the command line through the same names.
+Writes are functions ``op(tx)`` run in one transaction (:meth:`Store.write`);
+the one write that happens for every step, a step's completion, has an
+operation of its own (:meth:`Store.complete`) so that each backend can make
+it as cheap as it can: one row updated, fenced on the workflow's lease, in
+one statement (and on PostgreSQL one round trip).
+
+The SQL both backends share is written once (:mod:`.writes`, :mod:`.reads`)
+with ``?`` and ``:name`` placeholders; the PostgreSQL backend translates them
+with :func:`to_pyformat`.
+
+Imports no driver: the backends do.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from .writes import Tx
+
+__all__ = ["Completion", "GroupCommit", "LeaseLostError", "redact", "to_pyformat"]
+
+T = TypeVar("T")
+
+
+class LeaseLostError(Exception):
+    """Raised inside an op when this engine no longer holds the lease of the workflow it writes."""
+
+
+@dataclass(slots=True)
+class Completion:
+    """A step's completion: what the hot path commits, in one transaction.
+
+    The step's row gets its final status, attempt, times, inputs and outputs;
+    the write only succeeds while ``owner`` holds the workflow's lease (else
+    :class:`LeaseLostError`).  ``intent`` is the compensation intent
+    ``(step_name, action, inputs, outputs, state)`` committed with it;
+    ``more`` are further ops of the same transaction (starting steps that
+    cannot be implied, an approval request, the workflow settling).
+    """
+
+    workflow_id: str
+    owner: str
+    step_id: int
+    attempt: int
+    started_at: str
+    finished_at: str
+    inputs: str | None
+    outputs: str | None
+    fingerprint: str | None
+    intent: tuple[str, str, str, str, str | None] | None = None
+    more: list[Callable[[Tx], Any]] | None = None
+    status: str = "COMPLETED"
+
+    def apply(self, tx: Tx) -> str | None:
+        """Run in the transaction; returns the workflow's pending request (``cancel``, ``rollback``...)."""
+        requested = tx.complete(self)
+        if self.more:
+            for op in self.more:
+                op(tx)
+        return requested
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages, logs and banners.
+
+    >>> redact("postgresql://ann:s3cret@db.example/airt")
+    'postgresql://ann:***@db.example/airt'
+    >>> redact("/tmp/airt.db")
+    '/tmp/airt.db'
+    """
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+_PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|\?|:[A-Za-z_][A-Za-z0-9_]*|::|%")
+
+
+def to_pyformat(sql: str) -> str:
+    """SQL written with ``?`` / ``:name`` placeholders, rewritten for psycopg (``%s`` / ``%(name)s``).
+
+    Quoted text is left alone (only its ``%`` doubled), and so are ``::`` casts.
+
+    >>> to_pyformat("SELECT * FROM t WHERE a = ? AND b = :b AND c LIKE '%x' AND d::text = '?'")
+    "SELECT * FROM t WHERE a = %s AND b = %(b)s AND c LIKE '%%x' AND d::text = '?'"
+    """
+
+    def swap(m: re.Match[str]) -> str:
+        token = m.group(0)
+        if token == "?":
+            return "%s"
+        if token == "%":
+            return "%%"
+        if token == "::":
+            return token
+        if token[0] == ":":
+            return f"%({token[1:]})s"
+        return token.replace("%", "%%")  # a quoted literal or identifier
+
+    return _PLACEHOLDER.sub(swap, sql)
+
+
+class _Pending:
+    __slots__ = ("done", "error", "op", "result")
+
+    def __init__(self, op: Callable[[Any], Any]):
+        self.op = op
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    """Many threads' transactions committed together: the first writer leads, the others ride along.
+
+    A thread that wants to write queues its op; whoever finds no commit in
+    progress becomes the leader, runs every queued op in one transaction
+    (each in its own savepoint when there are several, so that one op's
+    failure does not undo the others), commits once, and hands the results
+    back.  Alone, a writer pays exactly one commit and no thread hand-off;
+    under load, many checkpoints share one commit (one fsync).
+
+    ``run_batch(items)`` is the backend's: it must set ``item.result`` or
+    ``item.error`` of every item.
+    """
+
+    def __init__(self, run_batch: Callable[[list[_Pending]], None], closed_error: Callable[[], Exception]):
+        self._run_batch = run_batch
+        self._closed_error = closed_error
+        self._cv = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._leading = False
+        self.closed = False
+
+    def write(self, op: Callable[[Any], T]) -> T:
+        item = _Pending(op)
+        with self._cv:
+            if self.closed:
+                raise self._closed_error()
+            self._queue.append(item)
+            while not item.done:
+                if not self._leading:
+                    self._leading = True
+                    batch, self._queue = self._queue, []
+                    break
+                self._cv.wait()
+            else:
+                if item.error is not None:
+                    raise item.error
+                return item.result  # type: ignore[no-any-return]
+        try:
+            self._run_batch(batch)
+        finally:
+            with self._cv:
+                self._leading = False
+                for done in batch:
+                    done.done = True
+                self._cv.notify_all()
+        if item.error is not None:
+            raise item.error
+        return item.result  # type: ignore[no-any-return]
+
+    def exclusive(self) -> _Exclusive:
+        """Hold the writer (no transaction in progress) for one statement outside any transaction."""
+        return _Exclusive(self)
+
+    def close(self) -> None:
+        """Refuse new writes; wait for the commit in progress."""
+        with self._cv:
+            while self._leading:
+                self._cv.wait()
+            self.closed = True
+
+
+class _Exclusive:
+    __slots__ = ("_gc",)
+
+    def __init__(self, gc: GroupCommit):
+        self._gc = gc
+
+    def __enter__(self) -> None:
+        gc = self._gc
+        with gc._cv:
+            while gc._leading:
+                gc._cv.wait()
+            if gc.closed:
+                raise gc._closed_error()
+            gc._leading = True
+
+    def __exit__(self, *exc: object) -> None:
+        gc = self._gc
+        with gc._cv:
+            gc._leading = False
+            gc._cv.notify_all()

@@ -1,0 +1,636 @@
+"""Every statement a write transaction runs, for both dialects: the :class:`Tx` an op receives.
+
+The SQL is written once, with ``?`` / ``:name`` placeholders and in the
+subset SQLite and PostgreSQL share (``ON CONFLICT``, ``RETURNING``, quoted
+``"user"``); the few statements that must differ branch on ``dialect``.
+Values are always parameters, never text built from what a user wrote.
+
+Times are ISO-8601 UTC text written by :mod:`airt_nb.timeutil`, so that
+text order is time order in both dialects.  Lease expiries on PostgreSQL are
+computed by the server's clock, so that a client whose clock is wrong cannot
+expire a live engine's lease.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .base import LeaseLostError
+from .records import ApprovalRecord, WorkflowRecord
+
+if TYPE_CHECKING:
+    from .base import Completion
+
+__all__ = ["APPROVAL_COLS", "COMP_COLS", "DELIVERY_COLS", "ENGINE_COLS", "STEP_COLS", "WF_COLS", "Tx"]
+
+# Rows written since migration 3 keep their spec in workflow_specs (see migrations.py).
+_SPEC = (
+    "CASE WHEN spec <> '' THEN spec ELSE "
+    "(SELECT s.spec FROM workflow_specs s WHERE s.spec_hash = workflows.spec_hash) END"
+)
+WF_COLS = (
+    f"workflow_id, name, status, {_SPEC}, spec_hash, inputs, created_at, updated_at, finished_at, error, "
+    "started_by, total_steps, done_steps, lease_owner, lease_expires, requested, waiting_for, warnings, "
+    "workdir, session, home"
+)
+STEP_COLS = (
+    "workflow_id, step_name, position, type, action, status, attempt, started_at, finished_at, "
+    "next_attempt_at, inputs, outputs, error, fingerprint, state, step_id, traceback"
+)
+COMP_COLS = (
+    "compensation_id, workflow_id, step_name, action, inputs, outputs, state, status, attempts, "
+    "created_at, executed_at, error, note"
+)
+APPROVAL_COLS = (
+    "approval_id, workflow_id, step_name, status, message, context, approvers, requested_at, deadline, "
+    "on_timeout, decided_at, decided_by, reason, auth"
+)
+DELIVERY_COLS = (
+    "delivery_id, approval_id, workflow_id, event, payload, status, attempts, created_at, next_attempt_at, "
+    "last_attempt_at, last_status, last_error, delivered_at, url"
+)
+ENGINE_COLS = (
+    "owner_id, machine, host, pid, session, workdir, user_name, takes_work, started_at, heartbeat_at, "
+    "expires_at, closed_at, wake"
+)
+ACTIVE_SQL = "('RUNNING', 'ROLLING_BACK')"
+
+# The server's clock as airt_nb's text format (PostgreSQL only).
+PG_NOW = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+_PG_LATER = (
+    "to_char((clock_timestamp() AT TIME ZONE 'UTC') + make_interval(secs => ?), "
+    '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\')'
+)
+
+_COMPLETE = {
+    "sqlite": (
+        "UPDATE workflow_steps SET status = ?, attempt = ?, started_at = ?, finished_at = ?, inputs = ?, "
+        "outputs = ?, fingerprint = ?, next_attempt_at = NULL, error = NULL, traceback = NULL "
+        "WHERE step_id = ? AND EXISTS (SELECT 1 FROM workflows WHERE workflow_id = ? AND lease_owner = ?) "
+        "RETURNING (SELECT requested FROM workflows WHERE workflow_id = ?)"
+    ),
+    # FOR SHARE: a claim of this workflow by another engine waits for this commit, so the fence
+    # and the write are one atomic step, as SQLite's single writer makes them.
+    "postgresql": (
+        "WITH w AS (SELECT requested FROM workflows WHERE workflow_id = ? AND lease_owner = ? FOR SHARE) "
+        "UPDATE workflow_steps SET status = ?, attempt = ?, started_at = ?, finished_at = ?, inputs = ?, "
+        "outputs = ?, fingerprint = ?, next_attempt_at = NULL, error = NULL, traceback = NULL "
+        "FROM w WHERE step_id = ? RETURNING w.requested"
+    ),
+}
+
+
+class Tx:
+    """The statements a write op may run; every one of them is here, parameterised."""
+
+    __slots__ = ("_c", "dialect")
+
+    def __init__(self, cursor: Any, dialect: str):
+        self._c = cursor
+        self.dialect = dialect
+
+    # -- the hot path ---------------------------------------------------------------------
+
+    def complete(self, c: Completion) -> str | None:
+        """Complete one step (one row), fenced on the lease; returns the workflow's pending request."""
+        if self.dialect == "sqlite":
+            params: tuple[Any, ...] = (
+                c.status, c.attempt, c.started_at, c.finished_at, c.inputs, c.outputs, c.fingerprint,
+                c.step_id, c.workflow_id, c.owner, c.workflow_id,
+            )  # fmt: skip
+        else:
+            params = (
+                c.workflow_id, c.owner, c.status, c.attempt, c.started_at, c.finished_at, c.inputs, c.outputs,
+                c.fingerprint, c.step_id,
+            )  # fmt: skip
+        row = self._c.execute(_COMPLETE[self.dialect], params).fetchone()
+        if row is None:
+            raise LeaseLostError(c.workflow_id)
+        if c.intent is not None:
+            step_name, action, inputs, outputs, state = c.intent
+            self._c.execute(
+                "INSERT INTO compensation_log (workflow_id, step_name, action, inputs, outputs, state, status, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, 'PENDING', ?)",
+                (c.workflow_id, step_name, action, inputs, outputs, state, c.finished_at),
+            )
+        return row[0]  # type: ignore[no-any-return]
+
+    # -- workflows -------------------------------------------------------------------------
+
+    def insert_workflow(self, row: dict[str, Any]) -> None:
+        """Insert a workflow; its spec is stored once per ``spec_hash``, not in the row."""
+        self._c.execute(
+            "INSERT INTO workflow_specs (spec_hash, spec) VALUES (:spec_hash, :spec) ON CONFLICT DO NOTHING",
+            {"spec_hash": row["spec_hash"], "spec": row["spec"]},
+        )
+        self._c.execute(
+            "INSERT INTO workflows (workflow_id, name, status, spec, spec_hash, inputs, created_at, "
+            "updated_at, started_by, total_steps, lease_owner, workdir, session, home) "
+            "VALUES (:workflow_id, :name, :status, '', :spec_hash, :inputs, :created_at, :updated_at, "
+            ":started_by, :total_steps, :lease_owner, :workdir, :session, :lease_owner)",
+            {k: row.get(k) for k in _WF_INSERT},
+        )
+
+    def fence(self, workflow_id: str, owner: str) -> str | None:
+        """Raise :class:`LeaseLostError` unless ``owner`` holds the lease; returns the pending request."""
+        share = " FOR SHARE" if self.dialect == "postgresql" else ""
+        row = self._c.execute(
+            f"SELECT requested FROM workflows WHERE workflow_id = ? AND lease_owner = ?{share}",
+            (workflow_id, owner),
+        ).fetchone()
+        if row is None:
+            raise LeaseLostError(workflow_id)
+        return row[0]  # type: ignore[no-any-return]
+
+    def holds(self, workflow_id: str, owner: str) -> bool:
+        """Whether ``owner`` still holds the workflow's lease (read in the transaction)."""
+        try:
+            self.fence(workflow_id, owner)
+        except LeaseLostError:
+            return False
+        return True
+
+    def set_status(
+        self,
+        workflow_id: str,
+        status: str,
+        now: str,
+        *,
+        owner: str | None = None,
+        error: str | None = None,
+        finished: bool = False,
+        release: bool = False,
+        new_owner: str | None = None,
+        done: int | None = None,
+        clear_error: bool = False,
+    ) -> None:
+        """Change a workflow's status (fenced on ``owner`` when given).
+
+        ``release`` frees the lease but keeps ``home``, the engine that ran it
+        last, which gets it back first; ``new_owner`` takes the lease and
+        becomes its home; ``done`` sets the progress counter.
+        """
+        params: dict[str, Any] = {
+            "wf": workflow_id,
+            "status": status,
+            "now": now,
+            "error": error,
+            "clear": 1 if clear_error else 0,
+            "finished": now if finished else None,
+            "release": 1 if release else 0,
+            "new_owner": new_owner,
+            "done": done,
+        }
+        fence = ""
+        if owner is not None:
+            fence = " AND lease_owner = :owner"
+            params["owner"] = owner
+        cur = self._c.execute(
+            "UPDATE workflows SET status = :status, updated_at = :now, "
+            "error = CASE WHEN :clear = 1 THEN NULL ELSE COALESCE(:error, error) END, finished_at = :finished, "
+            "requested = CASE WHEN CAST(:finished AS TEXT) IS NOT NULL THEN NULL ELSE requested END, "
+            "lease_owner = CASE WHEN :release = 1 THEN NULL ELSE COALESCE(:new_owner, lease_owner) END, "
+            "lease_expires = NULL, home = COALESCE(:new_owner, home), "
+            "done_steps = COALESCE(:done, done_steps), waiting_for = NULL "
+            f"WHERE workflow_id = :wf{fence}",
+            params,
+        )
+        if cur.rowcount != 1:
+            raise LeaseLostError(workflow_id)
+
+    def progress(self, workflow_id: str, owner: str, done: int, now: str) -> None:
+        """The progress counter and ``updated_at``, written in batches rather than per step."""
+        self._c.execute(
+            "UPDATE workflows SET done_steps = ?, updated_at = ? WHERE workflow_id = ? AND lease_owner = ?",
+            (done, now, workflow_id, owner),
+        )
+
+    def bump_done(self, workflow_id: str, count: int = 1) -> None:
+        self._c.execute("UPDATE workflows SET done_steps = done_steps + ? WHERE workflow_id = ?", (count, workflow_id))
+
+    def claim(self, owner: str, workflow_ids: Sequence[str], dead: Sequence[str], now: str) -> list[str]:
+        """Take the leases of those workflows that are free or held by a ``dead`` engine.
+
+        Returns the ids taken; this engine becomes their home.  On PostgreSQL,
+        rows another engine is claiming at this instant are skipped, not waited for.
+        """
+        if not workflow_ids:
+            return []
+        ids = ",".join("?" * len(workflow_ids))
+        owners = ",".join("?" * len(dead)) or "NULL"
+        held = f"(lease_owner IS NULL OR lease_owner IN ({owners}))"
+        if self.dialect == "postgresql":
+            where = (
+                f"workflow_id IN (SELECT workflow_id FROM workflows WHERE workflow_id IN ({ids}) "
+                f"AND status IN {ACTIVE_SQL} AND {held} FOR UPDATE SKIP LOCKED)"
+            )
+        else:
+            where = f"workflow_id IN ({ids}) AND status IN {ACTIVE_SQL} AND {held}"
+        rows = self._c.execute(
+            "UPDATE workflows SET lease_owner = ?, lease_expires = NULL, home = ?, updated_at = ?, "
+            f"waiting_for = NULL WHERE {where} RETURNING workflow_id",
+            (owner, owner, now, *workflow_ids, *dead),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def release_all(self, owner: str) -> int:
+        return self._c.execute(  # type: ignore[no-any-return]
+            "UPDATE workflows SET lease_owner = NULL, lease_expires = NULL WHERE lease_owner = ?", (owner,)
+        ).rowcount
+
+    def release(self, workflow_id: str, owner: str, *, waiting_for: str | None = None) -> None:
+        self._c.execute(
+            "UPDATE workflows SET lease_owner = NULL, lease_expires = NULL, waiting_for = ? "
+            "WHERE workflow_id = ? AND lease_owner = ?",
+            (waiting_for, workflow_id, owner),
+        )
+
+    def set_waiting_for(self, workflow_id: str, waiting_for: str | None) -> None:
+        self._c.execute("UPDATE workflows SET waiting_for = ? WHERE workflow_id = ?", (waiting_for, workflow_id))
+
+    def request(self, workflow_id: str, kind: str) -> None:
+        """Ask the owner of a running workflow to cancel, roll back, or re-read (``wake``)."""
+        self._c.execute(
+            "UPDATE workflows SET requested = CASE WHEN ? = 'wake' AND requested IN ('cancel', 'rollback') "
+            "THEN requested ELSE ? END WHERE workflow_id = ?",
+            (kind, kind, workflow_id),
+        )
+
+    def clear_request(self, workflow_id: str, kind: str | None = None) -> None:
+        """Forget the pending request (only if it is still ``kind`` when given)."""
+        if kind is None:
+            self._c.execute("UPDATE workflows SET requested = NULL WHERE workflow_id = ?", (workflow_id,))
+        else:
+            self._c.execute(
+                "UPDATE workflows SET requested = NULL WHERE workflow_id = ? AND requested = ?", (workflow_id, kind)
+            )
+
+    def add_warning(self, workflow_id: str, warning: str) -> None:
+        row = self._c.execute("SELECT warnings FROM workflows WHERE workflow_id = ?", (workflow_id,)).fetchone()
+        warnings = json.loads(row[0]) if row and row[0] else []
+        if warning not in warnings:
+            warnings.append(warning)
+            self._c.execute(
+                "UPDATE workflows SET warnings = ? WHERE workflow_id = ?", (json.dumps(warnings), workflow_id)
+            )
+
+    def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        lock = " FOR UPDATE" if self.dialect == "postgresql" else ""
+        row = self._c.execute(f"SELECT {WF_COLS} FROM workflows WHERE workflow_id = ?{lock}", (workflow_id,)).fetchone()
+        return WorkflowRecord(*row) if row else None
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def insert_steps(self, workflow_id: str, rows: Iterable[tuple[Any, ...]]) -> list[int]:
+        """Rows of (workflow_id, step_name, position, type, action, status, attempt, started_at);
+        returns the new rows' step ids in position order."""
+        self._c.executemany(
+            "INSERT INTO workflow_steps (workflow_id, step_name, position, type, action, status, attempt, "
+            "started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        found = self._c.execute(
+            "SELECT step_id FROM workflow_steps WHERE workflow_id = ? ORDER BY position", (workflow_id,)
+        ).fetchall()
+        return [r[0] for r in found]
+
+    def start_step(self, step_id: int, attempt: int, now: str) -> None:
+        self._c.execute(
+            "UPDATE workflow_steps SET status = 'RUNNING', attempt = ?, started_at = ?, finished_at = NULL, "
+            "next_attempt_at = NULL, error = NULL, traceback = NULL WHERE step_id = ?",
+            (attempt, now, step_id),
+        )
+
+    def unstart_step(self, step_id: int, attempt: int) -> None:
+        """Take back a start that was written but never ran (a stop came first)."""
+        self._c.execute(
+            "UPDATE workflow_steps SET status = 'PENDING', attempt = ?, started_at = NULL WHERE step_id = ? "
+            "AND status = 'RUNNING'",
+            (attempt, step_id),
+        )
+
+    def complete_step(
+        self,
+        workflow_id: str,
+        step_name: str,
+        now: str,
+        inputs: str | None,
+        outputs: str | None,
+        fingerprint: str | None,
+        status: str = "COMPLETED",
+    ) -> None:
+        self._c.execute(
+            "UPDATE workflow_steps SET status = ?, finished_at = ?, inputs = ?, outputs = ?, fingerprint = ?, "
+            "error = NULL, traceback = NULL WHERE workflow_id = ? AND step_name = ?",
+            (status, now, inputs, outputs, fingerprint, workflow_id, step_name),
+        )
+
+    def wait_step(self, workflow_id: str, step_name: str, now: str) -> None:
+        self._c.execute(
+            "UPDATE workflow_steps SET status = 'WAITING', started_at = ?, attempt = 1 "
+            "WHERE workflow_id = ? AND step_name = ?",
+            (now, workflow_id, step_name),
+        )
+
+    def save_step_state(self, step_id: int, state: str) -> None:
+        self._c.execute("UPDATE workflow_steps SET state = ? WHERE step_id = ?", (state, step_id))
+
+    def record_attempt(
+        self,
+        workflow_id: str,
+        step_name: str,
+        attempt: int,
+        status: str,
+        started_at: str | None,
+        finished_at: str,
+        error: str | None,
+        traceback: str | None = None,
+    ) -> None:
+        """One row per ended attempt (``FAILED``, ``INTERRUPTED``...): the step's history."""
+        self._c.execute(
+            "INSERT INTO step_attempts (workflow_id, step_name, attempt, status, started_at, finished_at, error, "
+            "traceback) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (workflow_id, step_name, attempt, status, started_at, finished_at, error, traceback),
+        )
+
+    def schedule_retry(
+        self,
+        step_id: int,
+        attempt: int,
+        next_attempt_at: str,
+        error: str,
+        now: str,
+        inputs: str | None,
+        traceback: str | None = None,
+    ) -> None:
+        self._c.execute(
+            "UPDATE workflow_steps SET status = 'RETRYING', attempt = ?, next_attempt_at = ?, error = ?, "
+            "traceback = ?, finished_at = ?, inputs = ? WHERE step_id = ?",
+            (attempt, next_attempt_at, error, traceback, now, inputs, step_id),
+        )
+
+    def fail_step(
+        self,
+        workflow_id: str,
+        step_name: str,
+        error: str,
+        now: str,
+        inputs: str | None,
+        status: str = "FAILED",
+        *,
+        attempt: int | None = None,
+        started_at: str | None = None,
+        traceback: str | None = None,
+    ) -> None:
+        self._c.execute(
+            "UPDATE workflow_steps SET status = ?, error = ?, traceback = ?, finished_at = ?, next_attempt_at = NULL, "
+            "inputs = COALESCE(?, inputs), attempt = COALESCE(?, attempt), started_at = COALESCE(?, started_at) "
+            "WHERE workflow_id = ? AND step_name = ?",
+            (status, error, traceback, now, inputs, attempt, started_at, workflow_id, step_name),
+        )
+
+    def set_step_status(self, workflow_id: str, step_name: str, status: str) -> None:
+        self._c.execute(
+            "UPDATE workflow_steps SET status = ? WHERE workflow_id = ? AND step_name = ?",
+            (status, workflow_id, step_name),
+        )
+
+    def skip_unfinished_steps(self, workflow_id: str, status: str = "SKIPPED") -> None:
+        self._c.execute(
+            "UPDATE workflow_steps SET status = ? WHERE workflow_id = ? "
+            "AND status IN ('PENDING', 'RUNNING', 'RETRYING', 'WAITING')",
+            (status, workflow_id),
+        )
+
+    # -- compensation ------------------------------------------------------------------------
+
+    def insert_compensation(
+        self, workflow_id: str, step_name: str, action: str, inputs: str, outputs: str, state: str | None, now: str
+    ) -> None:
+        self._c.execute(
+            "INSERT INTO compensation_log (workflow_id, step_name, action, inputs, outputs, state, status, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, 'PENDING', ?)",
+            (workflow_id, step_name, action, inputs, outputs, state, now),
+        )
+
+    def finish_compensation(
+        self, compensation_id: int, status: str, attempts: int, error: str | None, now: str, note: str | None = None
+    ) -> None:
+        self._c.execute(
+            "UPDATE compensation_log SET status = ?, attempts = ?, error = ?, executed_at = ?, note = ? "
+            "WHERE compensation_id = ?",
+            (status, attempts, error, now, note, compensation_id),
+        )
+
+    def reopen_failed_compensations(self, workflow_id: str) -> None:
+        self._c.execute(
+            "UPDATE compensation_log SET status = 'PENDING' WHERE workflow_id = ? AND status = 'FAILED'",
+            (workflow_id,),
+        )
+
+    # -- approvals --------------------------------------------------------------------------
+
+    def insert_approval(self, row: dict[str, Any]) -> None:
+        self._c.execute(
+            "INSERT INTO approvals (approval_id, workflow_id, step_name, status, message, context, approvers, "
+            "requested_at, deadline, on_timeout) VALUES (:approval_id, :workflow_id, :step_name, 'PENDING', "
+            ":message, :context, :approvers, :requested_at, :deadline, :on_timeout)",
+            {k: row[k] for k in _APPROVAL_INSERT},
+        )
+
+    def decide_approval(
+        self, approval_id: str, status: str, by: str, reason: str | None, now: str, auth: str | None = None
+    ) -> bool:
+        """Record a decision if the approval is still pending; the first decision wins."""
+        cur = self._c.execute(
+            "UPDATE approvals SET status = ?, decided_by = ?, reason = ?, decided_at = ?, auth = ? "
+            "WHERE approval_id = ? AND status = 'PENDING'",
+            (status, by, reason, now, auth, approval_id),
+        )
+        return cur.rowcount == 1  # type: ignore[no-any-return]
+
+    def cancel_approvals(self, workflow_id: str, now: str, by: str, reason: str) -> list[ApprovalRecord]:
+        """Cancel the workflow's pending approvals; returns them as cancelled."""
+        ids = [
+            r[0]
+            for r in self._c.execute(
+                "SELECT approval_id FROM approvals WHERE workflow_id = ? AND status = 'PENDING'", (workflow_id,)
+            ).fetchall()
+        ]
+        if not ids:
+            return []
+        self._c.execute(
+            "UPDATE approvals SET status = 'CANCELLED', decided_at = ?, decided_by = ?, reason = ? "
+            "WHERE workflow_id = ? AND status = 'PENDING'",
+            (now, by, reason, workflow_id),
+        )
+        return [a for a in (self.get_approval(i) for i in ids) if a is not None]
+
+    def get_approval(self, approval_id: str) -> ApprovalRecord | None:
+        row = self._c.execute(f"SELECT {APPROVAL_COLS} FROM approvals WHERE approval_id = ?", (approval_id,)).fetchone()
+        return ApprovalRecord(*row) if row else None
+
+    # -- webhooks and audit -------------------------------------------------------------------
+
+    def insert_delivery(self, row: dict[str, Any]) -> None:
+        """Queue a webhook delivery (the outbox row) to ``row["url"]``."""
+        self._c.execute(
+            "INSERT INTO webhook_deliveries (delivery_id, approval_id, workflow_id, event, payload, status, "
+            "created_at, next_attempt_at, url) VALUES (:delivery_id, :approval_id, :workflow_id, :event, :payload, "
+            "'PENDING', :created_at, :created_at, :url)",
+            {"url": row.get("url"), **{k: row[k] for k in _DELIVERY_INSERT}},
+        )
+
+    def delivery_urls(self, approval_id: str) -> list[str]:
+        """The webhook URLs an approval's earlier events were queued for (its decision goes there too)."""
+        rows = self._c.execute(
+            "SELECT DISTINCT url FROM webhook_deliveries WHERE approval_id = ? AND url IS NOT NULL ORDER BY url",
+            (approval_id,),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def claim_delivery(self, delivery_id: str, now: str, hold_until: str) -> bool:
+        """Reserve a due delivery for one sender (others skip it until ``hold_until``)."""
+        cur = self._c.execute(
+            "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE delivery_id = ? "
+            "AND status IN ('PENDING', 'RETRYING') AND next_attempt_at <= ?",
+            (hold_until, delivery_id, now),
+        )
+        return cur.rowcount == 1  # type: ignore[no-any-return]
+
+    def record_delivery_attempt(
+        self,
+        delivery_id: str,
+        status: str,
+        now: str,
+        next_attempt_at: str | None,
+        http_status: int | None,
+        error: str | None,
+        *,
+        started_at: str | None = None,
+    ) -> None:
+        """Record one attempt's outcome: the delivery's new status and a row in ``webhook_attempts``."""
+        self._c.execute(
+            "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, last_attempt_at = ?, "
+            "next_attempt_at = ?, last_status = ?, last_error = ?, "
+            "delivered_at = CASE WHEN ? = 'DELIVERED' THEN ? ELSE delivered_at END WHERE delivery_id = ?",
+            (status, now, next_attempt_at, http_status, error, status, now, delivery_id),
+        )
+        self._c.execute(
+            "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, finished_at, outcome, http_status, "
+            "error) SELECT delivery_id, attempts, ?, ?, ?, ?, ? FROM webhook_deliveries WHERE delivery_id = ? "
+            "ON CONFLICT (delivery_id, attempt) DO UPDATE SET started_at = excluded.started_at, "
+            "finished_at = excluded.finished_at, outcome = excluded.outcome, http_status = excluded.http_status, "
+            "error = excluded.error",
+            (started_at or now, now, status, http_status, error, delivery_id),
+        )
+
+    def insert_audit(self, row: dict[str, Any]) -> None:
+        self._c.execute(
+            'INSERT INTO audit_log (at, "user", roles, event, decision, rule, workflow_id, step_name, action, '
+            "target, detail) VALUES (:at, :user, :roles, :event, :decision, :rule, :workflow_id, :step_name, "
+            ":action, :target, :detail)",
+            {k: row.get(k) for k in _AUDIT_INSERT},
+        )
+
+    def add_event(
+        self, workflow_id: str, at: str, event: str, by: str | None = None, detail: str | None = None
+    ) -> None:
+        """One entry of the workflow's history (``history()`` frame)."""
+        self._c.execute(
+            "INSERT INTO workflow_events (workflow_id, at, event, by, detail) VALUES (?, ?, ?, ?, ?)",
+            (workflow_id, at, event, by, detail),
+        )
+
+    # -- engines, leases and wake-ups ------------------------------------------------------------
+
+    def register_engine(self, row: dict[str, Any], ttl: float) -> None:
+        """Record an engine that opened the database; its lease runs ``ttl`` seconds from now."""
+        expires = _PG_LATER if self.dialect == "postgresql" else ":expires"
+        now = PG_NOW if self.dialect == "postgresql" else ":now"
+        params = {k: row.get(k) for k in _ENGINE_INSERT}
+        if self.dialect == "postgresql":
+            self._c.execute(
+                "INSERT INTO engines (owner_id, machine, host, pid, session, workdir, user_name, takes_work, "
+                f"started_at, heartbeat_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, {now}, {now}, {expires})",
+                (*(params[k] for k in _ENGINE_INSERT[:8]), ttl),
+            )
+        else:
+            self._c.execute(
+                "INSERT INTO engines (owner_id, machine, host, pid, session, workdir, user_name, takes_work, "
+                "started_at, heartbeat_at, expires_at) VALUES (:owner_id, :machine, :host, :pid, :session, "
+                f":workdir, :user_name, :takes_work, {now}, {now}, {expires})",
+                params,
+            )
+
+    def renew(self, owner: str, ttl: float, now: str) -> bool:
+        """Extend ``owner``'s lease to ``ttl`` seconds from now (the database's clock on PostgreSQL).
+
+        Returns False if another engine had marked it gone meanwhile (it was frozen longer
+        than its lease): it is alive again from now on, but its workflows may run elsewhere.
+        """
+        row = self._c.execute("SELECT closed_at FROM engines WHERE owner_id = ?", (owner,)).fetchone()
+        if self.dialect == "postgresql":
+            self._c.execute(
+                f"UPDATE engines SET heartbeat_at = {PG_NOW}, expires_at = {_PG_LATER}, closed_at = NULL "
+                "WHERE owner_id = ?",
+                (ttl, owner),
+            )
+        else:
+            from ..timeutil import iso, to_epoch
+
+            self._c.execute(
+                "UPDATE engines SET heartbeat_at = ?, expires_at = ?, closed_at = NULL WHERE owner_id = ?",
+                (now, iso(to_epoch(now) + ttl), owner),
+            )
+        return row is not None and row[0] is None
+
+    def set_takes_work(self, owner: str, takes_work: bool) -> None:
+        self._c.execute("UPDATE engines SET takes_work = ? WHERE owner_id = ?", (1 if takes_work else 0, owner))
+
+    def close_engine(self, owner: str, now: str) -> None:
+        """``owner`` closed (or was found dead): its workflows' home is gone from now on."""
+        self._c.execute("UPDATE engines SET closed_at = ? WHERE owner_id = ? AND closed_at IS NULL", (now, owner))
+
+    def prune_engines(self, before: str) -> None:
+        """Forget engines gone before ``before`` that no workflow names as its home or owner."""
+        self._c.execute(
+            "DELETE FROM engines WHERE COALESCE(closed_at, expires_at) < ? AND NOT EXISTS "
+            "(SELECT 1 FROM workflows w WHERE w.lease_owner = engines.owner_id) AND NOT EXISTS "
+            "(SELECT 1 FROM workflows w WHERE w.home = engines.owner_id "
+            "AND w.status IN ('RUNNING', 'ROLLING_BACK', 'PAUSED'))",
+            (before,),
+        )
+
+    def wake(self, owner: str) -> None:
+        """Wake the engine ``owner``: something it must act on changed (a decision, a request)."""
+        if self.dialect == "postgresql":
+            self._c.execute("SELECT pg_notify('airt', ?)", (owner,))
+        else:
+            self._c.execute("UPDATE engines SET wake = wake + 1 WHERE owner_id = ?", (owner,))
+
+    def announce_work(self) -> None:
+        """Tell every engine that a workflow nobody runs may be waiting to be taken up."""
+        if self.dialect == "postgresql":
+            self._c.execute("SELECT pg_notify('airt', '*')")
+        else:
+            self._c.execute("UPDATE airt_signals SET seq = seq + 1 WHERE name = 'work'")
+
+
+_WF_INSERT = (
+    "workflow_id", "name", "status", "spec_hash", "inputs", "created_at", "updated_at", "started_by",
+    "total_steps", "lease_owner", "workdir", "session",
+)  # fmt: skip
+_APPROVAL_INSERT = (
+    "approval_id", "workflow_id", "step_name", "message", "context", "approvers", "requested_at", "deadline",
+    "on_timeout",
+)  # fmt: skip
+_DELIVERY_INSERT = ("delivery_id", "approval_id", "workflow_id", "event", "payload", "created_at")
+_AUDIT_INSERT = (
+    "at", "user", "roles", "event", "decision", "rule", "workflow_id", "step_name", "action", "target", "detail",
+)  # fmt: skip
+_ENGINE_INSERT = (
+    "owner_id", "machine", "host", "pid", "session", "workdir", "user_name", "takes_work", "now", "expires",
+)  # fmt: skip
