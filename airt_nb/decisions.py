@@ -157,10 +157,13 @@ def decide(
     reason: str | None = None,
     approval_id: str | None = None,
     system: bool = False,
+    authenticated_by: str | None = None,
 ) -> ApprovalRecord:
     """Record a decision on the workflow's pending approval and continue or roll back.
 
     Returns the decided :class:`ApprovalRecord`.  Raises
+    ``authenticated_by`` names what authenticated ``by`` (``"jupyter"``,
+    ``"jupyterhub"``); it is kept in the decision's audit row.  Raises
     :class:`~airt_nb.PolicyError` if ``by`` may not decide (nothing changes)
     and :class:`~airt_nb.ApprovalError` if someone decided first, the
     deadline passed, or the workflow no longer waits for the decision.
@@ -176,6 +179,9 @@ def decide(
     else:
         user = _decider(engine, approval, by)
         audit.append(_authorise(engine, approval, user))
+        if authenticated_by:
+            detail = audit[-1]["detail"]
+            audit[-1]["detail"] = f"authenticated by {authenticated_by}" + (f"; {detail}" if detail else "")
         if _past_deadline(approval, now_iso()):
             # No engine was running when the deadline passed: the timeout comes first.
             expire(engine, approval.approval_id)

@@ -459,13 +459,22 @@ class Engine:
     # -- decisions ------------------------------------------------------------------------------------------------
 
     def approve(
-        self, workflow_id: str, *, by: str | None = None, reason: str | None = None, approval_id: str | None = None
+        self,
+        workflow_id: str,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+        approval_id: str | None = None,
+        authenticated_by: str | None = None,
     ) -> Any:
         """Approve the workflow's pending approval and continue the workflow.
 
         ``by`` is who decides (default: this engine's user, i.e. ``AIRT_USER``,
         ``JUPYTERHUB_USER`` or the OS user); ``approval_id`` picks one of several
-        pending approvals.  Returns the decided approval.  Raises
+        pending approvals.  ``authenticated_by`` says who established ``by``
+        (``"jupyter"``, ``"jupyterhub"``) when it is an authenticated identity
+        rather than a claimed name; it is recorded with the decision.
+        Returns the decided approval.  Raises
         :class:`~airt_nb.PolicyError` if ``by`` may not decide and
         :class:`~airt_nb.ApprovalError` if someone decided first.  See
         :func:`airt_nb.decisions.decide`.
@@ -475,15 +484,37 @@ class Engine:
         """
         from .decisions import decide
 
-        return decide(self, self.resolve_id(workflow_id), True, by=by, reason=reason, approval_id=approval_id)
+        return decide(
+            self,
+            self.resolve_id(workflow_id),
+            True,
+            by=by,
+            reason=reason,
+            approval_id=approval_id,
+            authenticated_by=authenticated_by,
+        )
 
     def reject(
-        self, workflow_id: str, *, by: str | None = None, reason: str | None = None, approval_id: str | None = None
+        self,
+        workflow_id: str,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+        approval_id: str | None = None,
+        authenticated_by: str | None = None,
     ) -> Any:
         """Reject the workflow's pending approval: what was done is rolled back (see :meth:`approve`)."""
         from .decisions import decide
 
-        return decide(self, self.resolve_id(workflow_id), False, by=by, reason=reason, approval_id=approval_id)
+        return decide(
+            self,
+            self.resolve_id(workflow_id),
+            False,
+            by=by,
+            reason=reason,
+            approval_id=approval_id,
+            authenticated_by=authenticated_by,
+        )
 
     # -- cancel, rollback, resume -------------------------------------------------------------------------------------
 

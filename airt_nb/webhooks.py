@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -48,6 +49,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "WebhookSender",
+    "approval_page",
     "outbox_row",
     "sign",
     "verify",
@@ -125,6 +127,9 @@ def outbox_row(event: str, approval: Mapping[str, Any], workflow_name: str, url:
             "reason": approval.get("reason"),
         },
     }
+    page = approval_page(approval["approval_id"])
+    if page:
+        payload["url"] = page
     return {
         "delivery_id": uuid.uuid4().hex,
         "approval_id": approval["approval_id"],
@@ -134,6 +139,17 @@ def outbox_row(event: str, approval: Mapping[str, Any], workflow_name: str, url:
         "created_at": now_iso(),
         "url": url,
     }
+
+
+def approval_page(approval_id: str) -> str | None:
+    """The approval's page on the server ``AIRT_PUBLIC_URL`` names (its base URL), or ``None`` if unset.
+
+    >>> os.environ["AIRT_PUBLIC_URL"] = "https://hub.example.com/user/ann/"  # doctest: +SKIP
+    >>> approval_page("8eb2d76fa2394741")  # doctest: +SKIP
+    'https://hub.example.com/user/ann/airt/?approval=8eb2d76fa2394741'
+    """
+    base = os.environ.get("AIRT_PUBLIC_URL", "").strip()
+    return f"{base.rstrip('/')}/airt/?approval={approval_id}" if base else None
 
 
 def body_for(delivery: DeliveryRecord, timestamp: str) -> bytes:
