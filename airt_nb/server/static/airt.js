@@ -19,7 +19,7 @@
       else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
       else node.setAttribute(k, v === true ? "" : v);
     }
-    for (const c of children.flat()) {
+    for (const c of children.flat(Infinity)) {
       if (c === null || c === undefined || c === false) continue;
       node.append(c instanceof Node ? c : String(c));
     }
@@ -28,7 +28,11 @@
 
   const badge = (s) => el("span", { class: `airt-badge s-${s}` }, s);
   const when = (t) => (t ? t.slice(0, 19).replace("T", " ") + " UTC" : "");
-  const json = (v) => (typeof v === "string" ? v : JSON.stringify(v, null, 1));
+  const json = (v) => {
+    if (typeof v === "string") return v;
+    const flat = JSON.stringify(v);
+    return flat && flat.length <= 90 ? flat : JSON.stringify(v, null, 2);
+  };
 
   async function request(method, path, body) {
     const headers = { Accept: "application/json" };
@@ -153,8 +157,9 @@
       const w = data.workflow;
       const pct = w.total_steps ? Math.round((100 * w.done_steps) / w.total_steps) : 0;
       holder.replaceChildren(
-        el("div", { class: "airt-meta" }, badge(w.status), `${w.done_steps}/${w.total_steps} steps`,
-          `started by ${w.started_by || "?"} at ${when(w.created_at)}`, w.error ? `error: ${w.error}` : null),
+        el("div", { class: "airt-meta" }, badge(w.status), el("span", {}, `${w.done_steps}/${w.total_steps} steps`),
+          el("span", {}, `started by ${w.started_by || "?"} at ${when(w.created_at)}`),
+          w.error ? el("span", {}, `error: ${w.error}`) : null),
         el("div", { class: "airt-progress" }, el("div", { style: `width: ${pct}%` })),
         el("table", { class: "airt-steps" },
           el("tr", {}, ["#", "step", "action", "status", "attempt", "error"].map((h) => el("th", {}, h))),
@@ -191,8 +196,8 @@
       el("h2", {}, Object.assign(badge(a.status), { className: `airt-badge airt-status s-${a.status}` }),
         a.workflow_name || a.workflow_id, a.workflow_status ? el("span", { class: "airt-meta" }, `(${a.workflow_status})`) : null),
       el("div", { class: "airt-message" }, a.message || `Approve step ${a.step_name}?`),
-      el("div", { class: "airt-meta" }, meta),
-      contextView(a),
+      el("div", { class: "airt-meta" }, meta.filter((m) => m !== null).map((m) => el("span", {}, m))),
+      ...contextView(a),
       details,
     );
     if (a.status === "PENDING") node.append(...decisionForm(a, node));
