@@ -376,3 +376,41 @@ def test_the_server_waits_for_a_database_instead_of_creating_one(tmp_path: Path)
     engines.close()
     with pytest.raises(ApiError, match="shutting down"):
         engines.get()
+
+
+def test_a_server_without_a_token_decides_as_its_owner_unauthenticated(tmp_path: Path) -> None:
+    """No token, no password: anyone reaching the port is the owner, and nothing claims otherwise."""
+    root = tmp_path / "root"
+    root.mkdir()
+    db = root / "airt.db"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, "-m", "jupyter", "server", "--no-browser", "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}", "--ServerApp.port_retries=0", "--IdentityProvider.token=",
+        "--ServerApp.password=", f"--ServerApp.root_dir={root}", "--ServerApp.allow_root=True",
+    ]  # fmt: skip
+    with airt_nb.Engine(db, registry=Registry(), user="sam") as notebook:
+        run = paused(notebook, tmp_path)
+
+        def ready() -> bool:
+            return httpx.get(f"{url}/api/status").status_code == 200
+
+        env = jupyter_env(tmp_path / "home", AIRT_USER=OWNER)
+        log = tmp_path / "server.log"
+        with (
+            server_process(command, env=env, cwd=root, log=log, ready=ready),
+            httpx.Client(base_url=url, timeout=20) as client,
+        ):
+            listed = client.get("/airt/api/approvals").json()
+            body = {"decision": "approve", "by": "mallory"}
+            assert decide(client, approval_of(run), body).status_code == 403  # XSRF holds all the same
+            assert client.get("/airt/").status_code == 200  # sets the _xsrf cookie, as for a browser
+            answer = decide(client, approval_of(run), body, headers={"X-XSRFToken": client.cookies["_xsrf"]})
+        assert listed["user"] == {"name": OWNER, "authenticated_by": None}
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["approval"]["decided_by"] == OWNER
+        assert run.wait(timeout=20) == "COMPLETED"
+    audit = airt_nb.audit(db=db)
+    row = audit[(audit["event"] == "approval") & (audit["workflow_id"] == run.id)].iloc[-1]
+    assert "authenticated" not in str(row["detail"])

@@ -172,11 +172,12 @@ def decide(
     values: dict[str, Any] | None,
     *,
     user: str,
-    authenticated_by: str,
+    authenticated_by: str | None,
 ) -> dict[str, Any]:
     """Record ``user``'s decision on one approval; returns the decided approval and the workflow's status.
 
-    ``user`` is the identity the server authenticated, never a name from the request.
+    ``user`` is the identity the server authenticated (``authenticated_by``; ``None`` on a
+    server without authentication, where it is the server's owner), never a name from the request.
     """
     found = engine.store.approvals(approval_id=approval_id)
     if not found:

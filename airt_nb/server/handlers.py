@@ -38,18 +38,21 @@ STATIC = Path(__file__).parent / "static"
 _OWNER_PROVIDERS = (IdentityProvider, PasswordIdentityProvider, LegacyIdentityProvider)
 
 
-def identity(handler: JupyterHandler, owner: str) -> tuple[str, str]:
+def identity(handler: JupyterHandler, owner: str) -> tuple[str, str | None]:
     """``(name, how)``: who the request is authenticated as, and by what.
 
     Under JupyterHub the hub user (``"jupyterhub"``); on a server protected
     by its token or password, its ``owner`` (``"jupyter"``); with another
-    identity provider, the user name it authenticated (``"jupyter"``).
+    identity provider, the user name it authenticated (``"jupyter"``).  A
+    server started without any authentication (no token, no password)
+    authenticates nobody: its ``owner``, asserted (``None``).
     """
     user = handler.current_user
+    provider = handler.identity_provider
     if getattr(user, "hub_user", None) is not None:  # jupyterhub's JupyterHubUser
         return str(user.username), "jupyterhub"
-    if type(handler.identity_provider) in _OWNER_PROVIDERS:
-        return owner, "jupyter"
+    if type(provider) in _OWNER_PROVIDERS:
+        return owner, "jupyter" if provider.auth_enabled else None
     return str(user.username), "jupyter"
 
 
@@ -60,7 +63,7 @@ class _Base(ExtensionHandlerMixin, JupyterHandler):
     def airt(self) -> AirtApp:
         return self.extensionapp  # type: ignore[return-value]
 
-    def whoami(self) -> tuple[str, str]:
+    def whoami(self) -> tuple[str, str | None]:
         return identity(self, self.airt.owner)
 
     async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -40,7 +40,10 @@ def test_approving_on_the_page_continues_the_notebooks_workflow(page: Any, lab: 
         reviewer.goto(f"{lab.url}/airt/")
         card = reviewer.locator("article.airt-card").filter(has_text="publish-report")
         card.wait_for()
-        expect(reviewer.locator("#airt-whoami")).to_have_text("deciding as reviewer (authenticated by Jupyter)")
+        # This Lab runs without a token: nobody is authenticated, the name is the server owner's.
+        expect(reviewer.locator("#airt-whoami")).to_have_text(
+            "deciding as reviewer (this server authenticates nobody: the name is its owner's)"
+        )
         expect(card).to_contain_text("Publish B next to out/report/a.txt?")
         expect(card).to_contain_text("A rejection undoes (newest first)")
         card.locator("textarea.airt-reason").fill("checked on the page")
@@ -87,6 +90,7 @@ def test_the_page_on_airt_serve_decides_with_its_cookie_and_xsrf_token(browser_p
                 reviewer.goto(f"{url}/airt/?approval={approval.approval_id}&token={TOKEN}")
                 card = reviewer.locator("#airt-focus article.airt-focused")
                 expect(card).to_contain_text("Publish B next to")
+                expect(reviewer.locator("#airt-whoami")).to_have_text("deciding as olga (authenticated by Jupyter)")
                 card.get_by_role("button", name=f"workflow {run.id}").click()
                 expect(card.locator("table.airt-steps")).to_contain_text("write_a")
                 expect(card.locator(".airt-progress > div")).to_have_attribute("style", "width: 33%")

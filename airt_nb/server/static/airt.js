@@ -239,8 +239,9 @@
     const note = document.getElementById("airt-note");
     try {
       const data = await request("GET", `approvals?status=${status}`);
-      document.getElementById("airt-whoami").textContent =
-        `deciding as ${data.user.name} (authenticated by ${data.user.authenticated_by === "jupyterhub" ? "JupyterHub" : "Jupyter"})`;
+      const how = { jupyterhub: "authenticated by JupyterHub", jupyter: "authenticated by Jupyter" }[data.user.authenticated_by]
+        || "this server authenticates nobody: the name is its owner's";
+      document.getElementById("airt-whoami").textContent = `deciding as ${data.user.name} (${how})`;
       document.getElementById("airt-footer").textContent = `database: ${data.db}`;
       render(document.getElementById("airt-list"), data.approvals);
       const n = data.approvals.filter((a) => a.approval_id !== focusId).length;
