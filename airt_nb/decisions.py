@@ -161,9 +161,9 @@ def decide(
 ) -> ApprovalRecord:
     """Record a decision on the workflow's pending approval and continue or roll back.
 
-    Returns the decided :class:`ApprovalRecord`.  Raises
-    ``authenticated_by`` names what authenticated ``by`` (``"jupyter"``,
-    ``"jupyterhub"``); it is kept in the decision's audit row.  Raises
+    Returns the decided :class:`ApprovalRecord`.  ``authenticated_by`` names
+    what authenticated ``by`` (``"jupyter"``, ``"jupyterhub"``); it is kept in
+    the decision's audit row.  Raises
     :class:`~airt_nb.PolicyError` if ``by`` may not decide (nothing changes)
     and :class:`~airt_nb.ApprovalError` if someone decided first, the
     deadline passed, or the workflow no longer waits for the decision.

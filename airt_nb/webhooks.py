@@ -6,7 +6,8 @@ After the commit, a background thread POSTs it: a JSON body, the headers
 ``X-Airt-Signature-256: sha256=<hex>`` (HMAC-SHA256 of the raw body with
 ``AIRT_WEBHOOK_SECRET``), ``X-Airt-Delivery``, ``X-Airt-Timestamp`` and
 ``X-Airt-Event`` (delivery id, timestamp and event are also in the signed
-body, so a receiver can refuse replays).  Requests have explicit timeouts;
+body, so a receiver can refuse replays; with ``AIRT_PUBLIC_URL`` set the body
+also carries ``url``, the approval's page).  Requests have explicit timeouts;
 failures are retried with exponential back-off; every attempt's outcome is
 recorded (``webhook_attempts``).  A receiver that is down, slow or broken
 never blocks a workflow, a decision or ``Engine.close``; a delivery left

@@ -68,8 +68,8 @@ class _Base(ExtensionHandlerMixin, JupyterHandler):
 
     async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(engine, ...)`` on a worker thread."""
-        engine = self.airt.engines.get()
         try:
+            engine = await asyncio.to_thread(self.airt.engines.get)  # opening migrates: off the event loop
             return await asyncio.to_thread(fn, engine, *args, **kwargs)
         except StoreError as exc:  # e.g. the database stayed locked longer than its busy timeout
             raise api.ApiError(503, " ".join(str(exc).split())) from None
