@@ -18,9 +18,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Static
 
 from ..errors import AirtError
-from ..store.records import ApprovalRecord, WorkflowRecord
-from ..views import COLORS, fmt_duration, fmt_time, seconds_between, short
+from ..store.records import ApprovalRecord
+from ..views import fmt_duration, fmt_time, seconds_between, short
 from .dialogs import ConfirmDialog, ReasonDialog
+from .rows import approval_row, approvals_text, cursor_key, refill, status_text, workflow_row
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -29,10 +30,6 @@ __all__ = ["DashboardApp", "DetailScreen", "WorkflowsScreen"]
 
 FILTERS = ("ALL", "RUNNING", "PAUSED", "COMPLETED", "FAILED", "ROLLING_BACK", "ROLLED_BACK", "CANCELLED")
 LIMIT = 500
-
-
-def status_text(status: str) -> Text:
-    return Text(status, style=f"bold {COLORS.get(status, '#6e7781')}")
 
 
 class _Base(Screen[None]):
@@ -144,9 +141,9 @@ class WorkflowsScreen(_Base):
         pending = store.pending_approvals(limit=LIMIT)
         by_workflow = {a.workflow_id: a for a, _ in pending}
         table = self.query_one("#workflows", DataTable)
-        _refill(table, [(r.workflow_id, _workflow_row(r, by_workflow.get(r.workflow_id))) for r in records])
+        refill(table, [(r.workflow_id, workflow_row(r, by_workflow.get(r.workflow_id))) for r in records])
         approvals = self.query_one("#approvals", DataTable)
-        _refill(approvals, [(a.approval_id, _approval_row(a, name)) for a, name in pending])
+        refill(approvals, [(a.approval_id, approval_row(a, name)) for a, name in pending])
         shown = f"{len(records)} of {total}" if total > len(records) else str(total)
         self.query_one("#filter", Static).update(
             f"status: {self.status_filter}  ·  {shown} workflows  ·  {len(pending)} pending approvals"
@@ -156,10 +153,10 @@ class WorkflowsScreen(_Base):
     def target(self) -> tuple[str | None, str | None]:
         approvals = self.query_one("#approvals", DataTable)
         if approvals.has_focus and approvals.row_count:
-            approval_id = _cursor_key(approvals)
+            approval_id = cursor_key(approvals)
             found = self.dash.engine.store.approvals(approval_id=approval_id) if approval_id else []
             return (found[0].workflow_id, approval_id) if found else (None, None)
-        return _cursor_key(self.query_one("#workflows", DataTable)), None
+        return cursor_key(self.query_one("#workflows", DataTable)), None
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_detail()
@@ -238,7 +235,7 @@ class DetailScreen(_Base):
         self.query_one("#summary", Static).update(summary)
         self.query_one("#progress", ProgressBar).update(total=max(record.total_steps, 1), progress=record.done_steps)
         steps = store.steps(self.workflow_id)
-        _refill(
+        refill(
             self.query_one("#steps", DataTable),
             [
                 (
@@ -257,7 +254,7 @@ class DetailScreen(_Base):
             ],
         )
         rows = store.attempts(self.workflow_id)
-        _refill(
+        refill(
             self.query_one("#attempts", DataTable),
             [
                 (
@@ -276,7 +273,7 @@ class DetailScreen(_Base):
         )
         self.query_one("#attempts", DataTable).display = bool(rows)
         self.query_one("#attempts-title", Label).display = bool(rows)
-        self.query_one("#approvals-text", Static).update(_approvals_text(store.approvals(workflow_id=self.workflow_id)))
+        self.query_one("#approvals-text", Static).update(approvals_text(store.approvals(workflow_id=self.workflow_id)))
 
 
 class DashboardApp(App[int]):
@@ -351,71 +348,3 @@ class DashboardApp(App[int]):
             )
         else:
             self.notify(f"workflow {workflow_id} is {outcome}")
-
-
-# -- table helpers ------------------------------------------------------------------------------------
-
-
-def _cursor_key(table: DataTable[Any]) -> str | None:
-    if not table.row_count:
-        return None
-    key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-    return str(key) if key is not None else None
-
-
-def _refill(table: DataTable[Any], rows: list[tuple[str, tuple[Any, ...]]]) -> None:
-    """Replace the rows, keeping the cursor on the same key (a refresh must not move it)."""
-    keep = _cursor_key(table)
-    table.clear()
-    for key, row in rows:
-        table.add_row(*row, key=key)
-    keys = [key for key, _ in rows]
-    if keep in keys:
-        table.move_cursor(row=keys.index(keep), animate=False)
-
-
-def _workflow_row(r: WorkflowRecord, pending: ApprovalRecord | None) -> tuple[Any, ...]:
-    if pending is not None:
-        note = f"approval {pending.step_name!r}: {pending.message or ''}"
-    elif r.waiting_for:
-        note = f"waiting for {r.waiting_for}"
-    else:
-        note = r.error or ""
-    return (
-        r.workflow_id,
-        r.name,
-        status_text(r.status),
-        f"{r.done_steps}/{r.total_steps}",
-        fmt_time(r.created_at),
-        r.started_by or "",
-        short(note, 60),
-    )
-
-
-def _approval_row(a: ApprovalRecord, workflow_name: str) -> tuple[Any, ...]:
-    return (
-        a.approval_id,
-        f"{workflow_name} {a.workflow_id[:8]}",
-        a.step_name,
-        short(a.message or "", 50),
-        ", ".join(a.approver_list) or "anyone",
-        fmt_time(a.requested_at),
-    )
-
-
-def _approvals_text(approvals: list[ApprovalRecord]) -> Text:
-    if not approvals:
-        return Text("none", style="dim")
-    text = Text()
-    for a in approvals:
-        if text:
-            text.append("\n")
-        text.append_text(status_text(a.status))
-        text.append(f" {a.step_name}  {a.message or ''}")
-        if a.status == "PENDING":
-            text.append(f"\n  approvers: {', '.join(a.approver_list) or 'anyone'}", style="dim")
-            text.append("   a: approve   x: reject", style="bold")
-        else:
-            reason = f": {a.reason}" if a.reason else ""
-            text.append(f"\n  by {a.decided_by} at {fmt_time(a.decided_at)}{reason}", style="dim")
-    return text
