@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -43,9 +44,9 @@ def test_arguments_standalone_and_under_a_hub() -> None:
     assert "--ServerApp.ip=127.0.0.1" in alone
     assert "--ServerApp.port=9000" in alone
     assert f"--AirtApp.db={os.path.abspath('x.db')}" in alone
-    (token,) = [a for a in alone if a.startswith("--IdentityProvider.token=")]
-    assert len(token.split("=", 1)[1]) == 48  # generated: a token is never empty by default
-    assert "--IdentityProvider.token=fixed" in server_arguments(env={"JUPYTER_TOKEN": "fixed"})
+    # Without --token, Jupyter's own: $JUPYTER_TOKEN, or a new random one it prints with the URL.
+    assert not [a for a in alone if a.startswith("--IdentityProvider.token")]
+    assert "--IdentityProvider.token=fixed" in server_arguments(token="fixed", env={})
 
     hub = server_arguments(
         env={
@@ -87,6 +88,22 @@ def standalone(tmp_path: Path, db_path: Path) -> Iterator[tuple[str, Path]]:
         yield url, log
         assert stop(proc) == 0
     assert "Traceback" not in log.read_text()
+
+
+def test_without_a_token_it_makes_one_and_prints_it(tmp_path: Path, db_path: Path) -> None:
+    airt_nb.Engine(db_path, recover=False).close()
+    port = free_port()
+    command = [sys.executable, "-m", "airt_nb.cli", "--db", str(db_path), "serve", "--port", str(port)]
+    log = tmp_path / "serve.log"
+
+    printed = re.compile(r"/airt/\?token=([0-9a-f]{32,})")
+
+    env = jupyter_env(tmp_path / "home")
+    with server_process(command, env=env, cwd=tmp_path, log=log, ready=lambda: bool(printed.search(log.read_text()))):
+        token = printed.findall(log.read_text())[0]
+        url = f"http://127.0.0.1:{port}/airt/api/approvals"
+        assert httpx.get(url).status_code == 403
+        assert httpx.get(url, headers={"Authorization": f"token {token}"}).status_code == 200
 
 
 def test_standalone_with_its_token_decides_as_its_owner(

@@ -20,7 +20,6 @@ reach the page cannot run code through it.
 from __future__ import annotations
 
 import os
-import secrets
 from typing import Any
 from urllib.parse import urlparse
 
@@ -52,7 +51,7 @@ def server_arguments(
 ) -> list[str]:
     """The Jupyter Server command line ``airt serve`` runs with.
 
-    >>> server_arguments(db="airt.db", port=8765, token="t", env={})[:3]
+    >>> server_arguments(db="airt.db", port=8765, token="t", env={})[:3]  # doctest: +NORMALIZE_WHITESPACE
     ['--ServerApp.default_url=/airt/', '--ServerApp.open_browser=False', '--ServerApp.terminals_enabled=False']
     """
     env = env if env is not None else os.environ
@@ -79,8 +78,9 @@ def server_arguments(
             f"--ServerApp.ip={ip or '127.0.0.1'}",
             f"--ServerApp.port={port or 8765}",
         ]
-        chosen = token if token is not None else env.get("JUPYTER_TOKEN") or secrets.token_hex(24)
-        args.append(f"--IdentityProvider.token={chosen}")
+        if token:
+            args.append(f"--IdentityProvider.token={token}")
+        # Else Jupyter's own: $JUPYTER_TOKEN, or a new random token it prints with the URL.
     if os.geteuid() == 0:
         args.append("--ServerApp.allow_root=True")  # containers run as root
     return args
