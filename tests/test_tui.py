@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import html
 import os
 import re
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from shared_specs import ANN_APPROVES_SPEC, SEED_SPEC
@@ -22,8 +26,6 @@ pytest.importorskip("textual")
 from airt_nb.tui.app import DashboardApp, DetailScreen, WorkflowsScreen
 from airt_nb.tui.dialogs import ConfirmDialog, ReasonDialog
 
-pytestmark = pytest.mark.anyio
-
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 SIZE = (130, 36)
@@ -35,11 +37,6 @@ steps:
     action: always_fails
     retry: {max_attempts: 2, initial_delay: 0.01}
 """
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture
@@ -70,6 +67,32 @@ def paused(engine: airt_nb.Engine, tmp_path: Path, spec: str = SEED_SPEC, name: 
     return run
 
 
+def in_own_loop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async test with ``asyncio.run`` on a thread of its own.
+
+    The browser suite's Playwright keeps an event loop running on the main thread for the whole
+    session; an async test run there by a pytest plugin would find it and refuse to start.
+    """
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        errors: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                asyncio.run(test(*args, **kwargs))
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=target, name=f"test-{test.__name__}")
+        thread.start()
+        thread.join()
+        if errors:
+            raise errors[0]
+
+    return run
+
+
 def screen_text(app: DashboardApp) -> str:
     """What the terminal shows, from the SVG export (one text run per style, spaces as &#160;)."""
     svg = app.export_screenshot()
@@ -92,6 +115,7 @@ async def settle(pilot: object, until: object = None, timeout: float = 10) -> No
             return
 
 
+@in_own_loop
 async def test_the_list_shows_workflows_and_pending_approvals(
     notebook: airt_nb.Engine, viewer: airt_nb.Engine, tmp_path: Path
 ) -> None:
@@ -118,6 +142,7 @@ async def test_the_list_shows_workflows_and_pending_approvals(
         app.save_screenshot("dashboard-tui-list.svg", path=str(ARTIFACTS))
 
 
+@in_own_loop
 async def test_the_filter_cycles_through_statuses(
     notebook: airt_nb.Engine, viewer: airt_nb.Engine, tmp_path: Path
 ) -> None:
@@ -134,6 +159,7 @@ async def test_the_filter_cycles_through_statuses(
         assert [r[0] for r in rows(app, "#workflows")] == [run.id]
 
 
+@in_own_loop
 async def test_approve_asks_for_a_reason_and_the_owner_carries_the_workflow_on(
     notebook: airt_nb.Engine, viewer: airt_nb.Engine, tmp_path: Path
 ) -> None:
@@ -155,6 +181,7 @@ async def test_approve_asks_for_a_reason_and_the_owner_carries_the_workflow_on(
     assert (approval.decided_by, approval.reason) == ("ann", "numbers checked")
 
 
+@in_own_loop
 async def test_escape_at_the_reason_decides_nothing(
     notebook: airt_nb.Engine, viewer: airt_nb.Engine, tmp_path: Path
 ) -> None:
@@ -168,6 +195,7 @@ async def test_escape_at_the_reason_decides_nothing(
     assert [a.status for a in run.approvals()] == ["PENDING"]
 
 
+@in_own_loop
 async def test_reject_from_the_approvals_table_rolls_back(
     notebook: airt_nb.Engine, viewer: airt_nb.Engine, tmp_path: Path
 ) -> None:
@@ -187,6 +215,7 @@ async def test_reject_from_the_approvals_table_rolls_back(
     assert (approval.status, approval.decided_by, approval.reason) == ("REJECTED", "ann", "too big")
 
 
+@in_own_loop
 async def test_a_refusal_is_shown_and_nothing_changes(
     notebook: airt_nb.Engine, viewer: airt_nb.Engine, tmp_path: Path
 ) -> None:
@@ -210,6 +239,7 @@ async def test_a_refusal_is_shown_and_nothing_changes(
     assert [a.status for a in run.approvals()] == ["PENDING"]
 
 
+@in_own_loop
 async def test_rollback_and_cancel_are_confirmed(
     notebook: airt_nb.Engine, viewer: airt_nb.Engine, tmp_path: Path
 ) -> None:
@@ -233,6 +263,7 @@ async def test_rollback_and_cancel_are_confirmed(
     assert not (tmp_path / "undone" / "a.txt").exists()
 
 
+@in_own_loop
 async def test_new_workflows_appear_without_a_key(
     notebook: airt_nb.Engine, viewer: airt_nb.Engine, tmp_path: Path
 ) -> None:
@@ -246,6 +277,7 @@ async def test_new_workflows_appear_without_a_key(
         assert len(rows(app, "#approvals")) == 1
 
 
+@in_own_loop
 async def test_the_detail_shows_steps_attempts_errors_and_progress(
     notebook: airt_nb.Engine, viewer: airt_nb.Engine, tmp_path: Path
 ) -> None:
