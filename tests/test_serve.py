@@ -176,7 +176,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     proxy = require_tool(
         "configurable-http-proxy", "the JupyterHub service test (npm install -g configurable-http-proxy)"
     )
-    pytest.importorskip("jupyterhub")
     home = tmp_path_factory.mktemp("hub")
     db = home / "airt.db"
     airt_nb.Engine(db, recover=False).close()

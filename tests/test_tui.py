@@ -19,12 +19,9 @@ from shared_specs import ANN_APPROVES_SPEC, SEED_SPEC
 
 import airt_nb
 from airt_nb import Registry
-from tests.conftest import poll_until
-
-pytest.importorskip("textual")
-
 from airt_nb.tui.app import DashboardApp, DetailScreen, WorkflowsScreen
 from airt_nb.tui.dialogs import ConfirmDialog, ReasonDialog
+from tests.conftest import poll_until
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -318,7 +315,8 @@ async def test_the_detail_shows_steps_attempts_errors_and_progress(
 
 
 def test_a_real_run_in_a_pseudo_terminal(notebook: airt_nb.Engine, db_path: Path, tmp_path: Path) -> None:
-    pexpect = pytest.importorskip("pexpect")
+    import pexpect
+
     run = paused(notebook, tmp_path)
     env = dict(os.environ, TERM="xterm-256color", PYTHONPATH=str(ROOT), AIRT_USER="ann")
     child = pexpect.spawn(
