@@ -7,6 +7,8 @@
     airt approve ID [--reason R] [--as USER]
     airt reject ID [--reason R] [--as USER]
     airt resume ID | rollback ID | cancel ID
+    airt serve [--ip IP] [--port N] [--token T]     the approvals page (airt_nb.server.serve)
+    airt dashboard [--as USER]                       the terminal dashboard (airt_nb.tui)
 
 ``ID`` is a workflow id (a unique prefix of at least 4 characters is
 enough) or the id of a pending approval.  Tables for people by default,
@@ -77,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("id", metavar="ID")
     p = sub.add_parser("cancel", parents=[common], help="stop a workflow without undoing anything")
     p.add_argument("id", metavar="ID")
+    p = sub.add_parser("serve", parents=[common], help="the approvals page on its own (token, or JupyterHub's OAuth)")
+    p.add_argument("--ip", help="address to listen on (default 127.0.0.1; under JupyterHub the service's)")
+    p.add_argument("--port", type=int, help="port (default 8765; under JupyterHub the service's)")
+    p.add_argument("--token", help="access token (default $JUPYTER_TOKEN, else a new one printed with the URL)")
+    p = sub.add_parser("dashboard", parents=[common], help="terminal dashboard: workflows, detail, approvals")
+    p.add_argument("--as", dest="as_user", metavar="USER", help="decide as USER (default $AIRT_USER or you)")
     return parser
 
 
@@ -84,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``airt`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
     as_json = getattr(args, "json", False)
+    if args.command in ("serve", "dashboard"):  # long-running apps that open the database themselves
+        return _app(args)
     try:
         engine = _open(getattr(args, "db", None))
         try:
@@ -114,6 +124,24 @@ def _open(db: str | None) -> Engine:
     # recover=False: never take up a workflow another engine runs; no webhook sender: the
     # engines that run workflows deliver the notifications this command queues.
     return Engine(path, recover=False, webhook_url="")
+
+
+def _app(args: argparse.Namespace) -> int:
+    db = getattr(args, "db", None)
+    if args.command == "serve":
+        from .server.serve import serve
+
+        return serve(db=db, ip=args.ip, port=args.port, token=args.token)
+    try:
+        from .tui import run_dashboard
+    except ImportError as exc:
+        print(f"airt: the dashboard needs Textual ({exc}); pip install 'airt_nb[tui]'", file=sys.stderr)
+        return 1
+    try:
+        return run_dashboard(_open(db), as_user=args.as_user)
+    except AirtError as exc:
+        print(f"airt: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
 
 
 # -- commands -----------------------------------------------------------------------------------

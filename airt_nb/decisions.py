@@ -266,6 +266,9 @@ def decide(
         user = _decider(engine, approval, by, authenticated_by)
         auth = authenticated_by or "asserted"
         audit.append(_authorise(engine, approval, user))
+        if authenticated_by:
+            detail = audit[-1]["detail"]
+            audit[-1]["detail"] = f"authenticated by {authenticated_by}" + (f"; {detail}" if detail else "")
         if _past_deadline(approval, now_iso()):
             # No engine was running when the deadline passed: the timeout comes first.
             expire(engine, approval.approval_id)

@@ -6,7 +6,8 @@ After the commit, a background thread POSTs it: a JSON body, the headers
 ``X-Airt-Signature-256: sha256=<hex>`` (HMAC-SHA256 of the raw body with
 ``AIRT_WEBHOOK_SECRET``), ``X-Airt-Delivery``, ``X-Airt-Timestamp`` and
 ``X-Airt-Event`` (delivery id, timestamp and event are also in the signed
-body, so a receiver can refuse replays).  Requests have explicit timeouts;
+body, so a receiver can refuse replays; with ``AIRT_PUBLIC_URL`` set the body
+also carries ``url``, the approval's page).  Requests have explicit timeouts;
 failures are retried with exponential back-off; every attempt's outcome is
 recorded (``webhook_attempts``).  A receiver that is down, slow or broken
 never blocks a workflow, a decision or ``Engine.close``; a delivery left
@@ -28,6 +29,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -48,6 +50,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "WebhookSender",
+    "approval_page",
     "outbox_row",
     "sign",
     "verify",
@@ -125,6 +128,9 @@ def outbox_row(event: str, approval: Mapping[str, Any], workflow_name: str, url:
             "reason": approval.get("reason"),
         },
     }
+    page = approval_page(approval["approval_id"])
+    if page:
+        payload["url"] = page
     return {
         "delivery_id": uuid.uuid4().hex,
         "approval_id": approval["approval_id"],
@@ -134,6 +140,17 @@ def outbox_row(event: str, approval: Mapping[str, Any], workflow_name: str, url:
         "created_at": now_iso(),
         "url": url,
     }
+
+
+def approval_page(approval_id: str) -> str | None:
+    """The approval's page on the server ``AIRT_PUBLIC_URL`` names (its base URL), or ``None`` if unset.
+
+    >>> os.environ["AIRT_PUBLIC_URL"] = "https://hub.example.com/user/ann/"  # doctest: +SKIP
+    >>> approval_page("8eb2d76fa2394741")  # doctest: +SKIP
+    'https://hub.example.com/user/ann/airt/?approval=8eb2d76fa2394741'
+    """
+    base = os.environ.get("AIRT_PUBLIC_URL", "").strip()
+    return f"{base.rstrip('/')}/airt/?approval={approval_id}" if base else None
 
 
 def body_for(delivery: DeliveryRecord, timestamp: str) -> bytes:

@@ -1,0 +1,222 @@
+"""What the approvals page and its JSON API say and do, independent of the web framework.
+
+The tornado handlers (:mod:`airt_nb.server.handlers`) parse a request, ask
+who is authenticated, and call these functions on a worker thread; every
+refusal is an :class:`ApiError` carrying the HTTP status that fits it:
+
+======  ==================================================================
+400     a bad value in the request (unknown status, decision, values...)
+403     the authenticated user may not decide (``PolicyError``)
+404     no such approval or workflow
+409     already decided, or the workflow no longer waits for a decision
+503     no database yet, or the server is shutting down
+======  ==================================================================
+
+Records are turned into JSON generically (every column of the record, JSON
+columns decoded), so columns the engine adds later (``fields``,
+``min_approvals``, ``preview``...) reach the page without a change here.
+
+Imports no tornado, IPython, ipywidgets or pandas.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from ..errors import AirtError, ApprovalError, NotFoundError, PolicyError, WorkflowStateError
+from ..store.records import ApprovalRecord, WorkflowRecord
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+__all__ = [
+    "APPROVAL_STATUSES",
+    "ApiError",
+    "approval_json",
+    "decide",
+    "list_approvals",
+    "parse_decision",
+    "workflow_detail",
+]
+
+APPROVAL_STATUSES = ("PENDING", "APPROVED", "REJECTED", "CANCELLED", "ALL")
+# Columns holding JSON text, in the records of today and those announced (fields, values, preview).
+_JSON_COLUMNS = ("context", "approvers", "fields", "values", "preview", "inputs", "outputs", "state", "warnings")
+_LIST_LIMIT = 200
+
+
+class ApiError(Exception):
+    """A refusal with its HTTP status; ``message`` is what the page shows."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _decoded(data: dict[str, Any]) -> dict[str, Any]:
+    for key in _JSON_COLUMNS:
+        value = data.get(key)
+        if isinstance(value, str):
+            try:
+                data[key] = json.loads(value)
+            except ValueError:
+                pass
+    return data
+
+
+def approval_json(record: ApprovalRecord, workflow: WorkflowRecord | None = None) -> dict[str, Any]:
+    """Every column of the approval, JSON decoded, with its workflow's name and status."""
+    data = _decoded(asdict(record))
+    if workflow is not None:
+        data["workflow_name"] = workflow.name
+        data["workflow_status"] = workflow.status
+        data["started_by"] = workflow.started_by
+    return data
+
+
+def _workflow_json(record: WorkflowRecord) -> dict[str, Any]:
+    data = _decoded(asdict(record))
+    data.pop("spec", None)  # large, and the steps below say what matters
+    data.pop("lease_owner", None)
+    data.pop("lease_expires", None)
+    return data
+
+
+def list_approvals(
+    engine: Engine, status: str | None, workflow_id: str | None = None, approval_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Approvals with ``status`` (default PENDING; ``ALL`` for every one), newest decisions first.
+
+    >>> list_approvals(eng, "pending")  # doctest: +SKIP
+    [{'approval_id': '8eb2d76fa2394741', 'step_name': 'review', 'status': 'PENDING', ...}]
+    """
+    wanted = (status or "PENDING").strip().upper()
+    if wanted not in APPROVAL_STATUSES:
+        raise ApiError(400, f"unknown approval status {status!r}; use one of {', '.join(APPROVAL_STATUSES)}")
+    store = engine.store
+    records = store.approvals(
+        workflow_id=workflow_id or None, approval_id=approval_id or None, status=None if wanted == "ALL" else wanted
+    )
+    if wanted == "PENDING":
+        records.sort(key=lambda a: (a.requested_at, a.approval_id))
+    else:
+        records.sort(key=lambda a: (a.decided_at or a.requested_at, a.approval_id), reverse=True)
+    records = records[:_LIST_LIMIT]
+    workflows: dict[str, WorkflowRecord | None] = {}
+    for a in records:
+        if a.workflow_id not in workflows:
+            workflows[a.workflow_id] = store.workflow(a.workflow_id)
+    return [approval_json(a, workflows[a.workflow_id]) for a in records]
+
+
+def workflow_detail(engine: Engine, workflow_id: str) -> dict[str, Any]:
+    """A workflow with its steps, attempts, approvals and compensations."""
+    try:
+        full_id = engine.resolve_id(workflow_id)
+    except NotFoundError as exc:
+        raise ApiError(404, _text(exc)) from None
+    store = engine.store
+    record = store.workflow(full_id)
+    if record is None:
+        raise ApiError(404, f"no workflow {workflow_id!r} in {engine.db}")
+    keys = ("workflow_id", "step_name", "attempt", "status", "started_at", "finished_at", "error")
+    return {
+        "workflow": _workflow_json(record),
+        "steps": [_decoded(asdict(s)) for s in store.steps(full_id)],
+        "attempts": [dict(zip(keys, row, strict=True)) for row in store.attempts(full_id)],
+        "approvals": [approval_json(a) for a in store.approvals(workflow_id=full_id)],
+        "compensations": [_decoded(asdict(c)) for c in store.compensations(full_id)],
+    }
+
+
+def parse_decision(body: bytes) -> tuple[bool, str | None, dict[str, Any] | None]:
+    """``(approve, reason, values)`` from a request body; a name in it (``by``...) is ignored.
+
+    >>> parse_decision(b'{"decision": "approve", "reason": "ok", "by": "mallory"}')
+    (True, 'ok', None)
+    """
+    try:
+        data = json.loads(body or b"null")
+    except ValueError:
+        raise ApiError(400, 'the body must be JSON: {"decision": "approve" | "reject", "reason": "..."}') from None
+    if not isinstance(data, dict):
+        raise ApiError(400, 'the body must be a JSON object: {"decision": "approve" | "reject", "reason": "..."}')
+    decision = data.get("decision")
+    if decision not in ("approve", "reject"):
+        raise ApiError(400, f'"decision" must be "approve" or "reject", not {decision!r}')
+    reason = data.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise ApiError(400, f'"reason" must be text, not {type(reason).__name__}')
+    values = data.get("values")
+    if values is not None and not isinstance(values, dict):
+        raise ApiError(400, f'"values" must be an object of field names and values, not {type(values).__name__}')
+    return decision == "approve", (reason.strip() or None) if reason else None, values or None
+
+
+def _accepts_values(engine: Engine) -> bool:
+    try:
+        return "values" in inspect.signature(engine.approve).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def decide(
+    engine: Engine,
+    approval_id: str,
+    approve: bool,
+    reason: str | None,
+    values: dict[str, Any] | None,
+    *,
+    user: str,
+    authenticated_by: str | None,
+) -> dict[str, Any]:
+    """Record ``user``'s decision on one approval; returns the decided approval and the workflow's status.
+
+    ``user`` is the identity the server authenticated (``authenticated_by``; ``None`` on a
+    server without authentication, where it is the server's owner), never a name from the request.
+    """
+    found = engine.store.approvals(approval_id=approval_id)
+    if not found:
+        raise ApiError(404, f"no approval {approval_id!r} in {engine.db}")
+    approval = found[0]
+    kwargs: dict[str, Any] = {
+        "approval_id": approval_id,
+        "by": user,
+        "reason": reason,
+        "authenticated_by": authenticated_by,
+    }
+    if values:
+        if not _accepts_values(engine):
+            raise ApiError(400, f"approval {approval_id} (step {approval.step_name!r}) takes no values")
+        kwargs["values"] = values
+    act = engine.approve if approve else engine.reject
+    try:
+        decided = act(approval.workflow_id, **kwargs)
+    except PolicyError as exc:
+        raise ApiError(403, _text(exc)) from None
+    except NotFoundError as exc:
+        raise ApiError(404, _text(exc)) from None
+    except (ApprovalError, WorkflowStateError) as exc:
+        # Decided meanwhile, or the workflow stopped waiting: a conflict.  Still pending and
+        # waiting: the request itself was wrong (a value the approval's fields refuse).
+        latest = engine.store.approvals(approval_id=approval_id)
+        conflict = not latest or latest[0].status != "PENDING" or isinstance(exc, WorkflowStateError)
+        if not conflict:
+            record = engine.store.workflow(approval.workflow_id)
+            conflict = record is None or record.status not in ("PAUSED", "RUNNING")
+        raise ApiError(409 if conflict else 400, _text(exc)) from None
+    except AirtError as exc:
+        raise ApiError(400, _text(exc)) from None
+    workflow = engine.store.workflow(approval.workflow_id)
+    return {
+        "approval": approval_json(decided, workflow),
+        "workflow_status": workflow.status if workflow else None,
+    }
+
+
+def _text(exc: Exception) -> str:
+    return " ".join(str(exc).split())
