@@ -36,7 +36,7 @@ from .execution import Execution
 from .identity import current_user
 from .ownership import is_dead_local_owner, make_owner_id
 from .plan import Plan
-from .policy import AllowAll, Policy
+from .policy import AllowAll, Policy, Verdict
 from .spec import WorkflowSpec, fingerprint_of, load_spec
 from .store.records import SETTLED, TERMINAL, WorkflowRecord
 from .store.sqlite import LeaseLostError, SQLiteStore
@@ -1020,12 +1020,13 @@ class Engine:
             rows.append(self._audit_row("start", user, Verdict(True, "no policy")))
         return rows
 
-    def _check_step(self, ex: Execution, step: PlannedStep, inputs: dict[str, Any]) -> None:
+    def _check_step(self, ex: Execution, step: PlannedStep, inputs: dict[str, Any]) -> Verdict:
         user = ex.started_by or self.user
         verdict = self._policy.check_action(user, step.action or "", inputs)
         self._audit_now("step", user, verdict, workflow_id=ex.id, step_name=step.name, action=step.action)
         if not verdict.allowed:
             raise self._policy_error(user, verdict, f"run action {step.action!r}", workflow=ex.name, step=step.name)
+        return verdict
 
     # -- closing ------------------------------------------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from .errors import ActionError, PolicyError
 from .expressions import ExpressionError
 from .store.sqlite import LeaseLostError, Tx
 from .timeutil import iso, now_iso
+from .undocopies import undo_dir_for
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -382,9 +383,10 @@ class Execution:
         act = engine.registry.get(step.action)  # type: ignore[arg-type]
         if act is None:
             return self._defer_step(name, f"action {step.action}")
+        allowed_paths = None
         if engine._policy.enforcing:
             try:
-                engine._check_step(self, step, inputs)
+                allowed_paths = engine._check_step(self, step, inputs).paths
             except PolicyError as exc:
                 return self._fail_step(name, inputs, f"refused by policy: {exc}")
         try:
@@ -400,6 +402,8 @@ class Execution:
                 state=self.step_state.get(name),
                 saver=functools.partial(self._save_state, name),
                 cancelled=self.cancelled,
+                undo_dir=undo_dir_for(engine.db, self.id),
+                allowed_paths=allowed_paths,
             )
         try:
             with self._running_action():
@@ -642,6 +646,7 @@ class Execution:
                 workflow_id=self.id,
                 step_name=intent.step_name,
                 state=json.loads(intent.state) if intent.state else None,
+                undo_dir=undo_dir_for(engine.db, self.id),
             )
             inputs, outputs = json.loads(intent.inputs), json.loads(intent.outputs)
             error = None

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import StoreError
 from .timeutil import iso, now_iso, to_epoch
+from .urls import check_webhook_url, url_problem
 
 if TYPE_CHECKING:
     from .store.records import DeliveryRecord
@@ -48,8 +49,10 @@ __all__ = [
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "WebhookSender",
+    "check_webhook_url",
     "outbox_row",
     "sign",
+    "url_problem",
     "verify",
 ]
 

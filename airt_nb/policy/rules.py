@@ -10,6 +10,9 @@ How a decision is reached, for one user and one action:
    role's limits: file actions inside its ``paths`` (every path resolved with
    symlinks and ``..`` collapsed, as the action will see it), ``http.request``
    (and its ``undo`` request) to its ``http.hosts`` with its ``http.methods``.
+   The granting role's folders go back in the verdict (``Verdict.paths``):
+   the action opens its files within them without following any link, so
+   a link swapped in after this check cannot lead it outside.
 
 Patterns are shell globs matched case-sensitively (``file.*``, ``*``).
 Imports nothing from the engine.
@@ -120,7 +123,7 @@ class RolePolicy:
         for role, pattern in granting:
             fence = self._paths[role]
             if fence and all(any(_within(t, p) for p in fence) for _, _, t in targets):
-                return Verdict(True, f"{role}: allow {pattern}", target=shown)
+                return Verdict(True, f"{role}: allow {pattern}", target=shown, paths=fence)
         role = granting[0][0]
         fences = "; ".join(f"{r}: {', '.join(self._paths[r]) or 'none'}" for r, _ in granting)
         if not targets or not any(self._paths[r] for r, _ in granting):
