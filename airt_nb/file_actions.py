@@ -40,7 +40,7 @@ from pydantic import AfterValidator
 from .actions import CompensationContext, StepContext, absolute_path
 from .errors import ActionError
 from .fileops import Owner, Place, digest, open_place, remove_folders
-from .undocopies import keep_copy, read_copy
+from .undocopies import keep_copy, read_copy, undo_key
 
 __all__ = ["file_copy", "file_delete", "file_write", "undo_file"]
 
@@ -87,7 +87,13 @@ def _encode(content: Any, encoding: str) -> bytes:
 # -- what was there ----------------------------------------------------------------------------
 
 
-def _before(place: Place, ctx: StepContext, *, follow: bool, writes: bool = True) -> dict[str, Any]:
+def _key(ctx: StepContext) -> bytes:
+    key = undo_key(ctx.undo_dir, ctx.workflow_id, create=True)
+    assert key is not None
+    return key
+
+
+def _before(place: Place, ctx: StepContext, key: bytes, *, follow: bool, writes: bool = True) -> dict[str, Any]:
     """Record what is at ``place`` now, keeping its bytes in an undo copy."""
     st = place.stat() if follow else place.lstat()
     if st is None:
@@ -102,7 +108,7 @@ def _before(place: Place, ctx: StepContext, *, follow: bool, writes: bool = True
         "kind": "file",
         "copy": copy,
         "size": len(data),
-        "sha256": digest(data),
+        "digest": digest(data, key),
         "mode": st.st_mode,
         "uid": st.st_uid,
         "gid": st.st_gid,
@@ -114,17 +120,18 @@ def _is_link(st: os.stat_result) -> bool:
     return stat.S_ISLNK(st.st_mode)
 
 
-def _current_matches(place: Place, after: dict[str, Any], *, follow: bool) -> bool:
+def _current_matches(place: Place, after: dict[str, Any], key: bytes | None, *, follow: bool) -> bool:
+    """Whether the file is what the step left (``key`` ``None``: cannot tell, so no)."""
     st = place.stat() if follow else place.lstat()
     if after.get("kind") == "absent":
         return st is None
-    if st is None or _is_link(st) or st.st_size != after.get("size"):
+    if key is None or st is None or _is_link(st) or st.st_size != after.get("size"):
         return False
     try:
         data, _ = place.read()
     except (OSError, ActionError):
         return False
-    return digest(data) == after.get("sha256")
+    return digest(data, key) == after.get("digest")
 
 
 def _record(ctx: StepContext, target: str, before: dict[str, Any], after: dict[str, Any], **extra: Any) -> None:
@@ -132,8 +139,8 @@ def _record(ctx: StepContext, target: str, before: dict[str, Any], after: dict[s
     ctx.save("undo", {"path": target, "fence": ctx.allowed_paths, "before": saved, "after": after, **extra})
 
 
-def _after_of(data: bytes) -> dict[str, Any]:
-    return {"kind": "file", "size": len(data), "sha256": digest(data)}
+def _after_of(data: bytes, key: bytes) -> dict[str, Any]:
+    return {"kind": "file", "size": len(data), "digest": digest(data, key)}
 
 
 def _note_created(ctx: StepContext, place: Place) -> None:
@@ -158,18 +165,19 @@ def file_write(
     data = _encode(content, encoding)
     fence = ctx.allowed_paths
     record = ctx.saved("undo")
+    key = _key(ctx)
     with open_place(target, fence, create=True) as place:
         if record is None:
-            before = _before(place, ctx, follow=append)
+            before = _before(place, ctx, key, follow=append)
             whole = before.get("data", b"") + data if append else data
-            _record(ctx, target, before, _after_of(whole), append=append, created=place.created)
+            _record(ctx, target, before, _after_of(whole, key), append=append, created=place.created)
         else:  # a re-run: keep what the first run saw; say what this run leaves
             before = record["before"]
-            whole = _earlier(before, target) + data if append else data
-            if append and _current_matches(place, _after_of(whole), follow=True):
+            after = _after_of(_earlier(before, target) + data if append else data, key)
+            if append and _current_matches(place, after, key, follow=True):
                 return {"path": target, "bytes": len(data)}  # the first run appended already
-            if record.get("after") != _after_of(whole):
-                ctx.save("undo", {**record, "after": _after_of(whole)})
+            if record.get("after") != after:
+                ctx.save("undo", {**record, "after": after})
             _note_created(ctx, place)
         if append:
             place.append(data)
@@ -197,7 +205,7 @@ def file_delete(path: FilePath, ctx: StepContext, missing_ok: bool = False) -> d
     try:
         with open_place(target, ctx.allowed_paths) as place:
             if record is None:
-                before = _before(place, ctx, follow=False, writes=False)
+                before = _before(place, ctx, _key(ctx), follow=False, writes=False)
                 _record(ctx, target, before, {"kind": "absent"}, noop=before["kind"] == "absent")
                 record = ctx.saved("undo")
             place.unlink()
@@ -223,14 +231,15 @@ def file_copy(src: FilePath, dst: FilePath, ctx: StepContext, overwrite: bool = 
         data, st = place.read()
         place.check_links(st)  # a second name could be a file outside the allowed folders
     record = ctx.saved("undo")
+    key = _key(ctx)
     with open_place(target, fence, create=True) as place:
         if record is None:
-            before = _before(place, ctx, follow=False)
+            before = _before(place, ctx, key, follow=False)
             if before["kind"] != "absent" and not overwrite:
                 raise FileExistsError(f"{target} exists; set overwrite: true to replace it")
-            _record(ctx, target, before, _after_of(data), created=place.created)
-        elif record.get("after") != _after_of(data):
-            ctx.save("undo", {**record, "after": _after_of(data)})
+            _record(ctx, target, before, _after_of(data, key), created=place.created)
+        elif record.get("after") != _after_of(data, key):
+            ctx.save("undo", {**record, "after": _after_of(data, key)})
         existing = place.lstat()
         place.check_links(existing)
         place.replace(data, like=existing if existing is not None and not _is_link(existing) else None)
@@ -257,22 +266,33 @@ def undo_file(inputs: dict, outputs: Any, ctx: CompensationContext) -> str | Non
     before, after = record["before"], record["after"]
     follow = bool(record.get("append"))
     created = record.get("created") or []
+    key = undo_key(ctx.undo_dir, ctx.workflow_id, create=False)
     with open_place(target, fence, create=before["kind"] != "absent") as place:
-        unchanged = _current_matches(place, after, follow=follow)
+        unchanged = _current_matches(place, after, key, follow=follow)
         present = (place.stat() if follow else place.lstat()) is not None
+        if before["kind"] == "file" and not unchanged and _current_matches(place, before, key, follow=follow):
+            return None  # already restored (a rollback that was interrupted after restoring, then run again)
+        if before["kind"] == "link" and not unchanged and present and _link_is(place, before["link"]):
+            return None
         if before["kind"] == "absent":
             if not present:
                 remove_folders(created, fence)
                 return None if after.get("kind") == "absent" else "already absent"
             if not unchanged:
                 kept = place.move_aside("kept")
-                return (
-                    f"{target} changed after the step; the step had created it, so it was moved aside "
-                    f"to {kept} instead of being deleted"
-                )
+                why = "changed after the step" if key is not None else "may have changed (its undo folder is gone)"
+                return f"{target} {why}; the step had created it, so it was moved aside to {kept} instead of deleted"
             place.unlink()
             remove_folders(created, fence)
             return None
+        data = b""
+        if before["kind"] == "file":  # read and check the copy before touching anything
+            data = read_copy(before["copy"], target=target)
+            if key is None or digest(data, key) != before.get("digest"):
+                raise ActionError(
+                    f"the undo copy of {target} ({before['copy']}) does not match what was saved (its digest "
+                    "differs or its key is gone); it was altered: restore the file from a backup"
+                )
         note = None
         if not unchanged and present:
             kept = place.move_aside("kept")
@@ -285,17 +305,18 @@ def undo_file(inputs: dict, outputs: Any, ctx: CompensationContext) -> str | Non
         if before["kind"] == "link":
             place.replace(b"", like=None, link=before["link"])
             return note
-        data = read_copy(before["copy"], target=target)
-        if digest(data) != before.get("sha256"):
-            raise ActionError(
-                f"the undo copy of {target} ({before['copy']}) does not match what was saved (SHA-256 differs); "
-                "it was altered: restore the file from a backup"
-            )
         if follow and unchanged:
             place.truncate(before["size"])  # the append cut off in place: same file, links and mode
         else:
             place.replace(data, like=Owner(before["mode"], before["uid"], before["gid"]))
         return note
+
+
+def _link_is(place: Place, text: str) -> bool:
+    try:
+        return place.readlink() == text
+    except OSError:
+        return False
 
 
 def _legacy_restore(path: Path, snapshot: dict[str, Any]) -> None:

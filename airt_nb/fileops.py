@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import hmac
 import os
 import stat
 import uuid
@@ -35,8 +36,9 @@ __all__ = ["Owner", "Place", "digest", "open_place", "remove_folders"]
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def digest(data: bytes, key: bytes) -> str:
+    """HMAC-SHA256 of ``data``: keyed, so a digest kept in the database reveals nothing about a short secret."""
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
 def _within(path: str, root: str) -> bool:
@@ -185,7 +187,7 @@ class Place:
                     f"{self.path} is a symbolic link; under a path policy file actions do not follow links",
                     rule="paths",
                 ) from None
-            raise
+            raise type(exc)(exc.errno, exc.strerror, self.path) from None  # the full path, not just the name
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -314,16 +316,23 @@ def _enter(parent: int, part: str, shown: str, fence: tuple[str, ...], create: b
             except FileExistsError:
                 pass
         except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                try:
-                    is_link = stat.S_ISLNK(os.stat(part, dir_fd=parent, follow_symlinks=False).st_mode)
-                except OSError:
-                    is_link = True
-                if is_link:
-                    raise _link_refused(shown, fence) from None
+            if exc.errno == errno.ELOOP:  # with O_NOFOLLOW: it was a link when it was opened
+                raise _link_refused(shown, fence) from None
+            if exc.errno != errno.ENOTDIR:
+                raise
+            try:
+                mode = os.stat(part, dir_fd=parent, follow_symlinks=False).st_mode
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(mode):
+                raise _link_refused(shown, fence) from None
+            if not stat.S_ISDIR(mode):
                 raise ActionError(f"{shown} is a file, not a folder; fix the path") from None
-            raise
-    raise ActionError(f"{shown} keeps changing while it is opened; try again")
+    raise PolicyError(
+        f"{shown} keeps changing between a folder and something else while it is opened (a symbolic link "
+        "swapped in and out?); under a path policy file actions refuse it",
+        rule="paths",
+    )
 
 
 def remove_folders(folders: list[str], fence: tuple[str, ...] | None) -> None:

@@ -237,7 +237,10 @@ def value_problem(
             for key, child in reversed(list(item.items())):
                 if not isinstance(key, str):
                     hint = " (YAML reads yes, no, on and off as booleans)" if isinstance(key, bool) else ""
-                    return (*path, key), f"key {key!r} is a {type(key).__name__}{hint}; keys must be text: quote it"
+                    return (
+                        *path,
+                        key,
+                    ), f"key {key!r} is not text ({type(key).__name__}){hint}; keys must be text: quote it"
                 stack.append((child, depth + 1, (*path, key)))
         else:
             stack.extend((child, depth + 1, (*path, i)) for i, child in reversed(list(enumerate(item))))

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from .errors import ActionError
 
-__all__ = ["default_undo_root", "discard_undo_copies", "keep_copy", "read_copy", "undo_dir_for"]
+__all__ = ["default_undo_root", "discard_undo_copies", "keep_copy", "read_copy", "undo_dir_for", "undo_key"]
 
 
 def default_undo_root() -> str:
@@ -97,13 +97,54 @@ def _private_folder(folder: str) -> None:
                 os.chmod(path, 0o700)
 
 
+def _folder(undo_dir: str | None, workflow_id: str) -> str:
+    return os.path.abspath(undo_dir or os.path.join(default_undo_root(), workflow_id))
+
+
+def undo_key(undo_dir: str | None, workflow_id: str, *, create: bool) -> bytes | None:
+    """The workflow's secret key for digests of file contents (32 random bytes, in ``.key``, 0600).
+
+    Digests saved in the database are keyed with it, so that they cannot be
+    used to guess a short secret that was overwritten.  ``None`` when the
+    folder has no key and ``create`` is false (the copies were discarded).
+    """
+    folder = _folder(undo_dir, workflow_id)
+    path = os.path.join(folder, ".key")
+    try:
+        with open(path, "rb") as fh:
+            key = fh.read()
+        if len(key) == 32:
+            return key
+    except FileNotFoundError:
+        pass
+    if not create:
+        return None
+    _private_folder(folder)
+    key = os.urandom(32)
+    tmp = f"{path}.{uuid.uuid4().hex[:8]}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, key)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)  # the first key written wins; a racing step reads it
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
 def keep_copy(undo_dir: str | None, workflow_id: str, step_name: str, data: bytes) -> str:
     """Store ``data`` as a new 0600 file in the workflow's undo folder; returns its absolute path.
 
     The copy is on disk (``fsync``) before this returns: the caller changes
     the original only afterwards.
     """
-    folder = os.path.abspath(undo_dir or os.path.join(default_undo_root(), workflow_id))
+    folder = _folder(undo_dir, workflow_id)
     _private_folder(folder)
     name = f"{step_name[:100]}.{uuid.uuid4().hex[:12]}.undo"
     dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
