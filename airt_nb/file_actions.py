@@ -3,8 +3,8 @@
 Before changing anything, each one saves (``StepContext.save("undo", ...)``)
 where the file is (absolute path), the path policy's allowed folders if
 any, what was there (an undo copy in the workflow's private undo folder,
-see :mod:`airt_nb.undocopies`, with its size, SHA-256, mode and owner) and
-what the step will leave there (size and SHA-256).  A step re-run after a
+see :mod:`airt_nb.undocopies`, with its size, keyed digest, mode and owner)
+and what the step will leave there (size and keyed digest).  A step re-run after a
 crash keeps the first run's record, so a rollback restores the state from
 before the workflow, not from before the re-run; an append that already
 happened is not appended twice.

@@ -4,8 +4,10 @@
 to overwrite or delete so that a rollback can put it back.  The bytes go to
 a private folder per workflow (created 0700, each copy 0600, owned by the
 user the engine runs as), and the step's saved state in the database holds
-only the copy's path, size and SHA-256.  Anyone who can read the database
-learns that a file was overwritten, never what it contained.
+only the copy's path, its size and an HMAC-SHA256 digest keyed with a
+random per-workflow key kept in the folder (``.key``, 0600).  Anyone who can
+read the database learns that a file was overwritten, never what it
+contained, not even a short secret by trying candidates against a digest.
 
 Where the folder is:
 
