@@ -217,7 +217,10 @@ def _locate(path: str, fence: tuple[str, ...]) -> tuple[str, list[str]]:
     parts = path.split(os.sep)[1:]
     for i in range(len(parts) + 1):
         prefix = os.sep + os.sep.join(parts[:i])
-        real = os.path.realpath(prefix)
+        try:
+            real = os.path.realpath(prefix)
+        except OSError:  # a link replaced while it was read: this prefix proves nothing
+            continue
         for root in fence:
             if _within(real, root):
                 below = [p for p in os.path.relpath(real, root).split(os.sep) if p not in ("", ".")]

@@ -92,11 +92,11 @@ def _private_folder(folder: str) -> None:
         )
     if stat.S_IMODE(st.st_mode) & 0o077:
         os.chmod(folder, 0o700)
-    for path in (os.path.dirname(folder),):  # the per-database folder: also private
-        if path.endswith(".undo") and os.path.isdir(path) and not os.path.islink(path):
-            pst = os.lstat(path)
-            if pst.st_uid == os.geteuid() and stat.S_IMODE(pst.st_mode) & 0o077:
-                os.chmod(path, 0o700)
+    parent = os.path.dirname(folder)  # <db>.undo: private too, so others cannot even list workflows
+    if parent.endswith(".undo"):
+        pst = os.lstat(parent)
+        if stat.S_ISDIR(pst.st_mode) and pst.st_uid == os.geteuid() and stat.S_IMODE(pst.st_mode) & 0o077:
+            os.chmod(parent, 0o700)
 
 
 def _folder(undo_dir: str | None, workflow_id: str) -> str:
