@@ -25,6 +25,7 @@ from typing import Any, get_type_hints, overload
 
 import pydantic
 
+from .context import CompensationContext, StepContext, absolute_path
 from .errors import ActionError
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "Registry",
     "StepContext",
     "StepInterrupted",
+    "absolute_path",
     "action",
     "default_registry",
 ]
@@ -44,106 +46,6 @@ class StepInterrupted(Exception):
     The step stays recorded as running and runs again (same attempt, same
     idempotency key) when the workflow is resumed.
     """
-
-
-class StepContext:
-    """What a running step knows about itself.
-
-    Declare a parameter annotated ``StepContext`` to receive it::
-
-        @action
-        def charge(amount: int, ctx: StepContext) -> dict:
-            api.charge(amount, idempotency_key=ctx.idempotency_key)
-            return {"charged": amount}
-
-    ``save`` / ``saved`` keep small JSON values in the database, keyed by the
-    step: a step re-run after a crash sees what its first run saved, and the
-    step's compensation sees it too.
-    """
-
-    __slots__ = (
-        "_saver",
-        "_state",
-        "attempt",
-        "cancelled",
-        "step_name",
-        "undo_dir",
-        "workdir",
-        "workflow_id",
-        "workflow_name",
-    )
-
-    def __init__(
-        self,
-        *,
-        workflow_id: str,
-        workflow_name: str,
-        step_name: str,
-        attempt: int,
-        state: dict[str, Any] | None = None,
-        saver: Callable[[dict[str, Any]], None] | None = None,
-        cancelled: threading.Event | None = None,
-        workdir: str | None = None,
-        undo_dir: str | None = None,
-    ):
-        self.workflow_id = workflow_id
-        self.workflow_name = workflow_name
-        self.step_name = step_name
-        self.attempt = attempt
-        self.cancelled = cancelled or threading.Event()
-        self.workdir = workdir
-        """The folder the workflow was started in: resolve relative paths against it."""
-        self.undo_dir = undo_dir
-        """A private folder (0700) for what this step keeps to undo itself, or None."""
-        self._state = dict(state or {})
-        self._saver = saver
-
-    @property
-    def idempotency_key(self) -> str:
-        """``workflow_id/step_name/attempt``: the same when a step is re-run after a crash."""
-        return f"{self.workflow_id}/{self.step_name}/{self.attempt}"
-
-    def saved(self, key: str, default: Any = None) -> Any:
-        """A value saved by :meth:`save` in this step (in this or an earlier run of it)."""
-        return self._state.get(key, default)
-
-    def save(self, key: str, value: Any) -> None:
-        """Durably save a JSON value for this step before doing something irreversible."""
-        self._state[key] = value
-        if self._saver is not None:
-            self._saver(dict(self._state))
-
-    @property
-    def state(self) -> dict[str, Any]:
-        return dict(self._state)
-
-
-class CompensationContext:
-    """What a compensation knows: the step it undoes and what the step saved."""
-
-    __slots__ = ("_state", "step_name", "undo_dir", "workdir", "workflow_id")
-
-    def __init__(
-        self,
-        *,
-        workflow_id: str,
-        step_name: str,
-        state: dict[str, Any] | None = None,
-        workdir: str | None = None,
-        undo_dir: str | None = None,
-    ):
-        self.workflow_id = workflow_id
-        self.step_name = step_name
-        self._state = dict(state or {})
-        self.workdir = workdir
-        self.undo_dir = undo_dir
-
-    @property
-    def idempotency_key(self) -> str:
-        return f"{self.workflow_id}/{self.step_name}/compensate"
-
-    def saved(self, key: str, default: Any = None) -> Any:
-        return self._state.get(key, default)
 
 
 def _fingerprint(fn: Callable[..., Any]) -> str:
@@ -168,6 +70,7 @@ class Action:
         self.compensation: Callable[..., Any] | None = None
         self._compensation_takes_ctx = False
         self.compensable_if: Callable[[Mapping[str, Any]], bool] | None = None
+        self.path_inputs: tuple[str, ...] = ()  # inputs naming files: made absolute by intent_inputs
         self._fingerprint: str | None = None
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", name)
@@ -179,7 +82,7 @@ class Action:
     def _build_model(self) -> None:
         sig = inspect.signature(self.fn)
         try:
-            hints = get_type_hints(self.fn)
+            hints = get_type_hints(self.fn, include_extras=True)
         except Exception:  # unresolvable forward references: fall back to no type checks
             hints = {}
         fields: dict[str, Any] = {}
@@ -259,18 +162,32 @@ class Action:
             return False
         return self.compensable_if(inputs) if self.compensable_if else True
 
+    def intent_inputs(self, inputs: Mapping[str, Any], workdir: str | None) -> dict[str, Any]:
+        """The inputs to store in a compensation intent: relative paths made absolute against ``workdir``.
+
+        A compensation may run in another process with another current
+        folder, so it must never see a relative path.  For actions that name
+        no path inputs (``path_inputs``) this is a copy of ``inputs``.
+
+        >>> from airt_nb import Registry
+        >>> Registry().get("file.write").intent_inputs({"path": "out/a.txt", "content": "x"}, "/home/ann/project")
+        {'path': '/home/ann/project/out/a.txt', 'content': 'x'}
+        """
+        result = dict(inputs)
+        for key in self.path_inputs:
+            value = result.get(key)
+            if isinstance(value, str) and value:
+                result[key] = absolute_path(value, workdir)
+        return result
+
     def run_compensation(self, inputs: dict[str, Any], outputs: Any, ctx: CompensationContext) -> str | None:
-        """Undo one completed call; returns the compensation's note (text) if it gave one."""
+        """Run the compensation; returns its note (a short text, or ``None`` for a plain undo)."""
         assert self.compensation is not None
         if self._compensation_takes_ctx:
             note = self.compensation(inputs, outputs, ctx)
         else:
             note = self.compensation(inputs, outputs)
         return note if isinstance(note, str) and note else None
-
-    def intent_inputs(self, inputs: dict[str, Any], workdir: str | None) -> dict[str, Any]:
-        """The inputs stored in the compensation intent (built-ins make their paths absolute)."""
-        return inputs
 
     # -- validation -----------------------------------------------------------
 
@@ -299,7 +216,7 @@ class Action:
                 if not loc or loc[0] in dynamic or err["type"] == "missing":
                     continue
                 field = ".".join(str(p) for p in loc)
-                problems.append(f"{field}: {err['msg']} (got {err.get('input')!r})")
+                problems.append(f"{field}: {_message(err)}")
         return problems
 
     def validate(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -319,7 +236,7 @@ class Action:
             model = self._model.model_validate(inputs)
         except pydantic.ValidationError as exc:
             details = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'inputs'}: {err['msg']}" for err in exc.errors()
+                f"{'.'.join(str(p) for p in err['loc']) or 'inputs'}: {_message(err)}" for err in exc.errors()
             )
             raise ActionError(f"bad inputs: {details}", action=self.name) from None
         values = dict(model.__dict__)
@@ -328,6 +245,14 @@ class Action:
         if model.__pydantic_extra__:
             values.update(model.__pydantic_extra__)
         return values
+
+
+def _message(err: Any) -> str:
+    """A pydantic error as one clause: our own ValueErrors as they are, others with the bad value."""
+    if err["type"] == "value_error":
+        return str(err.get("ctx", {}).get("error", err["msg"]))
+    shown = repr(err.get("input"))
+    return f"{err['msg']} (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
 
 
 class Registry:

@@ -1,139 +1,40 @@
 """Built-in actions: ``file.write``, ``file.delete``, ``file.copy``,
-``http.request``, ``python.call`` and ``wait``.
+``http.request``, ``python.call`` and ``wait``, and :func:`install`.
 
-Each one that changes the world saves what it is about to overwrite with
+The file actions live in :mod:`airt_nb.file_actions`.  Each action that
+changes the world saves what it is about to overwrite with
 :meth:`StepContext.save` *before* it does so.  A step re-run after a crash
-finds the first run's copy and keeps it, so a later rollback restores the
+finds the first run's record and keeps it, so a later rollback restores the
 state from before the workflow, not from before the re-run.
+
+Inputs are bounded where a bad value would otherwise hang or crash a step:
+``wait`` seconds and HTTP timeouts are durations within
+:mod:`airt_nb.limits`, methods are HTTP tokens, expected statuses are
+100-599, an ``undo`` request has only the keys a request has.
 
 httpx is imported inside ``http.request`` only, so importing airt_nb stays fast.
 """
 
 from __future__ import annotations
 
-import base64
 import importlib
-import json
-import os
+import re
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
+from pydantic import AfterValidator, BeforeValidator
+
+from . import limits
 from .actions import Action, CompensationContext, StepContext, StepInterrupted
 from .errors import ActionError
+from .file_actions import file_copy, file_delete, file_write, undo_file
+from .urls import url_problem
 
 if TYPE_CHECKING:
     from .actions import Registry
 
 __all__ = ["install"]
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _missing_parents(path: Path) -> list[str]:
-    missing = []
-    parent = path.parent
-    while not parent.exists():
-        missing.append(str(parent))
-        if parent.parent == parent:
-            break
-        parent = parent.parent
-    return missing
-
-
-def _snapshot(path: Path) -> dict[str, Any]:
-    """What is at ``path`` now, enough to put it back."""
-    if path.is_file():
-        return {"existed": True, "content": _b64(path.read_bytes())}
-    return {"existed": False, "created_dirs": _missing_parents(path)}
-
-
-def _restore(path: Path, snapshot: dict[str, Any]) -> None:
-    if snapshot.get("existed"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".airt-restore")
-        tmp.write_bytes(base64.b64decode(snapshot["content"]))
-        os.replace(tmp, path)
-    else:
-        path.unlink(missing_ok=True)
-        for folder in snapshot.get("created_dirs", []):
-            try:
-                Path(folder).rmdir()
-            except OSError:  # not empty (someone else put files there) or already gone
-                break
-
-
-def _ensure_snapshot(ctx: StepContext, path: Path) -> dict[str, Any]:
-    snap = ctx.saved("before")
-    if snap is None:
-        snap = _snapshot(path)
-        ctx.save("before", snap)
-    return snap
-
-
-# -- file.write ------------------------------------------------------------------
-
-
-def file_write(path: str, content: Any, ctx: StepContext, encoding: str = "utf-8", append: bool = False) -> dict:
-    """Write ``content`` to ``path`` (creating folders); undone by restoring what was there.
-
-    Text is written as it is; any other JSON value (a number, a list...) as JSON.
-    """
-    target = Path(path)
-    _ensure_snapshot(ctx, target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text = content if isinstance(content, str) else json.dumps(content)
-    data = text.encode(encoding)
-    if append:
-        with target.open("ab") as fh:
-            fh.write(data)
-    else:
-        tmp = target.with_name(target.name + ".airt-tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    return {"path": str(target), "bytes": len(data)}
-
-
-def _undo_restore(inputs: dict, outputs: dict, ctx: CompensationContext) -> None:
-    snap = ctx.saved("before")
-    if snap is None:  # the step completed without saving: nothing known to restore
-        return
-    _restore(Path(inputs.get("path") or inputs["dst"]), snap)
-
-
-# -- file.delete -----------------------------------------------------------------
-
-
-def file_delete(path: str, ctx: StepContext, missing_ok: bool = False) -> dict:
-    """Delete a file, keeping its bytes so a rollback can put it back."""
-    target = Path(path)
-    snap = _ensure_snapshot(ctx, target)
-    if not snap["existed"] and not target.exists():
-        if not missing_ok:
-            raise FileNotFoundError(f"{path} does not exist; set missing_ok: true to allow that")
-        return {"path": str(target), "existed": False, "bytes": 0}
-    target.unlink(missing_ok=True)
-    size = len(base64.b64decode(snap["content"])) if snap.get("existed") else 0
-    return {"path": str(target), "existed": True, "bytes": size}
-
-
-# -- file.copy -------------------------------------------------------------------
-
-
-def file_copy(src: str, dst: str, ctx: StepContext, overwrite: bool = True) -> dict:
-    """Copy ``src`` to ``dst``; undone by restoring what ``dst`` was."""
-    source, target = Path(src), Path(dst)
-    snap = _ensure_snapshot(ctx, target)
-    if snap["existed"] and not overwrite and target.exists():
-        raise FileExistsError(f"{dst} exists; set overwrite: true to replace it")
-    data = source.read_bytes()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".airt-tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
-    return {"src": str(source), "dst": str(target), "bytes": len(data)}
 
 
 # -- python.call -----------------------------------------------------------------
@@ -171,17 +72,80 @@ def _python_undo(inputs: dict, outputs: dict) -> None:
 
 # -- http.request ----------------------------------------------------------------
 
+_METHOD = re.compile(r"^[A-Za-z]{1,20}$")
+_UNDO_KEYS = ("url", "method", "headers", "json", "body", "timeout", "expect_status")
+
+
+def _method(value: str) -> str:
+    if not _METHOD.match(value):
+        raise ValueError(f"{value!r} is not an HTTP method; use e.g. GET, POST, PUT or DELETE")
+    return value
+
+
+def _statuses(value: list[int] | None) -> list[int] | None:
+    for status in value or []:
+        if not 100 <= status <= 599:
+            raise ValueError(f"{status} is not an HTTP status; use numbers from 100 to 599")
+    return value
+
+
+def _http_timeout(value: Any) -> float:
+    return limits.duration(value, maximum=limits.MAX_HTTP_TIMEOUT)
+
+
+def _undo_request(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An ``undo`` request: the keys of a request only, each checked like the request's own."""
+    if not value:
+        return value
+    unknown = [k for k in value if k not in _UNDO_KEYS]
+    if unknown:
+        raise ValueError(f"undo takes no {', '.join(map(repr, unknown))} (it takes: {', '.join(_UNDO_KEYS)})")
+    for key, item in value.items():
+        try:
+            if key in ("url", "method") or (key == "body" and item is not None):
+                if not isinstance(item, str):
+                    raise ValueError(f"must be text, got {type(item).__name__}")
+                if key != "body":
+                    (_url if key == "url" else _method)(item)
+            elif key == "timeout":
+                _http_timeout(item)
+            elif key == "expect_status":
+                if not isinstance(item, list) or not all(type(s) is int for s in item):
+                    raise ValueError("must be a list of whole numbers")
+                _statuses(item)
+            elif key == "headers" and not (
+                isinstance(item, Mapping) and all(isinstance(x, str) for x in (*item, *item.values()))
+            ):
+                raise ValueError("must map header names to text")
+        except ValueError as exc:
+            raise ValueError(f"undo.{key}: {exc}") from None
+    return value
+
+
+def _url(value: str) -> str:
+    problem = url_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+Url = Annotated[str, AfterValidator(_url)]
+Method = Annotated[str, AfterValidator(_method)]
+Timeout = Annotated[float, BeforeValidator(_http_timeout)]
+Statuses = Annotated[list[int] | None, AfterValidator(_statuses)]
+UndoRequest = Annotated[dict[str, Any] | None, AfterValidator(_undo_request)]
+
 
 def http_request(
-    url: str,
+    url: Url,
     ctx: StepContext,
-    method: str = "GET",
+    method: Method = "GET",
     headers: dict[str, str] | None = None,
     json: Any = None,
     body: str | None = None,
-    timeout: float = 30.0,
-    expect_status: list[int] | None = None,
-    undo: dict[str, Any] | None = None,
+    timeout: Timeout = 30.0,
+    expect_status: Statuses = None,
+    undo: UndoRequest = None,
 ) -> dict:
     """Send one HTTP request with httpx; fails on an unexpected status.
 
@@ -225,7 +189,7 @@ def _http_undo(inputs: dict, outputs: dict, ctx: CompensationContext) -> None:
         undo.get("headers"),
         undo.get("json"),
         undo.get("body"),
-        float(undo.get("timeout", inputs.get("timeout", 30.0))),
+        _http_timeout(undo.get("timeout", inputs.get("timeout", 30.0))),
         undo.get("expect_status"),
         ctx.idempotency_key,
     )
@@ -234,10 +198,14 @@ def _http_undo(inputs: dict, outputs: dict, ctx: CompensationContext) -> None:
 # -- wait --------------------------------------------------------------------------
 
 
-def wait(seconds: float, ctx: StepContext) -> dict:
-    """Wait ``seconds``; after a crash, only what is left of the wait."""
-    if seconds < 0:
-        raise ValueError(f"seconds must be >= 0, got {seconds}")
+Seconds = Annotated[float, BeforeValidator(lambda value: limits.duration(value, zero=True))]
+
+
+def wait(seconds: Seconds, ctx: StepContext) -> dict:
+    """Wait ``seconds`` (a number or a duration such as ``30s``, at most 366 days).
+
+    After a crash, only what is left of the wait.
+    """
     until = ctx.saved("until")
     if until is None:
         until = time.time() + seconds
@@ -251,10 +219,11 @@ def wait(seconds: float, ctx: StepContext) -> dict:
 def install(registry: Registry) -> None:
     """Register the built-in actions into ``registry``."""
     conditional = {"python.call", "http.request"}  # undone only when the step gives an undo
+    paths = {"file.write": ("path",), "file.delete": ("path",), "file.copy": ("src", "dst")}
     for name, fn, undo in (
-        ("file.write", file_write, _undo_restore),
-        ("file.delete", file_delete, _undo_restore),
-        ("file.copy", file_copy, _undo_restore),
+        ("file.write", file_write, undo_file),
+        ("file.delete", file_delete, undo_file),
+        ("file.copy", file_copy, undo_file),
         ("python.call", python_call, _python_undo),
         ("http.request", http_request, _http_undo),
         ("wait", wait, None),
@@ -265,4 +234,5 @@ def install(registry: Registry) -> None:
             act.compensate(undo)
         if name in conditional:
             act.compensable_if = lambda inputs: bool(inputs.get("undo"))
+        act.path_inputs = paths.get(name, ())
         registry.register(act)

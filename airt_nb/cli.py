@@ -49,6 +49,43 @@ __all__ = ["main"]
 STATUSES = ("PENDING", "RUNNING", "PAUSED", "COMPLETED", "FAILED", "ROLLING_BACK", "ROLLED_BACK", "CANCELLED")
 
 
+MAX_LIST = 100_000
+
+
+def _count(text: str) -> int:
+    """``--limit``: a whole number from 1 to MAX_LIST (argparse turns the error into exit status 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give e.g. --limit 20") from None
+    if not 1 <= value <= MAX_LIST:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; give a number from 1 to {MAX_LIST:,}")
+    return value
+
+
+def _ident(text: str) -> str:
+    """``ID``: a workflow or approval id (or a prefix of one): letters, digits, '-' and '_'."""
+    if not text or len(text) > 100 or not all(c.isalnum() or c in "-_" for c in text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a workflow or approval id; copy one from `airt list` (letters, digits, '-', '_')"
+        )
+    return text
+
+
+def _seconds(text: str) -> float:
+    """``--timeout``: seconds (``30``, ``2.5``) or a duration (``30s``, ``5m``), more than 0."""
+    from .limits import duration
+
+    try:
+        value: Any = float(text)
+    except ValueError:
+        value = text
+    try:
+        return duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
@@ -64,21 +101,23 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", parents=[common], help="workflows, newest first")
     p.add_argument("--status", type=str.upper, choices=STATUSES, metavar="S", help="only this status")
     p.add_argument("--name", help="only names containing this")
-    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--limit", type=_count, default=50, metavar="N", help="at most this many (default 50)")
     p = sub.add_parser("show", parents=[common], help="a workflow, its steps and its pending approval")
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", type=_ident)
     for name, what in (("approve", "approve"), ("reject", "reject (rolls back the completed steps)")):
         p = sub.add_parser(name, parents=[common], help=f"{what} the pending approval")
-        p.add_argument("id", metavar="ID", help="workflow id (or prefix) or approval id")
+        p.add_argument("id", metavar="ID", type=_ident, help="workflow id (or prefix) or approval id")
         p.add_argument("--reason", help="recorded with the decision")
         p.add_argument("--as", dest="as_user", metavar="USER", help="decide as USER (default $AIRT_USER or you)")
     p = sub.add_parser("resume", parents=[common], help="run a workflow nobody runs, here, until it pauses or ends")
-    p.add_argument("id", metavar="ID")
-    p.add_argument("--timeout", type=float, default=None, help="give up waiting after this many seconds")
+    p.add_argument("id", metavar="ID", type=_ident)
+    p.add_argument(
+        "--timeout", type=_seconds, default=None, metavar="SECONDS", help="give up waiting after this long (30, 5m)"
+    )
     p = sub.add_parser("rollback", parents=[common], help="undo a workflow's completed steps")
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", type=_ident)
     p = sub.add_parser("cancel", parents=[common], help="stop a workflow without undoing anything")
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", type=_ident)
     p = sub.add_parser("serve", parents=[common], help="the approvals page on its own (token, or JupyterHub's OAuth)")
     p.add_argument("--ip", help="address to listen on (default 127.0.0.1; under JupyterHub the service's)")
     p.add_argument("--port", type=int, help="port (default 8765; under JupyterHub the service's)")

@@ -42,18 +42,21 @@ from .errors import AirtError, NotFoundError, SpecError, StoreError, WorkflowSta
 from .execution import Execution
 from .identity import current_user
 from .leases import LeaseKeeper
+from .limits import check_inputs
 from .ownership import MACHINE, describe_owner, is_dead_local_owner, make_owner_id, parse_owner
 from .plan import Plan
-from .policy import AllowAll, Policy
+from .policy import AllowAll, Policy, Verdict
 from .policy_gate import PolicyGate
 from .recovery import Recovery, RecoverySummary
 from .spec import WorkflowSpec, fingerprint_of, load_spec
-from .store import is_postgres_url, open_store
+from .store import open_store
 from .store.base import LeaseLostError
 from .store.protocol import Store
 from .store.records import SETTLED, TERMINAL, WorkflowRecord
 from .timers import Timers
 from .timeutil import iso, now_iso
+from .undocopies import discard_undo_copies, undo_dir_for
+from .urls import check_webhook_url
 
 if TYPE_CHECKING:
     from .plan import PlannedStep
@@ -162,7 +165,7 @@ class Engine:
         url = webhook_url if webhook_url is not None else os.environ.get("AIRT_WEBHOOK_URL")
         secret = webhook_secret if webhook_secret is not None else os.environ.get("AIRT_WEBHOOK_SECRET")
         if url:
-            _check_webhook_url(url)
+            url = check_webhook_url(url)
         grace = _home_grace(home_grace)
         if lease_ttl <= 0 or poll_interval <= 0:
             raise AirtError(
@@ -201,7 +204,6 @@ class Engine:
         self._orphans: dict[str, Execution] = {}
         self._orphan_due = 0.0
         self._orphan_pause = 1.0
-        self._undo_root = _undo_root(self.db)
         self._host = _Hosting(self)
         self._recovery = Recovery(self._host)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="airt-worker")
@@ -1041,8 +1043,8 @@ class _Hosting:
     def call_at(self, due: float, fn: Callable[[], None]) -> None:
         self._e._timers.at(due, fn)
 
-    def check_step(self, ex: Execution, step: PlannedStep, inputs: dict[str, Any]) -> None:
-        self._e._gate.check_step(ex.started_by or self._e.user, ex.id, ex.name, step, inputs)
+    def check_step(self, ex: Execution, step: PlannedStep, inputs: dict[str, Any]) -> Verdict | None:
+        return self._e._gate.check_step(ex.started_by or self._e.user, ex.id, ex.name, step, inputs)
 
     def webhook_rows(self, event: str, approval: dict[str, Any], workflow_name: str) -> builtins.list[dict[str, Any]]:
         webhook = self._e._webhook
@@ -1062,11 +1064,12 @@ class _Hosting:
         self._e._orphaned(ex)
 
     def settled(self, ex: Execution, status: str) -> None:
-        pass
+        if status == "ROLLED_BACK":  # every undo done: what they needed is no longer needed
+            with contextlib.suppress(OSError):
+                discard_undo_copies(undo_dir_for(self._e.db, ex.id))
 
     def undo_dir(self, workflow_id: str) -> str | None:
-        root = self._e._undo_root
-        return os.path.join(root, workflow_id) if root else None
+        return undo_dir_for(self._e.db, workflow_id)
 
     # DecisionHost
     @property
@@ -1134,14 +1137,6 @@ class _Hosting:
         self._e._expire_at(approval_id, due)
 
 
-def _check_webhook_url(url: str) -> None:
-    if not url.startswith(("http://", "https://")):
-        raise AirtError(
-            f"webhook URL {url!r} (AIRT_WEBHOOK_URL) must start with http:// or https://; "
-            "set it to the full address of the receiver, or unset it"
-        )
-
-
 def _home_grace(value: float | None) -> float:
     if value is None:
         text = os.environ.get("AIRT_HOME_GRACE", "").strip()
@@ -1168,15 +1163,12 @@ def _workdir(workdir: str | os.PathLike[str] | None, workflow: str) -> str:
     return str(folder.resolve())
 
 
-def _merge_inputs(declared: Mapping[str, Any], given: Mapping[str, Any] | None, workflow: str) -> dict[str, Any]:
-    """The spec's input defaults with ``given`` over them; refused unless every given name is declared."""
-    if given is not None and not isinstance(given, Mapping):
-        raise SpecError(
-            [(None, "inputs", f"inputs must be a mapping of input names to values, got {type(given).__name__}")],
-            workflow=workflow,
-        )
+def _merge_inputs(declared: Mapping[str, Any], given: Any, workflow: str) -> dict[str, Any]:
+    """The spec's input defaults with ``given`` over them; refused unless every given name is declared
+    and every value is plain JSON within the limits (:func:`airt_nb.limits.check_inputs`)."""
+    given = check_inputs(given, workflow=workflow)
     merged = dict(declared)
-    for key, value in (given or {}).items():
+    for key, value in given.items():
         if key not in merged:
             names = ", ".join(merged) or "none"
             raise SpecError(
@@ -1191,15 +1183,6 @@ def _merge_inputs(declared: Mapping[str, Any], given: Mapping[str, Any] | None, 
     except (TypeError, ValueError) as exc:
         raise SpecError([(None, "inputs", f"inputs must be JSON values ({exc})")], workflow=workflow) from None
     return merged
-
-
-def _undo_root(db: str) -> str | None:
-    """Where steps keep what they need to undo themselves: a private folder beside a SQLite file;
-    for PostgreSQL ``$AIRT_UNDO_DIR``, else a folder in the user's cache."""
-    if is_postgres_url(db):
-        root = os.environ.get("AIRT_UNDO_DIR") or os.path.join(Path.home(), ".cache", "airt_nb", "undo")
-        return root
-    return str(Path(db).resolve().with_name(Path(db).name + ".undo"))
 
 
 def _policy_from(policy: Policy | str | os.PathLike[str] | None) -> Policy:

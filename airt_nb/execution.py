@@ -53,6 +53,7 @@ from .timeutil import iso, now_iso, to_epoch
 if TYPE_CHECKING:
     from .actions import Registry
     from .plan import Plan, PlannedStep
+    from .policy import Verdict
     from .store.protocol import Store
     from .store.records import StepRecord, WorkflowRecord
     from .store.writes import Tx
@@ -104,8 +105,9 @@ class ExecutionHost(Protocol):
         """Call ``fn`` on the timer thread at epoch time ``due``."""
         ...
 
-    def check_step(self, ex: Execution, step: PlannedStep, inputs: dict[str, Any]) -> None:
-        """Raise :class:`~airt_nb.PolicyError` if the policy forbids running this step now."""
+    def check_step(self, ex: Execution, step: PlannedStep, inputs: dict[str, Any]) -> Verdict | None:
+        """Raise :class:`~airt_nb.PolicyError` if the policy forbids running this step now; returns
+        the policy's verdict (the folders a file action may touch), None without a policy."""
         ...
 
     def webhook_rows(self, event: str, approval: dict[str, Any], workflow_name: str) -> list[dict[str, Any]]:
@@ -626,7 +628,7 @@ class Execution:
         if act is None:
             return self._defer_step(name, f"action {step.action}")
         try:
-            host.check_step(self, step, inputs)
+            verdict = host.check_step(self, step, act.intent_inputs(inputs, self.workdir))
         except PolicyError as exc:
             return self._fail_step(name, inputs, f"refused by policy: {exc}")
         try:
@@ -644,6 +646,7 @@ class Execution:
                 cancelled=self.cancelled,
                 workdir=self.workdir,
                 undo_dir=host.undo_dir(self.id),
+                allowed_paths=verdict.paths if verdict is not None else None,
             )
         try:
             with self._running_action():
@@ -926,11 +929,13 @@ class Execution:
         compensate(self)
 
     def _set_status(self, status: str, error: str | None = None) -> None:
-        self.status = status
         host = self.host
         if status in ("PAUSED", "COMPLETED", "FAILED", "ROLLED_BACK", "CANCELLED"):
+            host.settled(self, status)  # before the status shows: wait() returns once all is done
+            self.status = status
             host.released(self)
-            host.settled(self, status)
+        else:
+            self.status = status
         if host.listening:
             host.emit(ev.WorkflowStatusChanged(self.id, status, error))
         host.notify()

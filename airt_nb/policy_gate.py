@@ -134,12 +134,14 @@ class PolicyGate:
         return rows
 
     def check_step(
-        self, user: str, workflow_id: str, workflow_name: str, step: PlannedStep, inputs: dict[str, Any]
-    ) -> None:
-        """Check one step with its resolved inputs right before it runs (recorded either way)."""
+        self, user: str, workflow_id: str, workflow_name: str, step: PlannedStep, inputs: Mapping[str, Any]
+    ) -> Verdict | None:
+        """Check one step with its resolved inputs (paths made absolute against the workflow's folder)
+        right before it runs, recorded either way; None without a policy."""
         if not self.policy.enforcing:
-            return
+            return None
         verdict = self.policy.check_action(user, step.action or "", inputs)
         self.record("step", user, verdict, workflow_id=workflow_id, step_name=step.name, action=step.action)
         if not verdict.allowed:
             raise self.error(user, verdict, f"run action {step.action!r}", workflow=workflow_name, step=step.name)
+        return verdict

@@ -14,43 +14,35 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from . import limits
 from .actions import Registry, default_registry
 from .errors import SpecError
 from .expressions import ExpressionError, find_references
+from .specgraph import Ancestry, find_cycle
 from .yamltext import YamlTextError, field_path, line_of, parse
 
 __all__ = ["RetrySpec", "StepSpec", "WorkflowSpec", "load_spec", "parse_duration"]
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
-def parse_duration(value: Any) -> float:
+def parse_duration(value: Any, *, zero: bool = False, maximum: float = limits.MAX_DURATION) -> float:
     """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"2h"``, ``"1d"`` or ``"500ms"``.
+
+    Bounded: more than 0 (or 0 with ``zero=True``) and at most ``maximum``
+    (:data:`~airt_nb.limits.MAX_DURATION`, 366 days); ``inf``, ``nan`` and
+    booleans are refused with a ``ValueError`` that gives the allowed range.
 
     >>> parse_duration("2h")
     7200.0
     """
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or text like '30s', '15m', '2h', '1d'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 15m, 2h or 1d")
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"a duration must be more than 0 seconds, got {value!r}")
-    return seconds
+    return limits.duration(value, zero=zero, maximum=maximum)
 
 
 class _Model(BaseModel):
@@ -58,13 +50,27 @@ class _Model(BaseModel):
 
 
 class RetrySpec(_Model):
-    """How often and how patiently a failing step is tried again."""
+    """How often and how patiently a failing step is tried again.
 
-    max_attempts: int = Field(default=3, ge=1, le=100)
+    Delays are seconds or durations (``500ms``, ``30s``), at most one day
+    (:data:`~airt_nb.limits.MAX_RETRY_DELAY`).
+    """
+
+    max_attempts: int = 3
     backoff: Literal["exponential", "linear", "fixed"] = "exponential"
-    initial_delay: float = Field(default=0.5, ge=0, le=86400)
-    max_delay: float = Field(default=30.0, ge=0, le=86400)
+    initial_delay: float = 0.5
+    max_delay: float = 30.0
     jitter: bool = True
+
+    @field_validator("max_attempts", mode="before")
+    @classmethod
+    def _attempts(cls, value: Any) -> Any:
+        return limits.number(value, low=1, high=100, integer=True)
+
+    @field_validator("initial_delay", "max_delay", mode="before")
+    @classmethod
+    def _delay(cls, value: Any) -> Any:
+        return parse_duration(value, zero=True, maximum=limits.MAX_RETRY_DELAY)
 
     def delay(self, attempt: int) -> float:
         """Delay before attempt ``attempt + 1`` (without jitter)."""
@@ -110,7 +116,12 @@ class WorkflowSpec(_Model):
     description: str | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
     steps: list[StepSpec] = Field(min_length=1)
-    max_parallel: int = Field(default=4, ge=1, le=256)
+    max_parallel: int = 4
+
+    @field_validator("max_parallel", mode="before")
+    @classmethod
+    def _parallel(cls, value: Any) -> Any:
+        return limits.number(value, low=1, high=256, integer=True)
 
     def dependencies(self) -> dict[str, tuple[str, ...]]:
         """Each step's direct dependencies (the step before it when ``depends_on`` is absent)."""
@@ -204,14 +215,14 @@ def _semantic_problems(spec: WorkflowSpec, lines: Mapping, registry: Registry) -
             elif dep not in index:
                 add(path, f"no step named {dep!r}; steps are: {', '.join(index)}")
 
-    cycle = _find_cycle(deps, index)
+    cycle = find_cycle(deps, index)
     if cycle:
         add(
             ("steps", index[cycle[0]], "depends_on"),
             f"dependency cycle {' -> '.join(cycle)}; remove one of these depends_on entries",
         )
 
-    depends_on = _Ancestry(deps) if not cycle else None
+    depends_on = Ancestry(deps) if not cycle else None
     for i, step in enumerate(spec.steps):
         if step.type == "action":
             if not step.action:
@@ -263,6 +274,7 @@ def _semantic_problems(spec: WorkflowSpec, lines: Mapping, registry: Registry) -
                             f"add it to depends_on of {step.name!r} (directly or through another step)",
                         )
 
+        reported = len(problems)
         if step.type == "action" and step.action:
             act = registry.get(step.action)
             if act is None:
@@ -278,70 +290,52 @@ def _semantic_problems(spec: WorkflowSpec, lines: Mapping, registry: Registry) -
                         ("steps", i, "inputs", key) if key in step.inputs else ("steps", i, "inputs"),
                         message.split(": ", 1)[1] if ": " in message else message,
                     )
+        seen = {field for _, field, _ in problems[reported:]}
+        _add_not_finite(add, ("steps", i, "inputs"), step.inputs, seen)
+    _add_not_finite(add, ("inputs",), spec.inputs, set())
     return problems
 
 
-def _find_cycle(deps: Mapping[str, tuple[str, ...]], known: Mapping[str, int]) -> list[str]:
-    """One dependency cycle as ``[a, b, ..., a]``, or ``[]``; iterative, so long chains never recurse."""
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    for root in deps:
-        if root in state:
-            continue
-        path: list[str] = [root]
-        state[root] = 1
-        pending: list[list[str]] = [[d for d in deps[root] if d in known and d != root]]
-        while path:
-            if not pending[-1]:
-                state[path.pop()] = 2
-                pending.pop()
-                continue
-            dep = pending[-1].pop()
-            if state.get(dep) == 1:
-                return [*path[path.index(dep) :], dep]
-            if dep not in state:
-                state[dep] = 1
-                path.append(dep)
-                pending.append([d for d in deps[dep] if d in known and d != dep])
-    return []
+def _add_not_finite(add: Any, where: tuple[Any, ...], value: Any, seen: set[str]) -> None:
+    """``inf`` / ``nan`` in free values (numeric fields said so already, with their range)."""
+    found = limits.value_problem(value)
+    if found is not None and _field((*where, *found[0][:1])) not in seen:
+        add((*where, *found[0]), found[1])
 
 
-class _Ancestry:
-    """Whether one step depends on another, directly or through other steps.
+# -- limits ----------------------------------------------------------------------------------
 
-    Each step's ancestors are a bit mask over step positions, built on first
-    use in dependency order: sets of names would cost memory and time
-    quadratic in the length of a long chain of steps.  Needs an acyclic graph.
+
+def _check_limits(data: Mapping[str, Any], lines: Mapping, name: str | None) -> None:
+    """Refuse what pydantic and the engine must never see: too many steps, too deep, not JSON.
+
+    Runs before validation because validating (and later storing) a value
+    nested thousands deep or aliased a billion times would recurse or
+    expand it; the walk here is iterative and stops at the first problem.
     """
-
-    def __init__(self, deps: Mapping[str, tuple[str, ...]]):
-        self._deps = deps
-        self._masks: dict[str, int] | None = None
-        self._bit = {name: 1 << i for i, name in enumerate(deps)}
-
-    def _build(self) -> dict[str, int]:
-        deps, bit = self._deps, self._bit
-        masks: dict[str, int] = {}
-        for root in deps:
-            stack = [(root, False)]
-            while stack:  # iterative post-order: a chain of thousands of steps must not recurse
-                name, ready = stack.pop()
-                if name in masks:
-                    continue
-                known = [d for d in deps[name] if d in deps]
-                if ready:
-                    mask = 0
-                    for d in known:
-                        mask |= bit[d] | masks[d]
-                    masks[name] = mask
-                else:
-                    stack.append((name, True))
-                    stack.extend((d, False) for d in known if d not in masks)
-        return masks
-
-    def __call__(self, step: str, target: str) -> bool:
-        if self._masks is None:
-            self._masks = self._build()
-        return bool(self._masks.get(step, 0) & self._bit.get(target, 0))
+    steps = data.get("steps")
+    if isinstance(steps, list | tuple) and len(steps) > limits.MAX_STEPS:
+        raise SpecError(
+            [
+                (
+                    _line_of(lines, ("steps",)),
+                    "steps",
+                    f"{len(steps):,} steps, more than the limit of {limits.MAX_STEPS:,} (MAX_STEPS); "
+                    "split the work into several workflows",
+                )
+            ],
+            workflow=name,
+        )
+    found = limits.value_problem(data, max_depth=limits.MAX_DEPTH, max_nodes=limits.MAX_SPEC_NODES, finite=False)
+    if found is not None:
+        path, message = found
+        if not path and "MAX_VALUE_NODES" in message:
+            message = (
+                f"the spec has more than {limits.MAX_SPEC_NODES:,} values (MAX_SPEC_NODES); "
+                "keep data out of the spec (pass it as inputs or files)"
+            )
+        shown = path[:4] if "MAX_DEPTH" in message else path
+        raise SpecError([(_line_of(lines, path), _field(shown), message)], workflow=name)
 
 
 # -- entry point ----------------------------------------------------------------------------
@@ -382,6 +376,7 @@ def load_spec(source: str | Mapping[str, Any] | WorkflowSpec, *, registry: Regis
         got = "nothing" if data is None else type(data).__name__
         raise SpecError([(1 if lines else None, "", f"a workflow spec is a mapping with name: and steps:, got {got}")])
     name = data.get("name") if isinstance(data.get("name"), str) else None
+    _check_limits(data, lines, name)
     try:
         spec = WorkflowSpec.model_validate(data)
     except pydantic.ValidationError as exc:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import StoreError
 from .timeutil import iso, now_iso, to_epoch
+from .urls import check_webhook_url, url_problem
 
 if TYPE_CHECKING:
     from .store.protocol import Store
@@ -51,8 +52,10 @@ __all__ = [
     "TIMESTAMP_HEADER",
     "WebhookSender",
     "approval_page",
+    "check_webhook_url",
     "outbox_row",
     "sign",
+    "url_problem",
     "verify",
 ]
 

@@ -6,7 +6,11 @@ plain data, can still name the line it came from (:func:`line_of`).  Keys
 that appear twice are refused instead of silently keeping the last one: in
 a spec or a policy a repeated key is almost always a mistake.
 
-Imports only PyYAML.
+Only plain YAML is accepted: unsupported tags, alias bombs, deep nesting and
+huge documents are refused (:mod:`airt_nb.limits`) while the text is
+composed, before any value is built.
+
+Imports only PyYAML and the limits.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
+
+from . import limits
 
 __all__ = ["Lines", "YamlTextError", "field_path", "line_of", "parse"]
 
@@ -29,13 +35,122 @@ class YamlTextError(Exception):
         super().__init__(f"line {line}, {field or '(top level)'}: {message}")
 
 
-class _LineLoader(yaml.SafeLoader):
-    pass
+_CORE = "tag:yaml.org,2002:"
+#: Explicit tags a spec may carry: they only restate what plain YAML already means.
+_ALLOWED_TAGS = frozenset(_CORE + t for t in ("str", "int", "float", "bool", "null", "seq", "map"))
+# Dates stay text (a spec's values are JSON) and '=' is just a string, not the 'value' type.
+_IMPLICIT = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_CORE + "timestamp", _CORE + "value")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
-class _DuplicateKey(Exception):
+class _Refused(Exception):
+    """The text is YAML but not something we accept: a tag, a limit, a repeated key."""
+
     def __init__(self, line: int, path: tuple[Any, ...], message: str):
         self.line, self.path, self.message = line, path, message
+
+
+def _shown_tag(tag: str) -> str:
+    return "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
+
+
+class _LineLoader(yaml.SafeLoader):
+    """The safe loader, refusing unsupported tags and counting depth, aliases and values as it composes.
+
+    The counts are taken on the event stream, before any value is built: an
+    alias bomb is refused after at most ``MAX_SPEC_NODES`` counted values,
+    deep nesting at ``MAX_DEPTH`` levels (the composer recurses per level).
+    """
+
+    yaml_implicit_resolvers = _IMPLICIT
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self._depth = 0
+        self._aliases = 0
+        self._nodes = 0
+        self._sizes: dict[str, int] = {}  # anchor -> values it stands for, aliases inside expanded
+        self._open: set[str] = set()  # anchors whose value is being composed
+        self._path: list[Any] = []  # where the node being composed sits, for messages
+
+    def _here(self, parent: Any, index: Any) -> tuple[Any, ...]:
+        if isinstance(parent, yaml.SequenceNode):
+            return (*self._path, index)
+        if isinstance(parent, yaml.MappingNode) and isinstance(index, yaml.ScalarNode):
+            return (*self._path, index.value)
+        return tuple(self._path)  # the top level, or a mapping key: named by its mapping
+
+    def _count(self, n: int, event: yaml.Event, path: tuple[Any, ...]) -> None:
+        self._nodes += n
+        if self._nodes > limits.MAX_SPEC_NODES:
+            raise _Refused(
+                event.start_mark.line + 1,
+                path,
+                f"the document expands to more than {limits.MAX_SPEC_NODES:,} values (MAX_SPEC_NODES); "
+                "write the values out or make the spec smaller (aliases count once per use)",
+            )
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        line = event.start_mark.line + 1
+        path = self._here(parent, index)
+        if isinstance(event, yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > limits.MAX_YAML_ALIASES:
+                raise _Refused(
+                    line,
+                    path,
+                    f"more than {limits.MAX_YAML_ALIASES} aliases (*name) in one document (MAX_YAML_ALIASES); "
+                    "write the values out instead",
+                )
+            if event.anchor in self._open:
+                raise _Refused(line, path, f"alias *{event.anchor} is inside the value it names; remove it")
+            self._count(self._sizes.get(event.anchor, 1), event, path)
+            return super().compose_node(parent, index)
+        tag = event.tag
+        if tag is not None and tag != "!" and tag not in _ALLOWED_TAGS:
+            raise _Refused(
+                line,
+                path,
+                f"tag {_shown_tag(tag)} is not supported; a spec holds only text, numbers, booleans, null, "
+                "lists and mappings: remove the tag",
+            )
+        self._count(1, event, path)
+        nested = isinstance(event, yaml.CollectionStartEvent)
+        if nested:
+            self._depth += 1
+            if self._depth > limits.MAX_DEPTH:
+                raise _Refused(
+                    line,
+                    path[:4],
+                    f"nested more than {limits.MAX_DEPTH} levels deep (MAX_DEPTH); flatten the structure",
+                )
+        anchor, before = event.anchor, self._nodes - 1
+        if anchor is not None:
+            self._open.add(anchor)
+        outer, self._path = self._path, list(path)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._path = outer
+        if anchor is not None:
+            self._open.discard(anchor)
+            self._sizes[anchor] = self._nodes - before
+        if nested:
+            self._depth -= 1
+        return node
+
+
+def _construct(loader: _LineLoader, n: yaml.Node, path: tuple[Any, ...]) -> Any:
+    try:
+        return loader.construct_object(n, deep=True)
+    except yaml.YAMLError:
+        raise
+    except Exception as exc:  # e.g. an int of 5,000 digits, !!bool maybe
+        what = _shown_tag(n.tag) if n.tag else "a value"
+        raise _Refused(n.start_mark.line + 1, path, f"cannot read {str(n.value)[:40]!r} as {what} ({exc})") from None
 
 
 def _compose(text: str) -> tuple[Any, Lines]:
@@ -44,23 +159,26 @@ def _compose(text: str) -> tuple[Any, Lines]:
         node = loader.get_single_node()
         lines: Lines = {}
 
+        # Recursive, but composing refused anything deeper than MAX_DEPTH already.
         def build(n: yaml.Node, path: tuple[Any, ...]) -> Any:
             lines.setdefault(path, n.start_mark.line + 1)
             if isinstance(n, yaml.MappingNode):
                 loader.flatten_mapping(n)
                 result: dict[Any, Any] = {}
                 for key_node, value_node in n.value:
-                    key = loader.construct_object(key_node, deep=True)
+                    if not isinstance(key_node, yaml.ScalarNode):
+                        raise _Refused(key_node.start_mark.line + 1, path, "keys must be plain text")
+                    key = _construct(loader, key_node, path)
                     if not isinstance(key, str | int | float | bool) and key is not None:
-                        raise _DuplicateKey(key_node.start_mark.line + 1, path, "keys must be plain text")
+                        raise _Refused(key_node.start_mark.line + 1, path, "keys must be plain text")
                     if key in result:
-                        raise _DuplicateKey(key_node.start_mark.line + 1, (*path, key), f"{key!r} appears twice")
+                        raise _Refused(key_node.start_mark.line + 1, (*path, key), f"{key!r} appears twice; keep one")
                     lines[(*path, key)] = key_node.start_mark.line + 1
                     result[key] = build(value_node, (*path, key))
                 return result
             if isinstance(n, yaml.SequenceNode):
                 return [build(item, (*path, i)) for i, item in enumerate(n.value)]
-            return loader.construct_object(n, deep=True)
+            return _construct(loader, n, path)
 
         data = build(node, ()) if node is not None else None
         return data, lines
@@ -71,16 +189,26 @@ def _compose(text: str) -> tuple[Any, Lines]:
 def parse(text: str) -> tuple[Any, Lines]:
     """Load YAML ``text``; return the data and the line of every key and item.
 
-    Raises :class:`YamlTextError` for a syntax error or a repeated key.
+    Raises :class:`YamlTextError` for a syntax error, a repeated key, a tag
+    other than the plain ones (``!!str``, ``!!int``, ...: no ``!!python/...``,
+    ``!!binary``, ``!!timestamp`` or custom tags) or text past the limits of
+    :mod:`airt_nb.limits` (size, aliases, depth, values).
 
     >>> data, lines = parse("name: x\\nsteps:\\n  - a\\n")
     >>> lines[("steps", 0)]
     3
     """
+    if len(text) > limits.MAX_SPEC_CHARS:
+        raise YamlTextError(
+            None,
+            "",
+            f"the text is {len(text):,} characters, more than the limit of {limits.MAX_SPEC_CHARS:,} "
+            "(MAX_SPEC_CHARS); keep data out of the spec (pass it as inputs or files)",
+        )
     try:
         return _compose(text)
-    except _DuplicateKey as exc:
-        raise YamlTextError(exc.line, field_path(exc.path), exc.message + "; keep one") from None
+    except _Refused as exc:
+        raise YamlTextError(exc.line, field_path(exc.path), exc.message) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -88,6 +216,8 @@ def parse(text: str) -> tuple[Any, Lines]:
         raise YamlTextError(line, "", f"YAML syntax error: {what}; check indentation and quoting") from None
     except yaml.YAMLError as exc:
         raise YamlTextError(None, "", f"YAML error: {exc}") from None
+    except RecursionError:  # a regression guard: limits above should make this unreachable
+        raise YamlTextError(None, "", "the YAML nests too deeply; flatten the structure") from None
 
 
 def field_path(path: tuple[Any, ...]) -> str:

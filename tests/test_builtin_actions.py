@@ -159,3 +159,52 @@ def test_wait_action_waits(engine: Engine) -> None:
     run = _run(engine, [{"name": "w", "action": "wait", "inputs": {"seconds": 0.05}}])
     assert run.wait(timeout=10) == "COMPLETED"
     assert run.outputs["w"] == {"waited": 0.05}
+
+
+def test_wait_takes_seconds_or_a_duration(engine: Engine) -> None:
+    run = _run(engine, [{"name": "a", "action": "wait", "inputs": {"seconds": "20ms"}}])
+    assert run.wait(timeout=10) == "COMPLETED"
+    assert run.outputs["a"] == {"waited": 0.02}
+
+
+def test_a_bad_value_known_only_at_run_time_fails_the_step_clearly(engine: Engine, tmp_path: Path) -> None:
+    spec = {
+        "name": "late",
+        "inputs": {"delay": "forever", "enc": "klingon"},
+        "steps": [
+            {"name": "a", "action": "wait", "inputs": {"seconds": "${{ inputs.delay }}"}},
+        ],
+    }
+    run = engine.start(spec)
+    assert run.wait(timeout=10) == "FAILED"
+    assert "seconds: 'forever' is not a duration" in run.error
+    spec = {
+        "name": "late",
+        "inputs": {"enc": "klingon"},
+        "steps": [
+            {
+                "name": "w",
+                "action": "file.write",
+                "inputs": {"path": "a.txt", "content": "x", "encoding": "${{ inputs.enc }}"},
+            }
+        ],
+    }
+    run = engine.start(spec)
+    assert run.wait(timeout=10) == "FAILED"
+    assert "unknown encoding 'klingon'" in run.error
+    assert not (tmp_path / "a.txt").exists()
+
+
+def test_content_that_the_encoding_cannot_hold_fails_without_writing(engine: Engine, tmp_path: Path) -> None:
+    step = {"name": "w", "action": "file.write", "inputs": {"path": "a.txt", "content": "café", "encoding": "ascii"}}
+    run = _run(engine, [step])
+    assert run.wait(timeout=10) == "FAILED"
+    assert "content cannot be written as ascii" in run.error
+    assert "use encoding: utf-8" in run.error
+    assert not (tmp_path / "a.txt").exists()
+
+
+def test_file_outputs_carry_absolute_paths(engine: Engine, tmp_path: Path) -> None:
+    run = _run(engine, [{"name": "w", "action": "file.write", "inputs": {"path": "sub/a.txt", "content": "x"}}])
+    assert run.wait(timeout=10) == "COMPLETED"
+    assert run.outputs["w"] == {"path": str(tmp_path / "sub" / "a.txt"), "bytes": 1}

@@ -335,3 +335,29 @@ def test_show_says_what_happens_at_the_deadline(
     code, out, _ = run_cli(capsys, "--db", str(db_path), "show", run.id)
     assert code == 0
     assert f"  deadline    {deadline[:19].replace('T', ' ')} UTC, then approved automatically\n" in out
+
+
+def test_list_limit_lists_at_most_that_many(db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    paused_here(db_path, tmp_path / "a")
+    paused_here(db_path, tmp_path / "b")
+    code, out, _ = run_cli(capsys, "--db", str(db_path), "--json", "list", "--limit", "1")
+    assert code == 0
+    assert len(json.loads(out)) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["list", "--limit", "-5"], "argument --limit: -5 is out of range; give a number from 1 to 100,000"),
+        (["resume", "abcd", "--timeout", "inf"], "argument --timeout: inf is not a finite duration"),
+        (["show", "../x"], "argument ID: '../x' is not a workflow or approval id"),
+    ],
+)
+def test_out_of_range_arguments_are_usage_errors(
+    args: list[str], says: str, db_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    airt_nb.Engine(db_path, recover=False).close()
+    proc = airt("--db", str(db_path), *args)
+    assert proc.returncode == 2
+    assert says in proc.stderr
+    assert proc.stderr.startswith("usage: airt")

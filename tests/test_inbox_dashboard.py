@@ -49,7 +49,8 @@ def test_inbox_lists_pending_approvals_of_every_kernel_oldest_first(db_path: Pat
         assert f"<code>{first.id}</code>" in titles[0]
         body = inbox.list_box.children[0].body_html.value
         assert "times out in 1 h 59 min (then reject)" in body
-        assert "<b>write_a</b>: undo <code>file.write</code> path=out/1/a.txt" in body  # what a rejection undoes
+        # What a rejection undoes, with the path the undo will touch (absolute: resolved in the workflow's folder).
+        assert "<b>write_a</b>: undo <code>file.write</code> path=/" in body
 
 
 def test_inbox_decides_in_place_and_the_card_leaves(engine: airt_nb.Engine) -> None:

@@ -356,3 +356,12 @@ def test_url_without_host_is_refused() -> None:
     verdict = rules.check_action("ann", "http.request", {"url": "file:///etc/passwd"})
     assert (verdict.allowed, verdict.rule) == (False, "author: http.hosts")
     assert verdict.reason == "url 'file:///etc/passwd' names no host"
+
+
+def test_an_allowed_file_action_carries_its_folders_for_the_action_to_stay_in(tmp_path: Path) -> None:
+    rules = RolePolicy(parse_policy(POLICY), base_dir=tmp_path)
+    verdict = rules.check_action("ann", "file.write", {"path": str(tmp_path / "out" / "a.txt"), "content": "x"})
+    assert verdict.allowed
+    assert verdict.paths == (str(tmp_path / "out"),)
+    assert rules.check_action("ann", "wait", {"seconds": 1}).paths is None
+    assert rules.check_action("ann", "http.request", {"url": "http://127.0.0.1/"}).paths is None

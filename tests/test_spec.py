@@ -142,7 +142,7 @@ BAD = [
         "name: x\nsteps:\n  - name: a\n    action: count\n    inputs: {n: 1}\n    retry: {max_attempts: 0}\n",
         6,
         "steps[0].retry.max_attempts",
-        "greater than or equal to 1",
+        "out of range; use a whole number from 1 to 100",
     ),
     (
         "name: x\nsteps:\n  - name: a\n    action: count\n    inputs: {n: 1}\n    retry: {backoff: wobbly}\n",

@@ -23,7 +23,7 @@ import airt_nb
 from airt_nb import Registry
 from airt_nb.store.migrations import MIGRATIONS
 from airt_nb.store.sqlite import SQLiteStore
-from airt_nb.webhooks import SIGNATURE_HEADER, sign, verify
+from airt_nb.webhooks import SIGNATURE_HEADER, check_webhook_url, sign, verify
 from tests.conftest import poll_until
 
 SECRET = "s3cret-for-tests"
@@ -478,3 +478,29 @@ def test_a_delivery_in_flight_when_the_process_is_killed_is_sent_again(tmp_path:
         if eng is not None:
             eng.close()
         receiver.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://hooks.example.com/airt", "http://127.0.0.1:8080/h", "http://[::1]:8000/", "http://u:p@h.example/x?y=1"],
+)
+def test_a_good_webhook_url_is_accepted(url: str) -> None:
+    assert check_webhook_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://", "names no host"),
+        ("http://[::1", "check the brackets around an IPv6 address"),
+        ("http://h/\r\nX-Evil: 1", "line break (CR/LF)"),
+        ("http://h:70000/", "port that is not a number from 1 to 65535"),
+        ("http://[not-ip]/", "check the brackets"),
+        ("http://h\tx/", "cannot be in a URL"),
+    ],
+)
+def test_a_bad_webhook_url_says_what_to_fix(url: str, says: str) -> None:
+    with pytest.raises(airt_nb.AirtError) as info:
+        check_webhook_url(url)
+    assert says in str(info.value)
+    assert "(AIRT_WEBHOOK_URL)" in str(info.value)

@@ -39,12 +39,17 @@ class Verdict:
     ``rule`` is short and stable (``"agent: deny file.*"``, ``"default deny"``)
     because it goes to the audit log; ``reason`` says what was refused and
     what to do; ``target`` is the resolved path or URL that was checked.
+    ``paths``: for a built-in file action allowed within a role's
+    ``paths:``, those folders.  The engine hands them to the step
+    (``StepContext.allowed_paths``) and the action opens its files inside
+    them without following links, so the check cannot be raced.
     """
 
     allowed: bool
     rule: str
     reason: str = ""
     target: str | None = None
+    paths: tuple[str, ...] | None = None
 
 
 class Policy(Protocol):

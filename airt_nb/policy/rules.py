@@ -10,6 +10,9 @@ How a decision is reached, for one user and one action:
    role's limits: file actions inside its ``paths`` (every path resolved with
    symlinks and ``..`` collapsed, as the action will see it), ``http.request``
    (and its ``undo`` request) to its ``http.hosts`` with its ``http.methods``.
+   The granting role's folders go back in the verdict (``Verdict.paths``):
+   the action opens its files within them without following any link, so
+   a link swapped in after this check cannot lead it outside.
 
 Patterns are shell globs matched case-sensitively (``file.*``, ``*``).
 Imports nothing from the engine.
@@ -39,7 +42,20 @@ PATH_INPUTS: dict[str, tuple[str, ...]] = {
 def _resolve(path: str, base: str | None = None) -> str:
     if base is not None:
         path = os.path.join(base, os.path.expanduser(path))
+    for _ in range(3):
+        try:
+            return os.path.realpath(path)
+        except OSError:  # a link replaced while it was being read: look again
+            continue
     return os.path.realpath(path)
+
+
+def _resolve_input(path: str) -> str | OSError:
+    """``path`` resolved as the action will open it, or the error that kept it from being resolved."""
+    try:
+        return _resolve(path)
+    except OSError as exc:
+        return exc
 
 
 def _within(path: str, prefix: str) -> bool:
@@ -113,14 +129,26 @@ class RolePolicy:
 
     def _check_paths(self, action: str, inputs: Mapping[str, Any], granting: list[tuple[str, str]]) -> Verdict:
         # Relative paths resolve against the working directory, exactly as the action will open them.
-        targets = [
-            (key, inputs[key], _resolve(inputs[key])) for key in PATH_INPUTS[action] if isinstance(inputs.get(key), str)
+        found = [
+            (key, inputs[key], _resolve_input(inputs[key]))
+            for key in PATH_INPUTS[action]
+            if isinstance(inputs.get(key), str)
         ]
+        for key, raw, result in found:
+            if isinstance(result, OSError):
+                return Verdict(
+                    False,
+                    f"{granting[0][0]}: paths",
+                    f"{key} {raw!r} cannot be resolved ({result.strerror}: it changed while being checked?); "
+                    "use a path that does not change",
+                    target=raw,
+                )
+        targets = [(key, raw, str(result)) for key, raw, result in found]
         shown = ", ".join(t for _, _, t in targets) or None
         for role, pattern in granting:
             fence = self._paths[role]
             if fence and all(any(_within(t, p) for p in fence) for _, _, t in targets):
-                return Verdict(True, f"{role}: allow {pattern}", target=shown)
+                return Verdict(True, f"{role}: allow {pattern}", target=shown, paths=fence)
         role = granting[0][0]
         fences = "; ".join(f"{r}: {', '.join(self._paths[r]) or 'none'}" for r, _ in granting)
         if not targets or not any(self._paths[r] for r, _ in granting):
