@@ -118,7 +118,7 @@ def _authorise(engine: Engine, approval: ApprovalRecord, user: str) -> dict[str,
         raise PolicyError(
             f"workflow {approval.workflow_id}, step {approval.step_name!r}: user {user!r} (roles: {role_text}) "
             f"may not decide this approval; refused by rule {verdict.rule!r}{reason}. "
-            f"Approvers: {allowed}; ask one of them, or decide as yourself with by=... / AIRT_USER if you are one",
+            f"Approvers: {allowed}; ask one of them to decide",
             user=user,
             roles=roles,
             rule=verdict.rule,

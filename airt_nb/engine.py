@@ -413,6 +413,11 @@ class Engine:
     def owner_id(self) -> str:
         return self._owner
 
+    @property
+    def policy(self) -> Policy:
+        """The policy this engine enforces (panels ask it who may decide before offering the buttons)."""
+        return self._policy
+
     def subscribe(self, fn: Callable[[ev.Event], Any]) -> Callable[[], None]:
         """Call ``fn(event)`` for every event of this engine's workflows; returns an unsubscribe function.
 

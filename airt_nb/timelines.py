@@ -1,13 +1,20 @@
 """Timelines: a Gantt-style picture of runs, to look at rather than read.
 
-One row per step; bars for the attempt that counted, failed attempts
-before it (``frames.attempts``), the back-off waits between them, approval
-waits (request to decision), and compensations (the undo of a completed
-step, drawn from when the rollback reached it to when it finished; the
-store records when an undo finished, so its start is the end of whatever
-happened just before).  Rendered as inline SVG (no browser plugin, no
-script), with a text version for terminals; ``Timeline.segments`` holds the
-same data for analysis.
+One row per step; bars for the attempt that counted, failed attempts before
+it and the back-off waits between them, attempts interrupted because their
+engine stopped (followed by the gap until another engine ran the step
+again), approval waits (request to decision), and compensations (the undo of
+a completed step, drawn from when the rollback reached it to when it
+finished; the store records when an undo finished, so its start is the end
+of whatever happened just before).  Moments of the run's history (an engine
+lost, the run resumed, a cancel or a rollback asked for) are marked across
+its lane.
+
+Each lane is labelled with the workflow's name and, when several lanes share
+a name, the inputs that tell them apart; the legend lists every colour drawn.
+Rendered as inline SVG (no browser plugin, no script) coloured by the theme's
+variables, with a text version for terminals; ``Timeline.segments`` and
+``Timeline.marks`` hold the same data for analysis.
 
 Imports no IPython, ipywidgets or pandas.
 """
@@ -15,6 +22,7 @@ Imports no IPython, ipywidgets or pandas.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,31 +31,26 @@ from typing import Any
 
 from .store.sqlite import SQLiteStore
 from .timeutil import to_epoch
-from .views import COLORS, esc, fmt_duration
+from .views.run import optional_rows
+from .views.text import esc, fmt_duration, short
+from .views.theme import colour, role, stylesheet
 
-__all__ = ["Segment", "Timeline", "timeline"]
+__all__ = ["Lane", "Mark", "Segment", "Timeline", "timeline"]
 
-FILL = {
-    "step": None,  # by status
-    "attempt": "#e36209",
-    "backoff": "#afb8c1",
-    "approval": "#bf8700",
-    "compensation": "#8250df",
+_TEXT = {"step": "█", "attempt": "▒", "interrupted": "×", "backoff": "·", "approval": "░", "compensation": "↺"}
+_LAYER = {"backoff": 0, "approval": 1, "step": 2, "attempt": 3, "interrupted": 3, "compensation": 4}
+_MARKS = {
+    "engine_lost": ("warn", "engine lost"),
+    "resumed": ("ok", "resumed"),
+    "cancel_requested": ("idle", "cancel asked"),
+    "cancelled": ("idle", "cancelled"),
+    "rollback_requested": ("undo", "rollback asked"),
 }
-LEGEND = [
-    ("step", COLORS["COMPLETED"], "step (colour = outcome)"),
-    ("attempt", FILL["attempt"], "failed attempt, retried"),
-    ("backoff", FILL["backoff"], "waiting to retry"),
-    ("approval", FILL["approval"], "waiting for approval"),
-    ("compensation", FILL["compensation"], "undo (compensation)"),
-]
-_TEXT = {"step": "█", "attempt": "▒", "backoff": "·", "approval": "░", "compensation": "↺"}
-_LAYER = {"backoff": 0, "approval": 1, "step": 2, "attempt": 3, "compensation": 4}  # later layers draw on top
 
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    """One bar: ``kind`` is step, attempt, backoff, approval or compensation; times are epoch seconds."""
+    """One bar: ``kind`` is step, attempt, interrupted, backoff, approval or compensation; times are epoch seconds."""
 
     workflow_id: str
     step_name: str
@@ -60,11 +63,22 @@ class Segment:
 
 
 @dataclass(frozen=True, slots=True)
+class Mark:
+    """A moment of a run's history drawn across its lane (``event`` as recorded, e.g. ``engine_lost``)."""
+
+    workflow_id: str
+    event: str
+    at: float
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
 class Lane:
     workflow_id: str
     name: str
     status: str
     steps: tuple[str, ...]
+    inputs: tuple[tuple[str, Any], ...] = ()
 
 
 def timeline(workflow_ids: Any, db: Any = None, *, relative: bool | None = None) -> Timeline:
@@ -82,12 +96,13 @@ def timeline(workflow_ids: Any, db: Any = None, *, relative: bool | None = None)
     ids = [getattr(w, "id", w) for w in workflow_ids]
     with _store(db) as store:
         now = datetime.now(UTC).timestamp()
-        lanes, segments = [], []
+        lanes, segments, marks = [], [], []
         for workflow_id in ids:
-            lane, segs = _collect(store, _resolve(store, workflow_id), now)
+            lane, segs, lane_marks = _collect(store, _resolve(store, workflow_id), now)
             lanes.append(lane)
             segments += segs
-    return Timeline(lanes, segments, relative=bool(relative))
+            marks += lane_marks
+    return Timeline(lanes, segments, relative=bool(relative), marks=marks)
 
 
 @contextlib.contextmanager
@@ -125,11 +140,12 @@ def _resolve(store: SQLiteStore, workflow_id: str) -> str:
     raise NotFoundError("workflow", workflow_id, db=store.path)
 
 
-def _collect(store: SQLiteStore, workflow_id: str, now: float) -> tuple[Lane, list[Segment]]:
+def _collect(store: SQLiteStore, workflow_id: str, now: float) -> tuple[Lane, list[Segment], list[Mark]]:
     record = store.workflow(workflow_id)
     assert record is not None
     steps = store.steps(workflow_id)
-    attempts = store.attempts(workflow_id)
+    attempts = optional_rows(store, "step_attempts", workflow_id)
+    events = optional_rows(store, "workflow_events", workflow_id)
     approvals = store.approvals(workflow_id=workflow_id)
     out: list[Segment] = []
 
@@ -141,30 +157,49 @@ def _collect(store: SQLiteStore, workflow_id: str, now: float) -> tuple[Lane, li
         out.append(Segment(workflow_id, step, kind, status, a, max(a, b), label, open=end is None))
 
     for s in steps:
-        tries = sorted((a for a in attempts if a[1] == s.step_name), key=lambda a: a[2])
-        final = s.attempt if s.status not in ("RETRYING",) else s.attempt + 1
+        tries = sorted(
+            (a for a in attempts if a.get("step_name") == s.step_name),
+            key=lambda a: (a.get("attempt") or 0, a.get("started_at") or ""),
+        )
+        final = s.attempt if s.status != "RETRYING" else s.attempt + 1
         previous_end: str | None = None
-        for _, _, number, status, started, finished, error in tries:
+        interrupted_end: str | None = None
+        for a in tries:
+            number, status = a.get("attempt") or 0, a.get("status") or "FAILED"
+            if status == "INTERRUPTED":
+                # the attempt ran until its engine stopped; the next start is another engine taking it up
+                label = f"attempt {number} interrupted: its engine stopped, the step ran again"
+                add(s.step_name, "interrupted", "INTERRUPTED", a.get("started_at"), a.get("finished_at"), label)
+                interrupted_end = a.get("finished_at")
+                continue
             if number >= final:
                 continue
             if previous_end:
-                add(s.step_name, "backoff", "RETRYING", previous_end, started, "waiting to retry")
-            add(s.step_name, "attempt", status, started, finished, f"attempt {number} failed: {error or ''}")
-            previous_end = finished
+                add(s.step_name, "backoff", "RETRYING", previous_end, a.get("started_at"), "waiting to retry")
+            error = a.get("error") or ""
+            add(
+                s.step_name,
+                "attempt",
+                status,
+                a.get("started_at"),
+                a.get("finished_at"),
+                f"attempt {number} failed: {error}",
+            )
+            previous_end = a.get("finished_at")
         if s.type == "human_approval":
-            for a in approvals:
-                if a.step_name == s.step_name:
-                    who = f" by {a.decided_by}" if a.decided_by else ""
-                    add(s.step_name, "approval", a.status, a.requested_at, a.decided_at, f"{a.status.lower()}{who}")
+            for ap in approvals:
+                if ap.step_name == s.step_name:
+                    who = f" by {ap.decided_by}" if ap.decided_by else ""
+                    add(s.step_name, "approval", ap.status, ap.requested_at, ap.decided_at, f"{ap.status.lower()}{who}")
             continue
         if s.status == "RETRYING":
             add(s.step_name, "backoff", "RETRYING", previous_end, s.next_attempt_at, "waiting to retry")
             continue
-        if previous_end and s.started_at:
+        if previous_end and s.started_at and not interrupted_end:
             add(s.step_name, "backoff", "RETRYING", previous_end, s.started_at, "waiting to retry")
         if s.started_at and s.status not in ("PENDING", "SKIPPED"):
             shown = "COMPLETED" if s.status.startswith("COMPENSAT") else s.status
-            end = s.finished_at if s.status not in ("RUNNING",) else None
+            end = s.finished_at if s.status != "RUNNING" else None
             label = f"{s.status.lower()}, attempt {s.attempt}" + (f": {s.error}" if s.error else "")
             add(s.step_name, "step", shown, s.started_at, end, label)
 
@@ -180,8 +215,19 @@ def _collect(store: SQLiteStore, workflow_id: str, now: float) -> tuple[Lane, li
                 Segment(workflow_id, c.step_name, "compensation", c.status, min(undo_start, undo_end), undo_end, label)
             )
             undo_start = undo_end
-    lane = Lane(workflow_id, record.name, record.status, tuple(s.step_name for s in steps))
-    return lane, out
+    marks = []
+    for event in events:
+        kind = str(event.get("event"))
+        if kind in _MARKS and event.get("at"):
+            who = event.get("detail") or event.get("by") or ""
+            text = _MARKS[kind][1] + (f": {who}" if who else "")
+            marks.append(Mark(workflow_id, kind, to_epoch(str(event["at"])), text))
+    try:
+        inputs = tuple(sorted((json.loads(record.inputs) or {}).items()))
+    except (TypeError, ValueError, AttributeError):
+        inputs = ()
+    lane = Lane(workflow_id, record.name, record.status, tuple(s.step_name for s in steps), inputs)
+    return lane, out, marks
 
 
 def _ticks(span: float, count: int = 6) -> list[float]:
@@ -193,17 +239,68 @@ def _ticks(span: float, count: int = 6) -> list[float]:
     return [i * step for i in range(int(span / step) + 1)]
 
 
-class Timeline:
-    """A drawn timeline; ``segments`` is the data, ``to_svg()`` the picture."""
+def _colour_role(seg: Segment) -> str:
+    """The colour role of a bar: a step's outcome; amber approval waits (red when rejected); purple undo."""
+    if seg.kind == "step":
+        return role(seg.status)
+    if seg.kind == "approval":
+        return "error" if seg.status == "REJECTED" else "warn"
+    if seg.kind == "compensation":
+        return "error" if seg.status == "FAILED" else "undo"
+    return {"attempt": "error", "interrupted": "warn", "backoff": "off"}[seg.kind]
 
-    label_width = 170
+
+def _legend_text(seg: Segment) -> str:
+    if seg.kind == "step":
+        return f"step {seg.status.lower().replace('_', ' ')}" + (" (still running)" if seg.status == "RUNNING" else "")
+    if seg.kind == "approval":
+        return "approval rejected" if seg.status == "REJECTED" else "waiting for approval"
+    if seg.kind == "compensation":
+        return "undo failed" if seg.status == "FAILED" else "undo (compensation)"
+    return {
+        "attempt": "failed attempt, retried",
+        "interrupted": "attempt interrupted (engine lost)",
+        "backoff": "waiting to retry",
+    }[seg.kind]
+
+
+def _dim(seg: Segment) -> bool:
+    return seg.kind in ("approval", "attempt") or seg.open
+
+
+def distinguishing_inputs(lanes: list[Lane]) -> dict[str, str]:
+    """For lanes that share a workflow name, the inputs whose values differ, as ``key=value`` text."""
+    by_name: dict[str, list[Lane]] = {}
+    for lane in lanes:
+        by_name.setdefault(lane.name, []).append(lane)
+    out: dict[str, str] = {}
+    for group in by_name.values():
+        if len(group) < 2:
+            continue
+        keys = sorted({k for lane in group for k, _ in lane.inputs})
+        differing = [k for k in keys if len({json.dumps(dict(lane.inputs).get(k), default=str) for lane in group}) > 1]
+        for lane in group:
+            values = dict(lane.inputs)
+            shown = [f"{k}={short(values.get(k), 24)}" for k in differing[:3]]
+            if shown:
+                out[lane.workflow_id] = ", ".join(shown)
+    return out
+
+
+class Timeline:
+    """A drawn timeline; ``segments`` and ``marks`` are the data, ``to_svg()`` the picture."""
+
+    label_width = 190
     chart_width = 620
     row_height = 18
     lane_gap = 22
 
-    def __init__(self, lanes: list[Lane], segments: list[Segment], *, relative: bool = False):
+    def __init__(
+        self, lanes: list[Lane], segments: list[Segment], *, relative: bool = False, marks: list[Mark] | None = None
+    ):
         self.lanes = lanes
         self.segments = segments
+        self.marks = marks or []
         self.relative = relative
 
     def _origin(self, workflow_id: str) -> float:
@@ -217,6 +314,24 @@ class Timeline:
             return 0.0
         return max(s.end - self._origin(s.workflow_id) for s in self.segments)
 
+    def lane_title(self, lane: Lane) -> str:
+        """``name (inputs that tell it from lanes of the same name)``."""
+        extra = distinguishing_inputs(self.lanes).get(lane.workflow_id)
+        return f"{lane.name} ({extra})" if extra else lane.name
+
+    def legend(self) -> list[tuple[str, str, str]]:
+        """``(kind, colour role, text)`` of every colour drawn, in drawing order."""
+        seen: dict[tuple[str, str], str] = {}
+        for seg in sorted(self.segments, key=lambda s: (_LAYER[s.kind], s.kind, s.status)):
+            key = (_colour_role(seg), _legend_text(seg))
+            seen.setdefault(key, seg.kind)
+        items = [(kind, colour_role, text) for (colour_role, text), kind in seen.items()]
+        for mark in self.marks:
+            colour_role, text = _MARKS[mark.event]
+            if not any(t == text for _, _, t in items):
+                items.append(("mark", colour_role, text))
+        return items
+
     def to_svg(self) -> str:
         span = self.span or 1.0
         scale = self.chart_width / span
@@ -226,37 +341,52 @@ class Timeline:
         for lane in self.lanes:
             origin = self._origin(lane.workflow_id)
             parts.append(
-                f'<text x="4" y="{y + 13}" font-weight="600">{esc(lane.name)} '
-                f'<tspan fill="#8a8f98" font-weight="400">{esc(lane.workflow_id)} · {esc(lane.status)}</tspan></text>'
+                f'<text x="4" y="{y + 13}" font-weight="600">{esc(self.lane_title(lane))} '
+                f'<tspan fill-opacity="0.7" font-weight="400">{esc(lane.workflow_id)} · {esc(lane.status)}</tspan></text>'
             )
             y += self.lane_gap
+            lane_top = y
             for index, step in enumerate(lane.steps):
                 if index % 2:
                     parts.append(
                         f'<rect x="0" y="{y}" width="{left + self.chart_width + 10}" height="{self.row_height}" '
-                        'fill="#8a8f98" fill-opacity="0.07"/>'
+                        'fill="currentColor" fill-opacity="0.05"/>'
                     )
                 parts.append(f'<text x="12" y="{y + 13}">{esc(step)}</text>')
                 for seg in self._row(lane.workflow_id, step):
                     parts.append(self._bar(seg, left + (seg.start - origin) * scale, y, scale))
                 y += self.row_height
+            for mark in (m for m in self.marks if m.workflow_id == lane.workflow_id):
+                x = left + (mark.at - origin) * scale
+                parts.append(
+                    f'<line class="airt-mark airt-mark-{esc(mark.event)}" x1="{x:.1f}" y1="{lane_top - 2}" '
+                    f'x2="{x:.1f}" y2="{y}" style="stroke:{colour(_MARKS[mark.event][0])}" stroke-width="2" '
+                    f'stroke-dasharray="4 3"><title>{esc(mark.label)}</title></line>'
+                )
             y += 6
         axis = []
         for t in _ticks(span):
             x = left + t * scale
             axis.append(
-                f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{y}" stroke="#8a8f98" stroke-opacity="0.25"/>'
-                f'<text x="{x:.1f}" y="{top - 8}" text-anchor="middle" fill="#8a8f98">{esc(fmt_duration(t))}</text>'
+                f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{y}" stroke="currentColor" stroke-opacity="0.15"/>'
+                f'<text x="{x:.1f}" y="{top - 8}" text-anchor="middle" fill-opacity="0.7">{esc(fmt_duration(t))}</text>'
             )
         legend = []
-        lx = 4.0
-        for _kind, color, text in LEGEND:
-            legend.append(
-                f'<rect x="{lx}" y="{y + 8}" width="12" height="10" fill="{color}" rx="2"/>'
-                f'<text x="{lx + 16}" y="{y + 17}">{esc(text)}</text>'
-            )
-            lx += 22 + 6.2 * len(text)
-        height = y + 28
+        lx, ly = 4.0, y + 8
+        for kind, colour_role, text in self.legend():
+            width = 22 + 6.2 * len(text)
+            if lx + width > left + self.chart_width and lx > 4:
+                lx, ly = 4.0, ly + 16
+            if kind == "mark":
+                swatch = (
+                    f'<line x1="{lx + 6}" y1="{ly}" x2="{lx + 6}" y2="{ly + 10}" style="stroke:{colour(colour_role)}" '
+                    'stroke-width="2" stroke-dasharray="3 2"/>'
+                )
+            else:
+                swatch = f'<rect x="{lx}" y="{ly}" width="12" height="10" rx="2" style="fill:{colour(colour_role)}"/>'
+            legend.append(f'{swatch}<text class="airt-legend" x="{lx + 16}" y="{ly + 9}">{esc(text)}</text>')
+            lx += width
+        height = ly + 24
         width = left + self.chart_width + 20
         return (
             f'<svg class="airt-timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -270,22 +400,19 @@ class Timeline:
         return sorted(mine, key=lambda s: (_LAYER[s.kind], s.start))
 
     def _bar(self, seg: Segment, x: float, y: float, scale: float) -> str:
-        color = FILL[seg.kind] or COLORS.get(seg.status, "#1f6feb")
-        if seg.kind == "approval" and seg.status == "REJECTED":
-            color = COLORS["REJECTED"]
         width = max(2.0, (seg.end - seg.start) * scale)
         height, dy = (4, 7) if seg.kind == "backoff" else (12, 3)
-        opacity = ' fill-opacity="0.55"' if seg.kind == "approval" or seg.open else ""
+        opacity = ' fill-opacity="0.6"' if _dim(seg) else ""
         title = (
             f"{seg.step_name}: {seg.label} ({fmt_duration(seg.end - seg.start)}{', still going' if seg.open else ''})"
         )
         return (
             f'<rect class="airt-seg airt-seg-{seg.kind}" x="{x:.1f}" y="{y + dy}" width="{width:.1f}" '
-            f'height="{height}" rx="2" fill="{color}"{opacity}><title>{esc(title)}</title></rect>'
+            f'height="{height}" rx="2" style="fill:{colour(_colour_role(seg))}"{opacity}><title>{esc(title)}</title></rect>'
         )
 
     def _repr_html_(self) -> str:
-        return f'<div class="airt-timeline-box" style="overflow-x:auto">{self.to_svg()}</div>'
+        return f'<div class="airt-root airt-timeline-box" style="overflow-x:auto">{stylesheet()}{self.to_svg()}</div>'
 
     def __repr__(self) -> str:
         width = 60
@@ -293,7 +420,7 @@ class Timeline:
         lines = []
         for lane in self.lanes:
             origin = self._origin(lane.workflow_id)
-            lines.append(f"{lane.name} {lane.workflow_id} {lane.status}  ({fmt_duration(self.span)} shown)")
+            lines.append(f"{self.lane_title(lane)} {lane.workflow_id} {lane.status}  ({fmt_duration(self.span)} shown)")
             name_width = max((len(s) for s in lane.steps), default=4)
             for step in lane.steps:
                 row = [" "] * width
@@ -303,5 +430,10 @@ class Timeline:
                     for i in range(a, b + 1):
                         row[i] = _TEXT[seg.kind]
                 lines.append(f"  {step:<{name_width}} |{''.join(row)}|")
-        lines.append("  " + "  ".join(f"{_TEXT[k]} {text}" for k, _, text in LEGEND))
+            for mark in (m for m in self.marks if m.workflow_id == lane.workflow_id):
+                lines.append(f"  {mark.label} at +{fmt_duration(mark.at - origin)}")
+        kinds = {kind for kind, _, _ in self.legend()}
+        lines.append(
+            "  " + "  ".join(f"{_TEXT[k]} {text}" for k, _, text in self.legend() if k in _TEXT and k in kinds)
+        )
         return "\n".join(lines)

@@ -23,6 +23,11 @@ def panels() -> list[RunPanel]:
         panel.close()
 
 
+def steps_html(panel: RunPanel) -> str:
+    """The step rows the panel shows (each row is its own widget)."""
+    return "".join(row.value for row in panel.rows if row.layout.display != "none")
+
+
 def open_panel(run: airt_nb.Run, panels: list[RunPanel]) -> RunPanel:
     panel = RunPanel(run)
     panels.append(panel)
@@ -37,7 +42,7 @@ def test_panel_shows_steps_progress_and_approval_card(engine: airt_nb.Engine, pa
     assert "publish-report" in panel.header_html.value
     assert "PAUSED" in panel.header_html.value
     assert (panel.progress.value, panel.progress.max) == (1, 3)
-    assert 'data-step="write_a"' in panel.steps_html.value
+    assert 'data-step="write_a"' in steps_html(panel)
     assert panel.card.layout.display is None  # visible
     assert panel.card.approve_button.description == "Approve"
     assert panel.card.reject_button.description == "Reject"
@@ -65,8 +70,8 @@ def test_approve_click_completes_the_run_and_shows_who_decided(
     assert "COMPLETED" in panel.header_html.value
     assert panel.progress.value == panel.progress.max == 3
     assert panel.card.layout.display == "none"
-    assert "review</b> approved by tester at" in panel.decisions_html.value
-    assert "looks good" in panel.decisions_html.value
+    assert "review</b> approved by tester at" in panel.history_html.value
+    assert "looks good" in panel.history_html.value
     assert panel.rollback_button.layout.display is None  # a completed run can still be rolled back
     assert panel.cancel_button.layout.display == "none"
 
@@ -80,16 +85,24 @@ def test_reject_click_rolls_back_the_written_file(
     panel = open_panel(run, panels)
 
     panel.card.reject_button.click()
+    assert run.status == "PAUSED"  # a rejection undoes steps: it asks first
+    assert panel.card.confirm_box.layout.display is None
+    assert "Reject step <b>review</b>? The run rolls back 1 completed step, newest first." in (
+        panel.card.confirm_html.value
+    )
+    panel.card.confirm_yes.click()
 
     assert run.wait(timeout=10) == "ROLLED_BACK"
     refresher().flush()
     assert not (tmp_path / "out/report/a.txt").exists()
     assert "ROLLED_BACK" in panel.header_html.value
-    assert "rejected by tester" in panel.decisions_html.value
-    assert "COMPENSATED" in panel.steps_html.value
+    assert "rejected by tester" in panel.history_html.value
+    assert "COMPENSATED" in steps_html(panel)
+    assert panel.progress_html.value == '<span class="airt-muted">1 / 1 undone</span>'
+    assert "airt-bar-undo" in panel.progress._dom_classes
 
 
-def test_refused_decision_is_shown_on_the_card_not_raised(
+def test_someone_who_may_not_decide_sees_the_buttons_disabled_and_why(
     db_path: Path, registry: Registry, panels: list[RunPanel]
 ) -> None:
     spec = APPROVAL_SPEC.replace("    timeout: 2h\n", "    approvers: [reviewer]\n")
@@ -98,12 +111,37 @@ def test_refused_decision_is_shown_on_the_card_not_raised(
         run.wait(timeout=10)
         panel = open_panel(run, panels)
 
+        assert panel.card.approve_button.disabled
+        assert panel.card.reject_button.disabled
+        why = panel.card.why_html.value
+        assert "You (mallory) may not decide this approval: only reviewer may decide this approval." in why
+        assert "AIRT_USER" not in why
+        assert panel.card.approve_button.tooltip == panel.card.refusal
+
+        panel.card.approve_button.click()  # a disabled button's click (as a browser would not send it)
+        panel.card.reject_button.click()
+        assert panel.card.confirm_box.layout.display == "none"
+
+
+def test_refusal_by_the_engine_is_shown_on_the_card_not_raised(
+    db_path: Path, registry: Registry, panels: list[RunPanel]
+) -> None:
+    spec = APPROVAL_SPEC.replace("    timeout: 2h\n", "    approvers: [reviewer]\n")
+    with airt_nb.Engine(db_path, registry=registry, user="mallory") as eng:
+        run = eng.start(spec)
+        run.wait(timeout=10)
+        panel = open_panel(run, panels)
+        panel.card.refusal = None  # as if the policy had allowed it when the card was drawn
+        panel.card._enable(True)
+
         panel.card.approve_button.click()
 
         assert run.status == "PAUSED"
-        assert "user &#x27;mallory&#x27; (roles: none) may not decide this approval" in panel.card.message_html.value
-        assert "airt-error" in panel.card.message_html.value
-        assert not panel.card.approve_button.disabled  # the right person can still decide
+        message = panel.card.message_html.value
+        assert "user &#x27;mallory&#x27; (roles: none) may not decide this approval" in message
+        assert "ask one of them to decide" in message
+        assert "AIRT_USER" not in message
+        assert "airt-error" in message
 
 
 def test_second_decision_is_told_who_decided_first(engine: airt_nb.Engine, panels: list[RunPanel]) -> None:
@@ -113,6 +151,7 @@ def test_second_decision_is_told_who_decided_first(engine: airt_nb.Engine, panel
     run.approve(by="ann", reason="first")
 
     panel.card.reject_button.click()  # a stale card, clicked after someone else decided
+    panel.card.confirm_yes.click()
 
     assert "was already approved by ann" in panel.card.message_html.value
     assert run.wait(timeout=10) == "COMPLETED"
@@ -195,11 +234,13 @@ steps:
     assert run.wait(timeout=10) == "FAILED"
     panel = open_panel(run, panels)
 
-    table = panel.steps_html.value
+    table = steps_html(panel)
     assert "2 of 2" in table
     assert "<details><summary" in table
-    assert "attempt 1: RuntimeError: service unavailable (call 1)" in table
-    assert "RuntimeError: service unavailable (call 2) after 2 attempts" in table
+    assert "earlier attempts" in table
+    assert "attempt 1 failed at " in table
+    assert ": RuntimeError: service unavailable (call 1)" in table
+    assert "RuntimeError: service unavailable (call 2)" in table
     assert "step &#x27;deploy&#x27; failed" in panel.notice_html.value
 
 
@@ -233,9 +274,10 @@ def test_updates_are_throttled_to_ten_per_second(
     assert renders <= elapsed / refresher().interval + 2, (renders, elapsed)
     assert panel.progress.value == 301
     # a long workflow shows a window of its steps, not 301 rows
-    assert panel.steps_html.value.count('class="airt-step"') <= 30
-    assert "more steps not shown" in panel.steps_html.value
-    assert 'data-step="s299"' in panel.steps_html.value, "the newest completed steps are shown"
+    assert steps_html(panel).count('class="airt-step"') <= 30
+    assert "more steps not shown" in panel.more_html.value
+    assert "COMPLETED</span> 301" in panel.counts_html.value  # status counts stand in for the rows not shown
+    assert 'data-step="s299"' in steps_html(panel), "the newest completed steps are shown"
 
 
 def test_panel_follows_a_run_executed_by_another_engine(
@@ -256,7 +298,7 @@ def test_panel_follows_a_run_executed_by_another_engine(
 
         wait_until(lambda: "COMPLETED" in panel.header_html.value)
         assert panel.progress.value == 3
-        assert "from the other kernel" in panel.decisions_html.value
+        assert "from the other kernel" in panel.history_html.value
 
 
 def test_run_displays_as_its_panel_with_a_text_summary(engine: airt_nb.Engine) -> None:

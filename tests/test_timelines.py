@@ -94,7 +94,12 @@ def test_svg_is_well_formed_with_one_bar_per_segment_and_a_text_version(engine: 
     assert [lane.workflow_id for lane in timeline.lanes] == [first.id, second.id]
     assert "airt-timeline" in timeline._repr_html_()
     text = repr(timeline).splitlines()
-    assert text[0].startswith(f"publish-report {first.id} COMPLETED")
+    # two runs of one workflow: each lane says which inputs tell it apart
+    assert text[0].startswith(f"publish-report (target=out/report) {first.id} COMPLETED")
+    assert [timeline.lane_title(lane) for lane in timeline.lanes] == [
+        "publish-report (target=out/report)",
+        "publish-report (target=out/other)",
+    ]
     assert text[1].startswith("  write_a |█")
 
 
