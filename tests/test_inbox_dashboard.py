@@ -96,8 +96,8 @@ def test_inbox_filters_by_name_and_by_who_may_decide(db_path: Path, registry: Re
         )
         assert only_rita.wait(timeout=10) == "PAUSED"
         inbox = InboxPanel(eng)
-        assert "✔ you" in inbox.rows[0].children[1].value
-        assert "✔ you" not in inbox.rows[1].children[1].value
+        assert '<span class="airt-ok">✔</span>' in inbox.rows[0].children[1].value  # you may decide it
+        assert '<span class="airt-ok">✔</span>' not in inbox.rows[1].children[1].value
 
         inbox.who_filter.value = "mine"
         assert [a.workflow_id for a, _ in inbox.pending] == [open_to_all.id]

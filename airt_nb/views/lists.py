@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .text import badge, esc, fmt_duration, seconds_between, short, stamp, where_running
+from .text import badge, esc, fmt_duration, fmt_time, seconds_between, short, where_running
 from .theme import stylesheet
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ class WorkflowList:
                 r.name,
                 r.status,
                 f"{r.done_steps}/{r.total_steps}",
-                stamp(r.created_at),
+                fmt_time(r.created_at),
                 fmt_duration(seconds_between(r.created_at, r.finished_at)) if r.finished_at else "",
                 r.started_by or "",
                 where_running(r, self.own_owner) or (f"needs {r.waiting_for}" if r.waiting_for else ""),

@@ -53,6 +53,9 @@ class RunState:
     limits: dict[str, int]
     owner_id: str | None = None
     now: float = field(default_factory=lambda: datetime.now(UTC).timestamp())
+    #: ``False`` for a saved view: times are shown as clock times, without "3 min ago" (which would
+    #: be wrong by the time someone reads it) and running durations as "since ..."
+    live: bool = True
 
     @property
     def workflow_id(self) -> str:

@@ -13,6 +13,7 @@ Imports no IPython, ipywidgets or pandas.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..timeutil import iso
@@ -60,10 +61,16 @@ def _verb(status: str) -> str:
     return {"APPROVED": "approved", "REJECTED": "rejected", "CANCELLED": "cancelled"}.get(status, status.lower())
 
 
-def decided_text(approval: ApprovalRecord, now: float | None = None) -> str:
+def decided_text(approval: ApprovalRecord, now: float | None = None, *, live: bool = True) -> str:
     """``approved by ann at 18:05:03 (3 min ago): looks good``."""
     reason = f": {approval.reason}" if approval.reason else ""
-    return f"{_verb(approval.status)} by {approval.decided_by} at {stamp(approval.decided_at, now)}{reason}"
+    at = stamp(approval.decided_at, now) if live else fmt_time(approval.decided_at)
+    return f"{_verb(approval.status)} by {approval.decided_by} at {at}{reason}"
+
+
+def _when(state: RunState, text: str | None) -> str:
+    """A time as a person reads it: with "3 min ago" beside it in a live view, the clock time alone in a saved one."""
+    return stamp(text, state.now) if state.live else fmt_time(text)
 
 
 # -- header ----------------------------------------------------------------------------------------------
@@ -72,12 +79,12 @@ def decided_text(approval: ApprovalRecord, now: float | None = None) -> str:
 def header_html(state: RunState) -> str:
     """Name, id, status, and one line of facts: when, who, where, how long."""
     record = state.record
-    facts = [f"created {stamp(record.created_at, state.now)}"]
+    facts = [f"created {_when(state, record.created_at)}"]
     if record.started_by:
         facts.append(f"started by {record.started_by}")
     where = where_running(record, state.owner_id)
     if where == "here":
-        facts.append("running in this kernel")
+        facts.append("running in this kernel" if state.live else "running in the kernel that showed it")
     elif where:
         facts.append(f"running in {where}")
     else:
@@ -173,7 +180,7 @@ def _details(state: RunState, step: StepRecord) -> str:
             return '<span class="airt-notice">waiting for a decision</span>'
         if approval is not None and approval.decided_at:
             css = "airt-error" if approval.status == "REJECTED" else "airt-muted"
-            summary = f'<span class="{css}">{esc(decided_text(approval, state.now))}</span>'
+            summary = f'<span class="{css}">{esc(decided_text(approval, state.now, live=state.live))}</span>'
         else:
             summary = ""
     elif step.error:
@@ -182,7 +189,7 @@ def _details(state: RunState, step: StepRecord) -> str:
             parts.append(f"<pre>{esc(trace or step.error)}</pre>")
     elif step.status == "RETRYING":
         when = step.next_attempt_at
-        summary = f'<span class="airt-notice">next attempt at {esc(stamp(when, state.now))}</span>' if when else ""
+        summary = f'<span class="airt-notice">next attempt at {esc(_when(state, when))}</span>' if when else ""
     elif outputs is not None:
         summary = f'<code class="airt-muted">{esc(short(outputs, 70))}</code>'
     else:
@@ -198,7 +205,7 @@ def _details(state: RunState, step: StepRecord) -> str:
     if undo is not None and undo.status == "FAILED":
         undo_line = f'<div class="airt-error">undo failed: {esc(short(undo.error or "", 140))}</div>'
     elif undo is not None and undo.status == "DONE" and undo.executed_at:
-        undo_line = f'<div class="airt-undo">undone at {esc(stamp(undo.executed_at, state.now))}</div>'
+        undo_line = f'<div class="airt-undo">undone at {esc(_when(state, undo.executed_at))}</div>'
     if not parts:
         return summary + undo_line
     if step.status == "RETRYING" and earlier and not summary:
@@ -211,7 +218,9 @@ def step_row_html(state: RunState, step: StepRecord) -> str:
     """One step: name and action, status, attempt, duration, and what happened (details on demand)."""
     limit = state.limits.get(step.step_name, 1)
     attempt = "" if step.attempt == 0 else f"{step.attempt}" + (f" of {limit}" if limit > 1 else "")
-    if step.status in ("RUNNING", "WAITING"):
+    if step.status in ("RUNNING", "WAITING") and not state.live:
+        took = f"since {fmt_time(step.started_at)}"
+    elif step.status in ("RUNNING", "WAITING"):
         took = f"{fmt_duration(seconds_between(step.started_at, None, state.now))}…"
     else:
         took = fmt_duration(seconds_between(step.started_at, step.finished_at)) if step.finished_at else ""
@@ -250,7 +259,7 @@ def _event_line(event: dict[str, Any], state: RunState) -> tuple[str, str] | Non
     at = event.get("at") or ""
     return at, (
         f'<div><span class="{css}">{mark}</span> {esc(words)} '
-        f'<span class="airt-muted">at {esc(stamp(at, state.now))}</span></div>'
+        f'<span class="airt-muted">at {esc(_when(state, at))}</span></div>'
     )
 
 
@@ -264,7 +273,7 @@ def history_html(state: RunState) -> str:
         lines.append(
             (
                 a.decided_at,
-                f'<div><span class="{css}">{mark}</span> <b>{esc(a.step_name)}</b> {esc(decided_text(a, state.now))}</div>',
+                f'<div><span class="{css}">{mark}</span> <b>{esc(a.step_name)}</b> {esc(decided_text(a, state.now, live=state.live))}</div>',
             )
         )
     for event in state.events:
@@ -284,7 +293,7 @@ def pending_html(state: RunState) -> str:
     message = esc(pending.message or "(no message)").replace("\n", "<br>")
     return (
         f'<div class="airt-card"><div class="airt-card-title">Approval needed: step {esc(pending.step_name)} '
-        f'<span class="airt-muted">requested {esc(stamp(pending.requested_at, state.now))}</span></div>'
+        f'<span class="airt-muted">requested {esc(_when(state, pending.requested_at))}</span></div>'
         f'<div style="margin:2px 0 4px 0;font-size:13px">{message}</div>'
         f'<div class="airt-muted" style="font-size:12px">{esc(who)} · decide with '
         f"<code>%workflow approve {esc(wid)}</code> or <code>%workflow reject {esc(wid)}</code></div></div>"
@@ -309,6 +318,7 @@ def snapshot_html(state: RunState, *, stopped_at: str | None = None) -> str:
     It says that it is not live, since when, and the command that shows the
     run live again; ``stopped_at`` adds when the kernel that showed it stopped.
     """
+    state = replace(state, live=False)
     wid = state.workflow_id
     taken = iso(state.now)
     stopped = f" The kernel that showed it stopped at {esc(fmt_time(stopped_at))}." if stopped_at else ""

@@ -60,14 +60,14 @@ def html(value: str = "", *classes: str, **layout: Any) -> widgets.HTML:
     return widgets.HTML(value, layout=widgets.Layout(**layout), _dom_classes=classes)
 
 
-def button(description: str, css: str, *, style: str = "", tooltip: str = "") -> widgets.Button:
+def button(description: str, css: str, *, style: str = "", tooltip: str = "", width: str = "auto") -> widgets.Button:
     # No icons: an icon font's glyph becomes part of the button's accessible name, and a
     # button's name must be exactly its text ("Approve", "Reject").
     return widgets.Button(
         description=description,
         button_style=style,
         tooltip=tooltip,
-        layout=widgets.Layout(width="auto"),
+        layout=widgets.Layout(width=width, flex="0 0 auto"),
         _dom_classes=(css,),
     )
 
@@ -86,6 +86,12 @@ def cells(values: list[str], widths: list[int], *, head: bool = False) -> str:
         )
     css = "airt-muted" if head else ""
     return f'<div class="{css}" style="display:flex;align-items:center;white-space:nowrap">{"".join(spans)}</div>'
+
+
+def set_html(widget: widgets.HTML, value: str) -> None:
+    """Set an HTML widget's value; an empty one takes no room (an HTML widget is a line high even when empty)."""
+    widget.value = value
+    show(widget, bool(value))
 
 
 def show(widget: widgets.Widget, visible: bool) -> None:

@@ -37,8 +37,8 @@ __all__ = ["DashboardPanel", "dashboard"]
 STATUSES = ["RUNNING", "PAUSED", "COMPLETED", "FAILED", "ROLLING_BACK", "ROLLED_BACK", "CANCELLED"]
 RANGES = [("any time", 0), ("last hour", 3600), ("last 24 hours", 86400), ("last 7 days", 7 * 86400)]
 TABLES = ["runs", "steps", "approvals", "compensations", "attempts", "deliveries", "audit"]
-_COLS = ("name", "status", "steps", "took", "created", "started by", "running", "error")
-_WIDTHS = [140, 110, 78, 76, 140, 80, 130, 120]
+_COLS = ("name", "status", "steps", "took", "created", "started by", "where / error")
+_WIDTHS = [130, 108, 62, 66, 128, 76, 110]
 _ID_WIDTH = "132px"  # the open button: a 16-character id in the code font
 
 
@@ -124,8 +124,7 @@ class DashboardPanel(LivePanel, widgets.VBox):
         self._live_start(engine)
 
     def _row(self, index: int) -> widgets.HBox:
-        open_button = button("", "airt-open", tooltip="Show this run's live panel under this line")
-        open_button.layout.width = _ID_WIDTH
+        open_button = button("", "airt-open", tooltip="Show this run's live panel under this line", width=_ID_WIDTH)
         line = html("", "airt-row-cells", flex="1 1 auto")
         row = widgets.HBox([open_button, line])
         row.add_class("airt-row")
@@ -205,6 +204,12 @@ class DashboardPanel(LivePanel, widgets.VBox):
             where = f"needs {record.waiting_for}"
         took = fmt_duration(seconds_between(record.created_at, record.finished_at)) if record.finished_at else ""
         error = record.error.splitlines()[0] if record.error else ""
+        # a finished run runs nowhere and a running one has no error yet: one column says either
+        last = (
+            f'<span class="airt-error" title="{esc(error)}">{esc(short(error, 200))}</span>'
+            if error
+            else f'<span class="airt-muted">{esc(where)}</span>'
+        )
         return [
             f"<b>{esc(record.name)}</b>",
             badge(record.status),
@@ -212,8 +217,7 @@ class DashboardPanel(LivePanel, widgets.VBox):
             esc(took),
             esc(stamp(record.created_at)),
             esc(record.started_by or ""),
-            f'<span class="airt-muted">{esc(where)}</span>',
-            f'<span class="airt-error" title="{esc(error)}">{esc(short(error, 200))}</span>',
+            last,
         ]
 
     def _toggle_detail(self, index: int) -> None:

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["InboxPanel", "approvals_panel"]
 
-_COLUMNS = ("workflow", "step", "message", "requested", "deadline", "approvers", "you")
-_WIDTHS = [140, 110, 260, 90, 110, 110, 60]
+_COLUMNS = ("workflow", "step", "requested", "deadline", "approvers", "you", "message")
+_WIDTHS = [120, 90, 74, 104, 80, 44, 120]
 _ID_WIDTH = "132px"
 _WHO = [("anyone's", ""), ("ones I may decide", "mine")]
 _SCAN = 2000  # pending approvals read at most to fill one page of filtered rows
@@ -100,8 +100,7 @@ class InboxPanel(LivePanel, widgets.VBox):
         self._live_start(engine)
 
     def _row(self, index: int) -> widgets.HBox:
-        pick = button("", "airt-open", tooltip="Show this approval below, to decide it")
-        pick.layout.width = _ID_WIDTH
+        pick = button("", "airt-open", tooltip="Show this approval below, to decide it", width=_ID_WIDTH)
         line = html("", "airt-row-cells", flex="1 1 auto")
         row = widgets.HBox([pick, line], layout=widgets.Layout(display="none"))
         row.add_class("airt-row")
@@ -186,17 +185,15 @@ class InboxPanel(LivePanel, widgets.VBox):
         self._deadlines = any(a.deadline for a, _ in self.pending)
 
     def _values(self, approval: ApprovalRecord, name: str) -> list[str]:
-        you = (
-            '<span class="airt-ok">✔ you</span>' if self._may_decide(approval) else '<span class="airt-muted">—</span>'
-        )
+        you = '<span class="airt-ok">✔</span>' if self._may_decide(approval) else '<span class="airt-muted">—</span>'
         return [
             f"<b>{esc(name)}</b>",
             esc(approval.step_name),
-            esc(short(approval.message or "", 120)),
             esc(ago(approval.requested_at)),
             esc(countdown(approval.deadline)) if approval.deadline else '<span class="airt-muted">none</span>',
             esc(", ".join(approval.approver_list) or "anyone"),
             you,
+            f'<span title="{esc(approval.message or "")}">{esc(short(approval.message or "", 200))}</span>',
         ]
 
     # -- interaction -----------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from ..views.run_html import (
 )
 from ..views.text import TERMINAL, esc
 from .approval_card import ApprovalCard
-from .base import LivePanel, button, html, show, style_widget
+from .base import LivePanel, button, html, set_html, show, style_widget
 
 if TYPE_CHECKING:
     from ..run import Run
@@ -69,13 +69,13 @@ class RunPanel(LivePanel, widgets.VBox):
             value=0, min=0, max=1, layout=widgets.Layout(width="180px"), _dom_classes=("airt-progress", "airt-bar-run")
         )
         self.progress_html = html("", "airt-progress-text", width="auto", min_width="110px")
-        self.counts_html = html("", "airt-counts")
-        self.notice_html = html("", "airt-run-notice")
+        self.counts_html = html("", "airt-counts", display="none")
+        self.notice_html = html("", "airt-run-notice", display="none")
         self.rows: list[widgets.HTML] = []
-        self.more_html = html("", "airt-steps-more")
+        self.more_html = html("", "airt-steps-more", display="none")
         self.steps_box = widgets.VBox([html(steps_head_html(), "airt-steps-head-row")], _dom_classes=("airt-steps",))
         self.card = ApprovalCard(run.engine, on_decided=lambda _: self.mark_dirty(), lock=self.lock)
-        self.history_html = html("", "airt-history")
+        self.history_html = html("", "airt-history", display="none")
         self.rollback_button = button("Rollback", "airt-rollback", tooltip="Undo every completed step")
         self.cancel_button = button("Cancel", "airt-cancel", tooltip="Stop, undo nothing")
         self.rollback_button.on_click(lambda _: self.safely(self._ask, "rollback"))
@@ -129,14 +129,14 @@ class RunPanel(LivePanel, widgets.VBox):
             if tuple(self.progress._dom_classes) != classes:
                 self.progress._dom_classes = classes
         self.progress_html.value = f'<span class="airt-muted">{esc(text)}</span>'
-        self.counts_html.value = counts_html(state)
-        self.notice_html.value = notice_html(state)
+        set_html(self.counts_html, counts_html(state))
+        set_html(self.notice_html, notice_html(state))
         self._render_rows(state)
         pending = state.pending
         if pending is not None:
             self.card.show(pending, record.name, state.compensations)
         show(self.card, pending is not None)
-        self.history_html.value = history_html(state)
+        set_html(self.history_html, history_html(state))
         self._render_actions(state)
 
     def _render_rows(self, state: RunState) -> None:
@@ -147,7 +147,7 @@ class RunPanel(LivePanel, widgets.VBox):
             show(row, True)
         for row in self.rows[len(state.steps) :]:
             show(row, False)
-        self.more_html.value = steps_more_html(state)
+        set_html(self.more_html, steps_more_html(state))
         children = (self.steps_box.children[0], *self.rows, self.more_html)
         if len(children) != len(self.steps_box.children):
             self.steps_box.children = children
