@@ -109,8 +109,12 @@ class SpecErrorView:
                 rows.append(f'<span class="airt-ln">{gutter}</span>{code}')
             elif kind == "gap":
                 rows.append(f'<span class="airt-ln">{"":>{width}} ⋮</span>')
-            else:
-                rows.append(f'<span class="airt-ln">{"":>{width}} │ </span><span class="airt-note">{esc(text)}</span>')
+            else:  # the caret's indent, then the note, whose wrapped lines stay under the caret
+                note = text.lstrip(" ")
+                indent = " " * (len(text) - len(note))
+                rows.append(
+                    f'<span class="airt-ln">{"":>{width}} │ </span>{indent}<span class="airt-note">{esc(note)}</span>'
+                )
         general = "".join(f"<li>{esc(text)}</li>" for text in self.general)
         return (
             f'<div class="airt-root airt-spec-error">{stylesheet()}'

@@ -145,7 +145,8 @@ STYLE = (
     ".airt-source .airt-ln{color:var(--airt-muted);user-select:none}"
     ".airt-source .airt-bad{background:color-mix(in srgb,var(--airt-c-error) 18%,transparent);display:inline-block;"
     "min-width:100%}"
-    ".airt-source .airt-note{color:var(--airt-c-error);font-weight:600;white-space:pre-wrap}"
+    ".airt-source .airt-note{color:var(--airt-c-error);font-weight:600;white-space:pre-wrap;display:inline-block;"
+    "vertical-align:top;max-width:calc(100% - 16ch);word-break:normal;overflow-wrap:break-word}"
     ".airt-root ul.airt-problems{margin:4px 0;padding-left:20px}"
     # A live panel and its snapshot are two outputs, one after the other: show the one that works.
     ".jp-OutputArea-child:has(.airt-live:not(.jupyter-widgets-disconnected))"
