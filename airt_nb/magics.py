@@ -7,13 +7,14 @@ lines marked, and the cell still fails (a "run all" stops there).
 ``%%workflow`` returns as soon as the run is started (a busy cell would hold
 back every button click) and its value is the :class:`~airt_nb.Run`.
 
-Loading the extension teaches IPython how to show a ``Run`` and a panel: as
-two outputs, the live widget and right after it a static HTML snapshot of the
-same thing (:func:`display_panel`).  The snapshot is replaced through its
+In IPython a ``Run`` and a panel show as two outputs (:func:`display_panel`,
+called by their ``_ipython_display_``): the live widget and right after it a
+static HTML snapshot of the same thing.  The snapshot is replaced through its
 display id when the run pauses or ends, at the end of every cell that changed
-what it shows, and when the kernel is asked to shut down, so a saved notebook,
-a restarted kernel and an HTML export show the last state instead of "model
-not found"; the stylesheet shows whichever of the two works.
+what it shows (once the extension is loaded), and when the kernel is asked to
+shut down, so a saved notebook, a restarted kernel and an HTML export show the
+last state instead of "model not found"; the stylesheet shows whichever of the
+two works.
 """
 
 from __future__ import annotations
@@ -134,16 +135,12 @@ def _show_banner(banner: Any) -> None:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics and how runs and panels display; open the kernel's engine (which recovers);
-    show the banner."""
+    """Register the magics and the snapshot hooks; open the kernel's engine (which recovers); show the banner."""
     # Engine threads log; with no handler Python would print warnings into whatever cell ran last.
     logger = logging.getLogger("airt_nb")
     if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
         logger.addHandler(logging.NullHandler())
     ipython.register_magics(WorkflowMagics)
-    formatter = ipython.display_formatter.ipython_display_formatter
-    formatter.for_type(Run, display_run)
-    formatter.for_type_by_name("airt_nb.widgets.base", "LivePanel", display_panel)
     if _sync_snapshots not in ipython.events.callbacks["post_run_cell"]:
         ipython.events.register("post_run_cell", _sync_snapshots)
     ipython.observe(_kernel_stopping, names="exit_now")
@@ -157,9 +154,6 @@ def load_ipython_extension(ipython: Any) -> None:
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Close the kernel's engine; unfinished workflows stay in the database for the next one."""
-    formatter = ipython.display_formatter.ipython_display_formatter
-    formatter.pop(Run, None)
-    formatter.pop("airt_nb.widgets.base.LivePanel", None)
     if _sync_snapshots in ipython.events.callbacks["post_run_cell"]:
         ipython.events.unregister("post_run_cell", _sync_snapshots)
     try:

@@ -161,6 +161,12 @@ class Run:
 
         return timeline(self.id, db=self._engine)
 
+    def _ipython_display_(self) -> None:
+        """In IPython, a Run shows as its live panel followed by a static snapshot of it."""
+        from .magics import display_run
+
+        display_run(self)
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
         """In a notebook, a Run shows as its live panel."""
         try:

@@ -458,3 +458,18 @@ def test_inputs_take_a_python_literal_without_quotes(shell: ReraisingShell, tmp_
     assert (tmp_path / "out/unquoted/a.txt").read_text() == "hello"
     with pytest.raises(UsageError, match=r"a closing bracket is missing"):
         shell.run_cell("%%workflow --inputs {'target': 'x'\n" + SPEC)
+
+
+def test_a_run_shows_as_its_panel_and_snapshot_without_the_extension(shell: ReraisingShell, tmp_path: Path) -> None:
+    with airt_nb.Engine(tmp_path / "plain.db") as eng:
+        shell.user_ns["job"] = eng.start(SPEC)
+        shell.user_ns["job"].wait(timeout=10)
+
+        _, cap = run(shell, "job")
+
+        (panel,) = widget_outputs(cap)
+        assert panel["text/plain"].startswith("publish-report ")
+        (snapshot,) = snapshots(cap)
+        assert "airt-status-PAUSED" in snapshot
+        for live_panel in refresher().panels():
+            live_panel.stop_live()

@@ -244,6 +244,12 @@ class LivePanel:
             self._show_error(f"{type(exc).__name__}: {exc}")
         return None
 
+    def _ipython_display_(self) -> None:
+        """In IPython, a panel shows as its widget followed by a static snapshot of it."""
+        from ..magics import display_panel
+
+        display_panel(self)
+
     def stop_live(self) -> None:
         """Stop updating this panel (it keeps showing its last state)."""
         refresher().remove(self)

@@ -31,6 +31,15 @@ def push_image(tag: str) -> dict:
 @airt_nb.action
 def migrate(database: str) -> dict:
     raise RuntimeError(f"cannot lock {database}: another migration holds it")
+
+
+@airt_nb.action
+def hold(flag: str) -> dict:
+    import pathlib, time
+
+    while not pathlib.Path(flag).exists():
+        time.sleep(0.05)
+    return {"released": flag}
 '''
 
 DONE = """%%workflow -o done
@@ -60,6 +69,15 @@ steps:
 NOT_MINE = SPEC.replace("-o run", "-o theirs").replace("approvers: [reviewer]", "approvers: [rita]")
 NOT_MINE = NOT_MINE.replace("target: out/report", "target: out/theirs")
 
+# A long run held at its 120th step: counts by status instead of 150 rows, "119 / 150 steps" on one line.
+LONG = "%%workflow -o long\nname: nightly-batch\nsteps:\n" + "".join(
+    f"  - name: part-{i:03d}\n    action: {'hold' if i == 120 else 'wait'}\n"
+    f"    inputs: {{{'flag: release.txt' if i == 120 else 'seconds: 0'}}}\n"
+    for i in range(1, 151)
+)
+
+INBOX = "%workflow approvals"
+
 TIMELINE = "done.wait(timeout=30), failed.wait(timeout=30)\nairt_nb.timeline([done, failed])"
 
 SPEC_ERROR = """%%workflow
@@ -75,8 +93,17 @@ steps:
       seconds: "${{ steps.writ.outputs.bytes }}"
 """
 
-CELLS = ["%load_ext airt_nb", ACTIONS, DONE, FAILED, SPEC, NOT_MINE, TIMELINE, SPEC_ERROR]
-SHOTS = {2: "completed", 3: "failed", 4: "paused", 5: "not-an-approver", 6: "timeline", 7: "spec-error"}
+CELLS = ["%load_ext airt_nb", ACTIONS, DONE, FAILED, SPEC, NOT_MINE, LONG, INBOX, TIMELINE, SPEC_ERROR]
+SHOTS = {
+    2: "completed",
+    3: "failed",
+    4: "paused",
+    5: "not-an-approver",
+    6: "long-run",
+    7: "inbox",
+    8: "timeline",
+    9: "spec-error",
+}
 
 
 def test_every_output_is_readable_in_the_light_and_the_dark_theme(page: Any, lab: Lab) -> None:
@@ -89,7 +116,14 @@ def test_every_output_is_readable_in_the_light_and_the_dark_theme(page: Any, lab
     expect(theirs.get_by_role("button", name="Approve", exact=True)).to_be_disabled()
     expect(theirs.get_by_role("button", name="Reject", exact=True)).to_be_disabled()
     expect(theirs).to_contain_text("You (reviewer) may not decide this approval")
-    refused = cell(page, 7)
+    held = live(cell(page, 6))
+    expect(held.locator(".airt-progress-text")).to_have_text("119 / 150 steps")
+    expect(held.locator(".airt-counts")).to_contain_text("RUNNING 1")
+    assert held.locator(".airt-progress-text span").bounding_box()["height"] < 24  # one line
+    inbox = cell(page, 7).locator(".airt-inbox:not(.jupyter-widgets-disconnected)")
+    expect(inbox.locator(".airt-row:visible")).to_have_count(2)
+    expect(inbox.locator(".airt-card")).to_be_visible()  # the oldest, picked
+    refused = cell(page, 9)
     expect(refused.locator(".airt-spec-error")).to_be_visible()
     expect(refused.locator('[data-mime-type="application/vnd.jupyter.stderr"]')).to_be_hidden()  # shown once
     expect(refused.locator(".airt-spec-error")).to_contain_text("unknown action 'file.wrte'")
