@@ -11,7 +11,7 @@ In IPython a ``Run`` and a panel show as two outputs (:func:`display_panel`,
 called by their ``_ipython_display_``): the live widget and right after it a
 static HTML snapshot of the same thing.  The snapshot is replaced through its
 display id when the run pauses or ends, at the end of every cell that changed
-what it shows (once the extension is loaded), and when the kernel is asked to
+what it shows, and when the kernel is asked to
 shut down, so a saved notebook, a restarted kernel and an HTML export show the
 last state instead of "model not found"; the stylesheet shows whichever of the
 two works.
@@ -23,6 +23,7 @@ import logging
 from typing import Any
 
 from IPython.core.error import UsageError
+from IPython.core.getipython import get_ipython
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
 
@@ -87,6 +88,9 @@ def display_panel(panel: Any) -> None:
 
     >>> display_panel(airt_nb.dashboard())   # doctest: +SKIP
     """
+    shell = get_ipython()
+    if shell is not None:
+        _install_hooks(shell)
     with panel.lock:
         display(panel._repr_mimebundle_(), raw=True)
         handle = display({"text/html": panel.snapshot_html()}, raw=True, display_id=True)
@@ -128,6 +132,13 @@ def _kernel_stopping(change: dict[str, Any]) -> None:
             log.debug("final snapshot failed", exc_info=True)
 
 
+def _install_hooks(ipython: Any) -> None:
+    """Snapshots catch up after each cell and are stamped when the kernel stops (once per shell)."""
+    if _sync_snapshots not in ipython.events.callbacks["post_run_cell"]:
+        ipython.events.register("post_run_cell", _sync_snapshots)
+        ipython.observe(_kernel_stopping, names="exit_now")
+
+
 def _show_banner(banner: Any) -> None:
     display(banner)
     for run in banner.paused:
@@ -141,9 +152,7 @@ def load_ipython_extension(ipython: Any) -> None:
     if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
         logger.addHandler(logging.NullHandler())
     ipython.register_magics(WorkflowMagics)
-    if _sync_snapshots not in ipython.events.callbacks["post_run_cell"]:
-        ipython.events.register("post_run_cell", _sync_snapshots)
-    ipython.observe(_kernel_stopping, names="exit_now")
+    _install_hooks(ipython)
     try:
         engine = session.engine()
     except AirtError as exc:

@@ -1,4 +1,4 @@
-""""Did you mean ...?": the nearest known names to a misspelt one.
+""" "Did you mean ...?": the nearest known names to a misspelt one.
 
 A pure function, for the messages that name something unknown (an action,
 a key of the spec, a step in ``depends_on`` or ``${{ steps.X }}``).  Close

@@ -196,7 +196,7 @@ class DashboardPanel(LivePanel, widgets.VBox):
 
     # -- detail and tables ---------------------------------------------------------------------------------------
 
-    def _values(self, record: WorkflowRecord) -> list[str]:
+    def _values(self, record: WorkflowRecord, *, live: bool = True) -> list[str]:
         where = where_running(record, self.engine.owner_id)
         if where == "here":
             where = "this kernel"
@@ -215,7 +215,7 @@ class DashboardPanel(LivePanel, widgets.VBox):
             badge(record.status),
             f"{record.done_steps} / {record.total_steps}",
             esc(took),
-            esc(stamp(record.created_at)),
+            esc(stamp(record.created_at) if live else fmt_time(record.created_at)),
             esc(record.started_by or ""),
             last,
         ]
@@ -288,7 +288,7 @@ class DashboardPanel(LivePanel, widgets.VBox):
     def snapshot_html(self, *, stopped_at: str | None = None) -> str:
         rows = "".join(
             f"<tr><td><code>{esc(r.workflow_id)}</code></td>"
-            + "".join(f"<td>{v}</td>" for v in self._values(r))
+            + "".join(f"<td>{v}</td>" for v in self._values(r, live=False))
             + "</tr>"
             for r in self.records
         )

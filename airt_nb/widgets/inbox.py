@@ -16,7 +16,7 @@ import ipywidgets as widgets
 
 from ..events import ApprovalDecided, ApprovalRequested, Event, WorkflowStatusChanged
 from ..views.run_html import decided_text
-from ..views.text import ago, countdown, esc, short
+from ..views.text import ago, countdown, esc, fmt_time, short
 from ..views.theme import stylesheet
 from .approval_card import ApprovalCard
 from .base import LivePanel, button, cells, html, show, style_widget
@@ -184,13 +184,14 @@ class InboxPanel(LivePanel, widgets.VBox):
         show(self.more_button, shown < self.total)
         self._deadlines = any(a.deadline for a, _ in self.pending)
 
-    def _values(self, approval: ApprovalRecord, name: str) -> list[str]:
+    def _values(self, approval: ApprovalRecord, name: str, *, live: bool = True) -> list[str]:
         you = '<span class="airt-ok">✔</span>' if self._may_decide(approval) else '<span class="airt-muted">—</span>'
         return [
             f"<b>{esc(name)}</b>",
             esc(approval.step_name),
-            esc(ago(approval.requested_at)),
-            esc(countdown(approval.deadline)) if approval.deadline else '<span class="airt-muted">none</span>',
+            esc(ago(approval.requested_at) if live else fmt_time(approval.requested_at)),
+            esc((countdown(approval.deadline) if live else fmt_time(approval.deadline)) if approval.deadline else "")
+            or '<span class="airt-muted">none</span>',
             esc(", ".join(approval.approver_list) or "anyone"),
             you,
             f'<span title="{esc(approval.message or "")}">{esc(short(approval.message or "", 200))}</span>',
@@ -242,7 +243,7 @@ class InboxPanel(LivePanel, widgets.VBox):
         rows = "".join(
             "<tr>"
             + f"<td><code>{esc(a.workflow_id)}</code></td>"
-            + "".join(f"<td>{v}</td>" for v in self._values(a, n))
+            + "".join(f"<td>{v}</td>" for v in self._values(a, n, live=False))
             + "</tr>"
             for a, n in self.pending
         )

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from .conftest import Lab
 from .driver import SPEC, cell, command, contrast, live, open_notebook, screenshot, set_theme, wait_for_prompts
 
-ACTIONS = '''import airt_nb
+ACTIONS = """import airt_nb
 
 calls = []
 
@@ -40,7 +40,7 @@ def hold(flag: str) -> dict:
     while not pathlib.Path(flag).exists():
         time.sleep(0.05)
     return {"released": flag}
-'''
+"""
 
 DONE = """%%workflow -o done
 name: release
