@@ -33,7 +33,7 @@ def _rgba(value: str, names: dict[str, str]) -> tuple[float, float, float, float
     var = re.fullmatch(r"var\((--[a-z0-9-]+)(?:,\s*(.+))?\)", value)
     if var:
         name, fallback = var.groups()
-        return _rgba(names[name] if name in names else fallback, names)
+        return _rgba(names.get(name, fallback), names)
     mix = re.fullmatch(r"color-mix\(in srgb,\s*(.+)\s+(\d+)%,\s*black\)", value)
     if mix:
         r, g, b, a = _rgba(mix.group(1), names)
