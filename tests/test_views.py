@@ -95,7 +95,7 @@ def state(steps: list[StepRecord], **kw: Any) -> RunState:
 
 def test_relative_times_read_like_a_person_says_them() -> None:
     assert ago(at(-1), now=T0) == "just now"
-    assert ago(at(-42), now=T0) == "42 s ago"
+    assert ago(at(-42), now=T0) == "just now"  # to the second would redraw a header every second
     assert ago(at(-185), now=T0) == "3 min ago"
     assert ago(at(-7300), now=T0) == "2 h ago"
     assert ago(at(-3 * 86400), now=T0) == "3 d ago"
@@ -116,7 +116,7 @@ def test_retrying_step_says_when_the_next_attempt_runs() -> None:
     assert "RETRYING" in html
     assert "1 of 3" in html
     assert "next attempt at " in html
-    assert "(in 12 s)" in html
+    assert "(in less than a minute)" in html
     assert "attempt 1 failed at " in html
     assert "TimeoutError: registry slow" in html
 

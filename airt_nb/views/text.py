@@ -87,7 +87,7 @@ def fmt_time(text: str | None) -> str:
 
 
 def ago(text: str | None, now: float | None = None) -> str:
-    """How long ago a stored time was: ``just now``, ``12 s ago``, ``3 min ago``, ``2 h ago``, ``4 d ago``
+    """How long ago a stored time was: ``just now`` (under a minute), ``3 min ago``, ``2 h ago``, ``4 d ago``
     (``in 3 min`` for a time still to come).
 
     >>> from airt_nb.timeutil import iso
@@ -100,11 +100,9 @@ def ago(text: str | None, now: float | None = None) -> str:
     delta = current - to_epoch(text)
     future = delta < 0
     delta = abs(delta)
-    if delta < 2:
-        return "just now"
-    if delta < 60:
-        amount = f"{int(delta)} s"
-    elif delta < 3600:
+    if delta < 60:  # to the second would change a panel's header every second for nothing
+        return "just now" if not future else "in less than a minute"
+    if delta < 3600:
         amount = f"{int(delta // 60)} min"
     elif delta < 86400:
         amount = f"{int(delta // 3600)} h"

@@ -129,6 +129,11 @@ STYLE = (
     ".airt-root .airt-open button,.airt-root button.airt-open{font-family:var(--jp-code-font-family,monospace);"
     "font-size:11px}"
     ".airt-root .airt-reason textarea{font-size:12px}"
+    # the live bar's text is its description: shown after the bar, on one line
+    ".airt-root .airt-progress.widget-hprogress{flex-direction:row-reverse;justify-content:flex-end}"
+    ".airt-root .airt-progress .progress{flex:0 0 180px}"
+    ".airt-root .airt-progress .widget-label{color:var(--airt-muted);margin:0 0 0 8px;white-space:nowrap;"
+    "text-align:left;font-size:12px}"
     ".airt-root .airt-progress-text{white-space:nowrap}"
     ".airt-root .airt-bar{display:inline-block;width:180px;height:12px;vertical-align:middle;"
     "background:var(--airt-code-bg);border-radius:2px;overflow:hidden}"

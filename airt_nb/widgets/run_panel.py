@@ -65,15 +65,23 @@ class RunPanel(LivePanel, widgets.VBox):
         self.state: RunState | None = None
         self._limits: dict[str, int] | None = None
         self.header_html = html("", "airt-header", flex="1 1 auto")
+        # The text ("2 / 3 steps") is the bar's description: value and text change in one message.
         self.progress = widgets.IntProgress(
-            value=0, min=0, max=1, layout=widgets.Layout(width="180px"), _dom_classes=("airt-progress", "airt-bar-run")
+            value=0,
+            min=0,
+            max=1,
+            description="",
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="300px"),
+            _dom_classes=("airt-progress", "airt-bar-run"),
         )
-        self.progress_html = html("", "airt-progress-text", width="auto", min_width="110px")
-        self.counts_html = html("", "airt-counts", display="none")
         self.notice_html = html("", "airt-run-notice", display="none")
+        # A short workflow: one widget per step row (a row someone opened stays open while others
+        # update).  A long one: a window of rows, with counts, in one widget (one message a render).
+        self.head_html = html(steps_head_html(), "airt-steps-head-row")
         self.rows: list[widgets.HTML] = []
-        self.more_html = html("", "airt-steps-more", display="none")
-        self.steps_box = widgets.VBox([html(steps_head_html(), "airt-steps-head-row")], _dom_classes=("airt-steps",))
+        self.window_html = html("", "airt-steps-window", display="none")
+        self.steps_box = widgets.VBox([self.head_html, self.window_html], _dom_classes=("airt-steps",))
         self.card = ApprovalCard(run.engine, on_decided=lambda _: self.mark_dirty(), lock=self.lock)
         self.history_html = html("", "airt-history", display="none")
         self.rollback_button = button("Rollback", "airt-rollback", tooltip="Undo every completed step")
@@ -96,8 +104,7 @@ class RunPanel(LivePanel, widgets.VBox):
         super().__init__(
             [
                 style_widget(),
-                widgets.HBox([self.header_html, self.progress, self.progress_html]),
-                self.counts_html,
+                widgets.HBox([self.header_html, self.progress]),
                 self.notice_html,
                 self.steps_box,
                 self.card,
@@ -125,11 +132,10 @@ class RunPanel(LivePanel, widgets.VBox):
         with self.progress.hold_sync():  # one message for the traits that changed
             self.progress.max = maximum
             self.progress.value = value
+            self.progress.description = text
             classes = ("airt-progress", f"airt-bar-{role}")
             if tuple(self.progress._dom_classes) != classes:
                 self.progress._dom_classes = classes
-        self.progress_html.value = f'<span class="airt-muted">{esc(text)}</span>'
-        set_html(self.counts_html, counts_html(state))
         set_html(self.notice_html, notice_html(state))
         self._render_rows(state)
         pending = state.pending
@@ -140,6 +146,15 @@ class RunPanel(LivePanel, widgets.VBox):
         self._render_actions(state)
 
     def _render_rows(self, state: RunState) -> None:
+        if state.long:
+            rows = "".join(step_row_html(state, step) for step in state.steps)
+            set_html(self.window_html, counts_html(state) + steps_head_html() + rows + steps_more_html(state))
+            show(self.head_html, False)
+            for row in self.rows:
+                show(row, False)
+            return
+        show(self.head_html, True)
+        show(self.window_html, False)
         while len(self.rows) < len(state.steps):
             self.rows.append(html("", "airt-step-row"))
         for row, step in zip(self.rows, state.steps, strict=False):
@@ -147,8 +162,7 @@ class RunPanel(LivePanel, widgets.VBox):
             show(row, True)
         for row in self.rows[len(state.steps) :]:
             show(row, False)
-        set_html(self.more_html, steps_more_html(state))
-        children = (self.steps_box.children[0], *self.rows, self.more_html)
+        children = (self.head_html, *self.rows, self.window_html)
         if len(children) != len(self.steps_box.children):
             self.steps_box.children = children
 

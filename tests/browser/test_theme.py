@@ -117,9 +117,12 @@ def test_every_output_is_readable_in_the_light_and_the_dark_theme(page: Any, lab
     expect(theirs.get_by_role("button", name="Reject", exact=True)).to_be_disabled()
     expect(theirs).to_contain_text("You (reviewer) may not decide this approval")
     held = live(cell(page, 6))
-    expect(held.locator(".airt-progress-text")).to_have_text("119 / 150 steps")
-    expect(held.locator(".airt-counts")).to_contain_text("RUNNING 1")
-    assert held.locator(".airt-progress-text span").bounding_box()["height"] < 24  # one line
+    expect(held.locator(".airt-progress .widget-label")).to_have_text("119 / 150 steps")
+    expect(held.locator(".airt-steps-window")).to_contain_text("RUNNING 1")
+    lines = held.locator(".airt-progress .widget-label").evaluate(
+        "(el) => { const r = document.createRange(); r.selectNodeContents(el); return r.getClientRects().length; }"
+    )
+    assert lines == 1  # "119 / 150 steps" on one line
     inbox = cell(page, 7).locator(".airt-inbox:not(.jupyter-widgets-disconnected)")
     expect(inbox.locator(".airt-row:visible")).to_have_count(2)
     expect(inbox.locator(".airt-card")).to_be_visible()  # the oldest, picked
