@@ -316,3 +316,23 @@ def test_run_displays_as_its_panel_with_a_text_summary(engine: airt_nb.Engine) -
     assert "waiting for approval: Publish B next to out/report/a.txt?" in text
     for panel in refresher().panels():
         panel.stop_live()
+
+
+def test_a_panel_whose_engine_was_closed_says_so_and_offers_nothing(
+    db_path: Path, registry: Registry, panels: list[RunPanel]
+) -> None:
+    eng = airt_nb.Engine(db_path, registry=registry, user="tester")
+    run = eng.start(APPROVAL_SPEC)
+    run.wait(timeout=10)
+    panel = open_panel(run, panels)
+    assert not panel.card.approve_button.disabled
+
+    eng.close()  # %workflow config --db elsewhere, or %unload_ext airt_nb
+    refresher()._poll(time.time())
+
+    assert panel not in refresher().panels()
+    assert f"<code>%workflow show {run.id}</code> shows it live again" in panel.message_html.value
+    assert panel.card.approve_button.disabled
+    assert panel.card.reject_button.disabled
+    assert "this panel&#x27;s engine was closed" in panel.card.why_html.value
+    assert panel.actions.layout.display == "none"

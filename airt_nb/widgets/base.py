@@ -250,6 +250,9 @@ class LivePanel:
 
         display_panel(self)
 
+    def on_detached(self) -> None:
+        """The engine this panel reads was closed; the panel stops updating (override to say so)."""
+
     def stop_live(self) -> None:
         """Stop updating this panel (it keeps showing its last state)."""
         refresher().remove(self)
@@ -367,9 +370,13 @@ class Refresher:
         for key, panels in by_store.items():
             try:
                 version = panels[0].engine.store.data_version()
-            except StoreError:  # the engine was closed: these panels show their last state
+            except StoreError:  # the engine was closed: these panels show their last state, and say so
                 for panel in panels:
                     self.remove(panel)
+                    try:
+                        panel.on_detached()
+                    except Exception:
+                        log.debug("detaching a panel failed", exc_info=True)
                 continue
             changed = self._versions.get(key) != version
             self._versions[key] = version
