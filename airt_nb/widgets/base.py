@@ -133,7 +133,7 @@ class LivePanel:
     #: Set by whoever displays the panel: sends ``{"text/html": ...}`` to the panel's static output.
     snapshot_sink: Callable[[dict[str, Any]], Any] | None = None
     #: Seconds between two snapshots while what the panel shows keeps changing.
-    snapshot_interval = 2.0
+    snapshot_interval = 5.0
     snapshot_count = 0
     _snapshot_token: Any = None
     _snapshot_at = 0.0

@@ -92,7 +92,7 @@ class DashboardPanel(LivePanel, widgets.VBox):
         self.message_html = html("", "airt-message")
         self.head = widgets.HBox(
             [
-                html('<span class="airt-muted">workflow_id</span>', width=_ID_WIDTH),
+                html('<span class="airt-muted">workflow_id</span>', width=_ID_WIDTH, flex="0 0 auto"),
                 html(cells(list(_COLS), _WIDTHS, head=True), flex="1 1 auto"),
             ]
         )

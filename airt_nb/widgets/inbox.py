@@ -72,7 +72,7 @@ class InboxPanel(LivePanel, widgets.VBox):
             [
                 widgets.HBox(
                     [
-                        html('<span class="airt-muted">workflow_id</span>', width=_ID_WIDTH),
+                        html('<span class="airt-muted">workflow_id</span>', width=_ID_WIDTH, flex="0 0 auto"),
                         html(cells(list(_COLUMNS), _WIDTHS, head=True), flex="1 1 auto"),
                     ]
                 ),
