@@ -11,6 +11,7 @@ JupyterLab theme variables (:mod:`.theme`) that every output carries.
     theme.py       the stylesheet: light and dark theme, live panel / snapshot pairing
     run.py         RunState: one run read from the store; its text
     run_html.py    one run as HTML: the live panel's pieces and the static snapshot
+    timeline.py    a timeline drawn (SVG and text); airt_nb.timelines reads its data
     spec_error.py  a refused spec next to its YAML
     lists.py       the dry-run plan and %workflow list
     banner.py      what %load_ext shows, this notebook first
