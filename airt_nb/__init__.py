@@ -34,7 +34,7 @@ from .run import Run
 from .spec import WorkflowSpec, load_spec
 
 if TYPE_CHECKING:
-    from .frames import approvals, attempts, audit, compensations, deliveries, runs, steps
+    from .frames import approvals, attempts, audit, compensations, deliveries, history, runs, steps
     from .timelines import timeline
     from .widgets.dashboard import dashboard
     from .widgets.inbox import approvals_panel
@@ -68,6 +68,7 @@ __all__ = [
     "compensations",
     "dashboard",
     "deliveries",
+    "history",
     "load_ipython_extension",
     "load_spec",
     "runs",
@@ -76,7 +77,7 @@ __all__ = [
     "unload_ipython_extension",
 ]
 
-_FRAMES = {"runs", "steps", "approvals", "compensations", "attempts", "audit", "deliveries"}
+_FRAMES = {"runs", "steps", "approvals", "compensations", "attempts", "audit", "deliveries", "history"}
 _LAZY = {"dashboard": "widgets.dashboard", "approvals_panel": "widgets.inbox", "timeline": "timelines"}
 
 

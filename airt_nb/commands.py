@@ -23,7 +23,7 @@ from . import __version__, session
 from .engine import Engine
 from .plan import Plan
 from .run import Run
-from .views import Banner, PlanView, WorkflowList
+from .views import Banner, PlanView, WorkflowList, this_notebook
 
 __all__ = [
     "CELL_USAGE",
@@ -69,10 +69,42 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _split(line: str, prog: str) -> list[str]:
-    try:
-        return shlex.split(line)
-    except ValueError as exc:
-        raise UsageProblem(f"{prog}: {exc} (check the quotes); usage: {CELL_USAGE}") from None
+    """Words of a magic's line, as a shell splits them, except that a Python literal starting with
+    ``{``, ``[`` or ``(`` stays one word: ``--inputs {'version': '2.0'}`` needs no quotes around it."""
+    words: list[str] = []
+    current, depth, quote = "", 0, ""
+    for ch in line:
+        if quote:
+            current += ch
+            quote = "" if ch == quote else quote
+            continue
+        if ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        elif ch.isspace() and depth == 0:
+            if current:
+                words.append(current)
+            current = ""
+            continue
+        current += ch
+    if quote or depth:
+        missing = f"closing {quote}" if quote else "a closing bracket"
+        raise UsageProblem(f"{prog}: {missing} is missing (check the quotes and brackets); usage: {CELL_USAGE}")
+    if current:
+        words.append(current)
+    out: list[str] = []
+    for word in words:
+        if word[0] in "([{":
+            out.append(word)  # a Python expression, kept as written
+            continue
+        try:
+            out += shlex.split(word)
+        except ValueError as exc:
+            raise UsageProblem(f"{prog}: {exc} (check the quotes); usage: {CELL_USAGE}") from None
+    return out
 
 
 # -- %%workflow -----------------------------------------------------------------------------------------
@@ -128,7 +160,7 @@ def start_cell(
         if not isinstance(inputs, Mapping):
             raise UsageProblem(
                 f"%%workflow: --inputs must give a dict of input values, got {type(inputs).__name__}; "
-                "e.g. --inputs \"{'target': 'out/r'}\" or --inputs params"
+                "e.g. --inputs {'target': 'out/r'} or --inputs params"
             )
     if options.dry_run:
         return PlanView(Plan.compile(engine.validate(body)))
@@ -222,16 +254,17 @@ def _outcome_text(command: str, workflow_id: str, outcome: str) -> str:
 
 
 def banner(engine: Engine) -> Banner:
-    """What the extension shows on load: database, user, and what recovery found."""
+    """What the extension shows on load: database, user, and what recovery found, this notebook first."""
     summary = engine.last_recovery
-    ids: list[str] = []
+    session_name, workdir = this_notebook()
+    records = {}
     if summary is not None:
-        shown = Banner.shown
-        ids = [*summary.resumed[:shown], *summary.restored[:shown], *list(summary.waiting_for_action)[:shown]]
-    names = {}
-    for workflow_id in ids:
-        record = engine.store.workflow(workflow_id)
-        if record is not None:
-            names[workflow_id] = record.name
-    paused = [engine.get(w) for w in (summary.restored[: Banner.shown] if summary else [])]
-    return Banner(engine.db, engine.user, summary, names, __version__, paused=paused)
+        for workflow_id in [*summary.resumed, *summary.restored, *summary.waiting_for_action]:
+            record = engine.store.workflow(workflow_id)
+            if record is not None:
+                records[workflow_id] = record
+    result = Banner(engine.db, engine.user, summary, records, __version__, session=session_name, workdir=workdir)
+    if summary is not None:
+        mine = [w for w in summary.restored if result.mine(w)]
+        result.paused = [engine.get(w) for w in mine[: Banner.shown]]
+    return result

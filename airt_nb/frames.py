@@ -1,8 +1,17 @@
 """Every run, step, approval and compensation as a pandas DataFrame.
 
-Times are timezone-aware UTC datetimes, ``duration`` a timedelta, statuses
-categoricals, and JSON columns decoded.  Frames read through their own
+Times are timezone-aware UTC datetimes, durations timedeltas, statuses
+categoricals, counts integers, and JSON columns decoded.  Each column has the
+same dtype whether the frame is empty or not (a column's kind follows from its
+name: ``*_at`` is a time, ``attempt`` a count, ...), so code written against
+an empty database works on a full one.  Frames read through their own
 connection in WAL mode: they never block a running engine.
+
+The frames are :class:`Frame` objects: plain DataFrames that *display* their
+times as ``2025-05-01 18:05:03`` (UTC) and durations as ``4 min 05 s``; the
+values keep their dtypes.  ``runs()`` lists the newest first, like
+``%workflow list``, with the columns people read first and the internal ones
+(``spec_hash``, ``owner``) last.
 
 ``db`` is a path (default ``$AIRT_DB`` or ``./airt.db``), an
 :class:`~airt_nb.Engine`, or a store.  This is the only module that imports pandas.
@@ -12,13 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
+from .errors import StoreError
 from .store import Store, opened
+from .views.text import fmt_duration
 
-__all__ = ["approvals", "attempts", "audit", "compensations", "deliveries", "runs", "steps"]
+__all__ = ["Frame", "approvals", "attempts", "audit", "compensations", "deliveries", "history", "runs", "steps"]
 
 WORKFLOW_STATUSES = ["PENDING", "RUNNING", "PAUSED", "COMPLETED", "FAILED", "ROLLING_BACK", "ROLLED_BACK", "CANCELLED"]
 STEP_STATUSES = [
@@ -34,22 +46,134 @@ STEP_STATUSES = [
     "SKIPPED",
     "CANCELLED",
 ]
+ATTEMPT_STATUSES = ["FAILED", "INTERRUPTED"]
 APPROVAL_STATUSES = ["PENDING", "APPROVED", "REJECTED", "CANCELLED"]
 COMPENSATION_STATUSES = ["PENDING", "DONE", "FAILED"]
+HISTORY_EVENTS = [
+    "started",
+    "paused",
+    "approved",
+    "rejected",
+    "cancel_requested",
+    "rollback_requested",
+    "cancelled",
+    "rolled_back",
+    "completed",
+    "failed",
+    "engine_lost",
+    "resumed",
+]
+
+_COUNTS = {"position", "attempt", "attempts", "steps_total", "steps_done", "compensation_id", "audit_id", "seq"}
+_COUNTS |= {"webhook_attempts"}
+_MAYBE_COUNTS = {"last_status", "http_status"}  # may be missing: pandas' nullable integer
+_DURATIONS = {"duration", "waited"}
+#: the default dtype of text in this pandas (object before pandas 3, str from 3 on)
+TEXT = pd.Series(["x"]).dtype
+
+RUNS_FIRST = [
+    "workflow_id",
+    "name",
+    "status",
+    "created_at",
+    "updated_at",
+    "finished_at",
+    "duration",
+    "error",
+    "started_by",
+    "steps_done",
+    "steps_total",
+    "waiting_for",
+    "warnings",
+    "inputs",
+]
+RUNS_LAST = ["spec_hash", "owner"]
+
+
+class Frame(pd.DataFrame):
+    """A DataFrame that shows times and durations for people; the values keep their dtypes.
+
+    >>> airt_nb.steps()["duration"].dtype      # doctest: +SKIP
+    dtype('<m8[ns]')
+    >>> airt_nb.steps()[["step_name", "duration"]]   # shows "0.51 s", "4 min 05 s"  # doctest: +SKIP
+    """
+
+    @property
+    def _constructor(self) -> Callable[..., Frame]:
+        return Frame
+
+    def _formatters(self) -> dict[Any, Callable[[Any], str]]:
+        found: dict[Any, Callable[[Any], str]] = {}
+        for col, dtype in self.dtypes.items():
+            if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
+                found[col] = _show_time
+            elif pd.api.types.is_timedelta64_dtype(dtype):
+                found[col] = _show_duration
+        return found
+
+    def _display_rows(self) -> int | None:
+        most, fewest = pd.get_option("display.max_rows"), pd.get_option("display.min_rows")
+        if most is None or len(self) <= most:
+            return most
+        return fewest or most
+
+    def _repr_html_(self) -> str | None:
+        formatters = self._formatters()
+        if not formatters or not pd.get_option("display.notebook_repr_html"):
+            return super()._repr_html_()  # type: ignore[no-any-return]
+        return self.to_html(
+            formatters=formatters,
+            max_rows=self._display_rows(),
+            max_cols=pd.get_option("display.max_columns"),
+            show_dimensions=pd.get_option("display.show_dimensions"),
+            notebook=True,
+        )
+
+    def __repr__(self) -> str:
+        formatters = self._formatters()
+        if not formatters:
+            return super().__repr__()
+        return self.to_string(
+            formatters=formatters,
+            max_rows=self._display_rows(),
+            max_cols=pd.get_option("display.max_columns"),
+            show_dimensions=pd.get_option("display.show_dimensions"),
+        )
+
+
+def _show_time(value: Any) -> str:
+    return "" if pd.isna(value) else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _show_duration(value: Any) -> str:
+    return "" if pd.isna(value) else fmt_duration(value.total_seconds())
 
 
 def _store(db: Any) -> contextlib.AbstractContextManager[Store]:
     return opened(db)
 
 
-def _times(df: pd.DataFrame, *cols: str) -> None:
-    for col in cols:
-        df[col] = pd.to_datetime(df[col], utc=True, format="ISO8601")
+def _frame(
+    store: Store,
+    table: str,
+    workflow_id: str | None = None,
+    status: str | None = None,
+    *,
+    optional: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """One table's rows; a table the database does not have yet reads as no rows of ``optional`` columns."""
+    try:
+        columns, rows = store.all_rows(table, workflow_id=workflow_id, status=status)
+    except StoreError as exc:
+        if not optional or f"no table {table!r}" not in str(exc):
+            raise
+        columns, rows = list(optional), []
+    return pd.DataFrame.from_records(rows, columns=columns)
 
 
 def _decode(df: pd.DataFrame, *cols: str) -> None:
     for col in cols:
-        df[col] = [json.loads(v) if isinstance(v, str) else v for v in df[col]]
+        df[col] = pd.Series([json.loads(v) if isinstance(v, str) else v for v in df[col]], index=df.index, dtype=object)
 
 
 def _category(df: pd.DataFrame, col: str, categories: list[str]) -> None:
@@ -57,34 +181,74 @@ def _category(df: pd.DataFrame, col: str, categories: list[str]) -> None:
     df[col] = pd.Categorical(df[col], categories=categories + extra)
 
 
-def _frame(store: Store, table: str, workflow_id: str | None = None, status: str | None = None) -> pd.DataFrame:
-    columns, rows = store.all_rows(table, workflow_id=workflow_id, status=status)
-    return pd.DataFrame.from_records(rows, columns=columns)
+def _time(values: pd.Series) -> pd.Series:
+    # One resolution whatever the rows (pandas would pick seconds for an empty column): stored times
+    # have microseconds.
+    return pd.to_datetime(values, utc=True, format="ISO8601").astype("datetime64[us, UTC]")
 
 
-def runs(db: Any = None, *, status: str | None = None) -> pd.DataFrame:
-    """One row per workflow: ``workflow_id, name, status, created_at, updated_at, finished_at,
-    error, started_by`` and more (``duration``, progress, ``waiting_for``, ``warnings``).
+def _kind(col: str) -> str:
+    if col.endswith("_at") or col in ("deadline", "at"):
+        return "time"
+    if col in _DURATIONS:
+        return "duration"
+    if col in _COUNTS:
+        return "count"
+    if col in _MAYBE_COUNTS:
+        return "maybe-count"
+    return "text"
+
+
+def _typed(df: pd.DataFrame, *, keep: tuple[str, ...] = ()) -> Frame:
+    """Give every column the dtype its name calls for (``keep``: decoded JSON and categoricals, as they are)."""
+    for col in df.columns:
+        if col in keep or isinstance(df[col].dtype, pd.CategoricalDtype):
+            continue
+        kind = _kind(str(col))
+        if kind == "time":
+            df[col] = _time(df[col])
+        elif kind == "duration":
+            df[col] = pd.to_timedelta(df[col]).astype("timedelta64[us]")
+        elif kind == "count":
+            df[col] = df[col].fillna(0).astype("int64")
+        elif kind == "maybe-count":
+            df[col] = df[col].astype("Int64")
+        elif df[col].dtype == object and df[col].map(lambda v: v is None or isinstance(v, str)).all():
+            df[col] = df[col].astype(TEXT)
+    return Frame(df)
+
+
+def runs(db: Any = None, *, status: str | None = None) -> Frame:
+    """One row per workflow, newest first (as ``%workflow list``): ``workflow_id, name, status,
+    created_at, updated_at, finished_at, duration, error, started_by``, progress (``steps_done``,
+    ``steps_total``), ``waiting_for``, ``warnings``, ``inputs``, and last the internal ``spec_hash``
+    and ``owner`` (the engine holding its lease).
 
     >>> airt_nb.runs("airt.db").query("status == 'FAILED'")  # doctest: +SKIP
     """
     with _store(db) as store:
         df = _frame(store, "workflows", status=status)
-    _times(df, "created_at", "updated_at", "finished_at")
+    df = df.iloc[::-1].reset_index(drop=True)  # stored oldest first; people read the newest first
+    df = df.rename(columns={"done_steps": "steps_done", "total_steps": "steps_total", "lease_owner": "owner"})
+    for col in ("created_at", "updated_at", "finished_at"):
+        df[col] = _time(df[col])
     df["duration"] = df["finished_at"] - df["created_at"]
     _category(df, "status", WORKFLOW_STATUSES)
     _decode(df, "inputs", "warnings")
-    df["warnings"] = [w if isinstance(w, list) else [] for w in df["warnings"]]
-    df = df.rename(columns={"done_steps": "steps_done", "total_steps": "steps_total", "lease_owner": "owner"})
-    return df
+    df["warnings"] = pd.Series([w if isinstance(w, list) else [] for w in df["warnings"]], index=df.index, dtype=object)
+    middle = [c for c in df.columns if c not in RUNS_FIRST and c not in RUNS_LAST]
+    df = df[[c for c in RUNS_FIRST if c in df.columns] + middle + [c for c in RUNS_LAST if c in df.columns]]
+    return _typed(df, keep=("inputs", "warnings"))
 
 
-def steps(db: Any = None, workflow_id: str | None = None, *, status: str | None = None) -> pd.DataFrame:
+def steps(db: Any = None, workflow_id: str | None = None, *, status: str | None = None) -> Frame:
     """One row per step: ``workflow_id, step_name, status, attempt, started_at, finished_at,
-    duration, inputs, outputs, error`` (and ``type``, ``action``, ``position``)."""
+    duration, inputs, outputs, error`` (and ``traceback`` where recorded, ``type``, ``action``,
+    ``position``, ``next_attempt_at``)."""
     with _store(db) as store:
         df = _frame(store, "workflow_steps", workflow_id=workflow_id, status=status)
-    _times(df, "started_at", "finished_at", "next_attempt_at")
+    for col in ("started_at", "finished_at"):
+        df[col] = _time(df[col])
     df["duration"] = df["finished_at"] - df["started_at"]
     _category(df, "status", STEP_STATUSES)
     _decode(df, "inputs", "outputs")
@@ -100,19 +264,22 @@ def steps(db: Any = None, workflow_id: str | None = None, *, status: str | None 
         "outputs",
         "error",
     ]
-    return df[order + [c for c in df.columns if c not in order]]
+    return _typed(df[order + [c for c in df.columns if c not in order]], keep=("inputs", "outputs"))
 
 
-def attempts(db: Any = None, workflow_id: str | None = None) -> pd.DataFrame:
-    """Every failed attempt of every step (the final attempt is in :func:`steps`)."""
+def attempts(db: Any = None, workflow_id: str | None = None) -> Frame:
+    """Every earlier attempt of every step: failed and retried, or ``INTERRUPTED`` (its engine
+    stopped); the attempt that counted is in :func:`steps`."""
     with _store(db) as store:
         df = _frame(store, "step_attempts", workflow_id=workflow_id)
-    _times(df, "started_at", "finished_at")
+    for col in ("started_at", "finished_at"):
+        df[col] = _time(df[col])
     df["duration"] = df["finished_at"] - df["started_at"]
-    return df
+    _category(df, "status", ATTEMPT_STATUSES)
+    return _typed(df)
 
 
-def approvals(db: Any = None, status: str | None = None, *, workflow_id: str | None = None) -> pd.DataFrame:
+def approvals(db: Any = None, status: str | None = None, *, workflow_id: str | None = None) -> Frame:
     """One row per approval request: ``approval_id, workflow_id, step_name, status, message,
     requested_at, deadline, decided_at, decided_by, reason`` plus ``approvers``, ``on_timeout``,
     ``context`` (``depends_on``: the outputs the approver needs; ``undo``: what a rejection
@@ -123,34 +290,39 @@ def approvals(db: Any = None, status: str | None = None, *, workflow_id: str | N
     with _store(db) as store:
         df = _frame(store, "approvals", workflow_id=workflow_id, status=status)
         deliveries_df = _frame(store, "webhook_deliveries", workflow_id=workflow_id)
-    _times(df, "requested_at", "deadline", "decided_at")
+    for col in ("requested_at", "deadline", "decided_at"):
+        df[col] = _time(df[col])
     _category(df, "status", APPROVAL_STATUSES)
     _decode(df, "context", "approvers")
-    df["undo"] = [[u["step"] for u in c.get("undo", [])] if isinstance(c, dict) else [] for c in df["context"]]
+    df["undo"] = pd.Series(
+        [[u["step"] for u in c.get("undo", [])] if isinstance(c, dict) else [] for c in df["context"]],
+        index=df.index,
+        dtype=object,
+    )
     df["waited"] = df["decided_at"] - df["requested_at"]
     requested = deliveries_df[deliveries_df["event"] == "approval.requested"]
     summary = requested.groupby("approval_id").agg(
         webhook_status=("status", "last"), webhook_attempts=("attempts", "sum"), webhook_error=("last_error", "last")
     )
     df = df.merge(summary, how="left", left_on="approval_id", right_index=True)
-    df["webhook_attempts"] = df["webhook_attempts"].fillna(0).astype("int64")
     df["webhook_status"] = df["webhook_status"].astype(object)
     df["webhook_error"] = df["webhook_error"].astype(object)
-    return df
+    return _typed(df, keep=("context", "approvers", "undo"))
 
 
-def compensations(db: Any = None, workflow_id: str | None = None, *, status: str | None = None) -> pd.DataFrame:
+def compensations(db: Any = None, workflow_id: str | None = None, *, status: str | None = None) -> Frame:
     """One row per compensation intent: ``workflow_id, step_name, action, status, created_at,
     executed_at, error`` (and ``attempts``, ``inputs``, ``outputs``)."""
     with _store(db) as store:
         df = _frame(store, "compensation_log", workflow_id=workflow_id, status=status)
-    _times(df, "created_at", "executed_at")
+    for col in ("created_at", "executed_at"):
+        df[col] = _time(df[col])
     _category(df, "status", COMPENSATION_STATUSES)
     _decode(df, "inputs", "outputs")
-    return df.drop(columns=["state"])
+    return _typed(df.drop(columns=["state"]), keep=("inputs", "outputs"))
 
 
-def deliveries(db: Any = None, workflow_id: str | None = None) -> pd.DataFrame:
+def deliveries(db: Any = None, workflow_id: str | None = None) -> Frame:
     """Every webhook delivery (``event``, ``url``, ``status``: PENDING, RETRYING, DELIVERED or
     FAILED, ``attempts``, the last attempt's ``last_status`` / ``last_error``) and, in
     ``history``, the outcome of every attempt: ``{attempt, started_at, finished_at, outcome,
@@ -170,16 +342,35 @@ def deliveries(db: Any = None, workflow_id: str | None = None) -> pd.DataFrame:
                 "error": error,
             }
         )
-    _times(df, "created_at", "next_attempt_at", "last_attempt_at", "delivered_at")
     _decode(df, "payload")
-    df["history"] = [history.get(d, []) for d in df["delivery_id"]]
-    return df
+    df["history"] = pd.Series([history.get(d, []) for d in df["delivery_id"]], index=df.index, dtype=object)
+    return _typed(df, keep=("payload", "history"))
 
 
-def audit(db: Any = None, workflow_id: str | None = None) -> pd.DataFrame:
+def audit(db: Any = None, workflow_id: str | None = None) -> Frame:
     """Every policy decision that mattered: who, what, allowed or denied, by which rule."""
     with _store(db) as store:
         df = _frame(store, "audit_log", workflow_id=workflow_id)
-    _times(df, "at")
     _decode(df, "roles")
-    return df
+    return _typed(df, keep=("roles",))
+
+
+def history(db: Any = None, workflow_id: str | None = None) -> Frame:
+    """What happened to each run, in order: ``workflow_id, seq, at, event, by, detail``.
+
+    Events: ``started``, ``paused``, ``approved``, ``rejected``, ``cancel_requested``,
+    ``rollback_requested``, ``cancelled``, ``rolled_back``, ``completed``, ``failed``,
+    ``engine_lost`` (``detail`` names the engine that stopped) and ``resumed`` (by which
+    engine).  A database written before the history was recorded gives an empty frame.
+
+    >>> airt_nb.history(workflow_id=run.id)[["at", "event", "by"]]   # doctest: +SKIP
+    """
+    with _store(db) as store:
+        df = _frame(
+            store,
+            "workflow_events",
+            workflow_id=workflow_id,
+            optional=("workflow_id", "seq", "at", "event", "by", "detail"),
+        )
+    _category(df, "event", HISTORY_EVENTS)
+    return _typed(df)

@@ -118,20 +118,31 @@ class Run:
 
     # -- waiting and deciding ------------------------------------------------------------------------
 
-    def wait(self, timeout: float | None = None) -> str:
-        """Block until the run is finished or PAUSED; return its status.
+    def wait(self, timeout: float | None = None, *, until: str = "settled") -> str:
+        """Block until the run is finished or PAUSED (``until="done"``: finished) and return its status.
 
-        Raises :class:`~airt_nb.engine.WaitTimeoutError` after ``timeout`` seconds.
+        A run another engine executes is followed in the database.  Raises
+        :class:`~airt_nb.WaitTimeoutError` after ``timeout`` seconds.
+
+        >>> run.wait(timeout=10)                 # doctest: +SKIP
+        'PAUSED'
+        >>> run.wait(timeout=60, until="done")   # doctest: +SKIP
+        'COMPLETED'
         """
-        return self._engine.wait(self.id, timeout)
+        return self._engine.wait(self.id, timeout, until=until)
 
-    def approve(self, *, by: str | None = None, reason: str | None = None) -> ApprovalRecord:
-        """Approve the pending approval; returns once the decision is recorded."""
-        return self._engine.approve(self.id, by=by, reason=reason)  # type: ignore[no-any-return]
+    def approve(
+        self, *, by: str | None = None, reason: str | None = None, approval_id: str | None = None
+    ) -> ApprovalRecord:
+        """Approve the pending approval (``approval_id`` when several are pending); returns once it is
+        recorded.  See :meth:`airt_nb.Engine.approve`."""
+        return self._engine.approve(self.id, by=by, reason=reason, approval_id=approval_id)
 
-    def reject(self, *, by: str | None = None, reason: str | None = None) -> ApprovalRecord:
+    def reject(
+        self, *, by: str | None = None, reason: str | None = None, approval_id: str | None = None
+    ) -> ApprovalRecord:
         """Reject the pending approval; the completed steps are rolled back."""
-        return self._engine.reject(self.id, by=by, reason=reason)  # type: ignore[no-any-return]
+        return self._engine.reject(self.id, by=by, reason=reason, approval_id=approval_id)
 
     def rollback(self, *, by: str | None = None) -> str:
         """Undo every completed step, newest first."""
@@ -160,6 +171,12 @@ class Run:
         from .timelines import timeline
 
         return timeline(self.id, db=self._engine)
+
+    def _ipython_display_(self) -> None:
+        """In IPython, a Run shows as its live panel followed by a static snapshot of it."""
+        from .magics import display_run
+
+        display_run(self)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
         """In a notebook, a Run shows as its live panel."""

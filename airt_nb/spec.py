@@ -25,6 +25,7 @@ from .actions import Registry, default_registry
 from .errors import SpecError
 from .expressions import ExpressionError, find_references
 from .specgraph import Ancestry, find_cycle
+from .suggest import did_you_mean
 from .yamltext import YamlTextError, field_path, line_of, parse
 
 __all__ = ["RetrySpec", "StepSpec", "WorkflowSpec", "load_spec", "parse_duration"]
@@ -169,7 +170,8 @@ def _pydantic_problems(exc: pydantic.ValidationError, data: Any, lines: Mapping)
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(loc, data)
             if allowed:
-                msg = f"unknown key {loc[-1]!r}; allowed here: {', '.join(allowed)}"
+                hint = did_you_mean(str(loc[-1]), allowed)
+                msg = f"unknown key {loc[-1]!r}; {hint + ' ' if hint else ''}allowed here: {', '.join(allowed)}"
         elif err["type"] == "missing":
             msg = f"{loc[-1]!r} is required; add it"
         elif err["type"] == "literal_error":
@@ -213,7 +215,8 @@ def _semantic_problems(spec: WorkflowSpec, lines: Mapping, registry: Registry) -
             if dep == step.name:
                 add(path, f"step {step.name!r} cannot depend on itself")
             elif dep not in index:
-                add(path, f"no step named {dep!r}; steps are: {', '.join(index)}")
+                hint = did_you_mean(dep, index)
+                add(path, f"no step named {dep!r}; {hint + ' ' if hint else ''}steps are: {', '.join(index)}")
 
     cycle = find_cycle(deps, index)
     if cycle:
@@ -263,7 +266,8 @@ def _semantic_problems(spec: WorkflowSpec, lines: Mapping, registry: Registry) -
                 elif ref.step is not None:
                     target = ref.step
                     if target not in index:
-                        add(path, f"${{{{ {ref.text} }}}}: no step named {target!r}")
+                        hint = did_you_mean(target, index)
+                        add(path, f"${{{{ {ref.text} }}}}: no step named {target!r}" + (f"; {hint}" if hint else ""))
                     elif target == step.name:
                         add(path, f"${{{{ {ref.text} }}}}: a step cannot use its own outputs")
                     elif depends_on is not None and not depends_on(step.name, target):
@@ -279,9 +283,11 @@ def _semantic_problems(spec: WorkflowSpec, lines: Mapping, registry: Registry) -
             act = registry.get(step.action)
             if act is None:
                 known = ", ".join(n for n in registry.names()) or "none"
+                hint = did_you_mean(step.action, registry.names())
                 add(
                     ("steps", i, "action"),
-                    f"unknown action {step.action!r}; define it with @action before starting (registered: {known})",
+                    f"unknown action {step.action!r}; {hint + ' ' if hint else ''}"
+                    f"define it with @action before starting (registered: {known})",
                 )
             else:
                 for message in act.check_inputs(step.inputs, dynamic=frozenset(dynamic)):

@@ -1,13 +1,20 @@
 """Timelines: a Gantt-style picture of runs, to look at rather than read.
 
-One row per step; bars for the attempt that counted, failed attempts
-before it (``frames.attempts``), the back-off waits between them, approval
-waits (request to decision), and compensations (the undo of a completed
-step, drawn from when the rollback reached it to when it finished; the
-store records when an undo finished, so its start is the end of whatever
-happened just before).  Rendered as inline SVG (no browser plugin, no
-script), with a text version for terminals; ``Timeline.segments`` holds the
-same data for analysis.
+One row per step; bars for the attempt that counted, failed attempts before
+it and the back-off waits between them, attempts interrupted because their
+engine stopped (followed by the gap until another engine ran the step
+again), approval waits (request to decision), and compensations (the undo of
+a completed step, drawn from when the rollback reached it to when it
+finished; the store records when an undo finished, so its start is the end
+of whatever happened just before).  Moments of the run's history (an engine
+lost, the run resumed, a cancel or a rollback asked for) are marked across
+its lane.
+
+Each lane is labelled with the workflow's name and, when several lanes share
+a name, the inputs that tell them apart; the legend lists every colour drawn.
+Rendered as inline SVG (no browser plugin, no script) coloured by the theme's
+variables, with a text version for terminals; ``Timeline.segments`` and
+``Timeline.marks`` hold the same data for analysis.
 
 Imports no IPython, ipywidgets or pandas.
 """
@@ -15,56 +22,17 @@ Imports no IPython, ipywidgets or pandas.
 from __future__ import annotations
 
 import contextlib
-import math
+import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from .store import Store, opened
 from .timeutil import to_epoch
-from .views import COLORS, esc, fmt_duration
+from .views.run import optional_rows
+from .views.timeline import MARKS, Lane, Mark, Segment, Timeline
 
-__all__ = ["Segment", "Timeline", "timeline"]
-
-FILL = {
-    "step": None,  # by status
-    "attempt": "#e36209",
-    "backoff": "#afb8c1",
-    "approval": "#bf8700",
-    "compensation": "#8250df",
-}
-LEGEND = [
-    ("step", COLORS["COMPLETED"], "step (colour = outcome)"),
-    ("attempt", FILL["attempt"], "failed attempt, retried"),
-    ("backoff", FILL["backoff"], "waiting to retry"),
-    ("approval", FILL["approval"], "waiting for approval"),
-    ("compensation", FILL["compensation"], "undo (compensation)"),
-]
-_TEXT = {"step": "█", "attempt": "▒", "backoff": "·", "approval": "░", "compensation": "↺"}
-_LAYER = {"backoff": 0, "approval": 1, "step": 2, "attempt": 3, "compensation": 4}  # later layers draw on top
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """One bar: ``kind`` is step, attempt, backoff, approval or compensation; times are epoch seconds."""
-
-    workflow_id: str
-    step_name: str
-    kind: str
-    status: str
-    start: float
-    end: float
-    label: str
-    open: bool = False  # still going when the timeline was drawn
-
-
-@dataclass(frozen=True, slots=True)
-class Lane:
-    workflow_id: str
-    name: str
-    status: str
-    steps: tuple[str, ...]
+__all__ = ["Lane", "Mark", "Segment", "Timeline", "timeline"]
 
 
 def timeline(workflow_ids: Any, db: Any = None, *, relative: bool | None = None) -> Timeline:
@@ -82,12 +50,13 @@ def timeline(workflow_ids: Any, db: Any = None, *, relative: bool | None = None)
     ids = [getattr(w, "id", w) for w in workflow_ids]
     with _store(db) as store:
         now = datetime.now(UTC).timestamp()
-        lanes, segments = [], []
+        lanes, segments, marks = [], [], []
         for workflow_id in ids:
-            lane, segs = _collect(store, _resolve(store, workflow_id), now)
+            lane, segs, lane_marks = _collect(store, _resolve(store, workflow_id), now)
             lanes.append(lane)
             segments += segs
-    return Timeline(lanes, segments, relative=bool(relative))
+            marks += lane_marks
+    return Timeline(lanes, segments, relative=bool(relative), marks=marks)
 
 
 def _store(db: Any) -> contextlib.AbstractContextManager[Store]:
@@ -105,11 +74,12 @@ def _resolve(store: Store, workflow_id: str) -> str:
     raise NotFoundError("workflow", workflow_id, db=store.path)
 
 
-def _collect(store: Store, workflow_id: str, now: float) -> tuple[Lane, list[Segment]]:
+def _collect(store: Store, workflow_id: str, now: float) -> tuple[Lane, list[Segment], list[Mark]]:
     record = store.workflow(workflow_id)
     assert record is not None
     steps = store.steps(workflow_id)
-    attempts = store.attempts(workflow_id)
+    attempts = optional_rows(store, "step_attempts", workflow_id)
+    events = optional_rows(store, "workflow_events", workflow_id)
     approvals = store.approvals(workflow_id=workflow_id)
     out: list[Segment] = []
 
@@ -121,30 +91,49 @@ def _collect(store: Store, workflow_id: str, now: float) -> tuple[Lane, list[Seg
         out.append(Segment(workflow_id, step, kind, status, a, max(a, b), label, open=end is None))
 
     for s in steps:
-        tries = sorted((a for a in attempts if a[1] == s.step_name), key=lambda a: a[2])
-        final = s.attempt if s.status not in ("RETRYING",) else s.attempt + 1
+        tries = sorted(
+            (a for a in attempts if a.get("step_name") == s.step_name),
+            key=lambda a: (a.get("attempt") or 0, a.get("started_at") or ""),
+        )
+        final = s.attempt if s.status != "RETRYING" else s.attempt + 1
         previous_end: str | None = None
-        for _, _, number, status, started, finished, error in tries:
+        interrupted_end: str | None = None
+        for a in tries:
+            number, status = a.get("attempt") or 0, a.get("status") or "FAILED"
+            if status == "INTERRUPTED":
+                # the attempt ran until its engine stopped; the next start is another engine taking it up
+                label = f"attempt {number} interrupted: its engine stopped, the step ran again"
+                add(s.step_name, "interrupted", "INTERRUPTED", a.get("started_at"), a.get("finished_at"), label)
+                interrupted_end = a.get("finished_at")
+                continue
             if number >= final:
                 continue
             if previous_end:
-                add(s.step_name, "backoff", "RETRYING", previous_end, started, "waiting to retry")
-            add(s.step_name, "attempt", status, started, finished, f"attempt {number} failed: {error or ''}")
-            previous_end = finished
+                add(s.step_name, "backoff", "RETRYING", previous_end, a.get("started_at"), "waiting to retry")
+            error = a.get("error") or ""
+            add(
+                s.step_name,
+                "attempt",
+                status,
+                a.get("started_at"),
+                a.get("finished_at"),
+                f"attempt {number} failed: {error}",
+            )
+            previous_end = a.get("finished_at")
         if s.type == "human_approval":
-            for a in approvals:
-                if a.step_name == s.step_name:
-                    who = f" by {a.decided_by}" if a.decided_by else ""
-                    add(s.step_name, "approval", a.status, a.requested_at, a.decided_at, f"{a.status.lower()}{who}")
+            for ap in approvals:
+                if ap.step_name == s.step_name:
+                    who = f" by {ap.decided_by}" if ap.decided_by else ""
+                    add(s.step_name, "approval", ap.status, ap.requested_at, ap.decided_at, f"{ap.status.lower()}{who}")
             continue
         if s.status == "RETRYING":
             add(s.step_name, "backoff", "RETRYING", previous_end, s.next_attempt_at, "waiting to retry")
             continue
-        if previous_end and s.started_at:
+        if previous_end and s.started_at and not interrupted_end:
             add(s.step_name, "backoff", "RETRYING", previous_end, s.started_at, "waiting to retry")
         if s.started_at and s.status not in ("PENDING", "SKIPPED"):
             shown = "COMPLETED" if s.status.startswith("COMPENSAT") else s.status
-            end = s.finished_at if s.status not in ("RUNNING",) else None
+            end = s.finished_at if s.status != "RUNNING" else None
             label = f"{s.status.lower()}, attempt {s.attempt}" + (f": {s.error}" if s.error else "")
             add(s.step_name, "step", shown, s.started_at, end, label)
 
@@ -160,128 +149,16 @@ def _collect(store: Store, workflow_id: str, now: float) -> tuple[Lane, list[Seg
                 Segment(workflow_id, c.step_name, "compensation", c.status, min(undo_start, undo_end), undo_end, label)
             )
             undo_start = undo_end
-    lane = Lane(workflow_id, record.name, record.status, tuple(s.step_name for s in steps))
-    return lane, out
-
-
-def _ticks(span: float, count: int = 6) -> list[float]:
-    if span <= 0:
-        return [0.0]
-    raw = span / count
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    return [i * step for i in range(int(span / step) + 1)]
-
-
-class Timeline:
-    """A drawn timeline; ``segments`` is the data, ``to_svg()`` the picture."""
-
-    label_width = 170
-    chart_width = 620
-    row_height = 18
-    lane_gap = 22
-
-    def __init__(self, lanes: list[Lane], segments: list[Segment], *, relative: bool = False):
-        self.lanes = lanes
-        self.segments = segments
-        self.relative = relative
-
-    def _origin(self, workflow_id: str) -> float:
-        pool = [s.start for s in self.segments if not self.relative or s.workflow_id == workflow_id]
-        return min(pool, default=0.0)
-
-    @property
-    def span(self) -> float:
-        """Seconds from the first start to the last end (per workflow when ``relative``)."""
-        if not self.segments:
-            return 0.0
-        return max(s.end - self._origin(s.workflow_id) for s in self.segments)
-
-    def to_svg(self) -> str:
-        span = self.span or 1.0
-        scale = self.chart_width / span
-        left, top = self.label_width, 24
-        parts: list[str] = []
-        y = top
-        for lane in self.lanes:
-            origin = self._origin(lane.workflow_id)
-            parts.append(
-                f'<text x="4" y="{y + 13}" font-weight="600">{esc(lane.name)} '
-                f'<tspan fill="#8a8f98" font-weight="400">{esc(lane.workflow_id)} · {esc(lane.status)}</tspan></text>'
-            )
-            y += self.lane_gap
-            for index, step in enumerate(lane.steps):
-                if index % 2:
-                    parts.append(
-                        f'<rect x="0" y="{y}" width="{left + self.chart_width + 10}" height="{self.row_height}" '
-                        'fill="#8a8f98" fill-opacity="0.07"/>'
-                    )
-                parts.append(f'<text x="12" y="{y + 13}">{esc(step)}</text>')
-                for seg in self._row(lane.workflow_id, step):
-                    parts.append(self._bar(seg, left + (seg.start - origin) * scale, y, scale))
-                y += self.row_height
-            y += 6
-        axis = []
-        for t in _ticks(span):
-            x = left + t * scale
-            axis.append(
-                f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{y}" stroke="#8a8f98" stroke-opacity="0.25"/>'
-                f'<text x="{x:.1f}" y="{top - 8}" text-anchor="middle" fill="#8a8f98">{esc(fmt_duration(t))}</text>'
-            )
-        legend = []
-        lx = 4.0
-        for _kind, color, text in LEGEND:
-            legend.append(
-                f'<rect x="{lx}" y="{y + 8}" width="12" height="10" fill="{color}" rx="2"/>'
-                f'<text x="{lx + 16}" y="{y + 17}">{esc(text)}</text>'
-            )
-            lx += 22 + 6.2 * len(text)
-        height = y + 28
-        width = left + self.chart_width + 20
-        return (
-            f'<svg class="airt-timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11" fill="currentColor">'
-            f"{''.join(axis)}{''.join(parts)}{''.join(legend)}</svg>"
-        )
-
-    def _row(self, workflow_id: str, step: str) -> list[Segment]:
-        """One step's segments in drawing order: a wait never hides the attempt next to it."""
-        mine = [s for s in self.segments if s.workflow_id == workflow_id and s.step_name == step]
-        return sorted(mine, key=lambda s: (_LAYER[s.kind], s.start))
-
-    def _bar(self, seg: Segment, x: float, y: float, scale: float) -> str:
-        color = FILL[seg.kind] or COLORS.get(seg.status, "#1f6feb")
-        if seg.kind == "approval" and seg.status == "REJECTED":
-            color = COLORS["REJECTED"]
-        width = max(2.0, (seg.end - seg.start) * scale)
-        height, dy = (4, 7) if seg.kind == "backoff" else (12, 3)
-        opacity = ' fill-opacity="0.55"' if seg.kind == "approval" or seg.open else ""
-        title = (
-            f"{seg.step_name}: {seg.label} ({fmt_duration(seg.end - seg.start)}{', still going' if seg.open else ''})"
-        )
-        return (
-            f'<rect class="airt-seg airt-seg-{seg.kind}" x="{x:.1f}" y="{y + dy}" width="{width:.1f}" '
-            f'height="{height}" rx="2" fill="{color}"{opacity}><title>{esc(title)}</title></rect>'
-        )
-
-    def _repr_html_(self) -> str:
-        return f'<div class="airt-timeline-box" style="overflow-x:auto">{self.to_svg()}</div>'
-
-    def __repr__(self) -> str:
-        width = 60
-        span = self.span or 1.0
-        lines = []
-        for lane in self.lanes:
-            origin = self._origin(lane.workflow_id)
-            lines.append(f"{lane.name} {lane.workflow_id} {lane.status}  ({fmt_duration(self.span)} shown)")
-            name_width = max((len(s) for s in lane.steps), default=4)
-            for step in lane.steps:
-                row = [" "] * width
-                for seg in self._row(lane.workflow_id, step):
-                    a = int((seg.start - origin) / span * (width - 1))
-                    b = max(a, int((seg.end - origin) / span * (width - 1)))
-                    for i in range(a, b + 1):
-                        row[i] = _TEXT[seg.kind]
-                lines.append(f"  {step:<{name_width}} |{''.join(row)}|")
-        lines.append("  " + "  ".join(f"{_TEXT[k]} {text}" for k, _, text in LEGEND))
-        return "\n".join(lines)
+    marks = []
+    for event in events:
+        kind = str(event.get("event"))
+        if kind in MARKS and event.get("at"):
+            who = event.get("detail") or event.get("by") or ""
+            text = MARKS[kind][1] + (f": {who}" if who else "")
+            marks.append(Mark(workflow_id, kind, to_epoch(str(event["at"])), text))
+    try:
+        inputs = tuple(sorted((json.loads(record.inputs) or {}).items()))
+    except (TypeError, ValueError, AttributeError):
+        inputs = ()
+    lane = Lane(workflow_id, record.name, record.status, tuple(s.step_name for s in steps), inputs)
+    return lane, out, marks

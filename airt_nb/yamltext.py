@@ -210,14 +210,36 @@ def parse(text: str) -> tuple[Any, Lines]:
     except _Refused as exc:
         raise YamlTextError(exc.line, field_path(exc.path), exc.message) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        what = exc.problem or str(exc)
-        raise YamlTextError(line, "", f"YAML syntax error: {what}; check indentation and quoting") from None
+        line, message = _syntax_error(exc)
+        raise YamlTextError(line, "", message) from None
     except yaml.YAMLError as exc:
         raise YamlTextError(None, "", f"YAML error: {exc}") from None
     except RecursionError:  # a regression guard: limits above should make this unreachable
         raise YamlTextError(None, "", "the YAML nests too deeply; flatten the structure") from None
+
+
+# What was left open, when the parser reached the end (or a line it could not fit in) before it closed.
+_UNCLOSED = {
+    "while scanning a quoted scalar": ("quote", "close the quote"),
+    "while parsing a flow mapping": ("'{'", "add the closing '}'"),
+    "while parsing a flow sequence": ("'['", "add the closing ']'"),
+}
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
+    """The line to mark and the message: an unclosed quote or bracket is marked where it opens (the
+    parser notices only at the end of the text, past the last line), with its column."""
+    unclosed = _UNCLOSED.get(exc.context or "")
+    if unclosed is not None and exc.context_mark is not None:
+        mark = exc.context_mark
+        what, fix = unclosed
+        return mark.line + 1, f"YAML syntax error: the {what} at column {mark.column + 1} is never closed; {fix}"
+    mark = exc.problem_mark or exc.context_mark
+    if mark is None:
+        return None, f"YAML syntax error: {exc.problem or exc}; check indentation and quoting"
+    return mark.line + 1, (
+        f"YAML syntax error at column {mark.column + 1}: {exc.problem or exc}; check indentation and quoting"
+    )
 
 
 def field_path(path: tuple[Any, ...]) -> str:

@@ -190,7 +190,8 @@ def test_errors_are_one_line_with_a_non_zero_exit(
     assert (code, out) == (1, "")
     assert err == (
         f"airt: workflow {workflow_id}, step 'review': user 'mallory' (roles: none) may not decide this approval; "
-        "refused by rule 'approvers': only ann may decide this approval. Approvers: ann; ask one of them to decide\n"
+        "refused by rule 'approvers': only ann may decide this approval. Approvers: ann; ask one of them "
+        "to decide\n"
     )
     assert run_cli(capsys, "--db", str(db_path), "approve", workflow_id, "--as", "ann")[0] == 0
     code, _, err = run_cli(capsys, "--db", str(db_path), "approve", workflow_id, "--as", "ann")

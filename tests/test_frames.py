@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -117,3 +118,107 @@ def test_empty_database_gives_empty_frames_with_columns(engine: Engine) -> None:
         df = fn(engine)
         assert df.empty
         assert len(df.columns) > 3
+
+
+def _everything(db_path: Path) -> None:
+    """A database where every frame has rows: a retry, a refused decision, a webhook, an undo."""
+    reg = Registry()
+    calls: list[int] = []
+
+    @reg.action("flaky")
+    def flaky() -> dict:
+        calls.append(1)
+        if len(calls) < 2:
+            raise RuntimeError("first try fails")
+        return {"ok": True}
+
+    spec = {
+        "name": "all",
+        "steps": [
+            {"name": "f", "action": "flaky", "retry": {"max_attempts": 2, "initial_delay": 0.01, "jitter": False}},
+            {"name": "w", "action": "file.write", "inputs": {"path": str(db_path.parent / "w.txt"), "content": "x"}},
+            {"name": "ok", "type": "human_approval", "message": "go?", "approvers": ["ann"]},
+        ],
+    }
+    with Engine(db_path, registry=reg, webhook_url="http://127.0.0.1:9/hook", webhook_max_attempts=1) as eng:
+        run = eng.start(spec)
+        assert run.wait(timeout=10) == "PAUSED"
+        with pytest.raises(airt_nb.PolicyError):
+            run.approve(by="mallory")
+        run.reject(by="ann", reason="no")
+        assert run.wait(timeout=10) == "ROLLED_BACK"
+
+
+FRAMES = [
+    airt_nb.runs,
+    airt_nb.steps,
+    airt_nb.attempts,
+    airt_nb.approvals,
+    airt_nb.compensations,
+    airt_nb.deliveries,
+    airt_nb.audit,
+    airt_nb.history,
+]
+
+
+@pytest.mark.parametrize("frame", FRAMES, ids=lambda f: f.__name__)
+def test_empty_frames_have_the_dtypes_of_full_ones(frame: Any, tmp_path: Path) -> None:
+    full_db, empty_db = tmp_path / "full.db", tmp_path / "empty.db"
+    _everything(full_db)
+    Engine(empty_db).close()
+
+    full, empty = frame(full_db), frame(empty_db)
+
+    assert empty.empty
+    assert list(empty.columns) == list(full.columns)
+    assert {c: str(t) for c, t in empty.dtypes.items()} == {c: str(t) for c, t in full.dtypes.items()}
+    if frame is not airt_nb.history:  # recorded by engines that keep a history
+        assert not full.empty
+
+
+def test_runs_are_newest_first_with_internal_columns_last(engine: Engine) -> None:
+    first = engine.start({"name": "first", "steps": [{"name": "a", "action": "wait", "inputs": {"seconds": 0}}]})
+    first.wait(timeout=10)
+    second = engine.start({"name": "second", "steps": [{"name": "a", "action": "wait", "inputs": {"seconds": 0}}]})
+    second.wait(timeout=10)
+
+    df = airt_nb.runs(engine)
+
+    assert df["workflow_id"].tolist() == [second.id, first.id]  # as %workflow list
+    assert list(df.columns[:8]) == [
+        "workflow_id",
+        "name",
+        "status",
+        "created_at",
+        "updated_at",
+        "finished_at",
+        "duration",
+        "error",
+    ]
+    assert list(df.columns[-2:]) == ["spec_hash", "owner"]
+    assert df["steps_done"].dtype == "int64"
+
+
+def test_frames_show_times_and_durations_for_people_and_keep_their_dtypes(finished: Engine) -> None:
+    df = airt_nb.steps(finished)
+    picked = df[["step_name", "started_at", "duration"]]
+
+    assert isinstance(picked, airt_nb.frames.Frame)  # selections display the same way
+    assert pd.api.types.is_timedelta64_dtype(picked["duration"])
+    html, text = picked._repr_html_(), repr(picked)
+    seconds = df.loc[0, "duration"].total_seconds()
+    shown = airt_nb.views.fmt_duration(seconds)
+    assert f"<td>{shown}</td>" in html
+    assert shown in text
+    assert "0 days" not in html + text
+    started = df.loc[0, "started_at"].strftime("%Y-%m-%d %H:%M:%S")
+    assert f"<td>{started}</td>" in html
+    assert "+00:00" not in html
+
+
+def test_history_of_a_database_without_one_is_empty(engine: Engine) -> None:
+    df = airt_nb.history(engine)
+
+    assert df.empty
+    assert list(df.columns) == ["workflow_id", "seq", "at", "event", "by", "detail"]
+    assert isinstance(df["at"].dtype, pd.DatetimeTZDtype)

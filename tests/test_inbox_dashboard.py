@@ -45,51 +45,83 @@ def test_inbox_lists_pending_approvals_of_every_kernel_oldest_first(db_path: Pat
 
         assert [a.workflow_id for a, _ in inbox.pending] == [first.id, second.id]
         assert "2 waiting for a decision, oldest first" in inbox.header_html.value
-        titles = [card.title_html.value for card in inbox.list_box.children]
-        assert f"<code>{first.id}</code>" in titles[0]
-        body = inbox.list_box.children[0].body_html.value
+        assert [row.children[0].description for row in inbox.rows[:2]] == [first.id, second.id]
+        line = inbox.rows[0].children[1].value  # one compact line per approval
+        assert "<b>publish-report</b>" in line
+        assert f"Publish B next to {db_path.parent}/out/1/a.txt?" in line  # file actions give absolute paths
+        assert "in 1 h 59 min" in line
+        # the oldest is picked when the inbox opens: its card is below the table
+        assert inbox.selected == first.approvals()[0].approval_id
+        assert f"<code>{first.id}</code>" in inbox.card.title_html.value
+        body = inbox.card.body_html.value
         assert "times out in 1 h 59 min (then reject)" in body
         # What a rejection undoes, with the path the undo will touch (absolute: resolved in the workflow's folder).
         assert "<b>write_a</b>: undo <code>file.write</code> path=/" in body
 
 
-def test_inbox_decides_in_place_and_the_card_leaves(engine: airt_nb.Engine) -> None:
-    run = paused_run(engine, "out/1")
+def test_inbox_decides_the_picked_approval_in_place(engine: airt_nb.Engine) -> None:
+    first = paused_run(engine, "out/1")
+    second = paused_run(engine, "out/2")
     inbox = InboxPanel(engine)
-    card = inbox.list_box.children[0]
-    card.reason.value = "ship it"
+    inbox.rows[1].children[0].click()  # pick the second one
+    assert "airt-row-selected" in inbox.rows[1]._dom_classes
+    inbox.card.reason.value = "ship it"
 
-    card.approve_button.click()
+    inbox.card.approve_button.click()
 
-    assert run.wait(timeout=10) == "COMPLETED"
-    assert f"review of <code>{run.id}</code> approved by tester at" in inbox.message_html.value
+    assert second.wait(timeout=10) == "COMPLETED"
+    assert f"review of <code>{second.id}</code> approved by tester at" in inbox.message_html.value
     refresher().flush()
-    assert inbox.list_box.children == ()
-    assert "nothing waits for a decision" in inbox.header_html.value
+    assert [a.workflow_id for a, _ in inbox.pending] == [first.id]
+    assert inbox.card.layout.display == "none"  # nothing is picked by itself after a decision
+    assert first.status == "PAUSED"
 
 
 def test_inbox_keeps_a_typed_reason_across_refreshes(engine: airt_nb.Engine) -> None:
     paused_run(engine, "out/1")
     inbox = InboxPanel(engine)
-    inbox.list_box.children[0].reason.value = "half-typed"
+    inbox.card.reason.value = "half-typed"
 
     paused_run(engine, "out/2")
     inbox.refresh()
 
-    assert len(inbox.list_box.children) == 2
-    assert inbox.list_box.children[0].reason.value == "half-typed"
+    assert len(inbox.pending) == 2
+    assert inbox.card.reason.value == "half-typed"
+
+
+def test_inbox_filters_by_name_and_by_who_may_decide(db_path: Path, registry: Registry) -> None:
+    with airt_nb.Engine(db_path, registry=registry, user="ann") as eng:
+        open_to_all = paused_run(eng, "out/1")
+        only_rita = eng.start(
+            APPROVAL_SPEC.replace("    timeout: 2h\n", "    approvers: [rita]\n"), inputs={"target": "out/2"}
+        )
+        assert only_rita.wait(timeout=10) == "PAUSED"
+        inbox = InboxPanel(eng)
+        assert '<span class="airt-ok">✔</span>' in inbox.rows[0].children[1].value  # you may decide it
+        assert '<span class="airt-ok">✔</span>' not in inbox.rows[1].children[1].value
+
+        inbox.who_filter.value = "mine"
+        assert [a.workflow_id for a, _ in inbox.pending] == [open_to_all.id]
+        assert "1 of 2 match the filters" in inbox.header_html.value
+
+        inbox.who_filter.value = ""
+        inbox.name_filter.value = "nothing-like-it"
+        assert inbox.pending == []
+        inbox.name_filter.value = "review"  # a step name matches too
+        assert len(inbox.pending) == 2
 
 
 def test_inbox_pages_with_show_more(engine: airt_nb.Engine) -> None:
     for i in range(3):
         paused_run(engine, f"out/{i}")
     inbox = InboxPanel(engine, page_size=2)
-    assert len(inbox.list_box.children) == 2
+    assert len(inbox.pending) == 2
     assert "3 waiting for a decision, oldest first, showing the oldest 2" in inbox.header_html.value
 
     inbox.more_button.click()
 
-    assert len(inbox.list_box.children) == 3
+    assert len(inbox.pending) == 3
+    assert inbox.rows[2].layout.display is None
     assert inbox.more_button.layout.display == "none"
 
 
@@ -165,8 +197,38 @@ def test_dashboard_detail_view_is_the_live_run_panel(engine: airt_nb.Engine) -> 
 
     assert board.detail is not None
     assert board.detail.workflow_id == run.id
+    assert board.list_box.children.index(board.detail_box) == 2  # right under its line (after the head)
     board.detail.card.approve_button.click()
     assert run.wait(timeout=10) == "COMPLETED"
+    board.rows[0].children[0].click()  # its button again closes it
+    assert board.detail is None
+    assert board.detail_box not in board.list_box.children
+
+
+def test_dashboard_line_shows_steps_duration_and_error(engine: airt_nb.Engine, registry: Registry) -> None:
+    @registry.action("broken")
+    def broken() -> dict:
+        raise RuntimeError("disk full")
+
+    failed = engine.start("name: breaks\nsteps:\n  - name: b\n    action: broken\n")
+    assert failed.wait(timeout=10) == "FAILED"
+    done = engine.start(QUICK.format(n=1))
+    assert done.wait(timeout=10) == "COMPLETED"
+    board = DashboardPanel(engine)
+
+    newest, older = (row.children[1].value for row in board.rows[:2])
+    assert "1 / 1" in newest  # steps, never cut to "1/…"
+    assert " s</span>" in newest  # how long it took
+    assert "(just now)" in newest or " ago)" in newest
+    assert "RuntimeError: disk full" in older
+
+    board.rows[1].children[0].click()
+    other = engine.start(QUICK.format(n=2))  # a newer workflow moves every line down one
+    assert other.wait(timeout=10) == "COMPLETED"
+    board.refresh()
+    assert board.detail is not None
+    assert board.detail.workflow_id == failed.id
+    assert board.list_box.children.index(board.detail_box) == 4  # still right under its (moved) line
 
 
 def test_dashboard_loads_raw_tables_as_dataframes(engine: airt_nb.Engine) -> None:
@@ -193,9 +255,10 @@ def test_dashboard_refreshes_by_itself_when_another_kernel_starts_a_workflow(db_
 
         run = other_kernel.start(QUICK.format(n=1))
 
-        wait_until(lambda: board.total == 1)
-        assert board.rows[0].children[0].description == run.id
-        assert run.id in board.rows[0].children[0].description
+        # the refresher renders on its own thread: wait for the row itself, not for the count set before it
+        wait_until(lambda: board.rows[0].children[0].description == run.id)
+        assert board.total == 1
+        assert board.rows[0].layout.display is None
 
 
 def test_dashboard_does_not_reload_when_nothing_changed(engine: airt_nb.Engine) -> None:

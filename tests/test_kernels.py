@@ -71,14 +71,20 @@ def test_workflow_cell_returns_while_the_run_goes_on(kernel: tuple[KernelManager
         "%%workflow -o job\nname: gated\nsteps:\n  - name: g\n    action: wait_for_file\n    inputs: {path: go.txt}\n",
     )
 
-    (result,) = [m for m in messages if m["type"] == "execute_result"]
-    assert WIDGET_VIEW in result["data"]  # the live panel
-    assert " RUNNING " in result["data"]["text/plain"]
+    panel, snapshot = [m for m in messages if m["type"] == "display_data"]
+    assert WIDGET_VIEW in panel["data"]  # the live panel ...
+    assert " RUNNING " in panel["data"]["text/plain"]
+    assert "airt-status-RUNNING" in snapshot["data"]["text/html"]  # ... and right after it, its static view
+    display_id = snapshot["transient"]["display_id"]
     _, messages = execute(kc, "print(job.status)")
     assert text_of(messages).strip() == "RUNNING"  # the cell returned, the run goes on
     execute(kc, "pathlib.Path('go.txt').write_text('go')")
     _, messages = execute(kc, "print(job.wait(timeout=30))")
     assert text_of(messages).strip() == "COMPLETED"
+    # the static view was replaced, through its display id, before that cell ended
+    final = [m for m in messages if m["type"] == "update_display_data"][-1]
+    assert final["transient"]["display_id"] == display_id
+    assert "airt-status-COMPLETED" in final["data"]["text/html"]
 
 
 def test_restart_then_load_ext_recovers_the_run_and_shows_its_card(
@@ -94,7 +100,7 @@ def test_restart_then_load_ext_recovers_the_run_and_shows_its_card(
     _, messages = execute(kc, "%load_ext airt_nb")
 
     banner = text_of(messages)
-    assert f"waiting for approval: 1: publish-report ({workflow_id}) (cards below)" in banner
+    assert f"waiting for approval: 1: publish-report ({workflow_id}) (card below)" in banner
     cards = [m for m in messages if m["type"] == "display_data" and WIDGET_VIEW in m["data"]]
     assert len(cards) == 1
     assert cards[0]["data"]["text/plain"].startswith(f"publish-report {workflow_id}  PAUSED")

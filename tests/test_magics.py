@@ -65,6 +65,14 @@ def widget_outputs(cap: Any) -> list[dict]:
     return [o.data for o in cap.outputs if "application/vnd.jupyter.widget-view+json" in o.data]
 
 
+def snapshots(cap: Any) -> list[str]:
+    return [
+        o.data["text/html"]
+        for o in cap.outputs
+        if 'class="airt-root airt-panel airt-snapshot"' in o.data.get("text/html", "")
+    ]
+
+
 # -- the extension ------------------------------------------------------------------------------------
 
 
@@ -74,7 +82,7 @@ def test_load_ext_shows_a_banner_with_the_database(shell: ReraisingShell, tmp_pa
     banner = texts(cap)[0]
     assert banner.splitlines()[0].startswith(f"airt_nb {airt_nb.__version__} · {tmp_path / 'airt.db'} · acting as ")
     assert "recovery: nothing to resume" in banner
-    assert 'class="airt-banner"' in cap.outputs[0].data["text/html"]
+    assert "airt-banner" in cap.outputs[0].data["text/html"]
 
 
 def test_load_ext_recovers_and_shows_the_card_of_a_paused_run(shell: ReraisingShell, tmp_path: Path) -> None:
@@ -89,10 +97,16 @@ def test_load_ext_recovers_and_shows_the_card_of_a_paused_run(shell: ReraisingSh
 
     banner = texts(cap)[0]
     assert f"resumed: 1: slow ({running.id})" in banner
-    assert f"waiting for approval: 1: publish-report ({paused.id}) (cards below)" in banner
+    assert f"waiting for approval: 1: publish-report ({paused.id}) (card below)" in banner
     cards = widget_outputs(cap)
     assert len(cards) == 1
     assert cards[0]["text/plain"].startswith(f"publish-report {paused.id}  PAUSED")
+    (snapshot,) = snapshots(cap)  # the static view right after the live panel
+    assert [o.data for o in cap.outputs].index(cards[0]) + 1 == [o.data.get("text/html") for o in cap.outputs].index(
+        snapshot
+    )
+    assert "airt-status-PAUSED" in snapshot
+    assert f"%workflow approve {paused.id}" in snapshot
     (panel,) = [p for p in refresher().panels() if getattr(p, "workflow_id", None) == paused.id]
     panel.card.approve_button.click()
     eng = airt_nb.session.current()
@@ -139,10 +153,10 @@ def test_workflow_cell_returns_at_once_while_the_run_goes_on(shell: ReraisingShe
     assert isinstance(value, airt_nb.Run)
     assert shell.user_ns["job"] is value
     assert value.status == "RUNNING"
-    assert cap.stdout.startswith("Out[")  # the Run is the cell's value ...
-    assert f"gated {value.id}  RUNNING  0/1 steps done" in cap.stdout
-    bundle, _ = shell.display_formatter.format(value)
-    assert "application/vnd.jupyter.widget-view+json" in bundle  # ... and displays as its live panel
+    (panel,) = widget_outputs(cap)  # the Run is the cell's value, shown as its live panel ...
+    assert f"gated {value.id}  RUNNING  0/1 steps done" in panel["text/plain"]
+    (snapshot,) = snapshots(cap)  # ... and its static snapshot
+    assert "airt-status-RUNNING" in snapshot
     gate.set()
     assert value.wait(timeout=10) == "COMPLETED"
 
@@ -179,35 +193,81 @@ def test_dry_run_shows_the_plan_and_runs_nothing(shell: ReraisingShell) -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("body", "line", "message"),
     [
         (
             "name: hello\nsteps:\n  - name: a\n    acton: wait\n",
-            "workflow 'hello': invalid workflow spec: line 4, steps[0].acton: unknown key 'acton'; allowed here: "
-            "name, type, description, action, inputs, depends_on, retry, message, approvers, timeout, on_timeout",
+            5,
+            "steps[0].acton: unknown key 'acton'; did you mean `action`? allowed here: name, type, description, action, inputs, "
+            "depends_on, retry, message, approvers, timeout, on_timeout",
         ),
         (
             "name: hello\nsteps:\n  - name: a\n    action: file.wrte\n",
-            "workflow 'hello': invalid workflow spec: line 4, steps[0].action: unknown action 'file.wrte'; "
-            "define it with @action before starting (registered: ",
+            5,
+            "steps[0].action: unknown action 'file.wrte'; did you mean `file.write`? define it with @action before "
+            "starting (registered: ",
         ),
         (
             "name: hello\nsteps:\n  - name: a\n    action: wait\n   inputs: {seconds: 1}\n",
-            "invalid workflow spec: line 5, (top level): YAML syntax error: ",
+            6,
+            "YAML syntax error",
         ),
     ],
 )
-def test_spec_error_is_a_usage_error_with_the_line_highlighted(shell: ReraisingShell, body: str, message: str) -> None:
+def test_spec_error_is_shown_once_next_to_the_yaml_with_cell_line_numbers(
+    shell: ReraisingShell, body: str, line: int, message: str
+) -> None:
     run(shell, "%load_ext airt_nb")
 
     with capture_output() as cap, pytest.raises(UsageError) as info:
         shell.run_cell("%%workflow\n" + body)
 
-    assert str(info.value).startswith(message)
+    # the cell fails (a "run all" stops here) with one short line; the problems are in the view above
+    assert str(info.value) == "%%workflow: the spec has 1 problem (shown above); nothing was run"
     (listing,) = texts(cap)
-    line = int(message.split("line ")[1].split(",")[0])
-    assert f">{line:>3} | " in listing
-    assert "background:rgba(207,34,46" in cap.outputs[0].data["text/html"]
+    assert listing.splitlines()[0].startswith("Spec error")
+    assert listing.splitlines()[1] == " 1 | %%workflow"  # the cell's own line numbers: the magic is line 1
+    assert f">{line} | " in listing
+    assert message in listing
+    html = cap.outputs[0].data["text/html"]
+    assert '<pre class="airt-source">' in html  # indentation kept
+    assert f'<span class="airt-ln">{line} │ </span><span class="airt-bad">' in html
+    assert airt_nb.session.engine().store.count_workflows() == 0
+
+
+def test_spec_error_lists_every_problem_and_keeps_indentation(shell: ReraisingShell) -> None:
+    run(shell, "%load_ext airt_nb")
+    body = (
+        "name: two-problems\nsteps:\n  - name: a\n    action: wait\n    inputs: {seconds: 0}\n"
+        "  - name: b\n    action: nope\n    inputs:\n      n: ${{ steps.zz.outputs.q }}\n"
+    )
+
+    with capture_output() as cap, pytest.raises(UsageError, match="the spec has 2 problems"):
+        shell.run_cell("%%workflow --wait\n" + body)
+
+    (listing,) = texts(cap)
+    lines = listing.splitlines()
+    assert lines[0] == "Spec error in workflow 'two-problems': 2 problems, nothing was run"
+    assert " 8 |     action: nope" in listing.replace(">", " ")
+    assert "10 |       n: ${{ steps.zz.outputs.q }}" in listing.replace(">", " ")
+    note = lines[lines.index(">10 |       n: ${{ steps.zz.outputs.q }}") + 1]
+    assert note.startswith("    |       ^ steps[1].inputs.n: ${{ steps.zz.outputs.q }}: no step named 'zz'")
+
+
+def test_unterminated_quote_is_marked_where_the_quote_opens(shell: ReraisingShell) -> None:
+    run(shell, "%load_ext airt_nb")
+    body = (
+        'name: quote\nsteps:\n  - name: a\n    action: file.write\n    inputs:\n      content: "hello\n      path: x\n'
+    )
+
+    with capture_output() as cap, pytest.raises(UsageError):
+        shell.run_cell("%%workflow\n" + body)
+
+    (listing,) = texts(cap)
+    assert '>7 |       content: "hello' in listing  # the line with the opening quote, not past the end
+    note = listing.splitlines()[listing.splitlines().index('>7 |       content: "hello') + 1]
+    assert note.index("^") == note.index("|") + 2 + len('      content: "') - 1
+    assert "the quote at column 16 is never closed; close the quote" in note
 
 
 def test_spec_error_shows_no_traceback(shell: ReraisingShell) -> None:
@@ -219,7 +279,8 @@ def test_spec_error_shows_no_traceback(shell: ReraisingShell) -> None:
 
     assert isinstance(result.error_in_exec, UsageError)
     assert "Traceback" not in cap.stdout + cap.stderr
-    assert "UsageError: workflow 'hello': invalid workflow spec: line 2, steps:" in cap.stderr
+    assert cap.stderr == "UsageError: %%workflow: the spec has 1 problem (shown above); nothing was run\n"
+    assert "steps: List should have at least 1 item" in texts(cap)[0]
 
 
 def test_bad_options_name_the_usage(shell: ReraisingShell) -> None:
@@ -240,7 +301,7 @@ def test_bad_options_name_the_usage(shell: ReraisingShell) -> None:
 def test_line_commands_list_show_approve_reject(shell: ReraisingShell, tmp_path: Path) -> None:
     run(shell, "%load_ext airt_nb")
     first, _ = run(shell, "%%workflow --wait\n" + SPEC)
-    second, _ = run(shell, "%%workflow --wait --inputs \"{'target': 'out/two'}\"\n" + SPEC)
+    second, _ = run(shell, "%%workflow --wait --inputs {'target': 'out/two'}\n" + SPEC)
 
     listing, _ = run(shell, "%workflow list")
     assert [r.workflow_id for r in listing.records] == [second.id, first.id]
@@ -248,7 +309,7 @@ def test_line_commands_list_show_approve_reject(shell: ReraisingShell, tmp_path:
 
     shown, cap = run(shell, f"%workflow show {first.id[:6]}")
     assert shown == first
-    assert f"publish-report {first.id}  PAUSED" in cap.stdout
+    assert f"publish-report {first.id}  PAUSED" in widget_outputs(cap)[0]["text/plain"]
 
     _, cap = run(shell, f"%workflow approve {first.id} --reason 'looks good' --as ann")
     assert cap.stdout.strip() == f"approved step 'review' of workflow {first.id} as ann: looks good"
@@ -349,3 +410,67 @@ def test_background_threads_print_nothing(shell: ReraisingShell, capfd: pytest.C
     out, err = capfd.readouterr()
     assert out == ""
     assert err == ""
+
+
+# -- snapshots: what a saved notebook keeps --------------------------------------------------------------
+
+
+def updates(cap: Any) -> list[str]:
+    return [o.data.get("text/html", "") for o in cap.outputs if getattr(o, "update", False)]
+
+
+def test_snapshot_catches_up_at_the_end_of_the_cell_that_finished_the_run(shell: ReraisingShell) -> None:
+    gate = threading.Event()
+    name = f"gate_{uuid.uuid4().hex[:6]}"
+    airt_nb.action(name)(lambda: {"opened": gate.wait(10)})
+    run(shell, "%load_ext airt_nb")
+    value, cap = run(shell, f"%%workflow -o job\nname: gated\nsteps:\n  - name: g\n    action: {name}\n")
+    (first,) = snapshots(cap)
+    assert "airt-status-RUNNING" in first
+    assert f"<code>%workflow show {value.id}</code> shows this run live" in first
+    shell.user_ns["gate"] = gate
+
+    _, cap = run(shell, "gate.set()\njob.wait(timeout=10)")
+
+    assert any("airt-status-COMPLETED" in html and "airt-snapshot" in html for html in updates(cap))
+    _, cap = run(shell, "1 + 1")
+    assert updates(cap) == []  # nothing changed since: nothing sent
+
+
+def test_asking_the_kernel_to_shut_down_stamps_every_snapshot(shell: ReraisingShell) -> None:
+    run(shell, "%load_ext airt_nb")
+    run(shell, "%%workflow --wait\n" + SPEC)
+
+    with capture_output() as cap:
+        shell.exit_now = True  # what ipykernel does when asked to shut down or restart
+    shell.exit_now = False
+
+    (final,) = updates(cap)
+    assert "The kernel that showed it stopped at" in final
+    assert "airt-status-PAUSED" in final
+
+
+def test_inputs_take_a_python_literal_without_quotes(shell: ReraisingShell, tmp_path: Path) -> None:
+    run(shell, "%load_ext airt_nb")
+
+    value, _ = run(shell, "%%workflow --wait --inputs {'target': 'out/unquoted'} -o job\n" + SPEC)
+
+    assert value.inputs == {"target": "out/unquoted"}
+    assert (tmp_path / "out/unquoted/a.txt").read_text() == "hello"
+    with pytest.raises(UsageError, match=r"a closing bracket is missing"):
+        shell.run_cell("%%workflow --inputs {'target': 'x'\n" + SPEC)
+
+
+def test_a_run_shows_as_its_panel_and_snapshot_without_the_extension(shell: ReraisingShell, tmp_path: Path) -> None:
+    with airt_nb.Engine(tmp_path / "plain.db") as eng:
+        shell.user_ns["job"] = eng.start(SPEC)
+        shell.user_ns["job"].wait(timeout=10)
+
+        _, cap = run(shell, "job")
+
+        (panel,) = widget_outputs(cap)
+        assert panel["text/plain"].startswith("publish-report ")
+        (snapshot,) = snapshots(cap)
+        assert "airt-status-PAUSED" in snapshot
+        for live_panel in refresher().panels():
+            live_panel.stop_live()

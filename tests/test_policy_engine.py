@@ -70,7 +70,7 @@ MALFORMED = {
     "unknown key": ("roles:\n  author:\n    allow: [wait]\n    denny: [file.delete]\n", 4, "roles.author.denny"),
     "undefined role": ("users:\n  ann: [author]\n  bob: [author, revewer]\nroles:\n  author: {}\n", 3, "users.bob[1]"),
     "bad method": ("roles:\n  r:\n    http:\n      methods: [GET, 'P OST']\n", 4, "roles.r.http.methods"),
-    "bad yaml": ("roles:\n  r:\n    allow: [wait\n  s: {}\n", 4, ""),
+    "bad yaml": ("roles:\n  r:\n    allow: [wait\n  s: {}\n", 3, ""),  # where the [ opens
     "repeated key": ("roles:\n  r: {}\n  r: {approve: true}\n", 3, "roles.r"),
     "wrong type": ("roles:\n  r:\n    approve: perhaps\n", 3, "roles.r.approve"),
 }

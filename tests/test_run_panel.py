@@ -23,6 +23,12 @@ def panels() -> list[RunPanel]:
         panel.close()
 
 
+def steps_html(panel: RunPanel) -> str:
+    """The step rows the panel shows (a short run: one widget per row; a long one: a window in one widget)."""
+    rows = "".join(row.value for row in panel.rows if row.layout.display != "none")
+    return rows + (panel.window_html.value if panel.window_html.layout.display != "none" else "")
+
+
 def open_panel(run: airt_nb.Run, panels: list[RunPanel]) -> RunPanel:
     panel = RunPanel(run)
     panels.append(panel)
@@ -37,7 +43,7 @@ def test_panel_shows_steps_progress_and_approval_card(engine: airt_nb.Engine, pa
     assert "publish-report" in panel.header_html.value
     assert "PAUSED" in panel.header_html.value
     assert (panel.progress.value, panel.progress.max) == (1, 3)
-    assert 'data-step="write_a"' in panel.steps_html.value
+    assert 'data-step="write_a"' in steps_html(panel)
     assert panel.card.layout.display is None  # visible
     assert panel.card.approve_button.description == "Approve"
     assert panel.card.reject_button.description == "Reject"
@@ -65,8 +71,8 @@ def test_approve_click_completes_the_run_and_shows_who_decided(
     assert "COMPLETED" in panel.header_html.value
     assert panel.progress.value == panel.progress.max == 3
     assert panel.card.layout.display == "none"
-    assert "review</b> approved by tester at" in panel.decisions_html.value
-    assert "looks good" in panel.decisions_html.value
+    assert "review</b> approved by tester at" in panel.history_html.value
+    assert "looks good" in panel.history_html.value
     assert panel.rollback_button.layout.display is None  # a completed run can still be rolled back
     assert panel.cancel_button.layout.display == "none"
 
@@ -80,16 +86,24 @@ def test_reject_click_rolls_back_the_written_file(
     panel = open_panel(run, panels)
 
     panel.card.reject_button.click()
+    assert run.status == "PAUSED"  # a rejection undoes steps: it asks first
+    assert panel.card.confirm_box.layout.display is None
+    assert "Reject step <b>review</b>? The run rolls back 1 completed step, newest first." in (
+        panel.card.confirm_html.value
+    )
+    panel.card.confirm_yes.click()
 
     assert run.wait(timeout=10) == "ROLLED_BACK"
     refresher().flush()
     assert not (tmp_path / "out/report/a.txt").exists()
     assert "ROLLED_BACK" in panel.header_html.value
-    assert "rejected by tester" in panel.decisions_html.value
-    assert "COMPENSATED" in panel.steps_html.value
+    assert "rejected by tester" in panel.history_html.value
+    assert "COMPENSATED" in steps_html(panel)
+    assert panel.progress.description == "1 / 1 undone"
+    assert "airt-bar-undo" in panel.progress._dom_classes
 
 
-def test_refused_decision_is_shown_on_the_card_not_raised(
+def test_someone_who_may_not_decide_sees_the_buttons_disabled_and_why(
     db_path: Path, registry: Registry, panels: list[RunPanel]
 ) -> None:
     spec = APPROVAL_SPEC.replace("    timeout: 2h\n", "    approvers: [reviewer]\n")
@@ -98,12 +112,37 @@ def test_refused_decision_is_shown_on_the_card_not_raised(
         run.wait(timeout=10)
         panel = open_panel(run, panels)
 
+        assert panel.card.approve_button.disabled
+        assert panel.card.reject_button.disabled
+        why = panel.card.why_html.value
+        assert "You (mallory) may not decide this approval: only reviewer may decide this approval." in why
+        assert "AIRT_USER" not in why
+        assert panel.card.approve_button.tooltip == panel.card.refusal
+
+        panel.card.approve_button.click()  # a disabled button's click (as a browser would not send it)
+        panel.card.reject_button.click()
+        assert panel.card.confirm_box.layout.display == "none"
+
+
+def test_refusal_by_the_engine_is_shown_on_the_card_not_raised(
+    db_path: Path, registry: Registry, panels: list[RunPanel]
+) -> None:
+    spec = APPROVAL_SPEC.replace("    timeout: 2h\n", "    approvers: [reviewer]\n")
+    with airt_nb.Engine(db_path, registry=registry, user="mallory") as eng:
+        run = eng.start(spec)
+        run.wait(timeout=10)
+        panel = open_panel(run, panels)
+        panel.card.refusal = None  # as if the policy had allowed it when the card was drawn
+        panel.card._enable(True)
+
         panel.card.approve_button.click()
 
         assert run.status == "PAUSED"
-        assert "user &#x27;mallory&#x27; (roles: none) may not decide this approval" in panel.card.message_html.value
-        assert "airt-error" in panel.card.message_html.value
-        assert not panel.card.approve_button.disabled  # the right person can still decide
+        message = panel.card.message_html.value
+        assert "user &#x27;mallory&#x27; (roles: none) may not decide this approval" in message
+        assert "ask one of them to decide" in message
+        assert "AIRT_USER" not in message
+        assert "airt-error" in message
 
 
 def test_second_decision_is_told_who_decided_first(engine: airt_nb.Engine, panels: list[RunPanel]) -> None:
@@ -113,6 +152,7 @@ def test_second_decision_is_told_who_decided_first(engine: airt_nb.Engine, panel
     run.approve(by="ann", reason="first")
 
     panel.card.reject_button.click()  # a stale card, clicked after someone else decided
+    panel.card.confirm_yes.click()
 
     assert "was already approved by ann" in panel.card.message_html.value
     assert run.wait(timeout=10) == "COMPLETED"
@@ -195,11 +235,13 @@ steps:
     assert run.wait(timeout=10) == "FAILED"
     panel = open_panel(run, panels)
 
-    table = panel.steps_html.value
+    table = steps_html(panel)
     assert "2 of 2" in table
     assert "<details><summary" in table
-    assert "attempt 1: RuntimeError: service unavailable (call 1)" in table
-    assert "attempt 2: RuntimeError: service unavailable (call 2)" in table
+    assert "earlier attempts" in table
+    assert "attempt 1 failed at " in table
+    assert ": RuntimeError: service unavailable (call 1)" in table
+    assert "RuntimeError: service unavailable (call 2)" in table
     assert "step &#x27;deploy&#x27; failed" in panel.notice_html.value
 
 
@@ -233,9 +275,11 @@ def test_updates_are_throttled_to_ten_per_second(
     assert renders <= elapsed / refresher().interval + 2, (renders, elapsed)
     assert panel.progress.value == 301
     # a long workflow shows a window of its steps, not 301 rows
-    assert panel.steps_html.value.count('class="airt-step"') <= 30
-    assert "more steps not shown" in panel.steps_html.value
-    assert 'data-step="s299"' in panel.steps_html.value, "the newest completed steps are shown"
+    assert steps_html(panel).count('class="airt-step"') <= 30
+    window = panel.window_html.value  # a long run: a window of its rows, in one widget
+    assert "more steps not shown" in window
+    assert "COMPLETED</span> 301" in window  # status counts stand in for the rows not shown
+    assert 'data-step="s299"' in steps_html(panel), "the newest completed steps are shown"
 
 
 def test_panel_follows_a_run_executed_by_another_engine(
@@ -256,7 +300,7 @@ def test_panel_follows_a_run_executed_by_another_engine(
 
         wait_until(lambda: "COMPLETED" in panel.header_html.value)
         assert panel.progress.value == 3
-        assert "from the other kernel" in panel.decisions_html.value
+        assert "from the other kernel" in panel.history_html.value
 
 
 def test_run_displays_as_its_panel_with_a_text_summary(engine: airt_nb.Engine) -> None:
@@ -272,3 +316,23 @@ def test_run_displays_as_its_panel_with_a_text_summary(engine: airt_nb.Engine) -
     assert "waiting for approval: Publish B next to /" in text  # an absolute path, shortened to fit
     for panel in refresher().panels():
         panel.stop_live()
+
+
+def test_a_panel_whose_engine_was_closed_says_so_and_offers_nothing(
+    db_path: Path, registry: Registry, panels: list[RunPanel]
+) -> None:
+    eng = airt_nb.Engine(db_path, registry=registry, user="tester")
+    run = eng.start(APPROVAL_SPEC)
+    run.wait(timeout=10)
+    panel = open_panel(run, panels)
+    assert not panel.card.approve_button.disabled
+
+    eng.close()  # %workflow config --db elsewhere, or %unload_ext airt_nb
+    refresher()._poll(time.time())
+
+    assert panel not in refresher().panels()
+    assert f"<code>%workflow show {run.id}</code> shows it live again" in panel.message_html.value
+    assert panel.card.approve_button.disabled
+    assert panel.card.reject_button.disabled
+    assert "this panel&#x27;s engine was closed" in panel.card.why_html.value
+    assert panel.actions.layout.display == "none"

@@ -67,7 +67,13 @@ def test_a_dict_spec_is_accepted_too() -> None:
 
 BAD = [
     # (yaml, line, field, words in the message)
-    ("name: x\nsteps:\n  - name: a\n    action: count\n    inputs: {n: 1\n", 6, "", "YAML syntax error"),
+    # an unclosed bracket is marked where it opens, not past the last line
+    (
+        "name: x\nsteps:\n  - name: a\n    action: count\n    inputs: {n: 1\n",
+        5,
+        "",
+        "YAML syntax error: the '{' at column 13 is never closed; add the closing '}'",
+    ),
     (
         "name: x\nsteps:\n  - name: a\n    action: count\n    inputs: {n: 1}\n    retries: 3\n",
         6,

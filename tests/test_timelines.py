@@ -94,7 +94,12 @@ def test_svg_is_well_formed_with_one_bar_per_segment_and_a_text_version(engine: 
     assert [lane.workflow_id for lane in timeline.lanes] == [first.id, second.id]
     assert "airt-timeline" in timeline._repr_html_()
     text = repr(timeline).splitlines()
-    assert text[0].startswith(f"publish-report {first.id} COMPLETED")
+    # two runs of one workflow: each lane says which inputs tell it apart
+    assert text[0].startswith(f"publish-report (target=out/report) {first.id} COMPLETED")
+    assert [timeline.lane_title(lane) for lane in timeline.lanes] == [
+        "publish-report (target=out/report)",
+        "publish-report (target=out/other)",
+    ]
     assert text[1].startswith("  write_a |█")
 
 
@@ -110,3 +115,83 @@ def test_relative_timelines_start_every_workflow_at_zero(engine: airt_nb.Engine,
 
     assert relative.span < shared.span
     assert relative.span >= 0.05
+
+
+def _fills(svg: ET.Element, selector: str) -> set[str]:
+    ns = "{http://www.w3.org/2000/svg}"
+    return {
+        e.get("style", "")
+        for e in svg.iter(f"{ns}rect")
+        if (selector == "bar") == ("airt-seg" in e.get("class", "")) and e.get("style")
+    }
+
+
+def test_every_colour_drawn_is_in_the_legend(engine: airt_nb.Engine, registry: Registry) -> None:
+    calls: list[int] = []
+
+    @registry.action("flaky")
+    def flaky() -> dict:
+        calls.append(1)
+        if len(calls) < 2:
+            raise RuntimeError("first try")
+        return {}
+
+    retried = engine.start(
+        "name: r\nsteps:\n  - name: f\n    action: flaky\n    retry: {max_attempts: 2, initial_delay: 0.01}\n"
+    )
+    rejected = engine.start(APPROVAL_SPEC)
+    assert retried.wait(timeout=10) == "COMPLETED"
+    rejected.wait(timeout=10)
+    rejected.reject(by="ann")
+    assert rejected.wait(timeout=10) == "ROLLED_BACK"
+
+    timeline = airt_nb.timeline([retried, rejected], db=engine)
+    svg = ET.fromstring(timeline.to_svg())
+
+    drawn, legend = _fills(svg, "bar"), _fills(svg, "legend")
+    assert drawn <= legend
+    texts = [text for _, _, text in timeline.legend()]
+    for expected in ("step completed", "failed attempt, retried", "waiting to retry", "approval rejected",
+                     "undo (compensation)"):  # fmt: skip
+        assert expected in texts
+
+
+def test_an_interrupted_attempt_is_drawn_with_the_gap_before_the_rerun(
+    engine: airt_nb.Engine, registry: Registry
+) -> None:
+    registry.action("quick")(lambda: {"ok": True})
+    run = engine.start("name: resumed\nsteps:\n  - name: q\n    action: quick\n")
+    assert run.wait(timeout=10) == "COMPLETED"
+    (step,) = run.steps()
+    started = airt_nb.timeutil.to_epoch(step.started_at)
+    # what an engine that lost the step in the middle records (same attempt number: same idempotency key)
+    engine.store.write(
+        lambda tx: tx.record_attempt(
+            run.id, "q", 1, "INTERRUPTED", airt_nb.timeutil.iso(started - 30), airt_nb.timeutil.iso(started - 20), None
+        )
+    )
+
+    timeline = run.timeline()
+
+    assert kinds(timeline, "q") == [("interrupted", "INTERRUPTED"), ("step", "COMPLETED")]
+    lost, rerun = sorted((s for s in timeline.segments if s.step_name == "q"), key=lambda s: s.start)
+    assert rerun.start - lost.end >= 19  # the gap while no engine ran it stays visible
+    assert "attempt interrupted (engine lost)" in [text for _, _, text in timeline.legend()]
+    assert "×" in repr(timeline)
+
+
+def test_history_marks_are_drawn_across_the_lane() -> None:
+    lane = airt_nb.timelines.Lane("w1", "deploy", "COMPLETED", ("a",))
+    bar = airt_nb.timelines.Segment("w1", "a", "step", "COMPLETED", 0.0, 10.0, "completed")
+    marks = [
+        airt_nb.timelines.Mark("w1", "engine_lost", 4.0, "engine lost: pid 1 on host"),
+        airt_nb.timelines.Mark("w1", "resumed", 6.0, "resumed: pid 2 on host"),
+    ]
+
+    timeline = airt_nb.timelines.Timeline([lane], [bar], marks=marks)
+    svg = timeline.to_svg()
+
+    assert svg.count('class="airt-mark ') == 2
+    assert "<title>engine lost: pid 1 on host</title>" in svg
+    assert [text for kind, _, text in timeline.legend() if kind == "mark"] == ["engine lost", "resumed"]
+    assert "engine lost: pid 1 on host at +4.00 s" in repr(timeline)

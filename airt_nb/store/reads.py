@@ -368,7 +368,7 @@ TABLES = {
         "audit_id",
     ),
     "workflow_events": (
-        "SELECT event_id, workflow_id, at, event, by, detail FROM workflow_events",
+        "SELECT workflow_id, event_id AS seq, at, event, by, detail FROM workflow_events",
         "event",
         "event_id",
     ),

@@ -11,13 +11,17 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from ..store.records import ApprovalRecord, WorkflowRecord
-from ..views import COLORS, fmt_time, short
+from ..views import ROLE, fmt_time, short
 
 __all__ = ["approval_row", "approvals_text", "cursor_key", "refill", "status_text", "workflow_row"]
 
 
+# The notebook's status roles (views.theme.ROLE) in the terminal's own colours, readable on dark and light.
+_TERMINAL = {"ok": "green", "error": "red", "warn": "yellow", "run": "dodger_blue2", "undo": "magenta"}
+
+
 def status_text(status: str) -> Text:
-    return Text(status, style=f"bold {COLORS.get(status, '#6e7781')}")
+    return Text(status, style=f"bold {_TERMINAL.get(ROLE.get(status, ''), 'grey50')}")
 
 
 def cursor_key(table: DataTable[Any]) -> str | None:

@@ -1,13 +1,18 @@
 """The approval card: what a person needs to decide, and the Approve / Reject buttons.
 
-Shown in a run's panel while it is paused and, one per pending approval, in
-the inbox.  It shows the message, the outputs of the steps the approval
-depends on (the ``context`` recorded with the request), what a rejection
-would undo (the workflow's pending compensations, newest first), the
-deadline, who may decide and who is deciding, a reason box, and two buttons
-whose text is exactly ``Approve`` and ``Reject``.  Every decision goes
-through ``Engine.approve`` / ``Engine.reject`` (the one decision path); a
-refusal (policy, someone decided first) is shown on the card.
+Shown in a run's panel while it is paused and, for the approval picked in
+the inbox's table, in the inbox.  It shows the message, the outputs of the
+steps the approval depends on (the ``context`` recorded with the request),
+what a rejection would undo (the workflow's pending compensations, newest
+first), the deadline, who may decide and who is deciding, a reason box, and
+two buttons whose text is exactly ``Approve`` and ``Reject``.
+
+The engine's policy is asked first (``Policy.check_approval``): someone who
+may not decide sees the buttons disabled and why.  **Reject** asks for
+confirmation, as a rollback does, since it undoes completed steps.  Every
+decision goes through ``Engine.approve`` / ``Engine.reject`` (the one
+decision path); a refusal (the policy changed, someone decided first) is
+shown on the card.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..errors import AirtError
-from ..views import countdown, esc, fmt_time, short
+from ..views.run_html import decided_text
+from ..views.text import countdown, esc, short, stamp
 from .base import button, html, show
 
 if TYPE_CHECKING:
@@ -28,15 +34,6 @@ if TYPE_CHECKING:
     from ..store.records import ApprovalRecord, CompensationRecord
 
 __all__ = ["ApprovalCard", "decided_text"]
-
-
-def decided_text(approval: ApprovalRecord) -> str:
-    """``approved by ann at 18:05:03: looks good``."""
-    verb = {"APPROVED": "approved", "REJECTED": "rejected", "CANCELLED": "cancelled"}.get(
-        approval.status, approval.status.lower()
-    )
-    reason = f": {approval.reason}" if approval.reason else ""
-    return f"{verb} by {approval.decided_by} at {fmt_time(approval.decided_at)}{reason}"
 
 
 def _context_html(approval: ApprovalRecord) -> str:
@@ -59,18 +56,22 @@ def _context_html(approval: ApprovalRecord) -> str:
     return f'<div class="airt-muted">Outputs of the steps it depends on:</div><table>{"".join(rows)}</table>'
 
 
-def _undo_html(compensations: Sequence[CompensationRecord]) -> str:
-    pending = [c for c in compensations if c.status in ("PENDING", "FAILED")]
-    if not pending:
-        return '<div class="airt-muted">A rejection has nothing to undo (no completed step has a compensation).</div>'
+def _undo_items(compensations: Sequence[CompensationRecord]) -> list[str]:
     items = []
-    for c in reversed(pending):  # compensations run newest first
+    for c in reversed([c for c in compensations if c.status in ("PENDING", "FAILED")]):  # newest first
         try:
             inputs = json.loads(c.inputs)
         except ValueError:
             inputs = c.inputs
         summary = ", ".join(f"{k}={short(v, 40)}" for k, v in inputs.items()) if isinstance(inputs, dict) else ""
         items.append(f"<li><b>{esc(c.step_name)}</b>: undo <code>{esc(c.action)}</code> {esc(summary)}</li>")
+    return items
+
+
+def _undo_html(compensations: Sequence[CompensationRecord]) -> str:
+    items = _undo_items(compensations)
+    if not items:
+        return '<div class="airt-muted">A rejection has nothing to undo (no completed step has a compensation).</div>'
     return (
         '<div class="airt-muted">A rejection rolls back, newest first:</div>'
         f'<ol style="margin:0 0 2px 0;padding-left:22px">{"".join(items)}</ol>'
@@ -101,6 +102,10 @@ class ApprovalCard(widgets.VBox):
         self.on_decided = on_decided
         self.with_workflow = with_workflow
         self.approval: ApprovalRecord | None = None
+        self.undo_count = 0
+        #: why this user may not decide (``None``: they may)
+        self.refusal: str | None = None
+        self._off: str | None = None  # set by disable(): the card offers nothing any more
         self.title_html = html("", "airt-card-title")
         self.body_html = html("", "airt-card-body")
         self.reason = widgets.Textarea(
@@ -112,11 +117,21 @@ class ApprovalCard(widgets.VBox):
         self.approve_button = button("Approve", "airt-approve", style="success")
         self.reject_button = button("Reject", "airt-reject", style="danger")
         self.approve_button.on_click(lambda _: self.decide(True))
-        self.reject_button.on_click(lambda _: self.decide(False))
+        self.reject_button.on_click(lambda _: self._ask_reject())
         self.controls = widgets.HBox([self.reason, self.approve_button, self.reject_button])
+        self.confirm_html = html("", "airt-confirm-text")
+        self.confirm_yes = button("Yes, reject", "airt-confirm-reject", style="danger")
+        self.confirm_no = button("No", "airt-confirm-no")
+        self.confirm_yes.on_click(lambda _: self.decide(False))
+        self.confirm_no.on_click(lambda _: self._confirming(False))
+        self.confirm_box = widgets.HBox(
+            [self.confirm_html, self.confirm_yes, self.confirm_no], layout=widgets.Layout(display="none")
+        )
+        self.why_html = html("", "airt-card-why")
         self.message_html = html("", "airt-card-message")
         super().__init__(
-            [self.title_html, self.body_html, self.controls, self.message_html], _dom_classes=("airt-card",)
+            [self.title_html, self.body_html, self.controls, self.confirm_box, self.why_html, self.message_html],
+            _dom_classes=("airt-card",),
         )
 
     def show(
@@ -126,14 +141,16 @@ class ApprovalCard(widgets.VBox):
         if self.approval is None or self.approval.approval_id != approval.approval_id:
             self.reason.value = ""
             self.message_html.value = ""
+            self._confirming(False)
             self._enable(True)
         self.approval = approval
+        self.undo_count = len(_undo_items(compensations))
         where = (
             f" of <b>{esc(workflow_name)}</b> <code>{esc(approval.workflow_id)}</code>" if self.with_workflow else ""
         )
         self.title_html.value = (
             f"Approval needed: step <b>{esc(approval.step_name)}</b>{where}"
-            f' <span class="airt-muted">requested {esc(fmt_time(approval.requested_at))}</span>'
+            f' <span class="airt-muted">requested {esc(stamp(approval.requested_at))}</span>'
         )
         approvers = approval.approver_list
         deadline = (
@@ -148,14 +165,55 @@ class ApprovalCard(widgets.VBox):
             f"{_context_html(approval)}{_undo_html(compensations)}"
             f'<div class="airt-muted">{deadline} · {who} · you decide as <b>{esc(self.engine.user)}</b></div>'
         )
+        self._check_decider(approval)
         show(self.controls, True)
 
+    def _check_decider(self, approval: ApprovalRecord) -> None:
+        """Ask the policy whether this engine's user may decide; if not, disable the buttons and say why."""
+        try:
+            verdict = self.engine.policy.check_approval(self.engine.user, approval.approver_list)
+        except Exception:  # a policy that cannot answer now refuses at decision time, with its reason
+            verdict = None
+        refusal = None
+        if verdict is not None and not verdict.allowed:
+            because = verdict.reason or f"refused by rule {verdict.rule!r}"
+            refusal = f"You ({self.engine.user}) may not decide this approval: {because}. Ask one of the approvers."
+        self.refusal = refusal
+        reason = self._off or refusal
+        self._enable(reason is None)
+        self.why_html.value = f'<div class="airt-muted">{esc(reason)}</div>' if reason else ""
+
+    def disable(self, why: str) -> None:
+        """Offer nothing any more (the panel stopped following its run), and say why."""
+        self._off = why
+        self._confirming(False)
+        self._enable(False)
+        self.why_html.value = f'<div class="airt-muted">The buttons are off: {esc(why)}.</div>'
+
     def _enable(self, on: bool) -> None:
+        on = on and self._off is None and self.refusal is None
         self.approve_button.disabled = not on
         self.reject_button.disabled = not on
+        self.approve_button.tooltip = "" if on else (self._off or self.refusal or "")
+        self.reject_button.tooltip = self.approve_button.tooltip
+
+    def _ask_reject(self) -> None:
+        if self.approval is None or self.reject_button.disabled:
+            return
+        undo = (
+            f" The run rolls back {self.undo_count} completed step{'s' if self.undo_count != 1 else ''}, newest first."
+            if self.undo_count
+            else " Nothing needs undoing."
+        )
+        self.confirm_html.value = f"Reject step <b>{esc(self.approval.step_name)}</b>?{esc(undo)}"
+        self._confirming(True)
+
+    def _confirming(self, on: bool) -> None:
+        show(self.confirm_box, on)
+        show(self.controls, not on and self.approval is not None)
 
     def decide(self, approve: bool) -> ApprovalRecord | None:
-        """What the buttons do: record the decision, or show why it was refused."""
+        """Record the decision, or show why it was refused (Reject's confirmation calls this)."""
         with self.decision_lock:
             return self._decide(approve)
 
@@ -163,6 +221,7 @@ class ApprovalCard(widgets.VBox):
         approval = self.approval
         if approval is None:
             return None
+        self._confirming(False)
         reason = self.reason.value.strip() or None
         self._enable(False)
         self.message_html.value = '<span class="airt-muted">recording the decision…</span>'

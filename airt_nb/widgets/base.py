@@ -1,4 +1,4 @@
-"""What every panel shares: one throttled refresh path, the stylesheet, safe clicks.
+"""What every panel shares: one throttled refresh path, the stylesheet, snapshots, safe clicks.
 
 Panels render from the database, the source of truth, so a panel looks the
 same whichever kernel runs its workflow.  Nothing renders on an engine
@@ -14,6 +14,12 @@ Widget updates made on that thread do reach the browser; nothing here
 prints (output from a thread lands in whatever cell ran last).  Clicks go
 through :meth:`LivePanel.safely`, which shows an error in the panel, never
 a traceback in the log.
+
+Whoever displays a panel may give it a ``snapshot_sink``: a function that
+replaces a static HTML output next to the widget (through its display id).
+The panel sends its :meth:`~LivePanel.snapshot_html` there when what it shows
+changed, at most every ``snapshot_interval`` seconds and at once when its run
+pauses or ends, so a saved notebook keeps the last state the widget showed.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..errors import AirtError, StoreError
+from ..views.theme import stylesheet
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -36,33 +43,7 @@ __all__ = ["STYLE", "LivePanel", "Refresher", "refresher"]
 
 log = logging.getLogger("airt_nb.widgets")
 
-STYLE = """<style>
-.airt-panel { border: 1px solid var(--jp-border-color2, #d0d7de); border-radius: 6px; padding: 6px 10px;
-  margin: 2px 0; background: var(--jp-layout-color1, #fff); max-width: 980px; }
-.airt-panel .widget-html-content { line-height: 1.45; }
-.airt-header { font-size: 13px; }
-.airt-header code, .airt-steps code { font-size: 11px; }
-.airt-muted { color: var(--jp-ui-font-color2, #6e7781); }
-.airt-steps table { border-collapse: collapse; font-size: 12px; width: 100%; }
-.airt-steps th { text-align: left; font-weight: 600; color: var(--jp-ui-font-color2, #6e7781);
-  border-bottom: 1px solid var(--jp-border-color2, #d0d7de); padding: 2px 8px 2px 0; }
-.airt-steps td { padding: 2px 8px 2px 0; vertical-align: top; border-bottom: 1px solid var(--jp-border-color3, #eee); }
-.airt-steps details summary { cursor: pointer; }
-.airt-steps pre, .airt-card pre { margin: 2px 0; padding: 4px 6px; font-size: 11px; white-space: pre-wrap;
-  background: var(--jp-layout-color2, #f6f8fa); border-radius: 4px; max-height: 220px; overflow: auto; }
-.airt-card { border-left: 4px solid #bf8700; padding: 4px 10px; margin: 6px 0;
-  background: var(--jp-layout-color2, #fffbf0); border-radius: 4px; }
-.airt-card-title { font-weight: 600; }
-.airt-card table { border-collapse: collapse; font-size: 12px; }
-.airt-card td { padding: 1px 8px 1px 0; vertical-align: top; }
-.airt-error { color: #cf222e; white-space: pre-wrap; }
-.airt-notice { color: #9a6700; white-space: pre-wrap; }
-.airt-ok { color: #1a7f37; }
-.airt-reason textarea { font-size: 12px; }
-.airt-row { border-bottom: 1px solid var(--jp-border-color3, #eee); }
-.airt-row .widget-html-content { font-size: 12px; }
-.airt-open button, button.airt-open { font-family: var(--jp-code-font-family, monospace); font-size: 11px; }
-</style>"""
+STYLE = stylesheet()
 
 
 def style_widget() -> widgets.HTML:
@@ -79,16 +60,38 @@ def html(value: str = "", *classes: str, **layout: Any) -> widgets.HTML:
     return widgets.HTML(value, layout=widgets.Layout(**layout), _dom_classes=classes)
 
 
-def button(description: str, css: str, *, style: str = "", tooltip: str = "") -> widgets.Button:
+def button(description: str, css: str, *, style: str = "", tooltip: str = "", width: str = "auto") -> widgets.Button:
     # No icons: an icon font's glyph becomes part of the button's accessible name, and a
     # button's name must be exactly its text ("Approve", "Reject").
     return widgets.Button(
         description=description,
         button_style=style,
         tooltip=tooltip,
-        layout=widgets.Layout(width="auto"),
+        layout=widgets.Layout(width=width, flex="0 0 auto"),
         _dom_classes=(css,),
     )
+
+
+def cells(values: list[str], widths: list[int], *, head: bool = False) -> str:
+    """One line of fixed-width cells (the rows of the dashboard and the inbox); the last one takes the rest.
+
+    A too narrow output clips the last cell instead of wrapping the line.
+    """
+    spans = []
+    for i, (value, width) in enumerate(zip(values, widths, strict=True)):
+        size = f"width:{width}px;" if i < len(widths) - 1 else f"min-width:{width}px;flex:1 1 auto;"
+        spans.append(
+            f'<span style="{size}overflow:hidden;white-space:nowrap;text-overflow:ellipsis;padding-right:8px;'
+            f'box-sizing:border-box">{value}</span>'
+        )
+    css = "airt-muted" if head else ""
+    return f'<div class="{css}" style="display:flex;align-items:center;white-space:nowrap">{"".join(spans)}</div>'
+
+
+def set_html(widget: widgets.HTML, value: str) -> None:
+    """Set an HTML widget's value; an empty one takes no room (an HTML widget is a line high even when empty)."""
+    widget.value = value
+    show(widget, bool(value))
 
 
 def show(widget: widgets.Widget, visible: bool) -> None:
@@ -127,6 +130,14 @@ class LivePanel:
         self.refresh()
         refresher().add(self)
 
+    #: Set by whoever displays the panel: sends ``{"text/html": ...}`` to the panel's static output.
+    snapshot_sink: Callable[[dict[str, Any]], Any] | None = None
+    #: Seconds between two snapshots while what the panel shows keeps changing.
+    snapshot_interval = 5.0
+    snapshot_count = 0
+    _snapshot_token: Any = None
+    _snapshot_at = 0.0
+
     def refresh(self) -> None:
         """Render now, on the calling thread."""
         with self.lock:
@@ -136,6 +147,74 @@ class LivePanel:
                 self._show_error(f"cannot read the database: {exc}")
             self.render_count += 1
             self.last_render = time.monotonic()
+            if self.snapshot_sink is not None:
+                self._snapshot_after_render()
+
+    # -- the static snapshot --------------------------------------------------------------------------
+
+    def snapshot_html(self, *, stopped_at: str | None = None) -> str:
+        """The panel as static HTML (what a saved notebook shows); read from the database now."""
+        raise NotImplementedError
+
+    def _snapshot_state(self) -> tuple[Any, bool]:
+        """``(token, settled)`` of what the last render showed: a new token calls for a new snapshot,
+        ``settled`` (paused, finished) for one at once."""
+        return None, True
+
+    def attach_snapshot(self, sink: Callable[[dict[str, Any]], Any]) -> None:
+        """From now on send snapshots to ``sink``; the snapshot shown last is the current one."""
+        with self.lock:
+            self.snapshot_sink = sink
+            self._snapshot_token = self._snapshot_state()[0]
+            self._snapshot_at = time.monotonic()
+
+    def _snapshot_after_render(self) -> None:
+        token, settled = self._snapshot_state()
+        if token == self._snapshot_token:
+            return
+        if not settled and time.monotonic() - self._snapshot_at < self.snapshot_interval:
+            return  # still changing: the next render after the interval sends it
+        self.publish_snapshot(token=token)
+
+    def publish_snapshot(self, *, token: Any = None, stopped_at: str | None = None) -> bool:
+        """Send the snapshot to the sink now; ``False`` if the panel has none or it failed."""
+        sink = self.snapshot_sink
+        if sink is None:
+            return False
+        with self.lock:
+            try:
+                html = self.snapshot_html(stopped_at=stopped_at)
+                sink({"text/html": html})
+            except Exception:  # a snapshot is a courtesy: it must never break the panel
+                log.debug("snapshot failed", exc_info=True)
+                return False
+            self._snapshot_token = token if token is not None else self._snapshot_state()[0]
+            self._snapshot_at = time.monotonic()
+            self.snapshot_count += 1
+        return True
+
+    def _quick_token(self) -> Any:
+        """A cheap token of what the panel shows (one small query), or ``None``: unchanged since the
+        last sync means nothing to do."""
+        return None
+
+    def sync_snapshot(self) -> bool:
+        """Bring the snapshot up to date if the database moved on since the last one (end of a cell)."""
+        if self.snapshot_sink is None:
+            return False
+        with self.lock:
+            quick = self._quick_token()
+            if quick is not None and quick == self.__dict__.get("_synced"):
+                return False
+            self.__dict__["_synced"] = quick
+            try:
+                self._render()
+            except StoreError:
+                return False
+            token, _ = self._snapshot_state()
+            if token == self._snapshot_token:
+                return False
+            return self.publish_snapshot(token=token)
 
     def _render(self) -> None:
         raise NotImplementedError
@@ -164,6 +243,15 @@ class LivePanel:
             log.debug("panel action failed", exc_info=True)
             self._show_error(f"{type(exc).__name__}: {exc}")
         return None
+
+    def _ipython_display_(self) -> None:
+        """In IPython, a panel shows as its widget followed by a static snapshot of it."""
+        from ..magics import display_panel
+
+        display_panel(self)
+
+    def on_detached(self) -> None:
+        """The engine this panel reads was closed; the panel stops updating (override to say so)."""
 
     def stop_live(self) -> None:
         """Stop updating this panel (it keeps showing its last state)."""
@@ -282,9 +370,13 @@ class Refresher:
         for key, panels in by_store.items():
             try:
                 version = panels[0].engine.store.data_version()
-            except StoreError:  # the engine was closed: these panels show their last state
+            except StoreError:  # the engine was closed: these panels show their last state, and say so
                 for panel in panels:
                     self.remove(panel)
+                    try:
+                        panel.on_detached()
+                    except Exception:
+                        log.debug("detaching a panel failed", exc_info=True)
                 continue
             changed = self._versions.get(key) != version
             self._versions[key] = version

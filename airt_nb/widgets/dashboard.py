@@ -1,7 +1,8 @@
 """The dashboard: every workflow of the database, its detail, the inbox, the raw tables.
 
 Workflows are listed a page at a time with filters (status, name, time
-range), each page one indexed query (``store.list_workflows`` with limit and
+range), one line each (status, steps, duration, when, who, where, error);
+a workflow's live panel opens right under its line.  Each page is one indexed query (``store.list_workflows`` with limit and
 offset) plus a count, so it stays fast at 100,000 workflows.  It refreshes
 by itself: the refresher reports a database change (``PRAGMA data_version``),
 and at most once a second the dashboard asks ``store.last_change()`` whether
@@ -20,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..timeutil import iso
-from ..views import badge, esc, fmt_time, where_running
-from .base import LivePanel, button, html, show, style_widget
+from ..views.text import badge, esc, fmt_duration, fmt_time, seconds_between, short, stamp, where_running
+from ..views.theme import stylesheet
+from .base import LivePanel, button, cells, html, show, style_widget
 from .inbox import InboxPanel
 from .run_panel import RunPanel
 
@@ -35,7 +37,8 @@ __all__ = ["DashboardPanel", "dashboard"]
 STATUSES = ["RUNNING", "PAUSED", "COMPLETED", "FAILED", "ROLLING_BACK", "ROLLED_BACK", "CANCELLED"]
 RANGES = [("any time", 0), ("last hour", 3600), ("last 24 hours", 86400), ("last 7 days", 7 * 86400)]
 TABLES = ["runs", "steps", "approvals", "compensations", "attempts", "deliveries", "audit"]
-_COLS = (("name", 160), ("status", 105), ("steps", 45), ("created", 110), ("started by", 90), ("running", 140))
+_COLS = ("name", "status", "steps", "took", "created", "started by", "where / error")
+_WIDTHS = [130, 108, 62, 66, 128, 76, 110]
 _ID_WIDTH = "132px"  # the open button: a 16-character id in the code font
 
 
@@ -49,19 +52,6 @@ def dashboard(engine: Engine | None = None, *, page_size: int = 20) -> Dashboard
 
         engine = session.engine()
     return DashboardPanel(engine, page_size=page_size)
-
-
-def _cells(values: list[str]) -> str:
-    # one line whatever the width: a too narrow output clips the last column instead of wrapping
-    return (
-        '<div style="white-space:nowrap;overflow:hidden">'
-        + "".join(
-            f'<span style="display:inline-block;width:{width}px;overflow:hidden;white-space:nowrap;'
-            f'text-overflow:ellipsis;vertical-align:middle">{value}</span>'
-            for value, (_, width) in zip(values, _COLS, strict=True)
-        )
-        + "</div>"
-    )
 
 
 class DashboardPanel(LivePanel, widgets.VBox):
@@ -98,22 +88,23 @@ class DashboardPanel(LivePanel, widgets.VBox):
         self.page_html = html("", "airt-page")
         self.detail_box = widgets.VBox()
         self.detail_box.add_class("airt-detail")
+        self.detail_row: int | None = None
         self.message_html = html("", "airt-message")
-        head = widgets.HBox(
+        self.head = widgets.HBox(
             [
-                html('<span class="airt-muted">workflow_id</span>', width=_ID_WIDTH),
-                html(f'<span class="airt-muted">{_cells([c for c, _ in _COLS])}</span>'),
+                html('<span class="airt-muted">workflow_id</span>', width=_ID_WIDTH, flex="0 0 auto"),
+                html(cells(list(_COLS), _WIDTHS, head=True), flex="1 1 auto"),
             ]
         )
+        self.list_box = widgets.VBox([self.head, *self.rows])
+        self.list_box.add_class("airt-dashboard-list")
         workflows = widgets.VBox(
             [
                 widgets.HBox([self.status_filter, self.name_filter, self.range_filter]),
                 self.counts_html,
-                head,
-                *self.rows,
+                self.list_box,
                 widgets.HBox([self.prev_button, self.next_button, self.page_html]),
                 self.message_html,
-                self.detail_box,
             ]
         )
         self.inbox = InboxPanel(engine)
@@ -128,17 +119,16 @@ class DashboardPanel(LivePanel, widgets.VBox):
             self.tabs.set_title(i, title)
         self.title_html = html("", "airt-dashboard-title")
         super().__init__([style_widget(), self.title_html, self.tabs])
-        self.add_class("airt-panel")
-        self.add_class("airt-dashboard")
+        for css in ("airt-root", "airt-panel", "airt-dashboard", "airt-live"):
+            self.add_class(css)
         self._live_start(engine)
 
     def _row(self, index: int) -> widgets.HBox:
-        open_button = button("", "airt-open", tooltip="Show this run below")
-        open_button.layout.width = _ID_WIDTH
-        cells = html("", "airt-row-cells")
-        row = widgets.HBox([open_button, cells])
+        open_button = button("", "airt-open", tooltip="Show this run's live panel under this line", width=_ID_WIDTH)
+        line = html("", "airt-row-cells", flex="1 1 auto")
+        row = widgets.HBox([open_button, line])
         row.add_class("airt-row")
-        open_button.on_click(lambda _: self.safely(self.show_detail, self.records[index].workflow_id))
+        open_button.on_click(lambda _: self.safely(self._toggle_detail, index))
         return row
 
     # -- querying -------------------------------------------------------------------------------------------
@@ -180,21 +170,11 @@ class DashboardPanel(LivePanel, widgets.VBox):
             show(row, record is not None)
             if record is None:
                 continue
-            open_button, cells = row.children
+            open_button, line = row.children
             open_button.description = record.workflow_id
-            where = where_running(record, self.engine.owner_id)
-            if not where and record.waiting_for:
-                where = f"needs {record.waiting_for}"
-            cells.value = _cells(
-                [
-                    f"<b>{esc(record.name)}</b>",
-                    badge(record.status),
-                    f"{record.done_steps}/{record.total_steps}",
-                    esc(fmt_time(record.created_at)),
-                    esc(record.started_by or ""),
-                    f'<span class="airt-muted">{esc(where)}</span>',
-                ]
-            )
+            line.value = cells(self._values(record), _WIDTHS)
+        if self.detail is not None:
+            self._place_detail()  # newer workflows may have moved its line, or off the page
         first = self.page * self.page_size + 1 if self.records else 0
         self.page_html.value = (
             f'<span class="airt-muted">{first:,}–{first + len(self.records) - 1 if self.records else 0:,} of '
@@ -216,24 +196,72 @@ class DashboardPanel(LivePanel, widgets.VBox):
 
     # -- detail and tables ---------------------------------------------------------------------------------------
 
+    def _values(self, record: WorkflowRecord, *, live: bool = True) -> list[str]:
+        where = where_running(record, self.engine.owner_id)
+        if where == "here":
+            where = "this kernel"
+        elif not where and record.waiting_for:
+            where = f"needs {record.waiting_for}"
+        took = fmt_duration(seconds_between(record.created_at, record.finished_at)) if record.finished_at else ""
+        error = record.error.splitlines()[0] if record.error else ""
+        # a finished run runs nowhere and a running one has no error yet: one column says either
+        last = (
+            f'<span class="airt-error" title="{esc(error)}">{esc(short(error, 200))}</span>'
+            if error
+            else f'<span class="airt-muted">{esc(where)}</span>'
+        )
+        return [
+            f"<b>{esc(record.name)}</b>",
+            badge(record.status),
+            f"{record.done_steps} / {record.total_steps}",
+            esc(took),
+            esc(stamp(record.created_at) if live else fmt_time(record.created_at)),
+            esc(record.started_by or ""),
+            last,
+        ]
+
+    def _toggle_detail(self, index: int) -> None:
+        workflow_id = self.records[index].workflow_id
+        if self.detail is not None and self.detail.workflow_id == workflow_id:
+            self._close_detail()
+        else:
+            self.show_detail(workflow_id)
+
     def show_detail(self, workflow_id: str) -> RunPanel:
-        """Show one workflow's live panel under the list."""
-        if self.detail is not None:
-            self.detail.stop_live()
-            self.detail.close()
+        """Open one workflow's live panel right under its line (or under the list if it is not on this page)."""
+        self._close_detail()
         self.detail = RunPanel(self.engine.get(workflow_id))
         close = button("Close detail", "airt-close-detail")
         close.layout.align_self = "flex-start"
         close.on_click(lambda _: self._close_detail())
         self.detail_box.children = (self.detail, close)
+        self._place_detail()
         return self.detail
+
+    def _place_detail(self) -> None:
+        """Put the open detail right under its workflow's line (under the list when not on this page)."""
+        assert self.detail is not None
+        found = [i for i, r in enumerate(self.records) if r.workflow_id == self.detail.workflow_id]
+        self.detail_row = found[0] if found else None
+        children = [c for c in self.list_box.children if c is not self.detail_box]
+        at = self.detail_row + 2 if self.detail_row is not None else len(children)  # after the head and the row
+        children.insert(min(at, len(children)), self.detail_box)
+        if tuple(children) != tuple(self.list_box.children):
+            self.list_box.children = tuple(children)
+        for i, row in enumerate(self.rows):
+            (row.add_class if i == self.detail_row else row.remove_class)("airt-row-selected")
 
     def _close_detail(self) -> None:
         if self.detail is not None:
             self.detail.stop_live()
             self.detail.close()
             self.detail = None
+        self.detail_row = None
         self.detail_box.children = ()
+        if self.detail_box in self.list_box.children:
+            self.list_box.children = tuple(c for c in self.list_box.children if c is not self.detail_box)
+        for row in self.rows:
+            row.remove_class("airt-row-selected")
 
     def load_table(self, name: str | None = None) -> Any:
         """Load one raw table as a DataFrame into the Tables tab; returns it."""
@@ -253,6 +281,25 @@ class DashboardPanel(LivePanel, widgets.VBox):
             if panel is not None:
                 panel.stop_live()
         super().close()
+
+    def _snapshot_state(self) -> tuple[Any, bool]:
+        return (self._token, tuple((r.workflow_id, r.status, r.done_steps) for r in self.records)), True
+
+    def snapshot_html(self, *, stopped_at: str | None = None) -> str:
+        rows = "".join(
+            f"<tr><td><code>{esc(r.workflow_id)}</code></td>"
+            + "".join(f"<td>{v}</td>" for v in self._values(r, live=False))
+            + "</tr>"
+            for r in self.records
+        )
+        head = "".join(f"<th>{h}</th>" for h in ("workflow_id", *_COLS))
+        return (
+            f'<div class="airt-root airt-panel airt-snapshot">{stylesheet()}'
+            '<div class="airt-stale airt-notice">Saved view, not live: <code>%workflow dashboard</code> '
+            f"shows the dashboard live.</div>{self.title_html.value}<div>{self.counts_html.value}</div>"
+            f'<table class="airt-table"><tr>{head}</tr>{rows}</table>'
+            f"<div>{self.page_html.value}</div></div>"
+        )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         data = super()._repr_mimebundle_(**kwargs) or {}

@@ -1,36 +1,50 @@
 """The live panel of one run: also what a :class:`~airt_nb.Run` shows as in a notebook.
 
-Name, id, status badge, a progress bar (done / total steps), one row per
-step (status, attempt, duration, error with details on demand), the
-approval card while paused, past decisions (who, when, why), and
+Name, id, status badge, a progress bar (done / total steps; undone / to undo
+while rolling back), one row per step (status, attempt, duration, what
+happened, and on demand its inputs, outputs, traceback and earlier
+attempts), the approval card while paused, the run's history (decisions,
+who cancelled or rolled back, an engine lost and who resumed), and
 ``Rollback`` / ``Cancel`` buttons where they apply, each asking for
 confirmation.  It renders from the database through the throttled path of
 :mod:`.base`, so a run executed by another kernel, or before a restart,
 shows and updates the same way.
+
+Each step row is its own widget: a row someone opened stays open while the
+others update.  The HTML of every piece comes from :mod:`airt_nb.views.run_html`,
+which also draws the static snapshot kept next to the widget.
 """
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
 from ..errors import StoreError
-from ..views import TERMINAL, badge, esc, fmt_duration, fmt_time, seconds_between, short, summary_text, where_running
-from .approval_card import ApprovalCard, decided_text
-from .base import LivePanel, button, html, show, style_widget
+from ..views.run import RunState, read_run, summary_text
+from ..views.run_html import (
+    counts_html,
+    header_html,
+    history_html,
+    notice_html,
+    snapshot_html,
+    step_row_html,
+    steps_head_html,
+    steps_more_html,
+)
+from ..views.text import TERMINAL, esc
+from .approval_card import ApprovalCard
+from .base import LivePanel, button, html, set_html, show, style_widget
 
 if TYPE_CHECKING:
     from ..run import Run
-    from ..store.records import ApprovalRecord, CompensationRecord, StepRecord, WorkflowRecord
 
 __all__ = ["RunPanel", "run_mimebundle"]
 
-_BAR_STYLE = {"COMPLETED": "success", "FAILED": "danger", "PAUSED": "warning", "ROLLING_BACK": "", "ROLLED_BACK": ""}
 _CANCELLABLE = ("RUNNING", "PAUSED", "PENDING")
-_FULL_TABLE_STEPS = 60
 _ROLLBACKABLE = ("RUNNING", "PAUSED", "COMPLETED", "FAILED", "CANCELLED")
+_SETTLED = ("PAUSED", *TERMINAL)
 
 
 def run_mimebundle(run: Run) -> dict[str, Any]:
@@ -38,53 +52,38 @@ def run_mimebundle(run: Run) -> dict[str, Any]:
     return RunPanel(run)._repr_mimebundle_()
 
 
-def _detail(step: StepRecord, attempts: list[tuple[Any, ...]], max_attempts: int | None) -> str:
-    errors = [f"attempt {a[2]}: {a[6]}" for a in attempts if a[1] == step.step_name and a[6] and a[2] < step.attempt]
-    if step.error:
-        first = step.error.splitlines()[0]
-        full = "\n".join([*errors, f"attempt {step.attempt}: {step.error}" if errors else step.error])
-        return (
-            f'<details><summary class="airt-error">{esc(short(first, 110))}</summary><pre>{esc(full)}</pre></details>'
-        )
-    if step.status == "RETRYING" and step.next_attempt_at:
-        return f'<span class="airt-notice">retry at {esc(fmt_time(step.next_attempt_at))}</span>'
-    if step.type == "human_approval" and step.status == "WAITING":
-        return '<span class="airt-notice">waiting for a decision</span>'
-    parts = []
-    if errors:
-        parts.append(
-            f"<details><summary>{len(errors)} failed attempt(s)</summary><pre>{esc(chr(10).join(errors))}</pre></details>"
-        )
-    if step.outputs and step.type != "human_approval":
-        outputs = json.loads(step.outputs)
-        pretty = json.dumps(outputs, indent=1, default=str, ensure_ascii=False)
-        parts.append(
-            f'<details><summary class="airt-muted"><code>{esc(short(outputs, 70))}</code></summary>'
-            f"<pre>{esc(pretty)}</pre></details>"
-        )
-    return "".join(parts)
-
-
 class RunPanel(LivePanel, widgets.VBox):
     """A live view of one workflow run, with its approval card and actions.
 
-    >>> RunPanel(eng.get(workflow_id))   # doctest: +SKIP
+    >>> panel = RunPanel(eng.get(workflow_id))   # doctest: +SKIP
+    >>> panel.rollback_button.click(); panel.confirm_yes.click()   # doctest: +SKIP
     """
 
     def __init__(self, run: Run):
         self.run = run
         self.workflow_id = run.id
-        self.record: WorkflowRecord | None = None
-        self._max_attempts: dict[str, int] = {}
+        self.state: RunState | None = None
+        self._limits: dict[str, int] | None = None
         self.header_html = html("", "airt-header", flex="1 1 auto")
+        # The text ("2 / 3 steps") is the bar's description: value and text change in one message.
         self.progress = widgets.IntProgress(
-            value=0, min=0, max=1, layout=widgets.Layout(width="180px"), _dom_classes=("airt-progress",)
+            value=0,
+            min=0,
+            max=1,
+            description="",
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="300px"),
+            _dom_classes=("airt-progress", "airt-bar-run"),
         )
-        self.progress_html = html("", "airt-progress-text", width="90px")
-        self.notice_html = html("", "airt-run-notice")
-        self.steps_html = html("", "airt-steps")
+        self.notice_html = html("", "airt-run-notice", display="none")
+        # A short workflow: one widget per step row (a row someone opened stays open while others
+        # update).  A long one: a window of rows, with counts, in one widget (one message a render).
+        self.head_html = html(steps_head_html(), "airt-steps-head-row")
+        self.rows: list[widgets.HTML] = []
+        self.window_html = html("", "airt-steps-window", display="none")
+        self.steps_box = widgets.VBox([self.head_html, self.window_html], _dom_classes=("airt-steps",))
         self.card = ApprovalCard(run.engine, on_decided=lambda _: self.mark_dirty(), lock=self.lock)
-        self.decisions_html = html("", "airt-decisions")
+        self.history_html = html("", "airt-history", display="none")
         self.rollback_button = button("Rollback", "airt-rollback", tooltip="Undo every completed step")
         self.cancel_button = button("Cancel", "airt-cancel", tooltip="Stop, undo nothing")
         self.rollback_button.on_click(lambda _: self.safely(self._ask, "rollback"))
@@ -101,129 +100,77 @@ class RunPanel(LivePanel, widgets.VBox):
         self.message_html = html("", "airt-message")
         self._asking: str | None = None
         self._last_tick = 0.0
+        self.detached = False
         super().__init__(
             [
                 style_widget(),
-                widgets.HBox([self.header_html, self.progress, self.progress_html]),
+                widgets.HBox([self.header_html, self.progress]),
                 self.notice_html,
-                self.steps_html,
+                self.steps_box,
                 self.card,
-                self.decisions_html,
+                self.history_html,
                 self.actions,
                 self.confirm_box,
                 self.message_html,
             ],
-            _dom_classes=("airt-panel", "airt-run-panel"),
+            _dom_classes=("airt-root", "airt-panel", "airt-run-panel", "airt-live"),
         )
         self._live_start(run.engine, run.id)
 
     # -- rendering --------------------------------------------------------------------------------------
 
     def _render(self) -> None:
-        store = self.engine.store
-        record = store.workflow(self.workflow_id)
-        if record is None:
+        state = read_run(self.engine.store, self.workflow_id, owner_id=self.engine.owner_id, limits=self._limits)
+        if state is None:
             self.header_html.value = f"no workflow <code>{esc(self.workflow_id)}</code> in {esc(self.engine.db)}"
             return
-        self.record = record
-        # A long workflow shows a window of its steps: rendering thousands of rows ten times a
-        # second would slow the run itself and flood the browser.
-        long = record.total_steps > _FULL_TABLE_STEPS
-        steps = store.steps_window(self.workflow_id) if long else store.steps(self.workflow_id)
-        approvals = store.approvals(workflow_id=self.workflow_id)
-        compensations = store.compensations(self.workflow_id)
-        retried = any(s.attempt > 1 for s in steps)
-        attempts = store.attempts(self.workflow_id) if retried else []
-        pending = next((a for a in approvals if a.status == "PENDING"), None)
-        self._render_header(record)
-        self._render_notice(record)
-        table = self._steps_table(record, steps, attempts)
-        if long:
-            hidden = record.total_steps - len(steps)
-            table += (
-                f'<div class="airt-muted">{hidden:,} more steps not shown; all of them: '
-                f"<code>airt_nb.steps(workflow_id={record.workflow_id!r})</code></div>"
-            )
-        self.steps_html.value = table
+        self._limits = state.limits
+        self.state = state
+        record = state.record
+        self.header_html.value = header_html(state)
+        value, maximum, role, text = state.progress()
+        with self.progress.hold_sync():  # one message for the traits that changed
+            self.progress.max = maximum
+            self.progress.value = value
+            self.progress.description = text
+            classes = ("airt-progress", f"airt-bar-{role}")
+            if tuple(self.progress._dom_classes) != classes:
+                self.progress._dom_classes = classes
+        set_html(self.notice_html, notice_html(state))
+        self._render_rows(state)
+        pending = state.pending
         if pending is not None:
-            self.card.show(pending, record.name, compensations)
+            self.card.show(pending, record.name, state.compensations)
         show(self.card, pending is not None)
-        self._render_decisions(approvals)
-        self._render_actions(record, compensations)
+        set_html(self.history_html, history_html(state))
+        self._render_actions(state)
 
-    def _render_header(self, record: WorkflowRecord) -> None:
-        where = where_running(record, self.engine.owner_id)
-        facts = [f"created {fmt_time(record.created_at)}"]
-        if record.started_by:
-            facts.append(f"started by {record.started_by}")
-        if where:
-            facts.append("running here" if where == "here" else f"running in {where}")
-        if record.finished_at:
-            facts.append(f"took {fmt_duration(seconds_between(record.created_at, record.finished_at))}")
-        self.header_html.value = (
-            f"<b>{esc(record.name)}</b> <code>{esc(record.workflow_id)}</code> {badge(record.status)}"
-            f'<div class="airt-muted" style="font-size:11px">{esc(" · ".join(facts))}</div>'
-        )
-        total = max(record.total_steps, 1)
-        with self.progress.hold_sync():  # one message for the three traits
-            self.progress.max = total
-            self.progress.value = min(record.done_steps, total)
-            self.progress.bar_style = _BAR_STYLE.get(record.status, "info")
-        self.progress_html.value = f'<span class="airt-muted">{record.done_steps} / {record.total_steps} steps</span>'
+    def _render_rows(self, state: RunState) -> None:
+        if state.long:
+            rows = "".join(step_row_html(state, step) for step in state.steps)
+            set_html(self.window_html, counts_html(state) + steps_head_html() + rows + steps_more_html(state))
+            show(self.head_html, False)
+            for row in self.rows:
+                show(row, False)
+            return
+        show(self.head_html, True)
+        show(self.window_html, False)
+        while len(self.rows) < len(state.steps):
+            self.rows.append(html("", "airt-step-row"))
+        for row, step in zip(self.rows, state.steps, strict=False):
+            row.value = step_row_html(state, step)
+            show(row, True)
+        for row in self.rows[len(state.steps) :]:
+            show(row, False)
+        children = (self.head_html, *self.rows, self.window_html)
+        if len(children) != len(self.steps_box.children):
+            self.steps_box.children = children
 
-    def _render_notice(self, record: WorkflowRecord) -> None:
-        lines = []
-        if record.waiting_for and record.status not in TERMINAL:
-            lines.append(
-                f'<div class="airt-notice">Waiting for {esc(record.waiting_for)} to be defined: run the cell '
-                "that defines it and the run resumes by itself</div>"
-            )
-        for warning in record.warning_list:
-            lines.append(f'<div class="airt-notice">Warning: {esc(warning)}</div>')
-        if record.error:
-            lines.append(f'<div class="airt-error">{esc(record.error)}</div>')
-        self.notice_html.value = "".join(lines)
-
-    def _retry_limits(self, record: WorkflowRecord) -> dict[str, int]:
-        if not self._max_attempts:
-            spec = json.loads(record.spec)
-            self._max_attempts = {
-                s["name"]: (s.get("retry") or {}).get("max_attempts", 1) for s in spec.get("steps", [])
-            }
-        return self._max_attempts
-
-    def _steps_table(self, record: WorkflowRecord, steps: list[StepRecord], attempts: list[tuple[Any, ...]]) -> str:
-        limits = self._retry_limits(record)
-        rows = []
-        for s in steps:
-            limit = limits.get(s.step_name, 1)
-            attempt = "" if s.attempt == 0 else f"{s.attempt}" + (f" of {limit}" if limit > 1 else "")
-            if s.status in ("RUNNING", "WAITING"):
-                took = f"{fmt_duration(seconds_between(s.started_at, None))}…"
-            else:
-                took = fmt_duration(seconds_between(s.started_at, s.finished_at)) if s.finished_at else ""
-            what = "approval" if s.type == "human_approval" else s.action or ""
-            rows.append(
-                f'<tr class="airt-step" data-step="{esc(s.step_name)}"><td><b>{esc(s.step_name)}</b> '
-                f'<span class="airt-muted">{esc(what)}</span></td><td>{badge(s.status)}</td>'
-                f"<td>{esc(attempt)}</td><td>{esc(took)}</td><td>{_detail(s, attempts, limit)}</td></tr>"
-            )
-        head = "<tr><th>step</th><th>status</th><th>attempt</th><th>duration</th><th></th></tr>"
-        return f"<table>{head}{''.join(rows)}</table>"
-
-    def _render_decisions(self, approvals: list[ApprovalRecord]) -> None:
-        decided = [a for a in approvals if a.status != "PENDING"]
-        marks = {"APPROVED": "✔", "REJECTED": "✘"}
-        self.decisions_html.value = "".join(
-            f'<div><span class="{"airt-ok" if a.status == "APPROVED" else "airt-error"}">{marks.get(a.status, "–")}'
-            f"</span> <b>{esc(a.step_name)}</b> {esc(decided_text(a))}</div>"
-            for a in decided
-        )
-
-    def _render_actions(self, record: WorkflowRecord, compensations: list[CompensationRecord]) -> None:
-        undoable = any(c.status in ("PENDING", "FAILED") for c in compensations)
-        can_rollback = record.status in _ROLLBACKABLE and undoable
-        can_cancel = record.status in _CANCELLABLE
+    def _render_actions(self, state: RunState) -> None:
+        record = state.record
+        undoable = any(c.status in ("PENDING", "FAILED") for c in state.compensations)
+        can_rollback = record.status in _ROLLBACKABLE and undoable and not self.detached
+        can_cancel = record.status in _CANCELLABLE and not self.detached
         show(self.rollback_button, can_rollback)
         show(self.cancel_button, can_cancel)
         show(self.actions, (can_rollback or can_cancel) and self._asking is None)
@@ -231,19 +178,60 @@ class RunPanel(LivePanel, widgets.VBox):
             self._ask(None)
 
     def _poll(self, changed: bool, now: float) -> bool:
-        record = self.record
-        if record is None:
+        state = self.state
+        if state is None:
             return changed
+        status = state.record.status
         # once a second, re-render a running or paused run so its durations and deadline advance
-        ticking = record.status in ("RUNNING", "PAUSED") and now - self._last_tick >= 1.0
+        ticking = status in ("RUNNING", "PAUSED", "ROLLING_BACK") and now - self._last_tick >= 1.0
         if ticking:
             self._last_tick = now
         if self.engine.is_local(self.workflow_id) or not changed:
             return ticking  # a local run's changes arrive as events
-        if record.status in TERMINAL:
+        if status in TERMINAL:
             found = self.engine.store.workflow_status(self.workflow_id)
-            return found is not None and found[0] != record.status
+            return found is not None and found[0] != status
         return True
+
+    def on_detached(self) -> None:
+        """The engine this panel reads was closed: say so, and offer nothing that would fail."""
+        self.detached = True
+        self.card.disable("this panel's engine was closed")
+        self.message_html.value = (
+            '<div class="airt-notice">This panel no longer follows the run (its engine was closed): '
+            f"<code>%workflow show {esc(self.workflow_id)}</code> shows it live again.</div>"
+        )
+        if self.state is not None:
+            self._render_actions(self.state)
+
+    # -- the snapshot -------------------------------------------------------------------------------------
+
+    def _snapshot_state(self) -> tuple[Any, bool]:
+        state = self.state
+        if state is None:
+            return None, True
+        record = state.record
+        token = (
+            record.status,
+            record.updated_at,
+            record.done_steps,
+            tuple((s.status, s.attempt) for s in state.steps),
+            tuple((a.status, a.decided_at) for a in state.approvals),
+            tuple(c.status for c in state.compensations),
+            len(state.events),
+        )
+        return token, record.status in _SETTLED
+
+    def _quick_token(self) -> Any:
+        record = self.engine.store.workflow(self.workflow_id)
+        return None if record is None else (record.status, record.updated_at, record.done_steps)
+
+    def snapshot_html(self, *, stopped_at: str | None = None) -> str:
+        """The run as static HTML, from what the panel last read (read now if it has read nothing)."""
+        state = self.state or read_run(self.engine.store, self.workflow_id, owner_id=self.engine.owner_id)
+        if state is None:
+            return f"<div>no workflow <code>{esc(self.workflow_id)}</code></div>"
+        return snapshot_html(state, stopped_at=stopped_at)
 
     # -- actions ---------------------------------------------------------------------------------------------
 
@@ -279,15 +267,11 @@ class RunPanel(LivePanel, widgets.VBox):
 
     def text(self) -> str:
         """The run as plain text (what a terminal or a saved notebook without widgets shows)."""
-        store = self.engine.store
         try:
-            record = store.workflow(self.workflow_id)
-            if record is None:
-                return f"<no workflow {self.workflow_id}>"
-            pending = store.approvals(workflow_id=self.workflow_id, status="PENDING")
-            return summary_text(record, store.steps(self.workflow_id), pending[0] if pending else None)
+            state = self.state or read_run(self.engine.store, self.workflow_id, owner_id=self.engine.owner_id)
         except StoreError as exc:
             return f"<Run {self.workflow_id}: {exc}>"
+        return summary_text(state) if state is not None else f"<no workflow {self.workflow_id}>"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         data = super()._repr_mimebundle_(**kwargs) or {}

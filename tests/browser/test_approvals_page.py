@@ -17,7 +17,7 @@ from shared_specs import SEED_SPEC
 
 import airt_nb
 from airt_nb import Registry
-from airt_nb.engine import open_store
+from airt_nb.store import open_store
 
 from .conftest import ARTIFACTS, Lab
 from .test_lab import SPEC, cell, command, live, open_notebook
@@ -44,7 +44,7 @@ def test_approving_on_the_page_continues_the_notebooks_workflow(page: Any, lab: 
         expect(reviewer.locator("#airt-whoami")).to_have_text(
             "deciding as reviewer (this server authenticates nobody: the name is its owner's)"
         )
-        expect(card).to_contain_text("Publish B next to out/report/a.txt?")
+        expect(card).to_contain_text("/approvals-page/out/report/a.txt?")  # file actions give absolute paths
         expect(card).to_contain_text("A rejection undoes (newest first)")
         card.locator("textarea.airt-reason").fill("checked on the page")
         reviewer.screenshot(path=str(ARTIFACTS / "approvals-page.png"))
@@ -57,7 +57,7 @@ def test_approving_on_the_page_continues_the_notebooks_workflow(page: Any, lab: 
 
     # The kernel that runs the workflow carries it on, and its panel follows.
     panel.locator(".airt-header .airt-status-COMPLETED").wait_for(timeout=30_000)
-    expect(panel.locator(".airt-decisions")).to_contain_text("approved by reviewer")
+    expect(panel.locator(".airt-history")).to_contain_text("approved by reviewer")
     panel.screenshot(path=str(ARTIFACTS / "approvals-page-notebook.png"))
     store = open_store(lab.root / "airt.db")
     try:

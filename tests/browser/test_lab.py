@@ -8,99 +8,24 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from pathlib import Path
 from typing import Any
 
 from jupyter_client.manager import start_new_kernel
 from playwright.sync_api import expect
 
-from airt_nb.engine import open_store
-
-from .conftest import ARTIFACTS, ROOT, Lab
-
-SPEC = """%%workflow -o run
-name: publish-report
-inputs:
-  target: out/report
-steps:
-  - name: write_a
-    action: file.write
-    inputs:
-      path: "${{ inputs.target }}/a.txt"
-      content: hello
-  - name: review
-    type: human_approval
-    message: "Publish B next to ${{ steps.write_a.outputs.path }}?"
-    approvers: [reviewer]
-    timeout: 2h
-  - name: write_b
-    action: file.write
-    inputs:
-      path: "${{ inputs.target }}/b.txt"
-      content: "${{ steps.write_a.outputs.bytes }}"
-"""
-
-
-# -- driving the page ----------------------------------------------------------------------------------
-
-
-def open_notebook(page: Any, path: str) -> None:
-    page.evaluate(
-        "(path) => { window.jupyterapp.commands.execute('docmanager:open', {path, factory: 'Notebook'}); }", path
-    )
-    page.wait_for_function(
-        """(path) => {
-            const w = window.jupyterapp.shell.currentWidget;
-            const kernel = w && w.context && w.context.path === path && w.sessionContext.session
-                && w.sessionContext.session.kernel;
-            return kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
-        }""",
-        arg=path,
-        timeout=60_000,
-    )
-
-
-def command(page: Any, name: str) -> None:
-    # Not awaited: run-all resolves only when every cell has finished.
-    page.evaluate("(name) => { window.jupyterapp.commands.execute(name); }", name)
-
-
-def wait_for_prompts(page: Any, count: int, timeout: float = 60_000) -> None:
-    """Wait until the first ``count`` code cells show ``[n]:`` (run and finished)."""
-    page.wait_for_function(
-        """(count) => {
-            const w = window.jupyterapp.shell.currentWidget;
-            const prompts = Array.from(w.node.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt'))
-                .map(p => p.textContent.trim());
-            return prompts.length >= count && prompts.slice(0, count).every(t => /^\\[\\d+\\]:$/.test(t));
-        }""",
-        arg=count,
-        timeout=timeout,
-    )
-
-
-def cell(page: Any, index: int) -> Any:
-    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell").nth(index)
-
-
-def live(locator: Any) -> Any:
-    """Widgets of the running kernel (views of a dead kernel are marked disconnected)."""
-    return locator.locator(".airt-run-panel:not(.jupyter-widgets-disconnected)")
-
-
-def workflow_status(folder: Path) -> tuple[str, Any]:
-    store = open_store(folder / "airt.db")
-    try:
-        (record,) = store.list_workflows()
-        approvals = store.approvals(workflow_id=record.workflow_id)
-        return record.status, approvals[0] if approvals else None
-    finally:
-        store.close()
-
-
-def screenshot(locator: Any, name: str) -> None:
-    locator.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
+from .conftest import ROOT, Lab
+from .driver import (
+    SPEC,
+    cell,
+    command,
+    live,
+    open_notebook,
+    restart_kernel,
+    run_cell,
+    screenshot,
+    wait_for_prompts,
+    workflow_status,
+)
 
 # -- the tests -----------------------------------------------------------------------------------------------
 
@@ -133,7 +58,7 @@ def test_approve_click_completes_the_run(page: Any, lab: Lab) -> None:
     panel.get_by_role("button", name="Approve", exact=True).click()
 
     panel.locator(".airt-header .airt-status-COMPLETED").wait_for()
-    expect(panel.locator(".airt-decisions")).to_contain_text("approved by reviewer")
+    expect(panel.locator(".airt-history")).to_contain_text("approved by reviewer")
     status, approval = workflow_status(lab.root / "approve")
     assert status == "COMPLETED"
     assert (approval.decided_by, approval.reason) == ("reviewer", "looks good")
@@ -149,6 +74,11 @@ def test_reject_click_rolls_back_the_written_file(page: Any, lab: Lab) -> None:
     assert (lab.root / "reject/out/report/a.txt").exists()
 
     panel.get_by_role("button", name="Reject", exact=True).click()
+    confirm = panel.locator(".airt-card").get_by_role("button", name="Yes, reject")
+    expect(confirm).to_be_visible()  # a rejection undoes steps: it asks first, like Rollback
+    expect(panel.locator(".airt-card .airt-confirm-text")).to_contain_text("rolls back 1 completed step")
+    screenshot(panel, "reject-confirm")
+    confirm.click()
 
     panel.locator(".airt-header .airt-status-ROLLED_BACK").wait_for()
     assert not (lab.root / "reject/out/report/a.txt").exists()
@@ -162,16 +92,23 @@ def test_restart_then_load_ext_shows_the_card_and_approve_completes(page: Any, l
     command(page, "notebook:run-all-cells")
     live(cell(page, 1)).locator(".airt-card").wait_for()
 
-    page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").click()
-    page.locator(".lm-Menu-itemLabel", has_text="Restart Kernel…").first.click()
-    page.locator(".jp-Dialog button.jp-mod-accept").click()
-    cell(page, 1).locator(".jupyter-widgets-disconnected").first.wait_for()
-    page.evaluate("() => { window.jupyterapp.shell.currentWidget.content.activeCellIndex = 0; }")
-    command(page, "notebook:run-cell")
+    restart_kernel(page)
+    old = cell(page, 1)
+    old.locator(".airt-run-panel.jupyter-widgets-disconnected").wait_for(state="attached")
+    # the old panel reads as stale: its widget is hidden, its saved view says so and how to re-attach
+    expect(old.locator(".airt-run-panel")).to_be_hidden()
+    snapshot = old.locator(".airt-snapshot")
+    expect(snapshot).to_be_visible()
+    expect(snapshot.locator(".airt-stale")).to_contain_text("not live")
+    expect(snapshot.locator(".airt-stale")).to_contain_text("%workflow show ")
+    expect(old.get_by_role("button", name="Approve")).to_have_count(0)  # nothing that looks clickable
+    screenshot(old, "restart-old-panel-stale")
+    run_cell(page, 0)
 
     recovered = live(cell(page, 0))
     recovered.locator(".airt-card").wait_for()
     expect(cell(page, 0).locator(".airt-banner")).to_contain_text("waiting for approval: 1: publish-report")
+    expect(cell(page, 0).locator(".airt-snapshot")).to_be_hidden()  # the live card is there: no saved view
     recovered.get_by_role("button", name="Approve", exact=True).click()
 
     recovered.locator(".airt-header .airt-status-COMPLETED").wait_for()
@@ -197,7 +134,7 @@ def test_dashboard_shows_a_workflow_run_by_a_second_kernel(page: Any, lab: Lab) 
         )
         row = board.locator(".airt-row", has_text="from-second-kernel")
         row.wait_for()
-        assert re.search(r"RUNNING.*pid \d+ on ", row.inner_text())  # live, and where it runs
+        assert re.search(r"RUNNING.*pid \d+ on ", row.inner_text(), re.S)  # live, and where it runs
         row.locator("button.airt-open").click()
         detail = board.locator(".airt-detail .airt-run-panel")
         detail.locator(".airt-header .airt-status-COMPLETED").wait_for()
