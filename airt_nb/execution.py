@@ -929,15 +929,20 @@ class Execution:
         compensate(self)
 
     def _set_status(self, status: str, error: str | None = None) -> None:
+        """After the transaction that recorded ``status``: tell listeners, then let ``wait()`` see it.
+
+        Listeners (panels) hear it first, so that a cell waiting for the run never ends before the
+        panel has shown the new status.
+        """
         host = self.host
-        if status in ("PAUSED", "COMPLETED", "FAILED", "ROLLED_BACK", "CANCELLED"):
-            host.settled(self, status)  # before the status shows: wait() returns once all is done
-            self.status = status
-            host.released(self)
-        else:
-            self.status = status
+        settled = status in ("PAUSED", "COMPLETED", "FAILED", "ROLLED_BACK", "CANCELLED")
+        if settled:
+            host.settled(self, status)
         if host.listening:
             host.emit(ev.WorkflowStatusChanged(self.id, status, error))
+        self.status = status
+        if settled:
+            host.released(self)
         host.notify()
 
     # -- requests from outside -----------------------------------------------------------------------------
