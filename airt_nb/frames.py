@@ -150,6 +150,10 @@ def _show_duration(value: Any) -> str:
 
 
 def _store(db: Any) -> contextlib.AbstractContextManager[Store]:
+    if db is None:  # the kernel's engine if one is open, else $AIRT_DB or ./airt.db
+        from . import session
+
+        db = session.current()
     return opened(db)
 
 

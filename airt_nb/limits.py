@@ -57,7 +57,7 @@ MAX_DEPTH = 100
 #: Values in the inputs given to one ``start`` (or one step's outputs, if the engine checks them).
 MAX_VALUE_NODES = 1_000_000
 #: Steps in one workflow.
-MAX_STEPS = 10_000
+MAX_STEPS = 100_000
 #: Longest duration anywhere in a spec (approval timeouts, ``wait``): 366 days.
 MAX_DURATION = 366 * 86400.0
 #: Longest delay between two attempts of a retried step: one day.

@@ -181,14 +181,13 @@ class Recovery:
         cutoff = iso(to_epoch(now) - host.home_grace)
         holders = [o for o in gone if o in set(host.store.lease_holders())]
         out: list[Candidate] = []
+        no_folder: list[Candidate] = []
         for row in host.store.candidates(holders, limit=5000):
             c = Candidate(*row)
             if host.execution(c.workflow_id) is not None:
                 continue
             if self.missing_action(c.waiting_for):
                 continue
-            if c.workdir and not os.path.isdir(c.workdir):
-                continue  # waits (visibly) for an engine on a machine that has its folder
             home_alive = c.home in live if c.home else False
             if should_take(
                 c,
@@ -200,13 +199,23 @@ class Recovery:
                 takes_work=host.takes_work,
                 home_alive=home_alive,
             ):
-                out.append(c)
+                if c.workdir and not os.path.isdir(c.workdir):
+                    no_folder.append(c)  # waits for an engine on a machine that has its folder
+                else:
+                    out.append(c)
             elif c.home and not home_alive:
                 gone_at = engines[c.home].gone_at(now) if c.home in engines else None
                 if gone_at:  # look again when its grace period ends
                     due = iso(to_epoch(gone_at) + host.home_grace)
                     self.next_expiry = min(self.next_expiry or due, due)
+        self._show_missing_folders(no_folder)
         return out
+
+    def _show_missing_folders(self, candidates: list[Candidate]) -> None:
+        """Say on the workflow that it waits for its folder (once), so that people see why."""
+        marks = [(c.workflow_id, f"folder {c.workdir}") for c in candidates if c.waiting_for != f"folder {c.workdir}"]
+        if marks:
+            self.host.store.write(functools.partial(_set_waiting, marks=marks))
 
     def missing_action(self, waiting_for: str | None) -> str | None:
         if waiting_for and waiting_for.startswith("action "):
@@ -215,27 +224,49 @@ class Recovery:
                 return name
         return None
 
-    def claim(
-        self, wanted: list[Candidate], gone: set[str], *, share: int | None = None, on_each: Callable[..., Any]
-    ) -> int:
-        """Claim ``wanted`` in batches (at most ``share`` of them) and call ``on_each(candidate)``."""
+    def claim(self, wanted: list[Candidate], gone: set[str], *, fair: bool, on_each: Callable[..., Any]) -> int:
+        """Claim ``wanted`` in batches and call ``on_each(candidate)`` for each one taken.
+
+        With ``fair``, stop at this engine's fair share of what nobody runs, computed again before
+        each batch: engines that start taking up work meanwhile get their part.
+        """
         host = self.host
         store = host.store
         by_id = {c.workflow_id: c for c in wanted}
         ids = list(by_id)
-        limit = len(ids) if share is None else min(share, len(ids))
+        dead = sorted(gone)
         taken = 0
         index = 0
-        while index < len(ids) and taken < limit and not host.closing:
-            chunk = ids[index : index + min(BATCH, limit - taken)]
+        total = store.count_unowned(dead) if fair and ids else 0
+        while index < len(ids) and not host.closing:
+            room = len(ids) - index
+            if fair:
+                room = min(room, self.fair_share(total, dead) - taken)
+                if room <= 0:
+                    self.more_work = True
+                    break
+            chunk = ids[index : index + min(BATCH, room)]
             index += len(chunk)
             now = store.now()
-            dead = sorted(gone)
             got = store.write(functools.partial(_claim, owner=host.owner_id, ids=chunk, dead=dead, now=now))
             taken += len(got)
             for workflow_id in got:
                 on_each(by_id[workflow_id])
         return taken
+
+    def _split(self, wanted: list[Candidate]) -> tuple[list[Candidate], list[Candidate]]:
+        """``(this engine's or this notebook's own, the others)``: only the others are shared out."""
+        me, session = self.host.owner_id, self.host.session
+        own = [c for c in wanted if c.home == me or (c.session is not None and c.session == session)]
+        mine = {c.workflow_id for c in own}
+        return own, [c for c in wanted if c.workflow_id not in mine]
+
+    def fair_share(self, total: int, dead: list[str]) -> int:
+        """This engine's part of the ``total`` workflows nobody ran when the sweep began, by the live
+        engines that take up work now (asked again before each batch)."""
+        store = self.host.store
+        takers = sum(1 for e in store.engines(alive_at=store.now()) if e.takes_work and e.owner_id not in dead)
+        return fair_share(total, max(takers, 1))
 
     def arm_deadlines(self) -> None:
         for approval_id, _workflow_id, deadline in self.host.store.pending_deadlines():
@@ -266,11 +297,9 @@ class Recovery:
         engines, live, gone = self.gone_engines(now)
         wanted = self.candidates(engines, live, gone, now)
         self.more_work = False
-        if wanted:
-            takers = sum(1 for o in live if engines.get(o) is not None and engines[o].takes_work)
-            share = fair_share(host.store.count_unowned(sorted(gone)), takers)
-            self.claim(wanted, gone, share=share, on_each=self._adopt)
-            self.more_work = len(wanted) > share
+        own, others = self._split(wanted)
+        self.claim(own, gone, fair=False, on_each=self._adopt)
+        self.claim(others, gone, fair=True, on_each=self._adopt)
         self._next_lease_expiry(engines, live, now)
         self.arm_deadlines()
 
@@ -342,9 +371,10 @@ class Recovery:
             else:
                 summary.resumed.append(c.workflow_id)
 
-        takers = max(1, sum(1 for o in live if engines.get(o) is not None and engines[o].takes_work))
-        share = fair_share(len(takeable), takers) if host.takes_work else None
-        self.claim(takeable, gone, share=share, on_each=adopted)
+        self.more_work = False
+        own, others = self._split(takeable)
+        self.claim(own, gone, fair=False, on_each=adopted)
+        self.claim(others, gone, fair=host.takes_work, on_each=adopted)
         resumed = set(summary.resumed)
         for c in takeable:
             if c.workflow_id in resumed or c.workflow_id in summary.waiting_for_action:
@@ -360,10 +390,14 @@ class Recovery:
             for workflow_id, _status in store.owned_by(owner):
                 if workflow_id not in wanted_ids:
                     summary.skipped.setdefault(workflow_id, f"running in {describe_owner(owner)}")
-        self.more_work = len(takeable) > (share or len(takeable))
         self._next_lease_expiry(engines, live, now)
         self.arm_deadlines()
         return summary
+
+
+def _set_waiting(tx: Tx, *, marks: list[tuple[str, str]]) -> None:
+    for workflow_id, what in marks:
+        tx.set_waiting_for(workflow_id, what)
 
 
 def _clear_wake(tx: Tx, *, workflow_id: str) -> None:

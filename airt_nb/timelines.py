@@ -60,6 +60,10 @@ def timeline(workflow_ids: Any, db: Any = None, *, relative: bool | None = None)
 
 
 def _store(db: Any) -> contextlib.AbstractContextManager[Store]:
+    if db is None:  # the kernel's engine if one is open, else $AIRT_DB or ./airt.db
+        from . import session
+
+        db = session.current()
     return opened(db, must_exist=False)
 
 

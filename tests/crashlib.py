@@ -203,6 +203,8 @@ class _Child:
             user="crash",
             recover=False,
             lease_ttl=cfg.get("lease_ttl", 30.0),
+            session=cfg.get("session"),
+            home_grace=cfg.get("home_grace"),
             durability=cfg.get("durability", "normal"),
         )
         self.engine = eng
@@ -285,7 +287,7 @@ def kill_leftovers() -> None:
 class Child:
     """A worker process and the read end of its signal pipe."""
 
-    def __init__(self, tmp: Path, cfg: dict[str, Any], *, name: str = "child"):
+    def __init__(self, tmp: Path, cfg: dict[str, Any], *, name: str = "child", wrap: list[str] | None = None):
         self.read_fd, write_fd = os.pipe()
         cfg = {**cfg, "signal_fd": write_fd}
         self.cfg_path = tmp / f"{name}-{time.monotonic_ns()}.json"
@@ -296,7 +298,7 @@ class Child:
         env.pop("AIRT_RECOVER", None)
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, str(Path(__file__).resolve()), str(self.cfg_path)],
+                [*(wrap or []), sys.executable, str(Path(__file__).resolve()), str(self.cfg_path)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=err,

@@ -99,7 +99,7 @@ BAD: list[Bad] = [
         words=("MAX_YAML_ALIASES",),
     ),
     Bad("undefined alias", value("*nothing"), words=("undefined alias",)),
-    Bad("too many steps", {"name": "w", "steps": ONE_STEP * 10_001}, words=("10,001 steps", "MAX_STEPS")),
+    Bad("too many steps", {"name": "w", "steps": ONE_STEP * 100_001}, words=("100,001 steps", "MAX_STEPS")),
     # -- scalars that do not convert
     Bad("int of 5000 digits", value("9" * 5000), words=("line 3", "cannot read", "4300 digits")),
     Bad("int tag on text", value("!!int abc"), words=("cannot read 'abc' as !!int",)),

@@ -33,7 +33,10 @@ from crashlib import (
     workflow_statuses,
 )
 
+from airt_nb import Engine
+from airt_nb.ownership import MACHINE, parse_owner
 from airt_nb.timeutil import to_epoch
+from tests.conftest import IN_CI, require_tool
 
 STEPS = [f"s{i}" for i in range(1, 6)]
 
@@ -269,6 +272,73 @@ def test_engines_opening_a_crashed_database_at_once_never_run_one_workflow_twice
         assert after_crash <= pids
         assert next(w for w, r in zip(children, resumed, strict=True) if wf in r).pid in after_crash
     print("workflows per engine:", [len(r) for r in resumed])
+
+
+def test_three_engines_recovering_a_crashed_database_share_its_work_fairly(tmp_path, files):
+    """3,000 workflows left by a killed engine: three engines (three notebooks or workers) opening the
+    database at once each take about a third, and no workflow runs twice."""
+    db, effects = files
+    count, engines = 3000, 3
+    start = [{"spec": chain_spec(f"wf{i}", steps=1)} for i in range(count)]
+    first = Child(tmp_path, config(db, effects, start=start, stop={"at": "before", "step": "*"}, session="crashed"))
+    started = 0
+    while started < count:  # the first workflows stop in their step meanwhile: that is the crash we want
+        started += first.next_message(timeout=120).startswith("started")
+    first.kill()
+    assert set(workflow_statuses(db).values()) == {"RUNNING"}
+
+    children = [
+        Child(tmp_path, config(db, effects, barrier=True, session=f"worker{i}", home_grace=0), name=f"engine{i}")
+        for i in range(engines)
+    ]
+    for child in children:
+        child.release()
+    summaries = [json.loads(child.expect("opened", timeout=120).split(" ", 1)[1]) for child in children]
+    for child in children:
+        child.finish(timeout=120)
+    assert set(workflow_statuses(db).values()) == {"COMPLETED"}
+    does = effects_by_step(read_effects(effects))
+    pids = [child.pid for child in children]
+    ran_after = [d["pid"] for runs in does.values() for d in runs if d["pid"] in pids]
+    assert len(ran_after) == count  # no workflow's step ran twice after the crash
+    taken = [ran_after.count(pid) for pid in pids]
+    print("workflows per engine:", taken, "at open:", [len(s["resumed"]) for s in summaries])
+    assert min(taken) >= count // engines // 2, taken  # a fair share each (a third, give or take)
+    assert sum(len(s["resumed"]) for s in summaries) <= count
+
+
+def test_an_engine_in_another_pid_namespace_is_not_taken_for_dead_while_it_runs(tmp_path, files):
+    """Same host name, another process table (a container with the host's network, a sidecar): its
+    pid means nothing here, so only its lease decides; a live one is left alone, a killed one is
+    taken over once its lease runs out."""
+    unshare = require_tool("unshare", "the pid-namespace ownership test")
+    if os.geteuid() != 0:
+        if IN_CI:
+            pytest.fail("CI runs as root so that unshare --pid works; run .ci/run as root")
+        pytest.skip("unshare --pid needs root")
+    db, effects = files
+    spec = chain_spec("namespaced")
+    inside = Child(
+        tmp_path,
+        config(db, effects, start=[{"spec": spec}], stop={"at": "before", "step": "s3"}, lease_ttl=1.0),
+        wrap=[unshare, "--pid", "--fork", "--kill-child"],
+    )
+    inside.expect("stopped before s3")
+    wf = only_workflow(db)
+    [(owner,)] = db_rows(db, "SELECT lease_owner FROM workflows")
+    info = parse_owner(owner)
+    assert info is not None
+    assert info.machine != MACHINE
+    assert info.pid < 10  # a pid of its own namespace, which means nothing (or someone else) here
+    with Engine(db, registry=crashlib.registry(effects), lease_ttl=1.0, poll_interval=0.1, home_grace=0) as here:
+        time.sleep(3.5)  # three lease periods and many sweeps: the live engine keeps renewing
+        assert db_rows(db, "SELECT lease_owner FROM workflows") == [(owner,)]
+        assert not here.is_local(wf)
+        inside.kill()
+        assert here.get(wf).wait(timeout=30) == "COMPLETED"  # once its lease ran out
+    does = effects_by_step(read_effects(effects))
+    assert {s: len(does[(wf, s)]) for s in STEPS} == {"s1": 1, "s2": 1, "s3": 1, "s4": 1, "s5": 1}
+    assert does[(wf, "s3")][0]["pid"] == os.getpid()
 
 
 # -- killed at random moments ------------------------------------------------------------------------

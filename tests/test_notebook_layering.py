@@ -55,3 +55,72 @@ def test_notebook_entry_points_are_exported_and_lazy() -> None:
         assert callable(getattr(airt_nb, name))
     module = importlib.import_module("airt_nb.timelines")  # a submodule import must not shadow the function
     assert airt_nb.timeline is module.timeline
+
+
+# -- the core's own imports ------------------------------------------------------------------------------
+
+# The engine hosts executions, decisions and sweeps; they reach it only through their *Host protocols.
+HOSTED = ("execution", "compensation", "decisions", "recovery", "leases", "policy_gate", "failures")
+CORE = (
+    "engine", *HOSTED, "spec", "plan", "actions", "context", "expressions", "limits", "ownership", "timers",
+    "events", "errors", "identity", "timeutil", "run", "webhooks", "urls", "undocopies", "store", "session",
+)  # fmt: skip
+
+
+def _airt_imports(path: Path) -> set[str]:
+    """airt_nb modules ``path`` imports at run time (imports under ``if TYPE_CHECKING:`` excluded)."""
+    tree = ast.parse(path.read_text())
+    typing_only: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            typing_only.update(id(n) for n in ast.walk(node))
+    package = path.relative_to(ROOT).with_suffix("").parts[:-1]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only or not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = package[: len(package) - node.level + 1]
+            target = (*base, *(node.module.split(".") if node.module else ()))
+        elif node.module and node.module.startswith("airt_nb"):
+            target = tuple(node.module.split("."))
+        else:
+            continue
+        if len(target) > 1:
+            found.add(target[1])  # the top-level module (or subpackage) of airt_nb
+        else:  # from . import engine: the names are modules
+            found.update(alias.name for alias in node.names)
+    return found - {path.stem if path.stem != "__init__" else package[-1]}
+
+
+def _graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        graph.setdefault(parts[0], set()).update(_airt_imports(path))
+    for name in graph:
+        graph[name].discard(name)
+    return graph
+
+
+def test_the_core_imports_form_no_circle() -> None:
+    graph = {m: {d for d in deps if d in CORE} for m, deps in _graph().items() if m in CORE}
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for dep in sorted(graph.get(name, ())):
+            if state.get(dep) == 1:
+                pytest.fail(f"import circle: {' -> '.join([*path[path.index(dep):], dep])}")
+            if dep not in state:
+                visit(dep, [*path, dep])
+        state[name] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+
+
+def test_what_the_engine_hosts_never_imports_the_engine() -> None:
+    graph = _graph()
+    assert {m for m in HOSTED if "engine" in graph.get(m, set())} == set()

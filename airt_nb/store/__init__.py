@@ -93,8 +93,7 @@ def opened(db: Any = None, *, must_exist: bool = True) -> Iterator[Store]:
     """The store ``db`` names, for reading: a store itself, an engine's, or one opened (and closed) here.
 
     ``db`` may be a store, anything with a ``store`` attribute (an engine), a
-    path or URL, or None (the kernel's engine if one is open, else
-    ``$AIRT_DB`` or ``./airt.db``).  A SQLite file that does not exist is a
+    path or URL, or None (``$AIRT_DB`` or ``./airt.db``).  A SQLite file that does not exist is a
     :class:`~airt_nb.StoreError` when ``must_exist`` (a typo must not create
     an empty database).
     """
@@ -105,13 +104,6 @@ def opened(db: Any = None, *, must_exist: bool = True) -> Iterator[Store]:
     if inner is not None:
         yield inner
         return
-    if db is None:
-        from .. import session
-
-        eng = session.current()
-        if eng is not None:
-            yield eng.store
-            return
     text = os.fspath(db) if db is not None else default_db()
     if must_exist and not is_postgres_url(text):
         path = text[len("sqlite:///") :] if text.startswith("sqlite:///") else text

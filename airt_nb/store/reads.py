@@ -92,7 +92,12 @@ class Reads:
         self, *, workflow_id: str | None = None, status: str | None = None, approval_id: str | None = None
     ) -> list[ApprovalRecord]:
         where, params = _where(("workflow_id", workflow_id), ("status", status), ("approval_id", approval_id))
-        rows = self.query(f"SELECT {APPROVAL_COLS} FROM approvals{where} ORDER BY requested_at, approval_id", params)
+        # Approvals requested in one transaction come in the order of their steps.
+        order = (
+            "requested_at, (SELECT s.position FROM workflow_steps s WHERE s.workflow_id = approvals.workflow_id "
+            "AND s.step_name = approvals.step_name), approval_id"
+        )
+        rows = self.query(f"SELECT {APPROVAL_COLS} FROM approvals{where} ORDER BY {order}", params)
         return [ApprovalRecord(*r) for r in rows]
 
     def history(self, workflow_id: str) -> list[EventRecord]:

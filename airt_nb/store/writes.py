@@ -248,7 +248,11 @@ class Tx:
         )
 
     def set_waiting_for(self, workflow_id: str, waiting_for: str | None) -> None:
-        self._c.execute("UPDATE workflows SET waiting_for = ? WHERE workflow_id = ?", (waiting_for, workflow_id))
+        """Say what a workflow nobody holds waits for (a folder, an action)."""
+        self._c.execute(
+            "UPDATE workflows SET waiting_for = ? WHERE workflow_id = ? AND lease_owner IS NULL",
+            (waiting_for, workflow_id),
+        )
 
     def request(self, workflow_id: str, kind: str) -> None:
         """Ask the owner of a running workflow to cancel, roll back, or re-read (``wake``)."""
