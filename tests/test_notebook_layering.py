@@ -111,7 +111,7 @@ def test_the_core_imports_form_no_circle() -> None:
         state[name] = 1
         for dep in sorted(graph.get(name, ())):
             if state.get(dep) == 1:
-                pytest.fail(f"import circle: {' -> '.join([*path[path.index(dep):], dep])}")
+                pytest.fail(f"import circle: {' -> '.join([*path[path.index(dep) :], dep])}")
             if dep not in state:
                 visit(dep, [*path, dep])
         state[name] = 2
