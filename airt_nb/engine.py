@@ -1034,6 +1034,10 @@ class _Hosting:
         return self._e.compensation_attempts
 
     @property
+    def policy_enforcing(self) -> bool:
+        return bool(getattr(self._e._policy, "enforcing", True))
+
+    @property
     def listening(self) -> bool:
         return bool(self._e._events)
 

@@ -67,6 +67,7 @@ _DONE = ("COMPLETED",)
 _dump_outputs = json.JSONEncoder(allow_nan=False).encode
 _dump_inputs = json.JSONEncoder(default=str).encode
 _SCALARS = (str, int, float, bool, type(None))
+_FLAT = frozenset(_SCALARS)
 IMPLIED_FOR = 1.0  # seconds a step may run on an implied start before its start is written
 
 
@@ -84,6 +85,11 @@ class ExecutionHost(Protocol):
 
     @property
     def compensation_attempts(self) -> int: ...
+
+    @property
+    def policy_enforcing(self) -> bool:
+        """Whether steps are checked against a policy before they run."""
+        ...
 
     @property
     def closing(self) -> bool:
@@ -154,6 +160,8 @@ class Execution:
         self.host = host
         self.store = host.store
         self.owner = host.owner_id
+        self.registry = host.registry
+        self.checked = host.policy_enforcing  # a policy to ask before each step
         self.id = record.workflow_id
         self.name = record.name
         self.plan = plan
@@ -199,7 +207,17 @@ class Execution:
     # -- building ----------------------------------------------------------------------------------
 
     def _load(self, steps: list[StepRecord] | None) -> None:
-        rows = {r.step_name: r for r in steps} if steps is not None else {}
+        if steps is None:  # a new run: every step pending (thousands of steps: keep it lean)
+            names = [s.name for s in self.plan.steps]
+            self.state = dict.fromkeys(names, "PENDING")
+            self.attempt = dict.fromkeys(names, 0)
+            self.step_id = dict.fromkeys(names, 0)
+            self.started_at = dict.fromkeys(names)
+            self.remaining = {s.name: len(s.deps) for s in self.plan.steps}
+            self.ready = [(s.index, s.name) for s in self.plan.steps if not s.deps]
+            heapq.heapify(self.ready)
+            return
+        rows = {r.step_name: r for r in steps}
         for s in self.plan.steps:
             r = rows.get(s.name)
             status = r.status if r else "PENDING"
@@ -624,13 +642,15 @@ class Execution:
             inputs = step.resolve_inputs(self.context)
         except ExpressionError as exc:
             return self._fail_step(name, None, f"cannot resolve inputs: {exc}")
-        act = host.registry.get(step.action)  # type: ignore[arg-type]
+        act = self.registry.get(step.action)  # type: ignore[arg-type]
         if act is None:
             return self._defer_step(name, f"action {step.action}")
-        try:
-            verdict = host.check_step(self, step, act.intent_inputs(inputs, self.workdir))
-        except PolicyError as exc:
-            return self._fail_step(name, inputs, f"refused by policy: {exc}")
+        verdict = None
+        if self.checked:
+            try:
+                verdict = host.check_step(self, step, act.intent_inputs(inputs, self.workdir))
+            except PolicyError as exc:
+                return self._fail_step(name, inputs, f"refused by policy: {exc}")
         try:
             kwargs = act.validate(inputs)
         except ActionError as exc:
@@ -648,9 +668,15 @@ class Execution:
                 undo_dir=host.undo_dir(self.id),
                 allowed_paths=verdict.paths if verdict is not None else None,
             )
+        lock = self.lock
+        with lock:
+            self.running_actions += 1
         try:
-            with self._running_action():
+            try:
                 result = act.fn(**kwargs)
+            finally:
+                with lock:
+                    self.running_actions -= 1
         except Abandon:
             raise
         except StepInterrupted:
@@ -668,12 +694,19 @@ class Execution:
             # then raised again in this (worker) thread.
             self._fail(name, inputs, f"interrupted by {format_error(exc)}", format_traceback(exc))
             raise
+        outputs: Any
         if result is None or isinstance(result, _SCALARS):
             try:
                 out_json = _dump_outputs(result)
             except ValueError as exc:
                 return self._bad_outputs(name, step, inputs, exc)
             outputs = result
+        elif type(result) is dict and all(type(v) in _FLAT for v in result.values()):
+            try:  # a flat dict (the usual outputs): a shallow copy is a full copy
+                out_json = _dump_outputs(result)
+            except (TypeError, ValueError) as exc:
+                return self._bad_outputs(name, step, inputs, exc)
+            outputs = dict(result)
         else:
             try:
                 out_json = _dump_outputs(result)
@@ -705,7 +738,7 @@ class Execution:
     def _complete(
         self, name: str, step: PlannedStep, act: Action, inputs: dict[str, Any], outputs: Any, out_json: str
     ) -> str | None:
-        in_json = _dump_inputs(inputs)
+        in_json = _dump_inputs(inputs) if inputs else "{}"
         host = self.host
         with self.lock:
             if self.abandoned:

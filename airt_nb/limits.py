@@ -205,6 +205,49 @@ def check_depth(value: Any, *, what: str, limit: int = MAX_DEPTH, error: type[Ai
         _raise(error, what, *found)
 
 
+_PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def is_plain(value: Any, *, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_VALUE_NODES) -> bool:
+    """True if ``value`` is certainly plain, bounded JSON: exact dicts with text keys, lists, text,
+    finite numbers, booleans and ``None``, within the limits.
+
+    The quick look every spec and input gets; anything unusual (a tuple, a subclass, a
+    non-finite number, a limit reached) answers False, and :func:`value_problem` then
+    says what and where.
+
+    >>> is_plain({"a": [1, 2.5, None]}), is_plain({"a": float("nan")})
+    (True, False)
+    """
+    count = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    pop, push = stack.pop, stack.append
+    scalars = _PLAIN_SCALARS
+    while stack:
+        item, depth = pop()
+        count += 1
+        kind = type(item)
+        if kind in scalars:
+            continue
+        if kind is float:
+            if item - item != 0.0:  # inf - inf and nan - nan are nan
+                return False
+            continue
+        if count > max_nodes or depth >= max_depth:
+            return False
+        if kind is dict:
+            for key, child in item.items():
+                if type(key) is not str:
+                    return False
+                push((child, depth + 1))
+        elif kind is list:
+            for child in item:
+                push((child, depth + 1))
+        else:
+            return False
+    return count <= max_nodes
+
+
 def value_problem(
     value: Any, *, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_VALUE_NODES, finite: bool = True
 ) -> tuple[tuple[Any, ...], str] | None:
@@ -262,6 +305,8 @@ def check_value(
     ...
     airt_nb.errors.SpecError: invalid workflow spec: spec, inputs.n: nan is not a JSON number; use a finite number or text
     """
+    if is_plain(value, max_depth=max_depth, max_nodes=max_nodes):
+        return
     found = value_problem(value, max_depth=max_depth, max_nodes=max_nodes)
     if found is not None:
         _raise(error, what, *found)

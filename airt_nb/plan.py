@@ -59,6 +59,7 @@ class Plan:
         deps = spec.dependencies()
         steps: list[PlannedStep] = []
         for i, s in enumerate(spec.steps):
+            inputs = dict(s.inputs)
             steps.append(
                 PlannedStep(
                     name=s.name,
@@ -66,8 +67,8 @@ class Plan:
                     type=s.type,
                     action=s.action,
                     deps=deps[s.name],
-                    inputs=dict(s.inputs),
-                    resolver=compile_value(dict(s.inputs)),
+                    inputs=inputs,
+                    resolver=compile_value(inputs) if inputs else None,
                     retry=s.retry,
                     message=s.message,
                     message_resolver=compile_value(s.message) if s.message else None,

@@ -13,7 +13,6 @@ Nothing here touches the database: a refused spec writes nothing.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -137,7 +136,8 @@ class WorkflowSpec(_Model):
         return deps
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json", exclude_defaults=False), sort_keys=True)
+        """The spec as JSON (every field, defaults included): what is stored and fingerprinted."""
+        return self.model_dump_json()
 
     @property
     def fingerprint(self) -> str:
@@ -195,7 +195,10 @@ def _allowed_keys(loc: tuple[Any, ...], data: Any) -> list[str]:
 # -- semantic checks ---------------------------------------------------------------------
 
 
-def _semantic_problems(spec: WorkflowSpec, lines: Mapping, registry: Registry) -> list[tuple]:
+def _semantic_problems(
+    spec: WorkflowSpec, lines: Mapping, registry: Registry, *, finite_checked: bool = False
+) -> list[tuple]:
+    """Problems pydantic cannot see; ``finite_checked``: the spec is known to hold no ``inf``/``nan``."""
     problems: list[tuple] = []
 
     def add(path: tuple[Any, ...], message: str) -> None:
@@ -296,9 +299,11 @@ def _semantic_problems(spec: WorkflowSpec, lines: Mapping, registry: Registry) -
                         ("steps", i, "inputs", key) if key in step.inputs else ("steps", i, "inputs"),
                         message.split(": ", 1)[1] if ": " in message else message,
                     )
-        seen = {field for _, field, _ in problems[reported:]}
-        _add_not_finite(add, ("steps", i, "inputs"), step.inputs, seen)
-    _add_not_finite(add, ("inputs",), spec.inputs, set())
+        if not finite_checked:
+            seen = {field for _, field, _ in problems[reported:]}
+            _add_not_finite(add, ("steps", i, "inputs"), step.inputs, seen)
+    if not finite_checked:
+        _add_not_finite(add, ("inputs",), spec.inputs, set())
     return problems
 
 
@@ -382,13 +387,17 @@ def load_spec(source: str | Mapping[str, Any] | WorkflowSpec, *, registry: Regis
         got = "nothing" if data is None else type(data).__name__
         raise SpecError([(1 if lines else None, "", f"a workflow spec is a mapping with name: and steps:, got {got}")])
     name = data.get("name") if isinstance(data.get("name"), str) else None
-    _check_limits(data, lines, name)
+    plain = limits.is_plain(data, max_depth=limits.MAX_DEPTH, max_nodes=limits.MAX_SPEC_NODES)
+    if not plain or (
+        isinstance(data.get("steps"), list) and len(data["steps"]) > limits.MAX_STEPS
+    ):  # look closer: say what and where
+        _check_limits(data, lines, name)
     try:
         spec = WorkflowSpec.model_validate(data)
     except pydantic.ValidationError as exc:
         problems = sorted(_pydantic_problems(exc, data, lines), key=lambda p: p[0] or 0)
         raise SpecError(problems, workflow=name) from None
-    problems = _semantic_problems(spec, lines, registry)
+    problems = _semantic_problems(spec, lines, registry, finite_checked=plain)
     if problems:
         raise SpecError(sorted(problems, key=lambda p: p[0] or 0), workflow=spec.name)
     return spec

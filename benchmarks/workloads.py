@@ -105,52 +105,39 @@ def raw_commits(path: Path, n: int, durability: str) -> float:
 
 
 def raw_checkpoints(path: Path, n: int, durability: str) -> float:
-    """Raw sqlite3 running exactly the statements of our step checkpoints, on our schema; returns seconds.
+    """Raw sqlite3 running exactly the statement of our step checkpoint, on our schema; returns seconds.
 
-    What the durable step protocol costs in SQLite alone: the lease fence and progress
-    (UPDATE workflows), the completion (UPDATE workflow_steps) and the next start
-    (UPDATE workflow_steps), one commit per step.
+    What the durable step protocol costs in SQLite alone: one row updated per step (the step's
+    completion, fenced on the workflow's lease, the pending request read back), one commit per step.
     """
     from airt_nb.store.migrations import MIGRATIONS
+    from airt_nb.store.writes import _COMPLETE
     from airt_nb.timeutil import now_iso
 
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys = ON")
-    for _number, _title, sql in MIGRATIONS:
-        conn.executescript(sql)
+    for m in MIGRATIONS:
+        conn.executescript(m.sqlite)
     now = now_iso()
     conn.execute(
         "INSERT INTO workflows (workflow_id, name, status, spec, spec_hash, inputs, created_at, updated_at, "
-        "total_steps, lease_owner, lease_expires) VALUES ('w', 'raw', 'RUNNING', '', 'h', '{}', ?, ?, ?, 'me', ?)",
-        (now, now, n, now),
+        "total_steps, lease_owner) VALUES ('w', 'raw', 'RUNNING', '', 'h', '{}', ?, ?, ?, 'me')",
+        (now, now, n),
     )
     conn.executemany(
         "INSERT INTO workflow_steps (workflow_id, step_name, position, type, action, status, attempt) "
         "VALUES ('w', ?, ?, 'action', 'noop', 'PENDING', 0)",
         [(f"s{i}", i) for i in range(n)],
     )
+    ids = [r[0] for r in conn.execute("SELECT step_id FROM workflow_steps ORDER BY position")]
+    sql = _COMPLETE["sqlite"]
     t0 = time.perf_counter()
     for i in range(n):
         now = now_iso()
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            "UPDATE workflows SET updated_at = ?, done_steps = done_steps + 1 WHERE workflow_id = 'w' "
-            "AND lease_owner = 'me'",
-            (now,),
-        )
-        conn.execute(
-            "UPDATE workflow_steps SET status = 'COMPLETED', finished_at = ?, inputs = '{}', outputs = '{}', "
-            "fingerprint = '0123456789abcdef', error = NULL WHERE workflow_id = 'w' AND step_name = ?",
-            (now, f"s{i}"),
-        )
-        if i + 1 < n:
-            conn.execute(
-                "UPDATE workflow_steps SET status = 'RUNNING', attempt = 1, started_at = ?, finished_at = NULL, "
-                "next_attempt_at = NULL, error = NULL WHERE workflow_id = 'w' AND step_name = ?",
-                (now, f"s{i + 1}"),
-            )
+        conn.execute(sql, ("COMPLETED", 1, now, now, "{}", "{}", "0123456789abcdef", ids[i], "w", "me", "w")).fetchone()
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - t0
     conn.close()
@@ -198,14 +185,15 @@ def steps(durability: str = "normal", n: str = "2000") -> dict:
 def _count_commits(store) -> dict:
     """Wrap the store's commit to count transactions and the ops they carried."""
     counts = {"commits": 0, "ops": 0}
-    original = store._commit
+    group = store._gc
+    original = group._run_batch
 
     def counting(batch):
         counts["commits"] += 1
         counts["ops"] += len(batch)
         return original(batch)
 
-    store._commit = counting
+    group._run_batch = counting
     return counts
 
 

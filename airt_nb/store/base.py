@@ -137,32 +137,43 @@ class GroupCommit:
         self._cv = threading.Condition()
         self._queue: list[_Pending] = []
         self._leading = False
+        self._waiters = 0  # writers waiting for a commit (followers, or for the leader to finish)
         self.closed = False
 
     def write(self, op: Callable[[Any], T]) -> T:
         item = _Pending(op)
-        with self._cv:
+        cv = self._cv
+        with cv:
             if self.closed:
                 raise self._closed_error()
-            self._queue.append(item)
-            while not item.done:
-                if not self._leading:
-                    self._leading = True
-                    batch, self._queue = self._queue, []
-                    break
-                self._cv.wait()
+            if not self._leading and not self._queue:
+                self._leading = True  # alone: lead with no queue at all (the usual case)
+                batch = [item]
             else:
-                if item.error is not None:
-                    raise item.error
-                return item.result  # type: ignore[no-any-return]
+                self._queue.append(item)
+                self._waiters += 1
+                try:
+                    while not item.done:
+                        if not self._leading:
+                            self._leading = True
+                            batch, self._queue = self._queue, []
+                            break
+                        cv.wait()
+                    else:
+                        if item.error is not None:
+                            raise item.error
+                        return item.result  # type: ignore[no-any-return]
+                finally:
+                    self._waiters -= 1
         try:
             self._run_batch(batch)
         finally:
-            with self._cv:
+            with cv:
                 self._leading = False
                 for done in batch:
                     done.done = True
-                self._cv.notify_all()
+                if self._waiters:
+                    cv.notify_all()
         if item.error is not None:
             raise item.error
         return item.result  # type: ignore[no-any-return]
@@ -174,8 +185,12 @@ class GroupCommit:
     def close(self) -> None:
         """Refuse new writes; wait for the commit in progress."""
         with self._cv:
-            while self._leading:
-                self._cv.wait()
+            self._waiters += 1
+            try:
+                while self._leading:
+                    self._cv.wait()
+            finally:
+                self._waiters -= 1
             self.closed = True
 
 
@@ -188,8 +203,12 @@ class _Exclusive:
     def __enter__(self) -> None:
         gc = self._gc
         with gc._cv:
-            while gc._leading:
-                gc._cv.wait()
+            gc._waiters += 1
+            try:
+                while gc._leading:
+                    gc._cv.wait()
+            finally:
+                gc._waiters -= 1
             if gc.closed:
                 raise gc._closed_error()
             gc._leading = True
