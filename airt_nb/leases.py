@@ -89,9 +89,9 @@ def should_take(
         return False  # its home lives: it is woken there, never moved
     if candidate.session is not None and candidate.session == session:
         return True  # the same notebook after a restart
-    gone = home.gone_at(now) if home is not None else None
-    if gone is None:
+    if home is None:
         return True  # a home the database has forgotten: long gone
+    gone = home.gone_at(now) or now  # found dead just now: its grace starts now
     return gone <= grace_cutoff
 
 

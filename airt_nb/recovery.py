@@ -24,6 +24,7 @@ Talks to the engine only through :class:`RecoveryHost`; imports no engine.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -166,6 +167,8 @@ class Recovery:
         for holder in store.lease_holders():
             if holder not in engines:
                 gone.add(holder)  # an engine the database no longer knows cannot renew anything
+        for owner in found_dead:  # gone from now on, as the database will say
+            engines[owner] = dataclasses.replace(engines[owner], closed_at=engines[owner].closed_at or now)
         fresh = [o for o in found_dead if o not in self._marked_dead]
         if fresh:
             # From now on its workflows' grace period runs (see leases.should_take).

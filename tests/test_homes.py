@@ -223,7 +223,7 @@ def test_a_busy_run_with_a_short_lease_is_never_taken_over_while_its_engine_live
 
         return reg
 
-    steps = [{"name": f"s{i}", "action": "tick"} for i in range(20_000)]  # a few seconds: many lease periods
+    steps = [{"name": f"s{i}", "action": "tick"} for i in range(40_000)]  # a few seconds: several lease periods
     with (
         Engine(db_path, registry=registry("owner"), session="owner", lease_ttl=0.3) as owner,
         Engine(
@@ -234,7 +234,7 @@ def test_a_busy_run_with_a_short_lease_is_never_taken_over_while_its_engine_live
         assert run.wait(timeout=120) == "COMPLETED"
         assert owner._leases.renewals >= 2  # the run lasted several lease periods
         assert not other.is_local(run.id)
-    assert ran_in == {"owner": 20_000}
+    assert ran_in == {"owner": 40_000}
     assert [e.event for e in owner_history(db_path, run.id)] == ["started", "completed"]
 
 

@@ -143,3 +143,49 @@ def test_dashboard_shows_a_workflow_run_by_a_second_kernel(page: Any, lab: Lab) 
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+TEAM_DB = "import os\nos.environ['AIRT_DB'] = os.path.abspath('../team.db')"
+HOMED_SPEC = """%%workflow -o job
+name: draft-and-publish
+steps:
+  - name: draft
+    action: file.write
+    inputs: {path: draft.md, content: draft}
+  - name: review
+    type: human_approval
+    message: "Publish the draft?"
+  - name: publish
+    action: file.write
+    inputs: {path: final.md, content: final}
+"""
+
+
+def test_approved_in_another_notebooks_inbox_the_run_completes_in_its_own_notebook(page: Any, lab: Lab) -> None:
+    """Two notebooks in two folders on one database: B's inbox approves, A's kernel and folder do the rest."""
+    a = lab.notebook("home-a", [TEAM_DB, "%load_ext airt_nb", HOMED_SPEC])
+    b = lab.notebook("home-b", [TEAM_DB, "%load_ext airt_nb", "import airt_nb\nairt_nb.approvals_panel()"])
+    open_notebook(page, a)
+    command(page, "notebook:run-all-cells")
+    panel = live(cell(page, 2))
+    panel.locator(".airt-card").wait_for()
+    assert (lab.root / "home-a/draft.md").read_text() == "draft"
+
+    open_notebook(page, b)  # a second tab, a second kernel
+    command(page, "notebook:run-all-cells")
+    inbox = cell(page, 2).locator(".airt-inbox:not(.jupyter-widgets-disconnected)")
+    card = inbox.locator(".airt-card")
+    card.wait_for()
+    expect(card).to_contain_text("Publish the draft?")
+    card.locator(".airt-reason textarea").fill("approved from notebook B")
+    card.get_by_role("button", name="Approve", exact=True).click()
+    expect(inbox).to_contain_text("review of")  # the decision is recorded
+    expect(inbox.locator(".airt-row:visible")).to_have_count(0)  # and the approval leaves the inbox
+    screenshot(inbox, "two-notebooks-inbox")
+
+    open_notebook(page, a)  # back to A: its own kernel carried the run on, in its own folder
+    panel.locator(".airt-header .airt-status-COMPLETED").wait_for(timeout=30_000)
+    expect(panel.locator(".airt-history")).to_contain_text("approved by reviewer")
+    assert (lab.root / "home-a/final.md").read_text() == "final"
+    assert not (lab.root / "home-b/final.md").exists()
+    screenshot(panel, "two-notebooks-completed-in-a")
