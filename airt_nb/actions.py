@@ -265,6 +265,7 @@ class Registry:
 
     def __init__(self, *, builtins: bool = True):
         self._actions: dict[str, Action] = {}
+        self.version = 0  # changes whenever an action is added or replaced (cached validations expire)
         self._lock = threading.Lock()
         self._listeners: weakref.WeakSet[Any] = weakref.WeakSet()
         self._callbacks: list[Callable[[str], None]] = []
@@ -277,6 +278,7 @@ class Registry:
         """Add (or replace) an action; replacing is how a re-run notebook cell updates one."""
         with self._lock:
             self._actions[act.name] = act
+            self.version += 1
             listeners = list(self._listeners)
             callbacks = list(self._callbacks)
         for listener in listeners:

@@ -42,7 +42,7 @@ from .errors import AirtError, NotFoundError, SpecError, StoreError, WorkflowSta
 from .execution import Execution
 from .identity import current_user
 from .leases import LeaseKeeper
-from .limits import check_inputs
+from .limits import check_inputs, is_plain
 from .ownership import MACHINE, describe_owner, is_dead_local_owner, make_owner_id, parse_owner
 from .plan import Plan
 from .policy import AllowAll, Policy, Verdict
@@ -195,6 +195,8 @@ class Engine:
         self._closing = False
         self._closed = False
         self._plans: dict[str, Plan] = {}
+        self._validated: dict[tuple[Any, int], Plan] = {}
+        self._stored_specs: set[str] = set()  # spec hashes this engine stored (never deleted)
         self._waiting: dict[str, str] = {}
         self._signalled = threading.Event()
         self._next_sweep = 0.0
@@ -277,6 +279,25 @@ class Engine:
 
     # -- starting -----------------------------------------------------------------------------------
 
+    def _plan_of(self, spec: str | Mapping[str, Any] | WorkflowSpec) -> Plan:
+        """The validated, compiled plan of ``spec``; the same spec started again is not validated again
+        (until an action is added or replaced: validation depends on the registered actions)."""
+        key: Any = None
+        if isinstance(spec, str):
+            key = spec
+        elif type(spec) is dict and is_plain(spec):
+            key = json.dumps(spec, sort_keys=True)
+        if key is not None:
+            cached = self._validated.get((key, self.registry.version))
+            if cached is not None:
+                return cached
+        plan = self._plan_for(load_spec(spec, registry=self.registry))
+        if key is not None:
+            if len(self._validated) >= 256:
+                self._validated.pop(next(iter(self._validated)))
+            self._validated[(key, self.registry.version)] = plan
+        return plan
+
     def _plan_for(self, spec: WorkflowSpec) -> Plan:
         spec_json = spec.to_json()  # once: a long spec takes milliseconds to serialise
         key = fingerprint_of(spec_json)
@@ -318,7 +339,7 @@ class Engine:
         >>> run = eng.start(spec_yaml, inputs={"target": "out/r"})  # doctest: +SKIP
         """
         self._check_open()
-        plan = self._plan_for(load_spec(spec, registry=self.registry))
+        plan = self._plan_of(spec)
         name = plan.spec.name
         folder = _workdir(workdir, name)
         merged = _merge_inputs(plan.spec.inputs, inputs, name)
@@ -384,8 +405,10 @@ class Engine:
                 for s in plan.steps
             ]
 
+            spec_stored = plan.spec_hash in self._stored_specs
+
             def op(tx: Tx) -> list[int]:
-                tx.insert_workflow(row)
+                tx.insert_workflow(row, spec_stored=spec_stored)
                 ids = tx.insert_steps(workflow_id, step_rows)
                 for audit in audit_rows:
                     tx.insert_audit({**audit, "workflow_id": workflow_id})
@@ -395,6 +418,7 @@ class Engine:
                 return ids
 
             ids = self._store.write(op)
+            self._stored_specs.add(plan.spec_hash)
             for s, step_id in zip(plan.steps, ids, strict=True):
                 ex.step_id[s.name] = step_id
             with self._exec_lock:
@@ -746,12 +770,37 @@ class Engine:
             self._recovering = True
             self._store.write(lambda tx: tx.set_takes_work(self._owner, True))
 
-    def _adopt(self, workflow_id: str, *, lost_from: str | None = None) -> str | None:
+    def _adopt_many(self, adopted: builtins.list[tuple[str, str | None]]) -> dict[str, str | Exception | None]:
+        """Adopt workflows this engine just claimed, ``(workflow_id, lost_from)``, reading them in two
+        queries; returns, by id, what each waits for (or the error that stopped it)."""
+        ids = [w for w, _ in adopted]
+        records = self._store.workflows_by_id(ids)
+        steps = self._store.steps_by_workflow(ids)
+        out: dict[str, str | Exception | None] = {}
+        for workflow_id, lost_from in adopted:
+            try:
+                out[workflow_id] = self._adopt(
+                    workflow_id, lost_from=lost_from, record=records.get(workflow_id), steps=steps.get(workflow_id)
+                )
+            except Exception as exc:  # one bad workflow never stops the others
+                log.exception("workflow %s could not be resumed", workflow_id)
+                out[workflow_id] = exc
+        return out
+
+    def _adopt(
+        self,
+        workflow_id: str,
+        *,
+        lost_from: str | None = None,
+        record: WorkflowRecord | None = None,
+        steps: builtins.list[Any] | None = None,
+    ) -> str | None:
         """Build the execution of a workflow this engine just claimed and continue it.
 
         Returns what it has to wait for (a missing action's name, or a folder), if anything.
         """
-        record = self._store.workflow(workflow_id)
+        if record is None:
+            record = self._store.workflow(workflow_id)
         if record is None or record.lease_owner != self._owner:
             return None
         if record.workdir and not os.path.isdir(record.workdir):
@@ -763,7 +812,8 @@ class Engine:
             )
             return what
         plan = self._plan_from_json(record.spec, record.spec_hash)
-        steps = self._store.steps(workflow_id)
+        if steps is None:
+            steps = self._store.steps(workflow_id)
         ex = Execution(self._host, record, plan, steps, inputs=json.loads(record.inputs))
         if record.status == "RUNNING" and record.requested in ("cancel", "rollback"):
             ex.stopping = record.requested  # asked for before this engine took the workflow over
@@ -779,14 +829,15 @@ class Engine:
         now = now_iso()
         here = f"{describe_owner(self._owner)} in {record.workdir or os.getcwd()}"
 
-        def note(tx: Tx) -> None:
+        done_before = record.done_steps
+
+        def note(tx: Tx) -> None:  # written with the resume's first transaction
             for w in warnings:
                 tx.add_warning(workflow_id, w)
             tx.add_event(workflow_id, now, "resumed", self.user, here)
-            if ex.done != record.done_steps:
+            if ex.done != done_before:
                 tx.progress(workflow_id, self._owner, ex.done, now)
 
-        self._store.write(note)
         ex.done_written = ex.done
         for w in warnings:
             log.warning("workflow %s: %s", workflow_id, w)
@@ -796,12 +847,17 @@ class Engine:
                 return None
             self._executions[workflow_id] = ex
         self._waiting.pop(workflow_id, None)
+        # On a worker: workflows adopted together resume at once, and their first transactions share commits.
+        self._submit(self._resume, ex, lost_from, note)
+        return None
+
+    @staticmethod
+    def _resume(ex: Execution, lost_from: str | None, note: Callable[[Tx], None]) -> None:
         try:
-            ex.resume(lost_from=lost_from)
+            ex.resume(lost_from=lost_from, first=[note])
         except Exception:
+            log.exception("workflow %s could not be resumed", ex.id)
             ex.abandon("error while resuming; this engine tries again shortly", retry=True)
-            raise
-        return ex.deferred_on.removeprefix("action ") if ex.deferred_on else None
 
     def _code_changes(self, steps: builtins.list[Any]) -> builtins.list[str]:
         warnings = []
@@ -1133,6 +1189,9 @@ class _Hosting:
 
     def adopt(self, workflow_id: str, *, lost_from: str | None = None) -> str | None:
         return self._e._adopt(workflow_id, lost_from=lost_from)
+
+    def adopt_many(self, adopted: builtins.list[tuple[str, str | None]]) -> dict[str, str | Exception | None]:
+        return self._e._adopt_many(adopted)
 
     def apply_decisions(self, ex: Execution) -> None:
         self._e._apply_decisions(ex)

@@ -511,14 +511,15 @@ class Execution:
 
     # -- entry points -----------------------------------------------------------------------------------
 
-    def resume(self, *, lost_from: str | None = None) -> None:
+    def resume(self, *, lost_from: str | None = None, first: list[Callable[[Tx], Any]] | None = None) -> None:
         """Continue from the recorded state (new run, recovery, or after a decision).
 
         ``lost_from`` describes the engine that died while running it: its
         steps in flight are recorded as interrupted before they run again.
+        ``first`` are ops to commit with the first transaction (the adopting engine's notes).
         """
         now = now_iso()
-        ops: list[Callable[[Tx], Any]] = []
+        ops: list[Callable[[Tx], Any]] = list(first or ())
         in_flight: list[str] = []
         with self.lock:
             if lost_from:

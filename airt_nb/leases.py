@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -126,6 +127,8 @@ class LeaseKeeper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="airt-leases", daemon=True)
         self.renewals = 0  # how many renewals committed (tests and benchmarks read it)
+        self.longest_gap = 0.0  # the longest time between two renewals, in seconds
+        self._last = time.monotonic()
 
     def start(self) -> None:
         self._thread.start()
@@ -134,6 +137,9 @@ class LeaseKeeper:
         ttl, owner = self._ttl, self._owner
         alive = self._store.write(lambda tx: tx.renew(owner, ttl, self._store.now()))
         self.renewals += 1
+        now = time.monotonic()
+        self.longest_gap = max(self.longest_gap, now - self._last)
+        self._last = now
         if not alive:
             log.warning(
                 "airt_nb: engine %s was taken for dead (its lease ran out); its workflows may run elsewhere now",

@@ -106,6 +106,11 @@ class RecoveryHost(Protocol):
         """Continue a workflow this engine just claimed; returns what it waits for, if anything."""
         ...
 
+    def adopt_many(self, adopted: list[tuple[str, str | None]]) -> dict[str, str | Exception | None]:
+        """Continue workflows this engine just claimed, ``(workflow_id, lost_from)``; returns, by id,
+        what each waits for (None: running) or the error that stopped it."""
+        ...
+
     def apply_decisions(self, ex: Execution) -> None: ...
 
     def expire_at(self, approval_id: str, due: float) -> None:
@@ -228,7 +233,8 @@ class Recovery:
         return None
 
     def claim(self, wanted: list[Candidate], gone: set[str], *, fair: bool, on_each: Callable[..., Any]) -> int:
-        """Claim ``wanted`` in batches and call ``on_each(candidate)`` for each one taken.
+        """Claim ``wanted`` in batches, adopt each batch, and call ``on_each(candidate, outcome)`` for each
+        one taken (outcome: what it waits for, None, or the error that stopped it).
 
         With ``fair``, stop at this engine's fair share of what nobody runs, computed again before
         each batch: engines that start taking up work meanwhile get their part.
@@ -253,8 +259,9 @@ class Recovery:
             now = store.now()
             got = store.write(functools.partial(_claim, owner=host.owner_id, ids=chunk, dead=dead, now=now))
             taken += len(got)
+            outcomes = host.adopt_many([(w, self._lost_from(by_id[w])) for w in got])
             for workflow_id in got:
-                on_each(by_id[workflow_id])
+                on_each(by_id[workflow_id], outcomes.get(workflow_id))
         return taken
 
     def _split(self, wanted: list[Candidate]) -> tuple[list[Candidate], list[Candidate]]:
@@ -301,16 +308,10 @@ class Recovery:
         wanted = self.candidates(engines, live, gone, now)
         self.more_work = False
         own, others = self._split(wanted)
-        self.claim(own, gone, fair=False, on_each=self._adopt)
-        self.claim(others, gone, fair=True, on_each=self._adopt)
+        self.claim(own, gone, fair=False, on_each=_ignore)
+        self.claim(others, gone, fair=True, on_each=_ignore)
         self._next_lease_expiry(engines, live, now)
         self.arm_deadlines()
-
-    def _adopt(self, c: Candidate) -> None:
-        try:
-            self.host.adopt(c.workflow_id, lost_from=self._lost_from(c))
-        except Exception:
-            log.exception("workflow %s could not be resumed", c.workflow_id)
 
     @staticmethod
     def _lost_from(c: Candidate) -> str | None:
@@ -362,12 +363,9 @@ class Recovery:
                 )
                 summary.skipped[c.workflow_id] = why
 
-        def adopted(c: Candidate) -> None:
-            try:
-                waiting = host.adopt(c.workflow_id, lost_from=self._lost_from(c))
-            except Exception as exc:  # one bad workflow never stops the sweep
-                log.exception("workflow %s could not be resumed", c.workflow_id)
-                summary.skipped[c.workflow_id] = f"error: {exc}"
+        def adopted(c: Candidate, waiting: str | Exception | None) -> None:
+            if isinstance(waiting, Exception):  # one bad workflow never stops the sweep
+                summary.skipped[c.workflow_id] = f"error: {waiting}"
                 return
             if waiting:
                 summary.waiting_for_action[c.workflow_id] = waiting
@@ -396,6 +394,10 @@ class Recovery:
         self._next_lease_expiry(engines, live, now)
         self.arm_deadlines()
         return summary
+
+
+def _ignore(candidate: Candidate, outcome: object) -> None:
+    pass
 
 
 def _set_waiting(tx: Tx, *, marks: list[tuple[str, str]]) -> None:

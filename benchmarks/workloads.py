@@ -284,7 +284,8 @@ def victim(db: str, n: str) -> dict:
     from airt_nb import Engine
 
     _crashing = True
-    eng = Engine(db, registry=crash_registry(), recover=False)
+    # The same notebook session as the recovering engine: a restarted kernel gets its own workflows at once.
+    eng = Engine(db, registry=crash_registry(), recover=False, session="bench-crash")
     for _ in range(int(n)):
         eng.start(CRASH_SPEC)
     check = sqlite3.connect(db)
@@ -342,7 +343,7 @@ def recovery(db: str) -> dict:
                     done.set()
 
     t0 = time.perf_counter()
-    eng = Engine(path, registry=reg, recover=False)
+    eng = Engine(path, registry=reg, recover=False, session="bench-crash")
     eng.subscribe(on_event)
     summary = eng.recover()
     recovered = time.perf_counter()

@@ -43,6 +43,27 @@ class Reads:
         rows = self.query(f"SELECT {WF_COLS} FROM workflows WHERE workflow_id = ?", (workflow_id,))
         return WorkflowRecord(*rows[0]) if rows else None
 
+    def workflows_by_id(self, workflow_ids: Sequence[str]) -> dict[str, WorkflowRecord]:
+        """Several workflows in one read (recovery adopts them in batches)."""
+        if not workflow_ids:
+            return {}
+        marks = ",".join("?" * len(workflow_ids))
+        rows = self.query(f"SELECT {WF_COLS} FROM workflows WHERE workflow_id IN ({marks})", tuple(workflow_ids))
+        return {r[0]: WorkflowRecord(*r) for r in rows}
+
+    def steps_by_workflow(self, workflow_ids: Sequence[str]) -> dict[str, list[StepRecord]]:
+        """The steps of several workflows in one read, each list in position order."""
+        if not workflow_ids:
+            return {}
+        marks = ",".join("?" * len(workflow_ids))
+        found: dict[str, list[StepRecord]] = {w: [] for w in workflow_ids}
+        for r in self.query(
+            f"SELECT {STEP_COLS} FROM workflow_steps WHERE workflow_id IN ({marks}) ORDER BY workflow_id, position",
+            tuple(workflow_ids),
+        ):
+            found[r[0]].append(StepRecord(*r))
+        return found
+
     def workflow_status(self, workflow_id: str) -> tuple[str, str | None] | None:
         rows = self.query("SELECT status, waiting_for FROM workflows WHERE workflow_id = ?", (workflow_id,))
         return (rows[0][0], rows[0][1]) if rows else None

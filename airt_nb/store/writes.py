@@ -119,12 +119,14 @@ class Tx:
 
     # -- workflows -------------------------------------------------------------------------
 
-    def insert_workflow(self, row: dict[str, Any]) -> None:
-        """Insert a workflow; its spec is stored once per ``spec_hash``, not in the row."""
-        self._c.execute(
-            "INSERT INTO workflow_specs (spec_hash, spec) VALUES (:spec_hash, :spec) ON CONFLICT DO NOTHING",
-            {"spec_hash": row["spec_hash"], "spec": row["spec"]},
-        )
+    def insert_workflow(self, row: dict[str, Any], *, spec_stored: bool = False) -> None:
+        """Insert a workflow; its spec is stored once per ``spec_hash``, not in the row
+        (``spec_stored``: the caller knows it is in the database already)."""
+        if not spec_stored:
+            self._c.execute(
+                "INSERT INTO workflow_specs (spec_hash, spec) VALUES (:spec_hash, :spec) ON CONFLICT DO NOTHING",
+                {"spec_hash": row["spec_hash"], "spec": row["spec"]},
+            )
         self._c.execute(
             "INSERT INTO workflows (workflow_id, name, status, spec, spec_hash, inputs, created_at, "
             "updated_at, started_by, total_steps, lease_owner, workdir, session, home) "
@@ -290,11 +292,17 @@ class Tx:
     def insert_steps(self, workflow_id: str, rows: Iterable[tuple[Any, ...]]) -> list[int]:
         """Rows of (workflow_id, step_name, position, type, action, status, attempt, started_at);
         returns the new rows' step ids in position order."""
+        rows = list(rows)
         self._c.executemany(
             "INSERT INTO workflow_steps (workflow_id, step_name, position, type, action, status, attempt, "
             "started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        if self.dialect == "sqlite":
+            # One writer, one statement: the new rows took the next ids in order (rowids count up from the
+            # largest), so the last one names them all.
+            last = int(self._c.execute("SELECT last_insert_rowid()").fetchone()[0])
+            return list(range(last - len(rows) + 1, last + 1))
         found = self._c.execute(
             "SELECT step_id FROM workflow_steps WHERE workflow_id = ? ORDER BY position", (workflow_id,)
         ).fetchall()
