@@ -479,6 +479,36 @@ else:
 """
 
 
+REFUSE_TWENTY_TIMES = """
+import os, sys, airt_nb
+before = len(os.listdir("/proc/self/fd"))
+for _ in range(20):
+    try:
+        airt_nb.Engine(sys.argv[1]).close()
+    except airt_nb.AirtError as exc:
+        error = type(exc).__name__
+print(error, len(os.listdir("/proc/self/fd")) - before)
+"""
+
+
+@pytest.mark.parametrize("why", ["read-only file", "newer schema"])
+def test_a_refused_engine_leaves_no_open_file_and_no_wal_files(tmp_path, why):
+    db = tmp_path / "airt.db"
+    Engine(db).close()
+    assert not (tmp_path / "airt.db-wal").exists()  # the last connection to close removes them
+    if why == "read-only file":
+        db.chmod(0o444)
+    else:
+        sqlite3.connect(db).execute("PRAGMA user_version = 99").connection.close()
+    try:
+        out = run_without_root_powers(REFUSE_TWENTY_TIMES, str(db))
+    finally:
+        db.chmod(0o644)
+    assert out == "StoreError 0"  # twenty refusals, not one file descriptor more
+    assert not (tmp_path / "airt.db-wal").exists()
+    assert not (tmp_path / "airt.db-shm").exists()
+
+
 @pytest.mark.parametrize("what", ["file", "folder"])
 def test_read_only_database_is_one_clear_store_error_when_opening(tmp_path, what):
     folder = tmp_path / "data"

@@ -88,6 +88,8 @@ class SQLiteStore(Store):
         self._listener: threading.Thread | None = None
         self._stop_listening = threading.Event()
         self._check_path()
+        if os.path.exists(self.path):
+            self.check_writable()  # before connecting: a refused database gets no -wal/-shm files and no open file
         self._create_private()
         self._conn = self._connect()
         try:
@@ -243,7 +245,10 @@ class SQLiteStore(Store):
         with ``os.access`` on the file and its WAL companions: an SQL write probe
         would wait for any other process's write lock.
         """
-        for path in (self.path, f"{self.path}-wal", f"{self.path}-shm"):
+        paths = [self.path, f"{self.path}-wal", f"{self.path}-shm"]
+        if not all(os.path.exists(p) for p in paths[1:]):
+            paths.append(str(Path(self.path).resolve().parent))  # where SQLite must create them
+        for path in paths:
             if os.path.exists(path) and not os.access(path, os.W_OK):
                 raise StoreError(
                     f"database {self.path} is read-only (no permission to write {path}); make the file and its "
