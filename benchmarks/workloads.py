@@ -204,6 +204,7 @@ def workflows(mode: str = "sequential", n: str = "1000") -> dict:
 
     count = int(n)
     work = tmpdir()
+    raw = raw_commits(work / "raw.db", 2000, "normal") / 2000  # seconds per raw commit, same disk, same run
     eng = Engine(work / "airt.db", registry=registry())
     counts = _count_commits(eng.store)
     spec = chain("three", 3)
@@ -240,6 +241,8 @@ def workflows(mode: str = "sequential", n: str = "1000") -> dict:
     assert statuses.count("COMPLETED") == len(runs) == count, statuses[:3]
     return {
         "workflows_per_s": count / elapsed,
+        "raw_commits_per_s": 1 / raw,
+        "ratio": count / elapsed * raw,
         "commits": counts["commits"],
         "checkpoints": counts["ops"],
         "checkpoints_per_commit": counts["ops"] / max(counts["commits"], 1),
