@@ -37,7 +37,7 @@ class AirtError(Exception):
     --------
     >>> import airt_nb
     >>> try:
-    ...     airt_nb.load_spec("name: bad name\nsteps: []")
+    ...     airt_nb.load_spec({"name": "bad name", "steps": []})
     ... except airt_nb.AirtError as exc:
     ...     print(type(exc).__name__)
     SpecError
@@ -59,10 +59,15 @@ class SpecError(AirtError):
     --------
     >>> import airt_nb
     >>> try:
-    ...     airt_nb.load_spec("name: x\nsteps:\n  - name: a\n    action: nope\n")
+    ...     airt_nb.load_spec('''
+    ... name: x
+    ... steps:
+    ...   - name: a
+    ...     action: nope
+    ... ''')
     ... except airt_nb.SpecError as exc:
     ...     print(exc.line, exc.field)
-    4 steps[0].action
+    5 steps[0].action
     """
 
     def __init__(self, problems: list[tuple[int | None, str, str]], *, workflow: str | None = None):
