@@ -54,6 +54,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.kernel
+@pytest.mark.timeout(900)  # the first one builds the site: the tutorials run unless cached
 def test_the_site_builds_in_strict_mode_with_every_page(site: Path) -> None:
     for page in (
         "index.html",
@@ -72,6 +73,7 @@ def test_the_site_builds_in_strict_mode_with_every_page(site: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.kernel
+@pytest.mark.timeout(900)  # the first one builds the site: the tutorials run unless cached
 def test_every_public_name_has_an_entry_in_the_built_reference(site: Path) -> None:
     html = "".join(p.read_text(encoding="utf-8") for p in (site / "reference").rglob("*.html"))
     for name in airt_nb.__all__:
@@ -80,6 +82,7 @@ def test_every_public_name_has_an_entry_in_the_built_reference(site: Path) -> No
 
 @pytest.mark.slow
 @pytest.mark.kernel
+@pytest.mark.timeout(900)  # the first one builds the site: the tutorials run unless cached
 def test_tutorial_pages_show_executed_outputs_and_panel_snapshots(site: Path) -> None:
     page = (site / "tutorials" / "01-quickstart" / "index.html").read_text(encoding="utf-8")
     assert "airt-snapshot" in page  # the run's panel, as its static snapshot
@@ -91,17 +94,20 @@ def test_tutorial_pages_show_executed_outputs_and_panel_snapshots(site: Path) ->
 
 @pytest.mark.slow
 @pytest.mark.kernel
+@pytest.mark.timeout(900)  # the first one builds the site: the tutorials run unless cached
 def test_generated_reference_tables_come_from_the_code(site: Path) -> None:
     cli = (site / "reference" / "cli" / "index.html").read_text(encoding="utf-8")
     for command in ("list", "show", "approve", "reject", "resume", "rollback", "cancel", "serve", "dashboard"):
         assert f"airt {command}" in cli, command
     frames = (site / "reference" / "frames" / "index.html").read_text(encoding="utf-8")
-    assert "datetime64[us, UTC]" in frames and "timedelta64[us]" in frames
+    assert "datetime64[us, UTC]" in frames
+    assert "timedelta64[us]" in frames
     env = (site / "reference" / "environment" / "index.html").read_text(encoding="utf-8")
     for var in reference.environment_read(ROOT / "airt_nb"):
         assert var in env, var
     magics = (site / "reference" / "notebook" / "index.html").read_text(encoding="utf-8")
-    assert "--dry-run" in magics and "%workflow list" in magics
+    assert "--dry-run" in magics
+    assert "%workflow list" in magics
 
 
 def test_every_public_name_has_a_reference_entry() -> None:
