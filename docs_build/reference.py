@@ -86,9 +86,10 @@ def _argument_row(action: argparse.Action) -> list[str]:
     notes = []
     if action.choices:
         notes.append("one of " + ", ".join(f"`{c}`" for c in action.choices))
-    if action.default not in (None, False, argparse.SUPPRESS) and action.nargs != 0:
-        notes.append(f"default `{action.default}`")
     meaning = action.help or ""
+    if action.default not in (None, False, argparse.SUPPRESS) and action.nargs != 0 and "default" not in meaning:
+        notes.append(f"default `{action.default}`")
+    meaning = meaning[:1].upper() + meaning[1:]
     return [_code(flags), _cell(meaning + (f" ({'; '.join(notes)})" if notes else ""))]
 
 
@@ -209,7 +210,7 @@ def spec_markdown(meanings: Mapping[str, Any]) -> Result:
             [_code(name), _type_text(f.annotation), _default_text(f), _cell(section_meanings.get(name, ""))]
             for name, f in fields.items()
         ]
-        out += [f"## {title}", "", _table(["key", "type", "default", "meaning"], rows), ""]
+        out += [f"### {title}", "", _table(["key", "type", "default", "meaning"], rows), ""]
     return "\n".join(out), problems
 
 
@@ -256,7 +257,7 @@ def frames_markdown(meanings: Mapping[str, Any], frames: Mapping[str, Any]) -> R
             [_code(col), _code(str(df[col].dtype)), _example(df[col]), _cell(own.get(col, common.get(col, "")))]
             for col in df.columns
         ]
-        out += [f"## `{name}()`", "", _table(["column", "dtype", "example", "meaning"], rows), ""]
+        out += [f"### `{name}()`", "", _table(["column", "dtype", "example", "meaning"], rows), ""]
     problems += [
         f"common column {col!r} in {DESCRIPTIONS} is in no frame; remove it" for col in common if col not in used_common
     ]
