@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .widgets.inbox import approvals_panel
 
 __version__ = "0.1.0"
+"""The package's version."""
 
 __all__ = [
     "Action",
@@ -96,13 +97,27 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext airt_nb``: open the kernel's engine, recover, register the magics."""
+    """``%load_ext airt_nb``: open the kernel's engine, recover, register the magics.
+
+    Examples
+    --------
+    In a notebook cell:
+
+    >>> %load_ext airt_nb                          # doctest: +SKIP
+    airt_nb 0.1.0 · /home/ann/reports/airt.db · acting as ann
+    """
     from .magics import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext airt_nb``: close the kernel's engine; unfinished workflows stay in the database.
+
+    Examples
+    --------
+    >>> %unload_ext airt_nb                        # doctest: +SKIP
+    """
     from .magics import unload_ipython_extension as unload
 
     unload(ipython)

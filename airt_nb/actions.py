@@ -45,6 +45,16 @@ class StepInterrupted(Exception):
 
     The step stays recorded as running and runs again (same attempt, same
     idempotency key) when the workflow is resumed.
+
+    Examples
+    --------
+    >>> from airt_nb import StepContext, StepInterrupted, action
+    >>> @action
+    ... def crawl(pages: int, ctx: StepContext) -> dict:
+    ...     for page in range(pages):
+    ...         if ctx.cancelled.is_set():       # the engine is closing: stop, run again later
+    ...             raise StepInterrupted(f"stopped at page {page}")
+    ...     return {"pages": pages}
     """
 
 
@@ -62,6 +72,15 @@ class Action:
 
     Calling an ``Action`` calls the function unchanged, so decorated functions
     stay usable as plain Python.
+
+    Examples
+    --------
+    >>> from airt_nb import action
+    >>> @action("greet")
+    ... def hello(name: str) -> dict:
+    ...     return {"greeting": f"hello {name}"}
+    >>> hello, hello.name, hello("ann")
+    (<Action 'greet'>, 'greet', {'greeting': 'hello ann'})
     """
 
     def __init__(self, fn: Callable[..., Any], name: str, *, lazy: bool = False):
@@ -261,6 +280,20 @@ class Registry:
     The module-level :data:`default_registry` is what ``@action`` fills and
     what an :class:`~airt_nb.Engine` uses unless given another one; tests can
     pass their own ``Registry()`` instead of touching the default.
+
+    Examples
+    --------
+    >>> import airt_nb
+    >>> registry = airt_nb.Registry()              # the built-in actions, and yours
+    >>> @registry.action
+    ... def double(n: int) -> dict:
+    ...     return {"n": 2 * n}
+    >>> "double" in registry, "double" in airt_nb.Registry()
+    (True, False)
+    >>> with airt_nb.Engine("airt.db", registry=registry) as eng:
+    ...     run = eng.start({"name": "d", "steps": [{"name": "x", "action": "double", "inputs": {"n": 21}}]})
+    ...     run.wait(timeout=10), run.outputs["x"]
+    ('COMPLETED', {'n': 42})
     """
 
     def __init__(self, *, builtins: bool = True):
@@ -288,12 +321,14 @@ class Registry:
         return act
 
     def get(self, name: str) -> Action | None:
+        """The action registered as ``name``, or ``None``."""
         return self._actions.get(name)
 
     def __contains__(self, name: object) -> bool:
         return name in self._actions
 
     def names(self) -> list[str]:
+        """The registered names, sorted."""
         return sorted(self._actions)
 
     def add_listener(self, listener: Any) -> None:
@@ -301,6 +336,7 @@ class Registry:
         self._listeners.add(listener)
 
     def remove_listener(self, listener: Any) -> None:
+        """Stop calling ``listener`` (see :meth:`add_listener`)."""
         self._listeners.discard(listener)
 
     def action(self, name_or_fn: Any = None) -> Any:
@@ -335,17 +371,18 @@ def action(name_or_fn: Any = None) -> Any:
     the step runs; the return value must be JSON (dict, list, str, number,
     bool or None).
 
-    Example::
-
-        from airt_nb import action
-
-        @action
-        def write_file(path: str, content: str) -> dict:
-            Path(path).write_text(content)
-            return {"path": path, "bytes": len(content)}
-
-        @write_file.compensate
-        def _(inputs, outputs):
-            Path(outputs["path"]).unlink(missing_ok=True)
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from airt_nb import action
+    >>> @action
+    ... def write_file(path: str, content: str) -> dict:
+    ...     Path(path).write_text(content)
+    ...     return {"path": path, "bytes": len(content)}
+    >>> @write_file.compensate
+    ... def _(inputs, outputs):
+    ...     Path(outputs["path"]).unlink(missing_ok=True)
+    >>> write_file("note.txt", "hi")               # still a plain function
+    {'path': 'note.txt', 'bytes': 2}
     """
     return default_registry.action(name_or_fn)

@@ -42,6 +42,18 @@ class StepContext:
     are the folders a path policy lets this step touch (``None``: no path
     limit); the built-in file actions open files inside them without
     following any symbolic link, so the check and the open cannot be raced.
+
+    Examples
+    --------
+    The engine builds it; a test can too:
+
+    >>> from airt_nb import StepContext
+    >>> ctx = StepContext(workflow_id="6061be85", workflow_name="pay", step_name="charge", attempt=1)
+    >>> ctx.idempotency_key
+    '6061be85/charge/1'
+    >>> ctx.save("charge_id", "ch_42")
+    >>> ctx.saved("charge_id")
+    'ch_42'
     """
 
     __slots__ = (
@@ -99,6 +111,7 @@ class StepContext:
 
     @property
     def state(self) -> dict[str, Any]:
+        """Everything saved so far, as a new dict."""
         return dict(self._state)
 
 

@@ -74,7 +74,16 @@ REMOTE_POLL = 0.05  # seconds between two looks at a workflow another engine run
 
 
 class WaitTimeoutError(AirtError, TimeoutError):
-    """``Run.wait(timeout=...)`` ran out of time before the run finished or paused."""
+    """``Run.wait(timeout=...)`` ran out of time before the run finished or paused.
+
+    Examples
+    --------
+    >>> try:                                       # doctest: +SKIP
+    ...     run.wait(timeout=0.1)
+    ... except airt_nb.WaitTimeoutError:
+    ...     print("still", run.status)
+    still RUNNING
+    """
 
 
 class Engine:
@@ -129,12 +138,27 @@ class Engine:
         Seconds allowed per request phase, attempts before a delivery is
         given up, and the exponential back-off between attempts.
 
-    Example
-    -------
-    >>> eng = Engine(tmp_path / "airt.db")          # doctest: +SKIP
-    >>> run = eng.start(spec_yaml, inputs={"target": "out"})  # doctest: +SKIP
-    >>> run.wait(timeout=10)                         # doctest: +SKIP
+    Examples
+    --------
+    >>> import airt_nb
+    >>> eng = airt_nb.Engine("airt.db")
+    >>> run = eng.start('''
+    ... name: hello
+    ... steps:
+    ...   - name: pause
+    ...     action: wait
+    ...     inputs: {seconds: 0.1}
+    ...   - name: review
+    ...     type: human_approval
+    ...     message: Carry on?
+    ... ''')
+    >>> run.wait(timeout=10)
     'PAUSED'
+    >>> run.approve(reason="fine").status
+    'APPROVED'
+    >>> run.wait(timeout=10)
+    'COMPLETED'
+    >>> eng.close()
     """
 
     def __init__(
@@ -336,6 +360,8 @@ class Engine:
         working directory): relative paths of its steps and of their undos
         resolve against it, whichever engine runs them.
 
+        Examples
+        --------
         >>> run = eng.start(spec_yaml, inputs={"target": "out/r"})  # doctest: +SKIP
         """
         self._check_open()
@@ -563,6 +589,8 @@ class Engine:
         Raises :class:`~airt_nb.PolicyError` if ``by`` may not decide and
         :class:`~airt_nb.ApprovalError` if someone decided first.
 
+        Examples
+        --------
         >>> eng.approve(run.id, by="ann", reason="looks good").status  # doctest: +SKIP
         'APPROVED'
         """

@@ -31,7 +31,17 @@ __all__ = [
 
 
 class AirtError(Exception):
-    """Base class of every error airt_nb raises on purpose."""
+    """Base class of every error airt_nb raises on purpose.
+
+    Examples
+    --------
+    >>> import airt_nb
+    >>> try:
+    ...     airt_nb.load_spec({"name": "bad name", "steps": []})
+    ... except airt_nb.AirtError as exc:
+    ...     print(type(exc).__name__)
+    SpecError
+    """
 
 
 class SpecError(AirtError):
@@ -44,6 +54,20 @@ class SpecError(AirtError):
         or ``None`` when the problem has no place in the YAML text.
     workflow:
         The workflow's name when it could be read.
+
+    Examples
+    --------
+    >>> import airt_nb
+    >>> try:
+    ...     airt_nb.load_spec('''
+    ... name: x
+    ... steps:
+    ...   - name: a
+    ...     action: nope
+    ... ''')
+    ... except airt_nb.SpecError as exc:
+    ...     print(exc.line, exc.field)
+    5 steps[0].action
     """
 
     def __init__(self, problems: list[tuple[int | None, str, str]], *, workflow: str | None = None):
@@ -72,7 +96,17 @@ class SpecError(AirtError):
 
 
 class ActionError(AirtError):
-    """An action is unknown, was called with bad inputs, or returned bad outputs."""
+    """An action is unknown, was called with bad inputs, or returned bad outputs.
+
+    Examples
+    --------
+    >>> import airt_nb
+    >>> try:
+    ...     airt_nb.action(42)
+    ... except airt_nb.ActionError as exc:
+    ...     print(exc)
+    @action(name) takes the action's name as a string, got 42
+    """
 
     def __init__(
         self,
@@ -102,6 +136,14 @@ class PolicyError(AirtError):
     Also raised for a policy file that cannot be used; then ``path`` names the
     file and ``problems`` lists ``(line, field, message)`` like
     :class:`SpecError`.
+
+    Examples
+    --------
+    >>> run.approve(by="mallory")                  # doctest: +SKIP
+    Traceback (most recent call last):
+    airt_nb.errors.PolicyError: ... 'mallory' may not decide ...
+    >>> run.status                                 # still waiting for an approver  # doctest: +SKIP
+    'PAUSED'
     """
 
     def __init__(
@@ -137,7 +179,15 @@ class PolicyError(AirtError):
 
 
 class ApprovalError(AirtError):
-    """A decision cannot be taken: nothing pending, or someone decided first."""
+    """A decision cannot be taken: nothing pending, or someone decided first.
+
+    Examples
+    --------
+    >>> run.approve(by="ann")                      # doctest: +SKIP
+    >>> run.approve(by="bob")                      # doctest: +SKIP
+    Traceback (most recent call last):
+    airt_nb.errors.ApprovalError: ... already approved by ann at ...
+    """
 
     def __init__(self, message: str, *, workflow_id: str | None = None, approval_id: str | None = None):
         self.workflow_id = workflow_id
@@ -146,7 +196,16 @@ class ApprovalError(AirtError):
 
 
 class WorkflowStateError(AirtError):
-    """The workflow's status does not allow the requested operation."""
+    """The workflow's status does not allow the requested operation.
+
+    Examples
+    --------
+    >>> run.status                                 # doctest: +SKIP
+    'CANCELLED'
+    >>> run.resume()                               # doctest: +SKIP
+    Traceback (most recent call last):
+    airt_nb.errors.WorkflowStateError: ... is CANCELLED ...
+    """
 
     def __init__(self, message: str, *, workflow_id: str | None = None, status: str | None = None):
         self.workflow_id = workflow_id
@@ -155,7 +214,18 @@ class WorkflowStateError(AirtError):
 
 
 class NotFoundError(AirtError):
-    """No workflow (or approval) with the given id exists in the database."""
+    """No workflow (or approval) with the given id exists in the database.
+
+    Examples
+    --------
+    >>> import airt_nb
+    >>> with airt_nb.Engine("airt.db") as eng:
+    ...     try:
+    ...         eng.get("0123456789abcdef")
+    ...     except airt_nb.NotFoundError as exc:
+    ...         print(exc.ident)
+    0123456789abcdef
+    """
 
     def __init__(self, what: str, ident: str, *, db: str | None = None):
         self.what = what
@@ -165,7 +235,21 @@ class NotFoundError(AirtError):
 
 
 class StoreError(AirtError):
-    """The database cannot be opened or written."""
+    """The database cannot be opened or written.
+
+    Locked for longer than ``busy_timeout``, read-only, in a missing folder,
+    corrupted, or written by a newer airt_nb: one error naming the file and
+    what to do, never a hang.
+
+    Examples
+    --------
+    >>> import airt_nb
+    >>> try:
+    ...     airt_nb.Engine("no/such/folder/airt.db")
+    ... except airt_nb.StoreError as exc:
+    ...     print(exc.path)
+    no/such/folder/airt.db
+    """
 
     def __init__(self, message: str, *, path: str | None = None):
         self.path = path

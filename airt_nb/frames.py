@@ -228,7 +228,17 @@ def runs(db: Any = None, *, status: str | None = None) -> Frame:
     ``steps_total``), ``waiting_for``, ``warnings``, ``inputs``, and last the internal ``spec_hash``
     and ``owner`` (the engine holding its lease).
 
-    >>> airt_nb.runs("airt.db").query("status == 'FAILED'")  # doctest: +SKIP
+    Examples
+    --------
+    >>> import airt_nb
+    >>> with airt_nb.Engine("airt.db") as eng:
+    ...     eng.start({"name": "hi", "steps": [{"name": "a", "action": "wait", "inputs": {"seconds": 0}}]}).wait(10)
+    'COMPLETED'
+    >>> airt_nb.runs("airt.db")[["name", "status", "steps_done", "steps_total"]]
+      name     status  steps_done  steps_total
+    0   hi  COMPLETED           1            1
+    >>> airt_nb.runs("airt.db").query("status == 'FAILED'").empty
+    True
     """
     with _store(db) as store:
         df = _frame(store, "workflows", status=status)
@@ -248,7 +258,19 @@ def runs(db: Any = None, *, status: str | None = None) -> Frame:
 def steps(db: Any = None, workflow_id: str | None = None, *, status: str | None = None) -> Frame:
     """One row per step: ``workflow_id, step_name, status, attempt, started_at, finished_at,
     duration, inputs, outputs, error`` (and ``traceback`` where recorded, ``type``, ``action``,
-    ``position``, ``next_attempt_at``)."""
+    ``position``, ``next_attempt_at``).
+
+    Examples
+    --------
+    >>> import airt_nb
+    >>> with airt_nb.Engine("airt.db") as eng:
+    ...     run = eng.start({"name": "hi", "steps": [{"name": "a", "action": "wait", "inputs": {"seconds": 0}}]})
+    ...     run.wait(10)
+    'COMPLETED'
+    >>> airt_nb.steps("airt.db", workflow_id=run.id)[["step_name", "status", "attempt", "outputs"]]
+      step_name     status  attempt         outputs
+    0         a  COMPLETED        1  {'waited': 0.0}
+    """
     with _store(db) as store:
         df = _frame(store, "workflow_steps", workflow_id=workflow_id, status=status)
     for col in ("started_at", "finished_at"):
@@ -273,7 +295,14 @@ def steps(db: Any = None, workflow_id: str | None = None, *, status: str | None 
 
 def attempts(db: Any = None, workflow_id: str | None = None) -> Frame:
     """Every earlier attempt of every step: failed and retried, or ``INTERRUPTED`` (its engine
-    stopped); the attempt that counted is in :func:`steps`."""
+    stopped); the attempt that counted is in :func:`steps`.
+
+    Examples
+    --------
+    >>> airt_nb.attempts(workflow_id=run.id)[["step_name", "attempt", "status", "error"]]  # doctest: +SKIP
+      step_name  attempt  status                                    error
+    0     check        1  FAILED  ConnectionError: the spell checker ...
+    """
     with _store(db) as store:
         df = _frame(store, "step_attempts", workflow_id=workflow_id)
     for col in ("started_at", "finished_at"):
@@ -290,7 +319,13 @@ def approvals(db: Any = None, status: str | None = None, *, workflow_id: str | N
     rolls back; ``not_undone``: completed steps it cannot undo), ``undo`` (the steps a
     rejection rolls back, newest first), ``waited``, and the request's webhook delivery:
     ``webhook_status``, ``webhook_attempts``, ``webhook_error`` (every attempt is in
-    :func:`deliveries`)."""
+    :func:`deliveries`).
+
+    Examples
+    --------
+    >>> airt_nb.approvals(status="PENDING")[["workflow_id", "step_name", "message", "deadline"]]  # doctest: +SKIP
+    >>> airt_nb.approvals()[["step_name", "decided_by", "reason", "waited"]]  # doctest: +SKIP
+    """
     with _store(db) as store:
         df = _frame(store, "approvals", workflow_id=workflow_id, status=status)
         deliveries_df = _frame(store, "webhook_deliveries", workflow_id=workflow_id)
@@ -316,7 +351,12 @@ def approvals(db: Any = None, status: str | None = None, *, workflow_id: str | N
 
 def compensations(db: Any = None, workflow_id: str | None = None, *, status: str | None = None) -> Frame:
     """One row per compensation intent: ``workflow_id, step_name, action, status, created_at,
-    executed_at, error`` (and ``attempts``, ``inputs``, ``outputs``)."""
+    executed_at, error`` (and ``attempts``, ``inputs``, ``outputs``).
+
+    Examples
+    --------
+    >>> airt_nb.compensations(workflow_id=run.id)[["step_name", "action", "status", "note"]]  # doctest: +SKIP
+    """
     with _store(db) as store:
         df = _frame(store, "compensation_log", workflow_id=workflow_id, status=status)
     for col in ("created_at", "executed_at"):
@@ -330,7 +370,12 @@ def deliveries(db: Any = None, workflow_id: str | None = None) -> Frame:
     """Every webhook delivery (``event``, ``url``, ``status``: PENDING, RETRYING, DELIVERED or
     FAILED, ``attempts``, the last attempt's ``last_status`` / ``last_error``) and, in
     ``history``, the outcome of every attempt: ``{attempt, started_at, finished_at, outcome,
-    http_status, error}``."""
+    http_status, error}``.
+
+    Examples
+    --------
+    >>> airt_nb.deliveries().query("status == 'FAILED'")[["event", "url", "last_error"]]  # doctest: +SKIP
+    """
     with _store(db) as store:
         df = _frame(store, "webhook_deliveries", workflow_id=workflow_id)
         _, attempt_rows = store.all_rows("webhook_attempts", workflow_id=workflow_id)
@@ -352,7 +397,12 @@ def deliveries(db: Any = None, workflow_id: str | None = None) -> Frame:
 
 
 def audit(db: Any = None, workflow_id: str | None = None) -> Frame:
-    """Every policy decision that mattered: who, what, allowed or denied, by which rule."""
+    """Every policy decision that mattered: who, what, allowed or denied, by which rule.
+
+    Examples
+    --------
+    >>> airt_nb.audit().query("decision == 'deny'")[["at", "user", "event", "rule"]]  # doctest: +SKIP
+    """
     with _store(db) as store:
         df = _frame(store, "audit_log", workflow_id=workflow_id)
     _decode(df, "roles")
@@ -367,6 +417,8 @@ def history(db: Any = None, workflow_id: str | None = None) -> Frame:
     ``engine_lost`` (``detail`` names the engine that stopped) and ``resumed`` (by which
     engine).  A database written before the history was recorded gives an empty frame.
 
+    Examples
+    --------
     >>> airt_nb.history(workflow_id=run.id)[["at", "event", "by"]]   # doctest: +SKIP
     """
     with _store(db) as store:

@@ -53,7 +53,19 @@ BATCH = 64  # workflows claimed per transaction: a small batch lets other engine
 
 @dataclass
 class RecoverySummary:
-    """What :meth:`Engine.recover` found: ids by what happened to them."""
+    """What :meth:`Engine.recover <airt_nb.Engine.recover>` found: workflow ids by what happened to them.
+
+    ``resumed``: running again here; ``restored``: paused for an approval;
+    ``waiting_for_action``: ``{id: action}`` waiting for a cell that defines
+    the action; ``skipped``: ``{id: why}`` run by another live engine.
+
+    Examples
+    --------
+    >>> import airt_nb
+    >>> with airt_nb.Engine("airt.db") as eng:
+    ...     print(eng.last_recovery)
+    0 resumed, 0 waiting for approval
+    """
 
     resumed: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)

@@ -19,8 +19,11 @@ __all__ = ["Run"]
 
 
 class Run:
-    """One workflow run.
+    """One workflow run: what :meth:`Engine.start <airt_nb.Engine.start>` and
+    :meth:`Engine.get <airt_nb.Engine.get>` return.
 
+    Examples
+    --------
     >>> run = eng.start(spec)            # doctest: +SKIP
     >>> run.wait(timeout=10)             # doctest: +SKIP
     'PAUSED'
@@ -63,15 +66,23 @@ class Run:
 
     @property
     def name(self) -> str:
+        """The spec's ``name``."""
         return self.record.name
 
     @property
     def status(self) -> str:
-        """PENDING, RUNNING, PAUSED, COMPLETED, FAILED, ROLLING_BACK, ROLLED_BACK or CANCELLED."""
+        """PENDING, RUNNING, PAUSED, COMPLETED, FAILED, ROLLING_BACK, ROLLED_BACK or CANCELLED.
+
+        Examples
+        --------
+        >>> run.status                       # doctest: +SKIP
+        'PAUSED'
+        """
         return self._engine.status_of(self.id)
 
     @property
     def error(self) -> str | None:
+        """Why the run failed or was rolled back; ``None`` otherwise."""
         return self.record.error
 
     @property
@@ -81,6 +92,7 @@ class Run:
 
     @property
     def warnings(self) -> list[str]:
+        """Notes on the run, e.g. that an action's code changed since one of its steps ran."""
         return self.record.warning_list
 
     @property
@@ -91,7 +103,13 @@ class Run:
 
     @property
     def outputs(self) -> dict[str, Any]:
-        """``{step_name: outputs}`` of every completed step."""
+        """``{step_name: outputs}`` of every completed step.
+
+        Examples
+        --------
+        >>> run.outputs["count"]             # doctest: +SKIP
+        {'path': '/home/ann/report/text.txt', 'words': 6}
+        """
         return {
             s.step_name: json.loads(s.outputs)
             for s in self.steps()
@@ -100,20 +118,25 @@ class Run:
 
     @property
     def inputs(self) -> dict[str, Any]:
+        """The inputs the run started with (the spec's defaults merged with those given)."""
         return json.loads(self.record.inputs)  # type: ignore[no-any-return]
 
     def steps(self) -> list[StepRecord]:
+        """The run's steps as stored now, in spec order (:meth:`steps_frame`: as a DataFrame)."""
         return self._engine.store.steps(self.id)
 
     def approvals(self) -> list[ApprovalRecord]:
+        """Every approval request of the run, decided or not."""
         return self._engine.store.approvals(workflow_id=self.id)
 
     @property
     def pending_approval(self) -> ApprovalRecord | None:
+        """The approval the run waits for, if any."""
         pending = self._engine.store.approvals(workflow_id=self.id, status="PENDING")
         return pending[0] if pending else None
 
     def compensations(self) -> list[CompensationRecord]:
+        """The run's compensation intents (what a rollback would undo, and what it did)."""
         return self._engine.store.compensations(self.id)
 
     # -- waiting and deciding ------------------------------------------------------------------------
@@ -124,6 +147,8 @@ class Run:
         A run another engine executes is followed in the database.  Raises
         :class:`~airt_nb.WaitTimeoutError` after ``timeout`` seconds.
 
+        Examples
+        --------
         >>> run.wait(timeout=10)                 # doctest: +SKIP
         'PAUSED'
         >>> run.wait(timeout=60, until="done")   # doctest: +SKIP
@@ -135,30 +160,67 @@ class Run:
         self, *, by: str | None = None, reason: str | None = None, approval_id: str | None = None
     ) -> ApprovalRecord:
         """Approve the pending approval (``approval_id`` when several are pending); returns once it is
-        recorded.  See :meth:`airt_nb.Engine.approve`."""
+        recorded.  See :meth:`airt_nb.Engine.approve`.
+
+        Examples
+        --------
+        >>> run.approve(by="reviewer", reason="notes look good").decided_by  # doctest: +SKIP
+        'reviewer'
+        """
         return self._engine.approve(self.id, by=by, reason=reason, approval_id=approval_id)
 
     def reject(
         self, *, by: str | None = None, reason: str | None = None, approval_id: str | None = None
     ) -> ApprovalRecord:
-        """Reject the pending approval; the completed steps are rolled back."""
+        """Reject the pending approval; the completed steps are rolled back.
+
+        Examples
+        --------
+        >>> run.reject(reason="not this week")  # doctest: +SKIP
+        >>> run.wait(timeout=30)             # doctest: +SKIP
+        'ROLLED_BACK'
+        """
         return self._engine.reject(self.id, by=by, reason=reason, approval_id=approval_id)
 
     def rollback(self, *, by: str | None = None) -> str:
-        """Undo every completed step, newest first."""
+        """Undo every completed step, newest first (also of a COMPLETED run).
+
+        Examples
+        --------
+        >>> run.rollback(); run.wait(timeout=30)  # doctest: +SKIP
+        'ROLLED_BACK'
+        """
         return self._engine.rollback(self.id, by=by)
 
     def cancel(self, *, by: str | None = None) -> str:
-        """Stop the run without undoing anything."""
+        """Stop the run without undoing anything.
+
+        Examples
+        --------
+        >>> run.cancel(); run.wait(timeout=30)  # doctest: +SKIP
+        'CANCELLED'
+        """
         return self._engine.cancel(self.id, by=by)
 
     def resume(self) -> str:
+        """Run the workflow here if no live engine runs it (see :meth:`airt_nb.Engine.resume`).
+
+        Examples
+        --------
+        >>> run.resume()                     # doctest: +SKIP
+        'resumed'
+        """
         return self._engine.resume(self.id)
 
     # -- views -------------------------------------------------------------------------------------------
 
     def steps_frame(self) -> Any:
-        """The run's steps as a pandas DataFrame."""
+        """The run's steps as a pandas DataFrame (:func:`airt_nb.steps` of this run).
+
+        Examples
+        --------
+        >>> run.steps_frame()[["step_name", "status", "duration"]]  # doctest: +SKIP
+        """
         from .frames import steps
 
         return steps(self._engine.store, workflow_id=self.id)
@@ -166,6 +228,8 @@ class Run:
     def timeline(self) -> Any:
         """A Gantt-style picture of the run: steps, retries, approval waits, compensations.
 
+        Examples
+        --------
         >>> run.timeline()                 # doctest: +SKIP
         """
         from .timelines import timeline

@@ -110,7 +110,17 @@ class StepSpec(_Model):
 
 
 class WorkflowSpec(_Model):
-    """A validated workflow (see DESIGN §1)."""
+    """A validated workflow: what :func:`~airt_nb.load_spec` returns (immutable).
+
+    Examples
+    --------
+    >>> import airt_nb
+    >>> spec = airt_nb.load_spec({"name": "two", "steps": [
+    ...     {"name": "a", "action": "wait", "inputs": {"seconds": 0}},
+    ...     {"name": "b", "action": "wait", "inputs": {"seconds": 0}}]})
+    >>> spec.max_parallel, spec.dependencies()
+    (4, {'a': (), 'b': ('a',)})
+    """
 
     name: str = Field(pattern=NAME_PATTERN, max_length=100)
     description: str | None = None
@@ -141,6 +151,7 @@ class WorkflowSpec(_Model):
 
     @property
     def fingerprint(self) -> str:
+        """A short hash of :meth:`to_json`: runs of one spec share it (``runs()`` column ``spec_hash``)."""
         return fingerprint_of(self.to_json())
 
 
@@ -359,6 +370,8 @@ def load_spec(source: str | Mapping[str, Any] | WorkflowSpec, *, registry: Regis
     Raises :class:`~airt_nb.SpecError` with every problem found, each naming
     its YAML line and field.
 
+    Examples
+    --------
     >>> spec = load_spec('''
     ... name: hello
     ... steps:

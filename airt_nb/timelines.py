@@ -43,6 +43,8 @@ def timeline(workflow_ids: Any, db: Any = None, *, relative: bool | None = None)
     workflow at 0 (compare runs); the default draws several workflows on one
     clock (see what ran at the same time).
 
+    Examples
+    --------
     >>> airt_nb.timeline([run_a, run_b])   # doctest: +SKIP
     """
     if isinstance(workflow_ids, str) or not isinstance(workflow_ids, Iterable):

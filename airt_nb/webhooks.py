@@ -88,6 +88,8 @@ def verify(body: bytes | str, header: str | None, secret: str, *, max_age: float
         If given, also refuse a body whose signed ``timestamp`` is more than
         ``max_age`` seconds away from now (a replayed request).
 
+    Examples
+    --------
     >>> body = b'{"event":"approval.requested"}'
     >>> verify(body, sign(body, "s3cret"), "s3cret")
     True

@@ -45,6 +45,10 @@ _ID_WIDTH = "132px"  # the open button: a 16-character id in the code font
 def dashboard(engine: Engine | None = None, *, page_size: int = 20) -> DashboardPanel:
     """Every workflow of the database (all kernels), a detail view, the inbox and the tables.
 
+    ``%workflow dashboard`` shows the same panel.
+
+    Examples
+    --------
     >>> airt_nb.dashboard()            # doctest: +SKIP
     """
     if engine is None:

@@ -37,6 +37,10 @@ _SCAN = 2000  # pending approvals read at most to fill one page of filtered rows
 def approvals_panel(engine: Engine | None = None, *, page_size: int = 20) -> InboxPanel:
     """The approvals inbox of ``engine`` (default: the kernel's engine, opened if needed).
 
+    ``%workflow approvals`` shows the same panel.
+
+    Examples
+    --------
     >>> airt_nb.approvals_panel()      # doctest: +SKIP
     """
     if engine is None:
