@@ -4,7 +4,7 @@
 
     airt [--db PATH] [--json] list [--status S] [--name N] [--limit N]
     airt show ID
-    airt approve ID [--reason R] [--as USER]
+    airt approve ID [--reason R] [--as USER] [--value NAME=VALUE ...]
     airt reject ID [--reason R] [--as USER]
     airt resume ID | rollback ID | cancel ID
     airt serve [--ip IP] [--port N] [--token T]     the approvals page (airt_nb.server.serve)
@@ -40,9 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from .engine import Engine
-from .errors import AirtError, NotFoundError, StoreError
-from .store.records import SETTLED, TERMINAL, ApprovalRecord, WorkflowRecord
+from .errors import AirtError, ApprovalError, NotFoundError, StoreError
+from .fields import describe_field, parse_values
+from .store.records import SETTLED, TERMINAL, ApprovalRecord, DecisionRecord, WorkflowRecord
 from .timeutil import to_epoch
+from .views.approval_html import preview_text
 
 __all__ = ["main"]
 
@@ -69,6 +71,13 @@ def _ident(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a workflow or approval id; copy one from `airt list` (letters, digits, '-', '_')"
         )
+    return text
+
+
+def _value_text(text: str) -> str:
+    """``--value``: ``NAME=VALUE`` (typed later by the approval's field ``NAME``)."""
+    if "=" not in text or not text.split("=", 1)[0].strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE; write e.g. --value replicas=3")
     return text
 
 
@@ -109,6 +118,15 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("id", metavar="ID", type=_ident, help="workflow id (or prefix) or approval id")
         p.add_argument("--reason", help="recorded with the decision")
         p.add_argument("--as", dest="as_user", metavar="USER", help="decide as USER (default $AIRT_USER or you)")
+        p.add_argument(
+            "--value",
+            dest="values",
+            action="append",
+            default=[],
+            type=_value_text,
+            metavar="NAME=VALUE",
+            help="a typed field of the approval (repeat for several): --value replicas=3",
+        )
     p = sub.add_parser("resume", parents=[common], help="run a workflow nobody runs, here, until it pauses or ends")
     p.add_argument("id", metavar="ID", type=_ident)
     p.add_argument(
@@ -251,8 +269,9 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         for s in steps
     ]
     lines += _indent(_table(["#", "STEP", "ACTION", "STATUS", "ATTEMPT", "DURATION", "ERROR"], step_rows))
+    decisions = engine.store.decisions(workflow_id=workflow_id)
     for a in approvals:
-        lines += ["", *_approval_text(a, rec)]
+        lines += ["", *_approval_text(a, rec, decisions)]
     if deliveries:
         lines += ["", "webhook deliveries"]
         delivery_rows = [
@@ -264,6 +283,7 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         "workflow": _workflow_json(rec),
         "steps": [_decoded(asdict(s), "inputs", "outputs", "state") for s in steps],
         "approvals": [_approval_json(a) for a in approvals],
+        "decisions": [_decoded(asdict(d), "field_values") for d in decisions],
         "compensations": [_decoded(asdict(c), "inputs", "outputs", "state") for c in run.compensations()],
         "deliveries": [
             {**_decoded(asdict(d), "payload"), "history": _history(engine, d.delivery_id)} for d in deliveries
@@ -276,12 +296,22 @@ def _decide(approve: bool) -> Any:
     def command(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         workflow_id, approval_id = _resolve(engine, args.id)
         decide = engine.approve if approve else engine.reject
-        approval = decide(workflow_id, by=args.as_user, reason=args.reason, approval_id=approval_id)
+        values = _typed_values(engine, workflow_id, approval_id, args.values)
+        approval = decide(workflow_id, by=args.as_user, reason=args.reason, approval_id=approval_id, values=values)
         status = engine.get(workflow_id).status
         verb = "approved" if approve else "rejected"
         reason = f": {approval.reason}" if approval.reason else ""
-        text = f"{verb} step {approval.step_name!r} of workflow {workflow_id} as {approval.decided_by}{reason}"
-        if status == "RUNNING" or status == "ROLLING_BACK":
+        who = approval.decided_by or args.as_user or engine.user
+        text = f"{verb} step {approval.step_name!r} of workflow {workflow_id} as {who}{reason}"
+        if approval.values:
+            text += "\n  values " + ", ".join(f"{k}={json.dumps(v)}" for k, v in approval.values.items())
+        if approval.status == "PENDING":
+            more = approval.min_approvals - approval.approved_count
+            text += (
+                f"\n{approval.approved_count} of {approval.min_approvals} approvals: it waits for {more} more "
+                "from other people"
+            )
+        elif status == "RUNNING" or status == "ROLLING_BACK":
             doing = "continues it" if approve else "rolls it back"
             text += (
                 f"\nworkflow {workflow_id} is {status}: the engine that has this database open {doing} "
@@ -289,9 +319,24 @@ def _decide(approve: bool) -> Any:
             )
         else:
             text += f"\nworkflow {workflow_id} is {status}"
-        return {"text": text, "json": {**_decoded(asdict(approval), "context", "approvers"), "workflow_status": status}}
+        return {"text": text, "json": {**(_approval_json(approval) or {}), "workflow_status": status}}
 
     return command
+
+
+def _typed_values(engine: Engine, workflow_id: str, approval_id: str | None, texts: list[str]) -> dict[str, Any] | None:
+    """``--value NAME=VALUE`` options, typed by the fields of the approval they decide."""
+    if not texts:
+        return None
+    if approval_id:
+        found = engine.store.approvals(approval_id=approval_id)
+    else:
+        found = engine.store.approvals(workflow_id=workflow_id, status="PENDING")
+    fields = found[0].field_specs if found else {}
+    try:
+        return parse_values(fields, texts)
+    except ValueError as exc:
+        raise ApprovalError(str(exc), workflow_id=workflow_id) from None
 
 
 def _resume(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
@@ -380,14 +425,23 @@ def _resolve(engine: Engine, ident: str) -> tuple[str, str | None]:
         raise
 
 
-def _approval_text(a: ApprovalRecord, rec: WorkflowRecord) -> list[str]:
+def _approval_text(a: ApprovalRecord, rec: WorkflowRecord, decisions: list[DecisionRecord]) -> list[str]:
     context = json.loads(a.context) if a.context else {}
+    mine = [d for d in decisions if d.approval_id == a.approval_id]
     if a.status != "PENDING":
         reason = f" ({a.reason})" if a.reason else ""
-        return [
+        lines = [
             f"approval {a.approval_id} (step {a.step_name!r}): {a.status} by {a.decided_by} at {_when(a.decided_at)} UTC{reason}"
         ]
+        if a.values:
+            lines.append(f"  {'values':<12}" + ", ".join(f"{k}={json.dumps(v)}" for k, v in a.values.items()))
+        if len(mine) > 1 or a.min_approvals > 1:
+            lines += _decision_lines(mine)
+        return lines
     lines = [f"pending approval {a.approval_id} (step {a.step_name!r})"]
+    if a.gate_step:
+        lines.append(f"  asked again: step {a.step_name!r} did not run; its approval of step {a.gate_step!r} "
+                     "no longer matches what it would do")  # fmt: skip
     outcome = "approved" if a.on_timeout == "approve" else "rejected"
     deadline = f"{_when(a.deadline)} UTC, then {outcome} automatically" if a.deadline else "none"
     lines += [
@@ -405,10 +459,37 @@ def _approval_text(a: ApprovalRecord, rec: WorkflowRecord) -> list[str]:
     lines += [f"    {u['step']} ({u['action']}) {json.dumps(u.get('inputs'), default=str)}" for u in undo]
     if context.get("not_undone"):
         lines.append(f"  completed, cannot be undone: {', '.join(context['not_undone'])}")
+    preview = preview_text(a)
+    if preview:
+        lines.append("  what it lets run, as it would run now:")
+        lines += preview
+    fields = a.field_specs
+    if fields:
+        lines.append("  fields (approved so far):" if a.values is not None else "  fields:")
+        for name, spec in fields.items():
+            shown = f" = {json.dumps(a.values.get(name))}" if a.values is not None else ""
+            lines.append(f"    {name}{shown}  ({describe_field(spec)})")
+    if a.min_approvals > 1:
+        lines.append(f"  {'approvals':<12}{a.approved_count} of {a.min_approvals}")
+        lines += _decision_lines(mine)
+    rules = [("exclude_requester", "who started the workflow may not decide"),
+             ("authenticated", "only authenticated decisions (the approvals page, JupyterHub, PostgreSQL roles)")]  # fmt: skip
+    lines += [f"  {'rule':<12}{text}" for flag, text in rules if getattr(a, flag)]
+    example = " ".join(f"--value {n}=..." for n, s in fields.items() if s.get("required", True) and "default" not in s)
     lines.append(
-        f"  decide: airt approve {rec.workflow_id} --reason ...   |   airt reject {rec.workflow_id} --reason ..."
+        f"  decide: airt approve {rec.workflow_id} {example + ' ' if example else ''}--reason ...   |   "
+        f"airt reject {rec.workflow_id} --reason ..."
     )
     return lines
+
+
+def _decision_lines(decisions: list[DecisionRecord]) -> list[str]:
+    return [
+        f"    {d.decision.lower()} by {d.decided_by} at {_when(d.decided_at)} UTC"
+        + (f" ({d.reason})" if d.reason else "")
+        + (f" [{d.auth}]" if d.auth and d.auth != "asserted" else "")
+        for d in decisions
+    ]
 
 
 def _workflow_json(r: WorkflowRecord) -> dict[str, Any]:
@@ -419,7 +500,9 @@ def _workflow_json(r: WorkflowRecord) -> dict[str, Any]:
 
 
 def _approval_json(a: ApprovalRecord | None) -> dict[str, Any] | None:
-    return None if a is None else _decoded(asdict(a), "context", "approvers")
+    if a is None:
+        return None
+    return _decoded(asdict(a), "context", "approvers", "fields", "field_values", "preview", "escalate_to")
 
 
 def _history(engine: Engine, delivery_id: str) -> list[dict[str, Any]]:

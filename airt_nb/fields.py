@@ -33,7 +33,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, f
 
 from . import limits
 
-__all__ = ["FIELD_NAME", "FieldSpec", "FieldValuesError", "check_values", "describe_field", "parse_value_text"]
+__all__ = [
+    "FIELD_NAME",
+    "FieldSpec",
+    "FieldValuesError",
+    "check_values",
+    "describe_field",
+    "parse_value_text",
+    "parse_values",
+]
 
 #: A field's name: usable in ``${{ steps.NAME.outputs.values.FIELD }}``.
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -338,3 +346,20 @@ def parse_value_text(fields: Mapping[str, Any] | None, text: str) -> tuple[str, 
             if str(option).lower() == raw.lower() if isinstance(option, bool) else str(option) == raw:
                 return name, option
     return name, raw
+
+
+def parse_values(fields: Mapping[str, Any] | None, texts: list[str] | tuple[str, ...]) -> dict[str, Any] | None:
+    """``--value NAME=VALUE`` options (repeatable) as a dict typed by ``fields``; ``None`` if there are none.
+
+    >>> parse_values({"replicas": {"type": "integer"}, "go": {"type": "boolean"}}, ["replicas=3", "go=yes"])
+    {'replicas': 3, 'go': True}
+    """
+    if not texts:
+        return None
+    values: dict[str, Any] = {}
+    for text in texts:
+        name, value = parse_value_text(fields, text)
+        if name in values:
+            raise ValueError(f"{name} is given twice (--value {text}); give each field once")
+        values[name] = value
+    return values
