@@ -50,13 +50,16 @@ _HEAD_LINES = 20
 
 
 def masked(value: Any, key: str = "") -> Any:
-    """``value`` with the values of secret-looking keys replaced by ``***`` (recursively)."""
+    """``value`` with the values of secret-looking keys replaced by ``***`` (recursively), and the
+    passwords and secret-looking query parameters of URLs in it."""
     if key and _SECRET.search(key) and value not in (None, ""):
         return MASK
     if isinstance(value, Mapping):
         return {k: masked(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [masked(v) for v in value]
+    if isinstance(value, str) and "://" in value:
+        return _mask_url(value)
     return value
 
 

@@ -136,9 +136,9 @@ def outbox_row(event: str, approval: Mapping[str, Any], workflow_name: str, url:
         },
     }
     extra: dict[str, Any] = payload["approval"]
-    for key in ("min_approvals", "approved_count"):
-        if key in approval:
-            extra[key] = approval[key]
+    if "min_approvals" in approval:
+        extra["min_approvals"] = approval["min_approvals"]
+        extra["approved_count"] = approval.get("approved_count") or 0
     for key in ("gate_step", "reasked_from", "reminders", "escalated_to"):
         if approval.get(key):
             extra[key] = approval[key]

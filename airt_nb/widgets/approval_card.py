@@ -234,8 +234,8 @@ class ApprovalCard(widgets.VBox):
             if approved and refusal is None
             else None
         )
+        self._enable((self._off or refusal) is None)
         reason = self._off or refusal or self.already
-        self._enable(reason is None)
         self.why_html.value = f'<div class="airt-muted">{esc(reason)}</div>' if reason else ""
 
     def disable(self, why: str) -> None:
