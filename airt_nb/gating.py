@@ -169,7 +169,8 @@ def reask_row(
 ) -> dict[str, Any]:
     """A new request for ``step``, which did not run because ``why``; under the rules of ``approval``."""
     rules = ex.plan.by_name.get(approval.rules_step)
-    first = f" First asked: {approval.message}" if approval.message else ""
+    original = (approval.message or "").split(" First asked: ", 1)[-1] if approval.gate_step else approval.message
+    first = f" First asked: {original}" if original else ""
     context = _context(ex, step)
     context["asked_again"] = {
         "approval_id": approval.approval_id,

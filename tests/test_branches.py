@@ -118,7 +118,7 @@ steps:
 
 def test_a_first_step_skipped_at_start_is_recorded_with_the_start(engine: airt_nb.Engine) -> None:
     run = engine.start(
-        "name: w\ninputs: {go: false}\nsteps:\n  - name: a\n    action: deploy\n    when: \"${{ inputs.go }}\"\n"
+        'name: w\ninputs: {go: false}\nsteps:\n  - name: a\n    action: deploy\n    when: "${{ inputs.go }}"\n'
         "    inputs: {target: a}\n"
     )
     assert run.wait(10) == "COMPLETED"

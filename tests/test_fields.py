@@ -149,7 +149,7 @@ BAD_VALUES = [
     ({"plan": "full", "note": "x" * 10_001}, "note: 10,001 characters, more than 10,000"),
     ({"plan": "full", "colour": "red"}, "colour: no such field (the fields are: replicas, plan, ratio, dry_run, note)"),
     ({"plan": None}, "plan: a value is required (it is not optional)"),
-    ({"plan": ["full"]}, "plan: [\"full\"] is not one of the options"),
+    ({"plan": ["full"]}, 'plan: ["full"] is not one of the options'),
 ]
 
 
@@ -187,7 +187,10 @@ def test_values_that_are_not_a_mapping_and_values_for_an_approval_without_fields
     run = paused(engine)
     with pytest.raises(ApprovalError, match="values must be a mapping of field names to values, not list"):
         run.approve(values=["full"])  # type: ignore[arg-type]
-    plain = engine.start(SPEC.replace("name: scale", "name: plain").split("    fields:")[0] + "  - name: x\n    action: wait\n    inputs: {seconds: 0}\n")
+    plain = engine.start(
+        SPEC.replace("name: scale", "name: plain").split("    fields:")[0]
+        + "  - name: x\n    action: wait\n    inputs: {seconds: 0}\n"
+    )
     assert plain.wait(10) == "PAUSED"
     with pytest.raises(ApprovalError, match="this approval has no fields, so it takes no values"):
         plain.approve(values={"replicas": 3})
@@ -313,7 +316,13 @@ def test_the_card_renders_one_input_per_field_with_defaults_and_approves_with_th
     card.approve_button.click()
     assert "approved by tester" in card.message_html.value
     assert run.wait(10) == "COMPLETED"
-    assert run.outputs["apply"] == {"replicas": 7, "plan": "full", "ratio": 0.5, "dry_run": True, "note": "from the card"}
+    assert run.outputs["apply"] == {
+        "replicas": 7,
+        "plan": "full",
+        "ratio": 0.5,
+        "dry_run": True,
+        "note": "from the card",
+    }
 
 
 def test_a_number_typed_in_a_text_input_is_read_as_one(engine: airt_nb.Engine) -> None:

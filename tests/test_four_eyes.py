@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+
 import pytest
 
 import airt_nb
@@ -71,7 +72,10 @@ def test_two_distinct_people_must_approve_and_each_decision_is_recorded(engine: 
         ("bob", "APPROVED", "agreed", {"replicas": 3}),
     ]
     history = [(e.event, e.by, e.detail) for e in engine.store.history(run.id) if e.event == "approved"]
-    assert history == [("approved", "ann", "1 of 2 approvals: looks right"), ("approved", "bob", "2 of 2 approvals: agreed")]
+    assert history == [
+        ("approved", "ann", "1 of 2 approvals: looks right"),
+        ("approved", "bob", "2 of 2 approvals: agreed"),
+    ]
     row = airt_nb.approvals(engine).iloc[0]
     assert [h["decided_by"] for h in row["history"]] == ["ann", "bob"]
     assert (row["approved_count"], row["min_approvals"]) == (2, 2)
@@ -105,7 +109,7 @@ def test_who_started_the_workflow_may_not_decide_it(engine: airt_nb.Engine) -> N
 
 def test_an_authenticated_step_refuses_asserted_names(engine: airt_nb.Engine) -> None:
     run = paused(engine, SPEC.replace("exclude_requester: true", "authenticated: true").replace("min_approvals: 2", ""))
-    with pytest.raises(PolicyError, match="accepts only authenticated decisions .* 'rita' is only asserted"):
+    with pytest.raises(PolicyError, match=r"accepts only authenticated decisions .* 'rita' is only asserted"):
         run.approve(by="rita")
     # The approvals page authenticates the person: accepted, and recorded as such.
     result = api.decide(
@@ -159,7 +163,9 @@ def test_the_card_shows_1_of_2_and_a_second_person_completes_it(db_path: Path, t
                 card.form.inputs["replicas"].value = 4
                 card.reason.value = "four"
                 card.approve_button.click()
-                assert "your approval is recorded (1 of 2 approvals); it waits for the others" in card.message_html.value
+                assert (
+                    "your approval is recorded (1 of 2 approvals); it waits for the others" in card.message_html.value
+                )
                 panel.refresh()
                 assert "1 of 2 approvals (ann)" in card.count_html.value
                 assert card.approve_button.disabled  # ann approved already
@@ -181,7 +187,8 @@ def test_the_card_shows_1_of_2_and_a_second_person_completes_it(db_path: Path, t
         second = paused(sam)
         card = ApprovalCard(sam)
         card.show(second.pending_approval, "deploy")
-        assert card.approve_button.disabled and card.reject_button.disabled
+        assert card.approve_button.disabled
+        assert card.reject_button.disabled
         assert "You (sam) started this workflow" in card.why_html.value
 
 
@@ -225,8 +232,16 @@ def test_webhooks_hear_each_approval_and_the_final_one(db_path: Path) -> None:
             assert requested["exclude_requester"] is True
             assert requested["preview"]["steps"][0]["step"] == "ship"
             assert "hash" not in requested["preview"]["steps"][0]
-            assert (progress["decided_by"], progress["approved_count"], progress["values"]) == ("ann", 1, {"replicas": 3})
-            assert (approved["decided_by"], approved["approved_count"], approved["values"]) == ("bob", 2, {"replicas": 3})
+            assert (progress["decided_by"], progress["approved_count"], progress["values"]) == (
+                "ann",
+                1,
+                {"replicas": 3},
+            )
+            assert (approved["decided_by"], approved["approved_count"], approved["values"]) == (
+                "bob",
+                2,
+                {"replicas": 3},
+            )
             headers = receiver.requests[1][0]
             assert airt_nb.webhooks.verify(receiver.requests[1][1], headers["X-Airt-Signature-256"], SECRET)
     finally:

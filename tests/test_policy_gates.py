@@ -102,19 +102,23 @@ REFUSED = {
         "an approval that may be skipped by a when: does not count",
     ),
     "a plain glob": (
-        GATED.replace("action: file.delete\n    inputs: {path: out/old.txt, missing_ok: true}",
-                      "action: file.copy\n    depends_on: [plan]\n    inputs: {src: out/plan.txt, dst: out/p2.txt}"),
+        GATED.replace(
+            "action: file.delete\n    inputs: {path: out/old.txt, missing_ok: true}",
+            "action: file.copy\n    depends_on: [plan]\n    inputs: {src: out/plan.txt, dst: out/p2.txt}",
+        ),
         "remove",
         "agent: require_approval file.copy",
         "no human_approval step comes before it",
-    ),  # fmt: skip
+    ),
     "too few people, not authenticated": (
-        GATED.replace("action: file.delete\n    inputs: {path: out/old.txt, missing_ok: true}",
-                      "action: python.call\n    inputs: {function: 'os.path:exists', args: [out]}"),
+        GATED.replace(
+            "action: file.delete\n    inputs: {path: out/old.txt, missing_ok: true}",
+            "action: python.call\n    inputs: {function: 'os.path:exists', args: [out]}",
+        ),
         "remove",
         "agent: require_approval python.call",
         "add a step with {type: human_approval, min_approvals: 2, authenticated: true}",
-    ),  # fmt: skip
+    ),
 }
 
 

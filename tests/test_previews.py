@@ -80,7 +80,9 @@ def test_the_request_previews_each_step_it_gates_up_to_the_next_approval(
         str(tmp_path / "config.ini"), True, 31, 33,
     )  # fmt: skip
     assert "-port = 80\n+port = 8080\n" in write["diff"]
-    assert write["diff"].startswith(f"--- {tmp_path / 'config.ini'} (now)\n+++ {tmp_path / 'config.ini'} (after the step)")
+    assert write["diff"].startswith(
+        f"--- {tmp_path / 'config.ini'} (now)\n+++ {tmp_path / 'config.ini'} (after the step)"
+    )
     drop = shown["drop_old"]["preview"]
     assert (drop["exists"], drop["bytes"], drop["removes"]) == (True, 13, "legacy = yes")
     copy = shown["publish"]["preview"]
@@ -94,8 +96,11 @@ def test_the_request_previews_each_step_it_gates_up_to_the_next_approval(
     assert notify["url"] == f"https://ops:{MASK}@hooks.example.org/notify?token={MASK}&room=ops"
     assert notify["headers"] == {"Authorization": MASK, "X-Trace": "t-1"}
     assert notify["json"] == {"text": "config applied", "api_key": MASK}
-    assert "hunter2" not in approval.preview and "s3cret" not in approval.preview and "k-123" not in approval.preview
-    assert approval.preview_hash and len(approval.preview_hash) == 64
+    assert "hunter2" not in approval.preview
+    assert "s3cret" not in approval.preview
+    assert "k-123" not in approval.preview
+    assert approval.preview_hash
+    assert len(approval.preview_hash) == 64
 
 
 def test_a_copy_previews_its_source_and_the_diff_of_its_target(engine: airt_nb.Engine, tmp_path: Path) -> None:
@@ -223,7 +228,9 @@ def test_the_card_and_the_webhook_show_the_preview(engine: airt_nb.Engine, tmp_p
 def test_a_step_no_approval_gates_is_never_previewed(engine: airt_nb.Engine) -> None:
     run = engine.start("name: w\nsteps:\n  - name: a\n    action: wait\n    inputs: {seconds: 0}\n")
     assert run.wait(10) == "COMPLETED"
-    plan = engine._plan_for(airt_nb.load_spec("name: w\nsteps:\n  - name: a\n    action: wait\n    inputs: {seconds: 0}\n"))
+    plan = engine._plan_for(
+        airt_nb.load_spec("name: w\nsteps:\n  - name: a\n    action: wait\n    inputs: {seconds: 0}\n")
+    )
     assert plan.steps[0].gates == ()
 
 

@@ -67,7 +67,7 @@ def diff_html(diff: str) -> str:
     lines = []
     for line in diff.splitlines():
         if line.startswith(("+++", "---")):
-            css = "airt-muted"
+            css = ""  # the file names: plain text (muted grey is too faint on the code background)
         elif line.startswith("+"):
             css = "airt-ok"
         elif line.startswith("-"):
