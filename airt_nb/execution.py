@@ -204,6 +204,7 @@ class Execution:
         self._settle_request: str | None = None
         self.bad_when: dict[str, str] = {}  # conditional steps whose when could not be looked up: they fail
         self.gate_cache: dict[str, Any] | None = None  # approved previews of gated steps (see gating)
+        self.started_before: set[str] = set()  # recorded as running when this execution was built
         self._load(steps)
 
     # -- building ----------------------------------------------------------------------------------
@@ -239,6 +240,7 @@ class Execution:
                 self.to_run.append(s.name)
             elif status == "RETRYING" and r and r.next_attempt_at:
                 self.retry_due[s.name] = to_epoch(r.next_attempt_at)
+        self.started_before = set(self.to_run)
         for s in self.plan.steps:
             self.remaining[s.name] = sum(1 for d in s.deps if self.state[d] not in _DONE)
             if self.state[s.name] == "PENDING" and self.remaining[s.name] == 0:
@@ -652,7 +654,15 @@ class Execution:
         host = self.host
         if step.conditional and name in self.bad_when:
             return self._fail_step(name, None, self.bad_when.pop(name))
-        if step.gates and not finish_first and self._asked_again(name, step):
+        # Checked on a step's first start only: a retry, or a step that had started before a crash,
+        # may have had its effect already (see gating).
+        if (
+            step.gates
+            and self.attempt[name] == 1
+            and name not in self.started_before
+            and not finish_first
+            and self._asked_again(name, step)
+        ):
             return None
         try:
             inputs = step.resolve_inputs(self.context)

@@ -342,6 +342,8 @@ def approvals(db: Any = None, status: str | None = None, *, workflow_id: str | N
     df = df.merge(summary, how="left", left_on="approval_id", right_index=True)
     df["webhook_status"] = df["webhook_status"].astype(object)
     df["webhook_error"] = df["webhook_error"].astype(object)
+    for col in ("fields", "values", "preview", "escalate_to"):  # no value: None, as the database says
+        df[col] = pd.Series([v if isinstance(v, dict | list) else None for v in df[col]], index=df.index, dtype=object)
     keep = ("context", "approvers", "undo", "fields", "values", "preview", "escalate_to", "history", "remind_every")
     return _typed(df, keep=keep)
 
