@@ -34,17 +34,16 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .clitext import approval_json, approval_text, decoded, duration, indent, table, when, workflow_json
 from .engine import Engine
 from .errors import AirtError, ApprovalError, NotFoundError, StoreError
-from .fields import describe_field, parse_values
-from .store.records import SETTLED, TERMINAL, ApprovalRecord, DecisionRecord, WorkflowRecord
-from .timeutil import to_epoch
-from .views.approval_html import preview_text
+from .fields import parse_values
+from .store.records import SETTLED, TERMINAL
 
 __all__ = ["main"]
 
@@ -83,14 +82,14 @@ def _value_text(text: str) -> str:
 
 def _seconds(text: str) -> float:
     """``--timeout``: seconds (``30``, ``2.5``) or a duration (``30s``, ``5m``), more than 0."""
-    from .limits import duration
+    from .limits import duration as seconds
 
     try:
         value: Any = float(text)
     except ValueError:
         value = text
     try:
-        return duration(value)
+        return seconds(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -222,17 +221,17 @@ def _list(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
                 r.name,
                 r.status,
                 f"{r.done_steps}/{r.total_steps}",
-                _when(r.created_at),
+                when(r.created_at),
                 r.started_by or "",
                 note,
             ]
         )
     text = (
-        _table(["WORKFLOW", "NAME", "STATUS", "STEPS", "CREATED (UTC)", "BY", "NOTE"], rows)
+        table(["WORKFLOW", "NAME", "STATUS", "STEPS", "CREATED (UTC)", "BY", "NOTE"], rows)
         if rows
         else "no workflows" + (f" with status {args.status}" if args.status else "")
     )
-    data = [{**_workflow_json(r), "pending_approval": _approval_json(pending.get(r.workflow_id))} for r in records]
+    data = [{**workflow_json(r), "pending_approval": approval_json(pending.get(r.workflow_id))} for r in records]
     return {"text": text, "json": data}
 
 
@@ -245,9 +244,9 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     deliveries = engine.store.deliveries(workflow_id=workflow_id)
     lines = [f"workflow {rec.workflow_id}  {rec.name}  {rec.status}"]
     fields = [
-        ("started by", f"{rec.started_by or '?'} at {_when(rec.created_at)} UTC"),
-        ("updated", f"{_when(rec.updated_at)} UTC"),
-        ("finished", f"{_when(rec.finished_at)} UTC" if rec.finished_at else None),
+        ("started by", f"{rec.started_by or '?'} at {when(rec.created_at)} UTC"),
+        ("updated", f"{when(rec.updated_at)} UTC"),
+        ("finished", f"{when(rec.finished_at)} UTC" if rec.finished_at else None),
         ("progress", f"{rec.done_steps}/{rec.total_steps} steps"),
         ("inputs", rec.inputs),
         ("waiting for", rec.waiting_for),
@@ -263,30 +262,30 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
             "approval" if s.type == "human_approval" else s.action or "",
             s.status,
             str(s.attempt or ""),
-            _duration(s.started_at, s.finished_at),
+            duration(s.started_at, s.finished_at),
             s.error or "",
         ]
         for s in steps
     ]
-    lines += _indent(_table(["#", "STEP", "ACTION", "STATUS", "ATTEMPT", "DURATION", "ERROR"], step_rows))
+    lines += indent(table(["#", "STEP", "ACTION", "STATUS", "ATTEMPT", "DURATION", "ERROR"], step_rows))
     decisions = engine.store.decisions(workflow_id=workflow_id)
     for a in approvals:
-        lines += ["", *_approval_text(a, rec, decisions)]
+        lines += ["", *approval_text(a, rec, decisions)]
     if deliveries:
         lines += ["", "webhook deliveries"]
         delivery_rows = [
             [d.event, d.status, str(d.attempts), str(d.last_status or ""), d.last_error or "", d.url or ""]
             for d in deliveries
         ]
-        lines += _indent(_table(["EVENT", "STATUS", "ATTEMPTS", "HTTP", "LAST ERROR", "URL"], delivery_rows))
+        lines += indent(table(["EVENT", "STATUS", "ATTEMPTS", "HTTP", "LAST ERROR", "URL"], delivery_rows))
     data = {
-        "workflow": _workflow_json(rec),
-        "steps": [_decoded(asdict(s), "inputs", "outputs", "state") for s in steps],
-        "approvals": [_approval_json(a) for a in approvals],
-        "decisions": [_decoded(asdict(d), "field_values") for d in decisions],
-        "compensations": [_decoded(asdict(c), "inputs", "outputs", "state") for c in run.compensations()],
+        "workflow": workflow_json(rec),
+        "steps": [decoded(asdict(s), "inputs", "outputs", "state") for s in steps],
+        "approvals": [approval_json(a) for a in approvals],
+        "decisions": [decoded(asdict(d), "field_values") for d in decisions],
+        "compensations": [decoded(asdict(c), "inputs", "outputs", "state") for c in run.compensations()],
         "deliveries": [
-            {**_decoded(asdict(d), "payload"), "history": _history(engine, d.delivery_id)} for d in deliveries
+            {**decoded(asdict(d), "payload"), "history": _history(engine, d.delivery_id)} for d in deliveries
         ],
     }
     return {"text": "\n".join(lines), "json": data}
@@ -319,7 +318,7 @@ def _decide(approve: bool) -> Any:
             )
         else:
             text += f"\nworkflow {workflow_id} is {status}"
-        return {"text": text, "json": {**(_approval_json(approval) or {}), "workflow_status": status}}
+        return {"text": text, "json": {**(approval_json(approval) or {}), "workflow_status": status}}
 
     return command
 
@@ -425,127 +424,9 @@ def _resolve(engine: Engine, ident: str) -> tuple[str, str | None]:
         raise
 
 
-def _approval_text(a: ApprovalRecord, rec: WorkflowRecord, decisions: list[DecisionRecord]) -> list[str]:
-    context = json.loads(a.context) if a.context else {}
-    mine = [d for d in decisions if d.approval_id == a.approval_id]
-    if a.status != "PENDING":
-        reason = f" ({a.reason})" if a.reason else ""
-        lines = [
-            f"approval {a.approval_id} (step {a.step_name!r}): {a.status} by {a.decided_by} at {_when(a.decided_at)} UTC{reason}"
-        ]
-        if a.values:
-            lines.append(f"  {'values':<12}" + ", ".join(f"{k}={json.dumps(v)}" for k, v in a.values.items()))
-        if len(mine) > 1 or a.min_approvals > 1:
-            lines += _decision_lines(mine)
-        return lines
-    lines = [f"pending approval {a.approval_id} (step {a.step_name!r})"]
-    if a.gate_step:
-        lines.append(f"  asked again: step {a.step_name!r} did not run; its approval of step {a.gate_step!r} "
-                     "no longer matches what it would do")  # fmt: skip
-    outcome = "approved" if a.on_timeout == "approve" else "rejected"
-    deadline = f"{_when(a.deadline)} UTC, then {outcome} automatically" if a.deadline else "none"
-    lines += [
-        f"  {'message':<12}{a.message or ''}",
-        f"  {'approvers':<12}{', '.join(a.approver_list) or 'anyone'}",
-        f"  {'requested':<12}{_when(a.requested_at)} UTC",
-        f"  {'deadline':<12}{deadline}",
-    ]
-    depends = context.get("depends_on") or {}
-    if depends:
-        lines.append("  outputs it follows:")
-        lines += [f"    {step}: {json.dumps(out, default=str)}" for step, out in depends.items()]
-    undo = context.get("undo") or []
-    lines.append("  a rejection would undo (newest first):" if undo else "  a rejection would undo nothing")
-    lines += [f"    {u['step']} ({u['action']}) {json.dumps(u.get('inputs'), default=str)}" for u in undo]
-    if context.get("not_undone"):
-        lines.append(f"  completed, cannot be undone: {', '.join(context['not_undone'])}")
-    preview = preview_text(a)
-    if preview:
-        lines.append("  what it lets run, as it would run now:")
-        lines += preview
-    fields = a.field_specs
-    if fields:
-        lines.append("  fields (approved so far):" if a.values is not None else "  fields:")
-        for name, spec in fields.items():
-            shown = f" = {json.dumps(a.values.get(name))}" if a.values is not None else ""
-            lines.append(f"    {name}{shown}  ({describe_field(spec)})")
-    if a.min_approvals > 1:
-        lines.append(f"  {'approvals':<12}{a.approved_count} of {a.min_approvals}")
-        lines += _decision_lines(mine)
-    rules = [("exclude_requester", "who started the workflow may not decide"),
-             ("authenticated", "only authenticated decisions (the approvals page, JupyterHub, PostgreSQL roles)")]  # fmt: skip
-    lines += [f"  {'rule':<12}{text}" for flag, text in rules if getattr(a, flag)]
-    example = " ".join(f"--value {n}=..." for n, s in fields.items() if s.get("required", True) and "default" not in s)
-    lines.append(
-        f"  decide: airt approve {rec.workflow_id} {example + ' ' if example else ''}--reason ...   |   "
-        f"airt reject {rec.workflow_id} --reason ..."
-    )
-    return lines
-
-
-def _decision_lines(decisions: list[DecisionRecord]) -> list[str]:
-    return [
-        f"    {d.decision.lower()} by {d.decided_by} at {_when(d.decided_at)} UTC"
-        + (f" ({d.reason})" if d.reason else "")
-        + (f" [{d.auth}]" if d.auth and d.auth != "asserted" else "")
-        for d in decisions
-    ]
-
-
-def _workflow_json(r: WorkflowRecord) -> dict[str, Any]:
-    data = _decoded(asdict(r), "inputs", "warnings")
-    data.pop("spec", None)
-    data["warnings"] = data["warnings"] or []
-    return data
-
-
-def _approval_json(a: ApprovalRecord | None) -> dict[str, Any] | None:
-    if a is None:
-        return None
-    return _decoded(asdict(a), "context", "approvers", "fields", "field_values", "preview", "escalate_to")
-
-
 def _history(engine: Engine, delivery_id: str) -> list[dict[str, Any]]:
     keys = ("attempt", "started_at", "finished_at", "outcome", "http_status", "error")
     return [dict(zip(keys, row, strict=True)) for row in engine.store.delivery_attempts(delivery_id)]
-
-
-def _decoded(data: dict[str, Any], *keys: str) -> dict[str, Any]:
-    for key in keys:
-        if isinstance(data.get(key), str):
-            try:
-                data[key] = json.loads(data[key])
-            except ValueError:
-                pass
-    return data
-
-
-def _when(text: str | None) -> str:
-    return text[:19].replace("T", " ") if text else ""
-
-
-def _duration(start: str | None, end: str | None) -> str:
-    if not start or not end:
-        return ""
-    seconds = max(0.0, to_epoch(end) - to_epoch(start))
-    return f"{seconds:.2f}s" if seconds < 60 else f"{seconds / 60:.1f}m"
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], max_width: int = 60) -> str:
-    cells = [[_cell(c, max_width) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return "\n".join(out)
-
-
-def _cell(value: str, max_width: int) -> str:
-    text = " ".join(str(value).split())
-    return text if len(text) <= max_width else text[: max_width - 1] + "…"
-
-
-def _indent(text: str) -> list[str]:
-    return ["  " + line for line in text.splitlines()]
 
 
 if __name__ == "__main__":
