@@ -4,7 +4,7 @@
 
     airt [--db PATH] [--json] list [--status S] [--name N] [--limit N]
     airt show ID
-    airt approve ID [--reason R] [--as USER]
+    airt approve ID [--reason R] [--as USER] [--value NAME=VALUE ...]
     airt reject ID [--reason R] [--as USER]
     airt resume ID | rollback ID | cancel ID
     airt serve [--ip IP] [--port N] [--token T]     the approvals page (airt_nb.server.serve)
@@ -34,15 +34,16 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .clitext import approval_json, approval_text, decoded, duration, indent, table, when, workflow_json
 from .engine import Engine
-from .errors import AirtError, NotFoundError, StoreError
-from .store.records import SETTLED, TERMINAL, ApprovalRecord, WorkflowRecord
-from .timeutil import to_epoch
+from .errors import AirtError, ApprovalError, NotFoundError, StoreError
+from .fields import parse_values
+from .store.records import SETTLED, TERMINAL
 
 __all__ = ["main"]
 
@@ -72,16 +73,23 @@ def _ident(text: str) -> str:
     return text
 
 
+def _value_text(text: str) -> str:
+    """``--value``: ``NAME=VALUE`` (typed later by the approval's field ``NAME``)."""
+    if "=" not in text or not text.split("=", 1)[0].strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE; write e.g. --value replicas=3")
+    return text
+
+
 def _seconds(text: str) -> float:
     """``--timeout``: seconds (``30``, ``2.5``) or a duration (``30s``, ``5m``), more than 0."""
-    from .limits import duration
+    from .limits import duration as seconds
 
     try:
         value: Any = float(text)
     except ValueError:
         value = text
     try:
-        return duration(value)
+        return seconds(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -109,6 +117,15 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("id", metavar="ID", type=_ident, help="workflow id (or prefix) or approval id")
         p.add_argument("--reason", help="recorded with the decision")
         p.add_argument("--as", dest="as_user", metavar="USER", help="decide as USER (default $AIRT_USER or you)")
+        p.add_argument(
+            "--value",
+            dest="values",
+            action="append",
+            default=[],
+            type=_value_text,
+            metavar="NAME=VALUE",
+            help="a typed field of the approval (repeat for several): --value replicas=3",
+        )
     p = sub.add_parser("resume", parents=[common], help="run a workflow nobody runs, here, until it pauses or ends")
     p.add_argument("id", metavar="ID", type=_ident, help="workflow id (or prefix)")
     p.add_argument(
@@ -204,17 +221,17 @@ def _list(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
                 r.name,
                 r.status,
                 f"{r.done_steps}/{r.total_steps}",
-                _when(r.created_at),
+                when(r.created_at),
                 r.started_by or "",
                 note,
             ]
         )
     text = (
-        _table(["WORKFLOW", "NAME", "STATUS", "STEPS", "CREATED (UTC)", "BY", "NOTE"], rows)
+        table(["WORKFLOW", "NAME", "STATUS", "STEPS", "CREATED (UTC)", "BY", "NOTE"], rows)
         if rows
         else "no workflows" + (f" with status {args.status}" if args.status else "")
     )
-    data = [{**_workflow_json(r), "pending_approval": _approval_json(pending.get(r.workflow_id))} for r in records]
+    data = [{**workflow_json(r), "pending_approval": approval_json(pending.get(r.workflow_id))} for r in records]
     return {"text": text, "json": data}
 
 
@@ -227,9 +244,9 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     deliveries = engine.store.deliveries(workflow_id=workflow_id)
     lines = [f"workflow {rec.workflow_id}  {rec.name}  {rec.status}"]
     fields = [
-        ("started by", f"{rec.started_by or '?'} at {_when(rec.created_at)} UTC"),
-        ("updated", f"{_when(rec.updated_at)} UTC"),
-        ("finished", f"{_when(rec.finished_at)} UTC" if rec.finished_at else None),
+        ("started by", f"{rec.started_by or '?'} at {when(rec.created_at)} UTC"),
+        ("updated", f"{when(rec.updated_at)} UTC"),
+        ("finished", f"{when(rec.finished_at)} UTC" if rec.finished_at else None),
         ("progress", f"{rec.done_steps}/{rec.total_steps} steps"),
         ("inputs", rec.inputs),
         ("waiting for", rec.waiting_for),
@@ -245,28 +262,30 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
             "approval" if s.type == "human_approval" else s.action or "",
             s.status,
             str(s.attempt or ""),
-            _duration(s.started_at, s.finished_at),
+            duration(s.started_at, s.finished_at),
             s.error or "",
         ]
         for s in steps
     ]
-    lines += _indent(_table(["#", "STEP", "ACTION", "STATUS", "ATTEMPT", "DURATION", "ERROR"], step_rows))
+    lines += indent(table(["#", "STEP", "ACTION", "STATUS", "ATTEMPT", "DURATION", "ERROR"], step_rows))
+    decisions = engine.store.decisions(workflow_id=workflow_id)
     for a in approvals:
-        lines += ["", *_approval_text(a, rec)]
+        lines += ["", *approval_text(a, rec, decisions)]
     if deliveries:
         lines += ["", "webhook deliveries"]
         delivery_rows = [
             [d.event, d.status, str(d.attempts), str(d.last_status or ""), d.last_error or "", d.url or ""]
             for d in deliveries
         ]
-        lines += _indent(_table(["EVENT", "STATUS", "ATTEMPTS", "HTTP", "LAST ERROR", "URL"], delivery_rows))
+        lines += indent(table(["EVENT", "STATUS", "ATTEMPTS", "HTTP", "LAST ERROR", "URL"], delivery_rows))
     data = {
-        "workflow": _workflow_json(rec),
-        "steps": [_decoded(asdict(s), "inputs", "outputs", "state") for s in steps],
-        "approvals": [_approval_json(a) for a in approvals],
-        "compensations": [_decoded(asdict(c), "inputs", "outputs", "state") for c in run.compensations()],
+        "workflow": workflow_json(rec),
+        "steps": [decoded(asdict(s), "inputs", "outputs", "state") for s in steps],
+        "approvals": [approval_json(a) for a in approvals],
+        "decisions": [decoded(asdict(d), "field_values") for d in decisions],
+        "compensations": [decoded(asdict(c), "inputs", "outputs", "state") for c in run.compensations()],
         "deliveries": [
-            {**_decoded(asdict(d), "payload"), "history": _history(engine, d.delivery_id)} for d in deliveries
+            {**decoded(asdict(d), "payload"), "history": _history(engine, d.delivery_id)} for d in deliveries
         ],
     }
     return {"text": "\n".join(lines), "json": data}
@@ -276,12 +295,22 @@ def _decide(approve: bool) -> Any:
     def command(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         workflow_id, approval_id = _resolve(engine, args.id)
         decide = engine.approve if approve else engine.reject
-        approval = decide(workflow_id, by=args.as_user, reason=args.reason, approval_id=approval_id)
+        values = _typed_values(engine, workflow_id, approval_id, args.values)
+        approval = decide(workflow_id, by=args.as_user, reason=args.reason, approval_id=approval_id, values=values)
         status = engine.get(workflow_id).status
         verb = "approved" if approve else "rejected"
         reason = f": {approval.reason}" if approval.reason else ""
-        text = f"{verb} step {approval.step_name!r} of workflow {workflow_id} as {approval.decided_by}{reason}"
-        if status == "RUNNING" or status == "ROLLING_BACK":
+        who = approval.decided_by or args.as_user or engine.user
+        text = f"{verb} step {approval.step_name!r} of workflow {workflow_id} as {who}{reason}"
+        if approval.values:
+            text += "\n  values " + ", ".join(f"{k}={json.dumps(v)}" for k, v in approval.values.items())
+        if approval.status == "PENDING":
+            more = approval.min_approvals - approval.approved_count
+            text += (
+                f"\n{approval.approved_count} of {approval.min_approvals} approvals: it waits for {more} more "
+                "from other people"
+            )
+        elif status == "RUNNING" or status == "ROLLING_BACK":
             doing = "continues it" if approve else "rolls it back"
             text += (
                 f"\nworkflow {workflow_id} is {status}: the engine that has this database open {doing} "
@@ -289,9 +318,24 @@ def _decide(approve: bool) -> Any:
             )
         else:
             text += f"\nworkflow {workflow_id} is {status}"
-        return {"text": text, "json": {**_decoded(asdict(approval), "context", "approvers"), "workflow_status": status}}
+        return {"text": text, "json": {**(approval_json(approval) or {}), "workflow_status": status}}
 
     return command
+
+
+def _typed_values(engine: Engine, workflow_id: str, approval_id: str | None, texts: list[str]) -> dict[str, Any] | None:
+    """``--value NAME=VALUE`` options, typed by the fields of the approval they decide."""
+    if not texts:
+        return None
+    if approval_id:
+        found = engine.store.approvals(approval_id=approval_id)
+    else:
+        found = engine.store.approvals(workflow_id=workflow_id, status="PENDING")
+    fields = found[0].field_specs if found else {}
+    try:
+        return parse_values(fields, texts)
+    except ValueError as exc:
+        raise ApprovalError(str(exc), workflow_id=workflow_id) from None
 
 
 def _resume(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
@@ -380,89 +424,9 @@ def _resolve(engine: Engine, ident: str) -> tuple[str, str | None]:
         raise
 
 
-def _approval_text(a: ApprovalRecord, rec: WorkflowRecord) -> list[str]:
-    context = json.loads(a.context) if a.context else {}
-    if a.status != "PENDING":
-        reason = f" ({a.reason})" if a.reason else ""
-        return [
-            f"approval {a.approval_id} (step {a.step_name!r}): {a.status} by {a.decided_by} at {_when(a.decided_at)} UTC{reason}"
-        ]
-    lines = [f"pending approval {a.approval_id} (step {a.step_name!r})"]
-    outcome = "approved" if a.on_timeout == "approve" else "rejected"
-    deadline = f"{_when(a.deadline)} UTC, then {outcome} automatically" if a.deadline else "none"
-    lines += [
-        f"  {'message':<12}{a.message or ''}",
-        f"  {'approvers':<12}{', '.join(a.approver_list) or 'anyone'}",
-        f"  {'requested':<12}{_when(a.requested_at)} UTC",
-        f"  {'deadline':<12}{deadline}",
-    ]
-    depends = context.get("depends_on") or {}
-    if depends:
-        lines.append("  outputs it follows:")
-        lines += [f"    {step}: {json.dumps(out, default=str)}" for step, out in depends.items()]
-    undo = context.get("undo") or []
-    lines.append("  a rejection would undo (newest first):" if undo else "  a rejection would undo nothing")
-    lines += [f"    {u['step']} ({u['action']}) {json.dumps(u.get('inputs'), default=str)}" for u in undo]
-    if context.get("not_undone"):
-        lines.append(f"  completed, cannot be undone: {', '.join(context['not_undone'])}")
-    lines.append(
-        f"  decide: airt approve {rec.workflow_id} --reason ...   |   airt reject {rec.workflow_id} --reason ..."
-    )
-    return lines
-
-
-def _workflow_json(r: WorkflowRecord) -> dict[str, Any]:
-    data = _decoded(asdict(r), "inputs", "warnings")
-    data.pop("spec", None)
-    data["warnings"] = data["warnings"] or []
-    return data
-
-
-def _approval_json(a: ApprovalRecord | None) -> dict[str, Any] | None:
-    return None if a is None else _decoded(asdict(a), "context", "approvers")
-
-
 def _history(engine: Engine, delivery_id: str) -> list[dict[str, Any]]:
     keys = ("attempt", "started_at", "finished_at", "outcome", "http_status", "error")
     return [dict(zip(keys, row, strict=True)) for row in engine.store.delivery_attempts(delivery_id)]
-
-
-def _decoded(data: dict[str, Any], *keys: str) -> dict[str, Any]:
-    for key in keys:
-        if isinstance(data.get(key), str):
-            try:
-                data[key] = json.loads(data[key])
-            except ValueError:
-                pass
-    return data
-
-
-def _when(text: str | None) -> str:
-    return text[:19].replace("T", " ") if text else ""
-
-
-def _duration(start: str | None, end: str | None) -> str:
-    if not start or not end:
-        return ""
-    seconds = max(0.0, to_epoch(end) - to_epoch(start))
-    return f"{seconds:.2f}s" if seconds < 60 else f"{seconds / 60:.1f}m"
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], max_width: int = 60) -> str:
-    cells = [[_cell(c, max_width) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return "\n".join(out)
-
-
-def _cell(value: str, max_width: int) -> str:
-    text = " ".join(str(value).split())
-    return text if len(text) <= max_width else text[: max_width - 1] + "…"
-
-
-def _indent(text: str) -> list[str]:
-    return ["  " + line for line in text.splitlines()]
 
 
 if __name__ == "__main__":

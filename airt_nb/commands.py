@@ -21,6 +21,7 @@ from typing import Any
 
 from . import __version__, session
 from .engine import Engine
+from .fields import parse_values
 from .plan import Plan
 from .run import Run
 from .views import Banner, PlanView, WorkflowList, this_notebook
@@ -40,7 +41,7 @@ CELL_USAGE = "%%workflow [-o VAR] [--wait] [--inputs EXPR] [--as USER] [--dry-ru
 LINE_USAGE = """\
 %workflow list [--status S] [--name TEXT] [--limit N]   newest workflows of the database (all kernels)
 %workflow show ID                     a live panel of any workflow (also another kernel's)
-%workflow approve ID [--reason TEXT] [--as USER]
+%workflow approve ID [--reason TEXT] [--as USER] [--value NAME=VALUE ...]
 %workflow reject ID [--reason TEXT] [--as USER]
 %workflow rollback ID | resume ID | cancel ID
 %workflow approvals                   every pending approval, decidable in place
@@ -184,6 +185,7 @@ def _line_parser() -> _Parser:
         p.add_argument("id")
         p.add_argument("--reason")
         p.add_argument("--as", dest="as_user")
+        p.add_argument("--value", dest="values", action="append", default=[])
     for name in ("approvals", "dashboard", "help"):
         sub.add_parser(name)
     config = sub.add_parser("config")
@@ -218,11 +220,22 @@ def run_line(line: str, engine: Engine | None = None) -> Any:
     if command in ("approve", "reject"):
         decide = eng.approve if command == "approve" else eng.reject
         workflow_id = eng.resolve_id(args.id)
-        record = decide(workflow_id, by=args.as_user, reason=args.reason)
+        pending = eng.store.approvals(workflow_id=workflow_id, status="PENDING")
+        try:
+            values = parse_values(pending[0].field_specs if pending else {}, args.values)
+        except ValueError as exc:
+            raise UsageProblem(f"%workflow {command}: {exc}") from None
+        record = decide(workflow_id, by=args.as_user, reason=args.reason, values=values)
         reason = f": {record.reason}" if record.reason else ""
+        if record.status == "PENDING":
+            return (
+                f"approved step {record.step_name!r} of workflow {workflow_id} as {args.as_user or eng.user}{reason}: "
+                f"{record.approved_count} of {record.min_approvals} approvals, it waits for the others"
+            )
+        shown = ", ".join(f"{k}={v!r}" for k, v in (record.values or {}).items())
         return (
             f"{record.status.lower()} step {record.step_name!r} of workflow {workflow_id} "
-            f"as {record.decided_by}{reason}"
+            f"as {record.decided_by}{reason}" + (f" (values: {shown})" if shown else "")
         )
     if command in ("rollback", "cancel", "resume"):
         workflow_id = eng.resolve_id(args.id)

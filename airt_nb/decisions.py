@@ -7,10 +7,15 @@ out who is deciding (``by=``, else the engine's user: ``AIRT_USER``,
 another name than the engine's user is acting as that person: the policy's
 ``act_as`` must allow it, unless the name was established by an
 authentication, ``authenticated_by``; then the step's ``approvers`` and the
-roles the policy gives them), and records the decision in one transaction
+roles the policy gives them, and the step's own rules: typed ``values`` that
+fit its ``fields``, ``exclude_requester``, ``authenticated``; see
+:mod:`airt_nb.approval_rules`), and records the decision in one transaction
 that only succeeds while the approval is still pending, so the first
-decision wins and a second one is told who decided and when.  The same
-transaction queues the webhook notification and the run's history entry.
+decision wins and a second one is told who decided and when.  Each person's
+decision is a row of its own (``approval_decisions``); a step with
+``min_approvals: N`` goes on once N distinct people approved, and one
+rejection rejects it.  The same transaction queues the webhook
+notification and the run's history entry.
 
 A decision never moves a workflow.  The engine that records it continues the
 workflow itself only if it is the workflow's home (the engine that ran it
@@ -28,9 +33,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .approval_rules import agree, check_rules, clean_values
 from .errors import ApprovalError, NotFoundError, PolicyError
 from .store.records import ApprovalRecord
 from .timeutil import now_iso
@@ -39,9 +46,10 @@ from .webhooks import outbox_row
 if TYPE_CHECKING:
     from .policy import Policy, Verdict
     from .store.protocol import Store
+    from .store.records import WorkflowRecord
     from .store.writes import Tx
 
-__all__ = ["SYSTEM", "TIMED_OUT", "DecisionHost", "cancel_pending", "decide", "expire"]
+__all__ = ["SYSTEM", "TIMED_OUT", "DecisionHost", "cancel_pending", "decide", "expire", "notify_approval"]
 
 log = logging.getLogger("airt_nb")
 
@@ -90,7 +98,8 @@ class DecisionHost(Protocol):
     def decided(self, approval: ApprovalRecord, approved: bool, outputs: dict[str, Any], outcome: str) -> None:
         """The decision is committed.  ``outcome`` says who continues the workflow: ``adopt`` (this
         engine, its home, takes it), ``local`` (this engine runs it), ``woken`` (its running owner
-        was woken) or ``released`` (its home, or whoever the home rules choose, takes it up)."""
+        was woken), ``released`` (its home, or whoever the home rules choose, takes it up) or
+        ``partial`` (one of several approvals it needs: nothing moves yet)."""
         ...
 
 
@@ -210,7 +219,7 @@ def _authorise(engine: DecisionHost, approval: ApprovalRecord, user: str) -> dic
     return engine.audit_row("approval", user, verdict, **kw)
 
 
-def _notify(tx: Tx, engine: DecisionHost, event: str, approval: dict[str, Any], workflow_name: str) -> None:
+def notify_approval(tx: Tx, engine: DecisionHost, event: str, approval: dict[str, Any], workflow_name: str) -> None:
     """Queue ``event`` for every webhook that heard of the approval (else this engine's, if any)."""
     urls = tx.delivery_urls(approval["approval_id"])
     if not urls and engine.webhook_url is not None:
@@ -239,32 +248,44 @@ def decide(
     reason: str | None = None,
     approval_id: str | None = None,
     authenticated_by: str | None = None,
+    values: Mapping[str, Any] | None = None,
     system: bool = False,
 ) -> ApprovalRecord:
     """Record a decision on the workflow's pending approval; the workflow continues or rolls back.
 
+    ``values`` fill in the approval step's typed ``fields`` (checked first:
+    a bad value raises :class:`~airt_nb.ApprovalError` and nothing is
+    recorded).  With ``min_approvals: N`` an approval counts one person and
+    the workflow goes on once N distinct people approved (all approving the
+    values the first one gave); one rejection rejects.  Every individual
+    decision is a row of ``approval_decisions``.
+
     ``authenticated_by`` names how ``by`` was established when the caller
     authenticated the person (``"jupyter"``, ``"jupyterhub"``, ``"database"``);
     it is recorded with the decision (``auth``).  Without it, a ``by`` other
-    than the engine's user needs the policy's ``act_as`` right.
+    than the engine's user needs the policy's ``act_as`` right, and a step
+    with ``authenticated: true`` refuses the decision.
 
-    Returns the decided :class:`ApprovalRecord`.  Raises
-    :class:`~airt_nb.PolicyError` if ``by`` may not decide (nothing changes)
-    and :class:`~airt_nb.ApprovalError` if someone decided first, the
-    deadline passed, several approvals are pending and none was named, or the
-    workflow no longer waits for the decision.
+    Returns the :class:`ApprovalRecord` (still ``PENDING`` while more people
+    must approve).  Raises :class:`~airt_nb.PolicyError` if ``by`` may not
+    decide (nothing changes) and :class:`~airt_nb.ApprovalError` if a value
+    is wrong, someone decided first, this person approved already, the
+    deadline passed, several approvals are pending and none was named, or
+    the workflow no longer waits for the decision.
 
-    >>> decide(eng, run.id, True, by="ann", reason="looks good")  # doctest: +SKIP
+    >>> decide(eng, run.id, True, by="ann", reason="looks good", values={"replicas": 3})  # doctest: +SKIP
     ApprovalRecord(..., status='APPROVED', decided_by='ann', reason='looks good')
     """
     engine.check_open()
     approval = _pending(engine, workflow_id, approval_id)
+    clean = clean_values(approval, values, approve, system=system)  # before anything is written
     audit: list[dict[str, Any]] = []
     if system:
         user, auth = SYSTEM, "system"
     else:
         user = _decider(engine, approval, by, authenticated_by)
         auth = authenticated_by or "asserted"
+        check_rules(engine, approval, user, auth)
         audit.append(_authorise(engine, approval, user))
         if authenticated_by:
             detail = audit[-1]["detail"]
@@ -277,23 +298,15 @@ def decide(
                 raise _already(fresh)
     status = "APPROVED" if approve else "REJECTED"
     now = now_iso()
-    outputs = {"approved": approve, "decided_by": user, "reason": reason, "decided_at": now}
-    out_json = json.dumps(outputs)
     owner = engine.owner_id
     local = engine.runs_here(workflow_id)
-    decided_row = {
-        **asdict(approval),
-        "status": status,
-        "decided_by": user,
-        "reason": reason,
-        "decided_at": now,
-        "auth": auth,
-    }
     event = "approval.expired" if system else f"approval.{status.lower()}"
     accepting = engine.accepting
+    given = set((values or {}).keys())
+    result: dict[str, Any] = {}
 
     def op(tx: Tx) -> str:
-        latest = tx.get_approval(approval.approval_id)
+        latest = tx.lock_approval(approval.approval_id)
         if latest is None or latest.status != "PENDING":
             raise _AlreadyDecidedError
         current = tx.get_workflow(workflow_id)
@@ -305,55 +318,71 @@ def decide(
                 workflow_id=workflow_id,
                 approval_id=approval.approval_id,
             )
-        if not tx.decide_approval(approval.approval_id, status, user, reason, now, auth):
+        agreed, approved_by = agree(latest, tx.decisions_of(latest.approval_id), user, clean, given, approve, system)
+        count = latest.approved_count + (1 if approve and not system else 0)
+        values_json = json.dumps(agreed) if agreed else None
+        tx.insert_decision(
+            {
+                "approval_id": latest.approval_id,
+                "workflow_id": workflow_id,
+                "step_name": latest.step_name,
+                "decision": status,
+                "decided_by": user,
+                "decided_at": now,
+                "reason": reason,
+                "field_values": json.dumps(agreed if approve else clean) if (agreed if approve else clean) else None,
+                "auth": auth,
+                "preview_hash": latest.preview_hash,
+            }
+        )
+        for row in audit:
+            tx.insert_audit(row)
+        row = {**asdict(latest), "approved_count": count, "field_values": values_json}
+        if approve and not system and count < latest.min_approvals:
+            # One more person approved; the step waits for the others.
+            tx.count_approval(latest.approval_id, count, values_json)
+            notify_approval(
+                tx, engine, "approval.progress", {**row, "decided_by": user, "reason": reason}, current.name
+            )
+            progress = f"{count} of {latest.min_approvals} approvals" + (f": {reason}" if reason else "")
+            tx.add_event(workflow_id, now, "approved", user, progress)
+            return "partial"
+        if not tx.decide_approval(
+            latest.approval_id, status, user, reason, now, auth, values=values_json, approved_count=count
+        ):
             raise _AlreadyDecidedError
-        if approve:
-            tx.complete_step(workflow_id, approval.step_name, now, None, out_json, None)
+        outputs = {
+            "approved": approve,
+            "decided_by": user,
+            "reason": reason,
+            "decided_at": now,
+            "values": agreed or {},
+            "approved_by": approved_by,
+        }
+        result["outputs"] = outputs
+        if latest.gate_step is not None and approve:  # a gated step asked again: it may run now
+            tx.set_step_status(workflow_id, latest.step_name, "PENDING")
+        elif approve:
+            tx.complete_step(workflow_id, latest.step_name, now, None, json.dumps(outputs), None)
             tx.bump_done(workflow_id)
         else:
             tx.fail_step(
                 workflow_id,
-                approval.step_name,
+                latest.step_name,
                 f"rejected by {user}" + (f": {reason}" if reason else ""),
                 now,
                 None,
                 status="REJECTED",
             )
-        _notify(tx, engine, event, decided_row, current.name)
-        for row in audit:
-            tx.insert_audit(row)
-        tx.add_event(workflow_id, now, status.lower() if not system else "timed_out", user, reason)
-        new_status = "RUNNING" if approve else "ROLLING_BACK"
-        error = (
-            None
-            if approve
-            else f"rejected by {user} at step {approval.step_name!r}" + (f": {reason}" if reason else "")
+        decided_row = {**row, "status": status, "decided_by": user, "reason": reason, "decided_at": now, "auth": auth}
+        notify_approval(tx, engine, event, decided_row, current.name)
+        detail = reason
+        if approve and latest.min_approvals > 1 and not system:
+            detail = f"{count} of {latest.min_approvals} approvals" + (f": {reason}" if reason else "")
+        tx.add_event(workflow_id, now, status.lower() if not system else "timed_out", user, detail)
+        return _continue(
+            tx, engine, current, workflow_id, approve, user, latest.step_name, reason, now, owner, local, accepting
         )
-        if current.status == "PAUSED":
-            # Paused workflows hold no lease.  This engine continues it only if it is its home;
-            # else the lease is left free for the home, which is woken.
-            take = accepting and current.home == owner
-            tx.set_status(
-                workflow_id, new_status, now, error=error, new_owner=owner if take else None, release=not take
-            )
-            if take:
-                return "adopt"
-            if current.home:
-                tx.wake(current.home)
-            tx.announce_work()
-            return "released"
-        if current.lease_owner == owner and local:
-            if not approve:
-                tx.set_status(workflow_id, new_status, now, error=error)
-            return "local"
-        if not approve:
-            tx.set_status(workflow_id, new_status, now, error=error)
-        tx.request(workflow_id, "wake")
-        if current.lease_owner:
-            tx.wake(current.lease_owner)
-        else:
-            tx.announce_work()
-        return "woken"
 
     try:
         outcome = engine.store.write(op)
@@ -363,13 +392,55 @@ def decide(
         "workflow %s: step %s %s by %s%s",
         workflow_id,
         approval.step_name,
-        status.lower(),
+        "approved (one of several)" if outcome == "partial" else status.lower(),
         user,
         f" ({reason})" * bool(reason),
     )
     fresh = engine.store.approvals(approval_id=approval.approval_id)[0]
-    engine.decided(fresh, approve, outputs, outcome)
+    engine.decided(fresh, approve, result.get("outputs", {}), outcome)
     return fresh
+
+
+def _continue(
+    tx: Tx,
+    engine: DecisionHost,
+    current: WorkflowRecord,
+    workflow_id: str,
+    approve: bool,
+    user: str,
+    step_name: str,
+    reason: str | None,
+    now: str,
+    owner: str,
+    local: bool,
+    accepting: bool,
+) -> str:
+    """Hand the decided workflow to whoever continues it (see :meth:`DecisionHost.decided`)."""
+    new_status = "RUNNING" if approve else "ROLLING_BACK"
+    error = None if approve else f"rejected by {user} at step {step_name!r}" + (f": {reason}" if reason else "")
+    if current.status == "PAUSED":
+        # Paused workflows hold no lease.  This engine continues it only if it is its home;
+        # else the lease is left free for the home, which is woken.
+        take = accepting and current.home == owner
+        tx.set_status(workflow_id, new_status, now, error=error, new_owner=owner if take else None, release=not take)
+        if take:
+            return "adopt"
+        if current.home:
+            tx.wake(current.home)
+        tx.announce_work()
+        return "released"
+    if current.lease_owner == owner and local:
+        if not approve:
+            tx.set_status(workflow_id, new_status, now, error=error)
+        return "local"
+    if not approve:
+        tx.set_status(workflow_id, new_status, now, error=error)
+    tx.request(workflow_id, "wake")
+    if current.lease_owner:
+        tx.wake(current.lease_owner)
+    else:
+        tx.announce_work()
+    return "woken"
 
 
 def expire(engine: DecisionHost, approval_id: str) -> ApprovalRecord | None:

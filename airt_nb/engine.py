@@ -578,20 +578,25 @@ class Engine:
         reason: str | None = None,
         approval_id: str | None = None,
         authenticated_by: str | None = None,
+        values: Mapping[str, Any] | None = None,
     ) -> ApprovalRecord:
         """Approve the workflow's pending approval; the workflow continues.
 
         ``by`` is who decides (default: this engine's user, i.e. ``AIRT_USER``,
         ``JUPYTERHUB_USER`` or the OS user); deciding as someone else needs the
         policy's ``act_as`` right, unless ``authenticated_by`` says how that
-        person was authenticated (the approvals page does).  ``approval_id``
-        picks one of several pending approvals.  Returns the decided approval.
-        Raises :class:`~airt_nb.PolicyError` if ``by`` may not decide and
-        :class:`~airt_nb.ApprovalError` if someone decided first.
+        person was authenticated (the approvals page does).  ``values`` fill in
+        the step's typed ``fields`` (defaults for those left out).  A step with
+        ``min_approvals: N`` goes on once N distinct people approved: until
+        then the returned approval is still ``PENDING`` (``approved_count``
+        says how many did).  ``approval_id`` picks one of several pending
+        approvals.  Returns the approval.  Raises :class:`~airt_nb.PolicyError`
+        if ``by`` may not decide and :class:`~airt_nb.ApprovalError` if a value
+        does not fit its field (nothing is recorded) or someone decided first.
 
         Examples
         --------
-        >>> eng.approve(run.id, by="ann", reason="looks good").status  # doctest: +SKIP
+        >>> eng.approve(run.id, by="ann", reason="looks good", values={"replicas": 3}).status  # doctest: +SKIP
         'APPROVED'
         """
         return decide(
@@ -602,6 +607,7 @@ class Engine:
             reason=reason,
             approval_id=approval_id,
             authenticated_by=authenticated_by,
+            values=values,
         )
 
     def reject(
@@ -612,8 +618,13 @@ class Engine:
         reason: str | None = None,
         approval_id: str | None = None,
         authenticated_by: str | None = None,
+        values: Mapping[str, Any] | None = None,
     ) -> ApprovalRecord:
-        """Reject the workflow's pending approval: what was done is rolled back (see :meth:`approve`)."""
+        """Reject the workflow's pending approval: what was done is rolled back (see :meth:`approve`).
+
+        One rejection is enough, however many approvals the step needs; ``values``, if
+        given, are checked and recorded with the decision.
+        """
         return decide(
             self._host,
             self.resolve_id(workflow_id),
@@ -622,6 +633,7 @@ class Engine:
             reason=reason,
             approval_id=approval_id,
             authenticated_by=authenticated_by,
+            values=values,
         )
 
     def _decided(self, approval: ApprovalRecord, approved: bool, outputs: dict[str, Any], outcome: str) -> None:
@@ -633,7 +645,8 @@ class Engine:
                     approval.reason,
                 )
             )  # fmt: skip
-            self._emit_status(workflow_id, "RUNNING" if approved else "ROLLING_BACK")
+            if outcome != "partial":
+                self._emit_status(workflow_id, "RUNNING" if approved else "ROLLING_BACK")
         self._notify()
         if outcome == "adopt":
             self._adopt(workflow_id)
@@ -902,9 +915,10 @@ class Engine:
 
     def _apply_decisions(self, ex: Execution) -> None:
         for r in self._store.steps(ex.id):
-            if ex.state.get(r.step_name) == "WAITING" and r.status in ("COMPLETED", "REJECTED"):
+            if ex.state.get(r.step_name) == "WAITING" and r.status in ("COMPLETED", "REJECTED", "PENDING"):
+                # PENDING: a gated step asked again and approved (see gating); it runs now.
                 outputs = json.loads(r.outputs) if r.outputs else None
-                ex.on_decision(r.step_name, r.status == "COMPLETED", outputs)
+                ex.on_decision(r.step_name, r.status != "REJECTED", outputs)
 
     def _forget(self, ex: Execution, waiting_for: str | None = None) -> None:
         with self._exec_lock:
@@ -983,6 +997,26 @@ class Engine:
     def _expire_at(self, approval_id: str, due: float) -> None:
         self._timers.at(due, functools.partial(self._submit, self._expire, approval_id))
 
+    def _approval_timer_at(self, approval_id: str, kind: str, due: float) -> None:
+        """Send the reminder (``kind="remind"``) or escalation of a pending approval at ``due``."""
+        self._timers.at(due, functools.partial(self._submit, self._approval_timer, approval_id, kind, due))
+
+    def _approval_timer(self, approval_id: str, kind: str, due: float) -> None:
+        self._recovery.forget_timer(approval_id, kind)
+        if self._closing:
+            return
+        from .reminders import escalate, remind
+
+        if kind == "escalate":
+            escalate(self._host, approval_id)
+            return
+        following = remind(self._host, approval_id)
+        if following is not None:
+            from .timeutil import to_epoch
+
+            self._recovery.note_timer(approval_id, kind, following)
+            self._approval_timer_at(approval_id, kind, to_epoch(following))
+
     def _expire(self, approval_id: str) -> None:
         self._recovery.forget_deadline(approval_id)
         if not self._closing:
@@ -1013,12 +1047,16 @@ class Engine:
             self._events.emit(ev.WorkflowStatusChanged(workflow_id, status))
 
     def _approvals_requested(self, ex: Execution, rows: builtins.list[dict[str, Any]]) -> None:
+        from .timeutil import to_epoch
+
         for row in rows:
             if row.get("deadline"):
                 self._recovery.note_deadline(row["approval_id"])
-                from .timeutil import to_epoch
-
                 self._expire_at(row["approval_id"], to_epoch(row["deadline"]))
+            for kind, column in (("remind", "next_reminder_at"), ("escalate", "escalate_at")):
+                if row.get(column):
+                    self._recovery.note_timer(row["approval_id"], kind, row[column])
+                    self._approval_timer_at(row["approval_id"], kind, to_epoch(row[column]))
             if self._events:
                 self._events.emit(ev.ApprovalRequested(ex.id, row["approval_id"], row["step_name"], row["message"]))
         if self._webhook is not None:
@@ -1226,6 +1264,9 @@ class _Hosting:
 
     def expire_at(self, approval_id: str, due: float) -> None:
         self._e._expire_at(approval_id, due)
+
+    def approval_timer_at(self, approval_id: str, kind: str, due: float) -> None:
+        self._e._approval_timer_at(approval_id, kind, due)
 
 
 def _home_grace(value: float | None) -> float:

@@ -37,7 +37,6 @@ import logging
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -47,6 +46,7 @@ from .compensation import compensate, finish_cancel
 from .errors import ActionError, PolicyError
 from .expressions import ExpressionError
 from .failures import Abandon, format_error, format_traceback
+from .gating import changed, gate_entries, reask_row, request_row
 from .store.base import Completion, LeaseLostError
 from .timeutil import iso, now_iso, to_epoch
 
@@ -62,7 +62,7 @@ __all__ = ["Execution", "ExecutionHost"]
 
 log = logging.getLogger("airt_nb")
 
-_DONE = ("COMPLETED",)
+_DONE = ("COMPLETED", "SKIPPED")  # what lets the steps after it start
 # json.dumps(obj, allow_nan=False) / (obj, default=str) without building an encoder on every call.
 _dump_outputs = json.JSONEncoder(allow_nan=False).encode
 _dump_inputs = json.JSONEncoder(default=str).encode
@@ -202,6 +202,9 @@ class Execution:
         self.inferred: str | None = None  # the one ready step a lost engine may have been running
         self._after: list[dict[str, Any]] = []
         self._settle_request: str | None = None
+        self.bad_when: dict[str, str] = {}  # conditional steps whose when could not be looked up: they fail
+        self.gate_cache: dict[str, Any] | None = None  # approved previews of gated steps (see gating)
+        self.started_before: set[str] = set()  # recorded as running when this execution was built
         self._load(steps)
 
     # -- building ----------------------------------------------------------------------------------
@@ -231,12 +234,13 @@ class Execution:
                 self.outputs[s.name] = {"outputs": json.loads(r.outputs)}
             elif status == "COMPLETED":
                 self.outputs[s.name] = {"outputs": None}
-            if status == "COMPLETED":
+            if status in _DONE:
                 self.done += 1
             if status == "RUNNING":
                 self.to_run.append(s.name)
             elif status == "RETRYING" and r and r.next_attempt_at:
                 self.retry_due[s.name] = to_epoch(r.next_attempt_at)
+        self.started_before = set(self.to_run)
         for s in self.plan.steps:
             self.remaining[s.name] = sum(1 for d in s.deps if self.state[d] not in _DONE)
             if self.state[s.name] == "PENDING" and self.remaining[s.name] == 0:
@@ -307,6 +311,8 @@ class Execution:
         while self.ready:
             index, name = heapq.heappop(self.ready)
             step = self.plan.steps[index]
+            if step.conditional and self._skipped(step, tx_ops, now):
+                continue
             if step.is_approval:
                 tx_ops.append(self._approval_op(step, now))
                 self.state[name] = "WAITING"
@@ -344,41 +350,49 @@ class Execution:
         step_id, attempt, started = self.step_id[name], self.attempt[name], self.started_at[name] or now_iso()
         return lambda tx: tx.start_step(step_id, attempt, started)
 
+    def _skipped(self, step: PlannedStep, tx_ops: list[Callable[[Tx], Any]], now: str) -> bool:
+        """Skip a conditional step that became ready, if it is not taken: it uses the outputs of a skipped
+        step, or its ``when`` does not hold.  Its dependents then follow as if it had completed."""
+        name = step.name
+        why = next((f"it uses the outputs of step {u!r}, which was skipped" for u in step.uses
+                    if self.state.get(u) == "SKIPPED"), None)  # fmt: skip
+        if why is None and step.condition is not None:
+            try:
+                holds, value = step.condition.holds(self.context)
+            except ExpressionError as exc:
+                self.bad_when[name] = f"cannot look up when: {exc}"
+                return False
+            if holds:
+                return False
+            why = step.condition.why_not(value)
+        if why is None:
+            return False
+        self.state[name] = "SKIPPED"
+        self.done += 1
+        tx_ops.append(functools.partial(_skip_step, workflow_id=self.id, step_name=name, now=now, why=why))
+        for dep in step.dependents:
+            self.remaining[dep] -= 1
+            if self.remaining[dep] == 0 and self.state[dep] == "PENDING":
+                heapq.heappush(self.ready, (self.plan.by_name[dep].index, dep))
+        return True
+
     def _approval_op(self, step: PlannedStep, now: str) -> Callable[[Tx], Any]:
         try:
             message = step.resolve_message(self.context)
         except ExpressionError as exc:
             message = f"{step.message} (could not fill in: {exc})"
-        undone = {i["step"] for i in self.intents}
-        context = {
-            "depends_on": {d: self.outputs.get(d, {}).get("outputs") for d in step.deps},
-            # What a rejection rolls back (newest first), and what it cannot undo.
-            "undo": [{"step": i["step"], "action": i["action"], "inputs": i["inputs"]} for i in reversed(self.intents)],
-            "not_undone": [
-                s.name
-                for s in self.plan.steps
-                if self.state[s.name] == "COMPLETED" and not s.is_approval and s.name not in undone
-            ],
-            "started_by": self.started_by,
-        }
-        approval_id = uuid.uuid4().hex[:16]
-        deadline = iso(time.time() + step.timeout) if step.timeout else None
-        row = {
-            "approval_id": approval_id,
-            "workflow_id": self.id,
-            "step_name": step.name,
-            "message": message,
-            "context": json.dumps(context, default=str),
-            "approvers": json.dumps(list(step.approvers)),
-            "requested_at": now,
-            "deadline": deadline,
-            "on_timeout": step.on_timeout,
-        }
+        if step.name in self.bad_when:
+            message = f"{message or ''} ({self.bad_when.pop(step.name)}; decide whether it should go on)".strip()
+        row = request_row(self, step, message, now)
+        return self._request_op(row, lambda tx: tx.wait_step(self.id, step.name, now))
+
+    def _request_op(self, row: dict[str, Any], hold: Callable[[Tx], Any]) -> Callable[[Tx], Any]:
+        """The op that records an approval request (and its webhooks); announced once committed."""
         self._after.append(row)
         deliveries = self.host.webhook_rows("approval.requested", row, self.name)
 
         def op(tx: Tx) -> None:
-            tx.wait_step(self.id, step.name, now)
+            hold(tx)
             tx.insert_approval(row)
             for d in deliveries:
                 tx.insert_delivery(d)
@@ -395,7 +409,7 @@ class Execution:
                 tx_ops.append(self._settle_op("PAUSED", now, finished=False))
                 return "PAUSED"
             return None
-        if all(s == "COMPLETED" for s in states):
+        if all(s in _DONE for s in states):
             tx_ops.append(self._settle_op("COMPLETED", now, finished=True))
             return "COMPLETED"
         return None
@@ -639,6 +653,18 @@ class Execution:
                 self._maybe_finish()
             return None
         host = self.host
+        if step.conditional and name in self.bad_when:
+            return self._fail_step(name, None, self.bad_when.pop(name))
+        # Checked on a step's first start only: a retry, or a step that had started before a crash,
+        # may have had its effect already (see gating).
+        if (
+            step.gates
+            and self.attempt[name] == 1
+            and name not in self.started_before
+            and not finish_first
+            and self._asked_again(name, step)
+        ):
+            return None
         try:
             inputs = step.resolve_inputs(self.context)
         except ExpressionError as exc:
@@ -1017,9 +1043,56 @@ class Execution:
                 self.executing.discard(name)  # its back-off timer finds the workflow stopping
             self._maybe_finish()
 
+    def _asked_again(self, name: str, step: PlannedStep) -> bool:
+        """A gated step about to run: if what it would do is not what was approved, it does not run; its
+        approval is asked for again with the new preview (see :mod:`airt_nb.gating`).  True if so."""
+        if self.gate_cache is None:
+            self.gate_cache = gate_entries(self)
+        found = self.gate_cache.get(name)
+        if found is None:
+            return False  # approved before previews were recorded, or beyond MAX_PREVIEW_STEPS
+        approval, entry = found
+        diff = changed(self, step, entry)
+        if diff is None:
+            return False
+        why, now_entry = diff
+        started: list[str] = []
+        with self.lock:
+            if self.abandoned:
+                return True
+            now = now_iso()
+            self.executing.discard(name)
+            self.implied.discard(name)
+            self.attempt[name] -= 1
+            self.state[name] = "WAITING"
+            self.started_at[name] = None
+            row = reask_row(self, step, approval, why, now_entry, now)
+            step_id, attempt, wf = self.step_id[name], self.attempt[name], self.id
+            ops: list[Callable[[Tx], Any]] = [
+                self._request_op(row, lambda tx: tx.hold_step(step_id, attempt)),
+                lambda tx: tx.add_event(wf, now, "asked_again", None, f"{name}: {why}"),
+            ]
+            started = self._take_ready(ops, now)
+            self._start_ops(ops, started, may_imply=False)
+            settled = self._settle_ops(ops, now)
+            log.info("workflow %s: step %s did not run: %s; its approval is asked for again", wf, name, why)
+            try:
+                self._write(ops, now=now)
+            except Abandon:
+                return True
+            if settled:
+                self._settled(settled)
+            elif not self.executing:
+                self._maybe_finish()
+        for n in started:
+            self._emit_started(n)
+            self.host.submit(self.drive, n)
+        return True
+
     def on_decision(self, name: str, approved: bool, outputs: Any) -> None:
         """An approval of this (running, locally owned) workflow was decided."""
         started: list[str] = []
+        self.gate_cache = None  # a new approval may cover gated steps
         with self.lock:
             if self.abandoned or self.state.get(name) != "WAITING":
                 return
@@ -1034,14 +1107,20 @@ class Execution:
                 self._maybe_finish()
                 return
             now = now_iso()
-            self.state[name] = "COMPLETED"
-            self.done += 1
-            self.done_written += 1  # the decision's transaction counted it
-            self.outputs[name] = {"outputs": outputs}
-            for dep in self.plan.by_name[name].dependents:
-                self.remaining[dep] -= 1
-                if self.remaining[dep] == 0 and self.state[dep] == "PENDING":
-                    heapq.heappush(self.ready, (self.plan.by_name[dep].index, dep))
+            step = self.plan.by_name[name]
+            if not step.is_approval:  # a gated step asked again: approved, it runs now
+                self.state[name] = "PENDING"
+                if self.remaining[name] == 0:
+                    heapq.heappush(self.ready, (step.index, name))
+            else:
+                self.state[name] = "COMPLETED"
+                self.done += 1
+                self.done_written += 1  # the decision's transaction counted it
+                self.outputs[name] = {"outputs": outputs}
+                for dep in step.dependents:
+                    self.remaining[dep] -= 1
+                    if self.remaining[dep] == 0 and self.state[dep] == "PENDING":
+                        heapq.heappush(self.ready, (self.plan.by_name[dep].index, dep))
             ops = []
             started = self._take_ready(ops, now)
             self._start_ops(ops, started, may_imply=False)
@@ -1064,3 +1143,8 @@ def _record_attempt(tx: Tx, *, row: tuple[Any, ...]) -> None:
 
 def _unstart_step(tx: Tx, *, step_id: int, attempt: int) -> None:
     tx.unstart_step(step_id, attempt)
+
+
+def _skip_step(tx: Tx, *, workflow_id: str, step_name: str, now: str, why: str) -> None:
+    tx.skip_step(workflow_id, step_name, now)
+    tx.add_event(workflow_id, now, "skipped", None, f"{step_name}: {why}")

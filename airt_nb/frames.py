@@ -62,10 +62,16 @@ HISTORY_EVENTS = [
     "failed",
     "engine_lost",
     "resumed",
+    "timed_out",
+    "skipped",
+    "asked_again",
+    "reminded",
+    "escalated",
 ]
 
 _COUNTS = {"position", "attempt", "attempts", "steps_total", "steps_done", "compensation_id", "audit_id", "seq"}
-_COUNTS |= {"webhook_attempts"}
+_COUNTS |= {"webhook_attempts", "min_approvals", "approved_count", "reminders"}
+_FLAGS = {"exclude_requester", "authenticated"}
 _MAYBE_COUNTS = {"last_status", "http_status"}  # may be missing: pandas' nullable integer
 _DURATIONS = {"duration", "waited"}
 #: the default dtype of text in this pandas (object before pandas 3, str from 3 on)
@@ -200,6 +206,8 @@ def _kind(col: str) -> str:
         return "count"
     if col in _MAYBE_COUNTS:
         return "maybe-count"
+    if col in _FLAGS:
+        return "flag"
     return "text"
 
 
@@ -217,6 +225,8 @@ def _typed(df: pd.DataFrame, *, keep: tuple[str, ...] = ()) -> Frame:
             df[col] = df[col].fillna(0).astype("int64")
         elif kind == "maybe-count":
             df[col] = df[col].astype("Int64")
+        elif kind == "flag":
+            df[col] = df[col].fillna(0).astype(bool)
         elif df[col].dtype == object and df[col].map(lambda v: v is None or isinstance(v, str)).all():
             df[col] = df[col].astype(TEXT)
     return Frame(df)
@@ -317,28 +327,49 @@ def approvals(db: Any = None, status: str | None = None, *, workflow_id: str | N
     requested_at, deadline, decided_at, decided_by, reason`` plus ``approvers``, ``on_timeout``,
     ``context`` (``depends_on``: the outputs the approver needs; ``undo``: what a rejection
     rolls back; ``not_undone``: completed steps it cannot undo), ``undo`` (the steps a
-    rejection rolls back, newest first), ``waited``, and the request's webhook delivery:
-    ``webhook_status``, ``webhook_attempts``, ``webhook_error`` (every attempt is in
-    :func:`deliveries`).
+    rejection rolls back, newest first), ``waited``, the request's webhook delivery
+    (``webhook_status``, ``webhook_attempts``, ``webhook_error``; every attempt is in
+    :func:`deliveries`), and what approvals worth trusting add: ``fields`` (the typed fields),
+    ``values`` (what was approved), ``min_approvals`` and ``approved_count``, ``history``
+    (every individual decision: ``decided_by, decision, decided_at, reason, values, auth``),
+    ``preview`` (what the steps it gates will do), ``gate_step`` / ``reasked_from`` (a gated
+    step asked again), ``reminders`` and ``escalated_at``.
 
     Examples
     --------
     >>> airt_nb.approvals(status="PENDING")[["workflow_id", "step_name", "message", "deadline"]]  # doctest: +SKIP
-    >>> airt_nb.approvals()[["step_name", "decided_by", "reason", "waited"]]  # doctest: +SKIP
+    >>> airt_nb.approvals()[["step_name", "decided_by", "reason", "values", "waited"]]  # doctest: +SKIP
     """
     with _store(db) as store:
         df = _frame(store, "approvals", workflow_id=workflow_id, status=status)
         deliveries_df = _frame(store, "webhook_deliveries", workflow_id=workflow_id)
+        decided = _frame(store, "approval_decisions", workflow_id=workflow_id, optional=("approval_id", "decision_id"))
     for col in ("requested_at", "deadline", "decided_at"):
         df[col] = _time(df[col])
     _category(df, "status", APPROVAL_STATUSES)
-    _decode(df, "context", "approvers")
+    df = df.rename(columns={"field_values": "values"})
+    _decode(df, "context", "approvers", "fields", "values", "preview", "escalate_to")
     df["undo"] = pd.Series(
         [[u["step"] for u in c.get("undo", [])] if isinstance(c, dict) else [] for c in df["context"]],
         index=df.index,
         dtype=object,
     )
     df["waited"] = df["decided_at"] - df["requested_at"]
+    df["remind_every"] = pd.to_timedelta(df["remind_every"].astype("float64"), unit="s").astype("timedelta64[us]")
+    history: dict[str, list[dict[str, Any]]] = {}
+    for row in decided.to_dict("records"):
+        values = row.get("field_values")
+        history.setdefault(row["approval_id"], []).append(
+            {
+                "decided_by": row.get("decided_by"),
+                "decision": row.get("decision"),
+                "decided_at": row.get("decided_at"),
+                "reason": row.get("reason"),
+                "values": json.loads(values) if isinstance(values, str) else None,
+                "auth": row.get("auth"),
+            }
+        )
+    df["history"] = pd.Series([history.get(a, []) for a in df["approval_id"]], index=df.index, dtype=object)
     requested = deliveries_df[deliveries_df["event"] == "approval.requested"]
     summary = requested.groupby("approval_id").agg(
         webhook_status=("status", "last"), webhook_attempts=("attempts", "sum"), webhook_error=("last_error", "last")
@@ -346,7 +377,10 @@ def approvals(db: Any = None, status: str | None = None, *, workflow_id: str | N
     df = df.merge(summary, how="left", left_on="approval_id", right_index=True)
     df["webhook_status"] = df["webhook_status"].astype(object)
     df["webhook_error"] = df["webhook_error"].astype(object)
-    return _typed(df, keep=("context", "approvers", "undo"))
+    for col in ("fields", "values", "preview", "escalate_to"):  # no value: None, as the database says
+        df[col] = pd.Series([v if isinstance(v, dict | list) else None for v in df[col]], index=df.index, dtype=object)
+    keep = ("context", "approvers", "undo", "fields", "values", "preview", "escalate_to", "history", "remind_every")
+    return _typed(df, keep=keep)
 
 
 def compensations(db: Any = None, workflow_id: str | None = None, *, status: str | None = None) -> Frame:

@@ -29,9 +29,16 @@ from typing import Any
 from .errors import ActionError, AirtError, SpecError
 
 __all__ = [
+    "MAX_APPROVALS",
     "MAX_DEPTH",
     "MAX_DURATION",
+    "MAX_FIELDS",
+    "MAX_FIELD_NUMBER",
+    "MAX_FIELD_OPTIONS",
+    "MAX_FIELD_TEXT",
     "MAX_HTTP_TIMEOUT",
+    "MAX_PREVIEW_BYTES",
+    "MAX_PREVIEW_STEPS",
     "MAX_RETRY_DELAY",
     "MAX_SPEC_CHARS",
     "MAX_SPEC_NODES",
@@ -64,6 +71,18 @@ MAX_DURATION = 366 * 86400.0
 MAX_RETRY_DELAY = 86400.0
 #: Longest timeout of one HTTP request of ``http.request``: one hour.
 MAX_HTTP_TIMEOUT = 3600.0
+#: Typed fields of one approval step, options of one ``choice`` field, characters of one text value.
+MAX_FIELDS = 50
+MAX_FIELD_OPTIONS = 100
+MAX_FIELD_TEXT = 10_000
+#: Largest magnitude of a number field's value, bounds and default (beyond it floats lose whole numbers).
+MAX_FIELD_NUMBER = 1e15
+#: People an approval may need (``min_approvals``).
+MAX_APPROVALS = 100
+#: Gated steps one approval previews (and checks before they run), nearest first.
+MAX_PREVIEW_STEPS = 100
+#: Bytes of a file read to show its diff in a preview (larger files are summarised).
+MAX_PREVIEW_BYTES = 1_000_000
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}

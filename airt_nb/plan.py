@@ -6,11 +6,15 @@ resuming ten thousand copies of one workflow parses its spec once.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .expressions import Resolver, compile_value
+from . import limits
+from .approvalspec import fields_json
+from .conditions import Condition
+from .expressions import Resolver, compile_value, find_references
 from .spec import RetrySpec, WorkflowSpec, fingerprint_of
 
 __all__ = ["Plan", "PlannedStep"]
@@ -32,6 +36,25 @@ class PlannedStep:
     approvers: tuple[str, ...] = ()
     timeout: float | None = None
     on_timeout: str = "reject"
+    #: an approval's typed fields (name -> definition as JSON) and rules (see airt_nb.approvalspec)
+    fields: dict[str, dict[str, Any]] | None = None
+    min_approvals: int = 1
+    exclude_requester: bool = False
+    authenticated: bool = False
+    remind_every: float | None = None
+    escalate_after: float | None = None
+    escalate_to: tuple[str, ...] = ()
+    condition: Condition | None = None
+    #: steps whose outputs this step looks up (filled in only when the spec has a ``when``)
+    uses: tuple[str, ...] = ()
+    #: may be SKIPPED: it has a ``when``, or uses the outputs of a step that may be; checked before it starts
+    conditional: bool = False
+    #: an approval: the steps it previews and checks before they run (its dependents up to the next
+    #: approval, nearest first, at most MAX_PREVIEW_STEPS); ``more``: how many further ones it gates
+    gated: tuple[str, ...] = ()
+    more_gated: int = 0
+    #: an action step: the approvals that preview it (checked before it runs); empty on most steps
+    gates: tuple[str, ...] = ()
 
     @property
     def is_approval(self) -> bool:
@@ -77,10 +100,23 @@ class Plan:
                     on_timeout=s.on_timeout,
                 )
             )
+            if s.type == "human_approval":
+                p = steps[-1]
+                p.fields = fields_json(s.fields) if s.fields else None
+                p.min_approvals = s.min_approvals
+                p.exclude_requester = s.exclude_requester
+                p.authenticated = s.authenticated
+                p.remind_every = s.remind_every
+                if s.escalate is not None:
+                    p.escalate_after, p.escalate_to = s.escalate.after, tuple(s.escalate.to)
+            if s.when is not None:
+                steps[-1].condition = Condition.compile(s.when)
         by_name = {p.name: p for p in steps}
         for p in steps:
             for d in p.deps:
                 by_name[d].dependents.append(p.name)
+        plan_steps_conditions(spec, steps, by_name)
+        plan_gates(steps, by_name)
         if spec_json is None:
             spec_json = spec.to_json()
         return cls(
@@ -104,9 +140,13 @@ class Plan:
 
     def steps_in_dependency_order(self) -> list[PlannedStep]:
         """Every step after its dependencies (iterative: a chain of thousands of steps must not recurse)."""
+        return Plan.order(self.steps, self.by_name)
+
+    @staticmethod
+    def order(steps: list[PlannedStep], by_name: dict[str, PlannedStep]) -> list[PlannedStep]:
         seen: set[str] = set()
         order: list[PlannedStep] = []
-        for root in self.steps:
+        for root in steps:
             stack: list[tuple[PlannedStep, bool]] = [(root, False)]
             while stack:
                 step, ready = stack.pop()
@@ -117,8 +157,54 @@ class Plan:
                     continue
                 seen.add(step.name)
                 stack.append((step, True))
-                stack.extend((self.by_name[d], False) for d in reversed(step.deps) if d not in seen)
+                stack.extend((by_name[d], False) for d in reversed(step.deps) if d not in seen)
         return order
 
 
 Compiler = Callable[[WorkflowSpec], Plan]
+
+
+def plan_steps_conditions(spec: WorkflowSpec, steps: list[PlannedStep], by_name: dict[str, PlannedStep]) -> None:
+    """Which steps may be SKIPPED: those with a ``when`` and those that use their outputs (in order)."""
+    if not any(p.condition is not None for p in steps):
+        return  # nothing is ever skipped: no walk over the inputs
+    for s, p in zip(spec.steps, steps, strict=True):
+        used: dict[str, None] = {}
+        when = s.when.value if s.when is not None else None
+        for value in (s.inputs, s.message, when):
+            if value:
+                for _, ref in find_references(value):
+                    if ref.step is not None and ref.step in by_name:
+                        used[ref.step] = None
+        p.uses = tuple(used)
+    skippable: dict[str, bool] = {}
+    for p in Plan.order(steps, by_name):
+        skippable[p.name] = p.condition is not None or any(skippable.get(u, False) for u in p.uses)
+        p.conditional = skippable[p.name]
+
+
+def plan_gates(steps: list[PlannedStep], by_name: dict[str, PlannedStep]) -> None:
+    """What each approval gates: its dependents up to the next approval, nearest first (bounded)."""
+    for approval in steps:
+        if not approval.is_approval:
+            continue
+        found: list[str] = []
+        seen = {approval.name}
+        queue = deque(approval.dependents)
+        more = 0
+        while queue:
+            name = queue.popleft()
+            if name in seen:
+                continue
+            seen.add(name)
+            step = by_name[name]
+            if step.is_approval:
+                continue  # the next approval gates what follows it
+            if len(found) < limits.MAX_PREVIEW_STEPS:
+                found.append(name)
+                step.gates = (*step.gates, approval.name)
+            else:
+                more += 1
+            queue.extend(step.dependents)
+        approval.gated = tuple(sorted(found, key=lambda n: by_name[n].index))
+        approval.more_gated = more

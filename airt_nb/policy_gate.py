@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from .errors import PolicyError, StoreError
 from .expressions import ExpressionError, compile_value, find_references
 from .policy import UNKNOWN, Policy, Verdict
+from .specgraph import Ancestry
 from .timeutil import now_iso
 
 if TYPE_CHECKING:
     from .plan import Plan, PlannedStep
+    from .policy import ApprovalRuleSpec
     from .store.protocol import Store
     from .store.writes import Tx
 
@@ -123,6 +126,7 @@ class PolicyGate:
                 raise self.error(user, verdict, f"run action {step.action!r}", workflow=plan.spec.name, step=step.name)
             if policy.enforcing:
                 rows.append(self.row("start", user, verdict, step_name=step.name, action=step.action))
+        rows += self._required_gates(user, plan, before)
         if policy.enforcing and any(s.is_approval for s in plan.steps):
             limit = policy.check_pending(user, self.store.pending_approvals_of(user))
             if limit is not None and not limit.allowed:
@@ -131,6 +135,42 @@ class PolicyGate:
                 raise self.error(user, limit, f"start {plan.spec.name!r}, which asks for an approval")
             if limit is not None:
                 rows.append(self.row("start", user, limit))
+        return rows
+
+    def _required_gates(self, user: str, plan: Plan, before: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The ``require_approval`` rules of ``user``'s roles: every matching step must have a qualifying
+        approval before it in the DAG.  Returns the audit rows of the rules met; raises on the first not met."""
+        rules_of = getattr(self.policy, "approval_rules", None)
+        rules = rules_of(user) if rules_of is not None else []
+        if not rules:
+            return []
+        ancestry = Ancestry({s.name: s.deps for s in plan.steps})
+        gates = [s for s in plan.steps if s.is_approval]
+        rows = []
+        for step in plan.steps:
+            if step.is_approval or step.action is None:
+                continue
+            for role, rule in rules:
+                pattern = next((p for p in rule.actions if fnmatchcase(step.action, p)), None)
+                if pattern is None:
+                    continue
+                name = f"{role}: require_approval {pattern}"
+                gate = next((g for g in gates if ancestry(step.name, g.name) and _qualifies(g, rule)), None)
+                if gate is None:
+                    verdict = Verdict(False, name, _missing_gate(step, rule, gates, ancestry))
+                    detail = f"workflow {plan.spec.name!r}: {verdict.reason}"
+                    self.record(
+                        "start", user, verdict, before=before, step_name=step.name, action=step.action, detail=detail
+                    )
+                    raise self.error(
+                        user,
+                        verdict,
+                        f"run action {step.action!r} without an approval before it",
+                        workflow=plan.spec.name,
+                        step=step.name,
+                    )
+                verdict = Verdict(True, name, f"approved first by step {gate.name!r}", target=gate.name)
+                rows.append(self.row("start", user, verdict, step_name=step.name, action=step.action))
         return rows
 
     def check_step(
@@ -145,3 +185,43 @@ class PolicyGate:
         if not verdict.allowed:
             raise self.error(user, verdict, f"run action {step.action!r}", workflow=workflow_name, step=step.name)
         return verdict
+
+
+def _qualifies(gate: PlannedStep, rule: ApprovalRuleSpec) -> bool:
+    """Whether the approval step ``gate`` meets ``rule`` (and cannot be skipped)."""
+    if gate.conditional:
+        return False
+    if rule.approvers and (not gate.approvers or not set(gate.approvers) <= set(rule.approvers)):
+        return False
+    if gate.min_approvals < rule.min_approvals:
+        return False
+    if rule.authenticated and not gate.authenticated:
+        return False
+    return not (rule.exclude_requester and not gate.exclude_requester)
+
+
+def _missing_gate(
+    step: PlannedStep, rule: ApprovalRuleSpec, gates: list[PlannedStep], before: Callable[[str, str], bool]
+) -> str:
+    """Why no approval step qualifies, and what would."""
+    wanted = ["type: human_approval"]
+    if rule.approvers:
+        wanted.append(f"approvers: [{', '.join(rule.approvers)}]")
+    if rule.min_approvals > 1:
+        wanted.append(f"min_approvals: {rule.min_approvals}")
+    if rule.authenticated:
+        wanted.append("authenticated: true")
+    if rule.exclude_requester:
+        wanted.append("exclude_requester: true")
+    earlier = [g for g in gates if before(step.name, g.name)]
+    if not earlier:
+        found = "no human_approval step comes before it"
+    else:
+        names = ", ".join(repr(g.name) for g in earlier)
+        found = f"the approval step(s) before it ({names}) do not qualify"
+        if any(g.conditional for g in earlier):
+            found += " (an approval that may be skipped by a when: does not count)"
+    return (
+        f"{found}; add a step with {{{', '.join(wanted)}}} that step {step.name!r} depends on "
+        "(directly or through other steps)"
+    )

@@ -13,7 +13,8 @@ A *sweep* does, in order:
    whose lease is free or held by a gone engine and that the home rules give
    to this engine, and adopts them (one failing workflow never stops the
    sweep);
-4. arms the timers of approval deadlines the database holds.
+4. arms the timers of approval deadlines, reminders and escalations the
+   database holds.
 
 Sweeps run when another engine signals this one (a decision, a request, work
 released), every ``poll_interval`` seconds otherwise, and at once when the
@@ -29,6 +30,7 @@ import functools
 import logging
 import os
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -129,6 +131,10 @@ class RecoveryHost(Protocol):
         """Decide the approval as its ``on_timeout`` says at ``due`` (epoch seconds)."""
         ...
 
+    def approval_timer_at(self, approval_id: str, kind: str, due: float) -> None:
+        """Send the approval's reminder (``kind="remind"``) or escalation at ``due`` (epoch seconds)."""
+        ...
+
 
 class Recovery:
     """The sweeps of one engine (see the module docstring)."""
@@ -137,6 +143,7 @@ class Recovery:
         self.host = host
         self.next_expiry: str | None = None  # soonest lease of another live engine holding work
         self._deadlines: set[str] = set()
+        self._timers: dict[tuple[str, str], str] = {}  # (approval_id, kind) -> when it is armed for
         self._marked_dead: set[str] = set()
         self.more_work = False  # the last sweep left workflows for later (fair share, a busy database)
         # One sweep at a time: recover() called by hand must not race the housekeeping's sweep.
@@ -255,6 +262,11 @@ class Recovery:
         store = host.store
         by_id = {c.workflow_id: c for c in wanted}
         ids = list(by_id)
+        if fair and ids:
+            # Engines sharing work start at different places in the list, not all at the oldest (where
+            # they would only take what the others took first).
+            start = zlib.crc32(host.owner_id.encode()) % len(ids)
+            ids = ids[start:] + ids[:start]
         dead = sorted(gone)
         taken = 0
         index = 0
@@ -291,13 +303,24 @@ class Recovery:
         return fair_share(total, max(takers, 1))
 
     def arm_deadlines(self) -> None:
+        """Arm a timer for every pending approval's deadline, reminder and escalation in the database."""
         for approval_id, _workflow_id, deadline in self.host.store.pending_deadlines():
             if approval_id not in self._deadlines:
                 self._deadlines.add(approval_id)
                 self.host.expire_at(approval_id, to_epoch(deadline))
+        for approval_id, kind, due in self.host.store.approval_timers():
+            if self._timers.get((approval_id, kind)) != due:
+                self._timers[(approval_id, kind)] = due
+                self.host.approval_timer_at(approval_id, kind, to_epoch(due))
 
     def forget_deadline(self, approval_id: str) -> None:
         self._deadlines.discard(approval_id)
+
+    def note_timer(self, approval_id: str, kind: str, due: str) -> None:
+        self._timers[(approval_id, kind)] = due
+
+    def forget_timer(self, approval_id: str, kind: str) -> None:
+        self._timers.pop((approval_id, kind), None)
 
     def note_deadline(self, approval_id: str) -> None:
         self._deadlines.add(approval_id)

@@ -8,9 +8,10 @@ so a run started by another kernel, or before a restart, behaves the same.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .store.records import ApprovalRecord, CompensationRecord, StepRecord, WorkflowRecord
+from .store.records import ApprovalRecord, CompensationRecord, DecisionRecord, StepRecord, WorkflowRecord
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -157,20 +158,30 @@ class Run:
         return self._engine.wait(self.id, timeout, until=until)
 
     def approve(
-        self, *, by: str | None = None, reason: str | None = None, approval_id: str | None = None
+        self,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+        approval_id: str | None = None,
+        values: Mapping[str, Any] | None = None,
     ) -> ApprovalRecord:
-        """Approve the pending approval (``approval_id`` when several are pending); returns once it is
-        recorded.  See :meth:`airt_nb.Engine.approve`.
+        """Approve the pending approval (``approval_id`` when several are pending) with the ``values`` of
+        its typed fields; returns once it is recorded.  See :meth:`airt_nb.Engine.approve`.
 
         Examples
         --------
-        >>> run.approve(by="reviewer", reason="notes look good").decided_by  # doctest: +SKIP
+        >>> run.approve(by="reviewer", reason="notes look good", values={"replicas": 3}).decided_by  # doctest: +SKIP
         'reviewer'
         """
-        return self._engine.approve(self.id, by=by, reason=reason, approval_id=approval_id)
+        return self._engine.approve(self.id, by=by, reason=reason, approval_id=approval_id, values=values)
 
     def reject(
-        self, *, by: str | None = None, reason: str | None = None, approval_id: str | None = None
+        self,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+        approval_id: str | None = None,
+        values: Mapping[str, Any] | None = None,
     ) -> ApprovalRecord:
         """Reject the pending approval; the completed steps are rolled back.
 
@@ -180,7 +191,17 @@ class Run:
         >>> run.wait(timeout=30)             # doctest: +SKIP
         'ROLLED_BACK'
         """
-        return self._engine.reject(self.id, by=by, reason=reason, approval_id=approval_id)
+        return self._engine.reject(self.id, by=by, reason=reason, approval_id=approval_id, values=values)
+
+    def decisions(self) -> list[DecisionRecord]:
+        """Every individual decision on this run's approvals (who, when, why, values), oldest first.
+
+        Examples
+        --------
+        >>> [(d.decided_by, d.decision) for d in run.decisions()]  # doctest: +SKIP
+        [('ann', 'APPROVED'), ('rita', 'APPROVED')]
+        """
+        return self._engine.store.decisions(workflow_id=self.id)
 
     def rollback(self, *, by: str | None = None) -> str:
         """Undo every completed step, newest first (also of a COMPLETED run).

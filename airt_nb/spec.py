@@ -17,12 +17,15 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from . import limits
 from .actions import Registry, default_registry
+from .approvalspec import EscalateSpec, check_fields, reference_problem, step_problems
+from .conditions import WhenSpec
 from .errors import SpecError
 from .expressions import ExpressionError, find_references
+from .fields import FieldSpec
 from .specgraph import Ancestry, find_cycle
 from .suggest import did_you_mean
 from .yamltext import YamlTextError, field_path, line_of, parse
@@ -84,7 +87,7 @@ class RetrySpec(_Model):
 
 
 class StepSpec(_Model):
-    """One step: an action to run, or a ``human_approval`` to wait for."""
+    """One step: an action to run, or a ``human_approval`` to wait for (see :mod:`airt_nb.approvalspec`)."""
 
     name: str = Field(pattern=NAME_PATTERN, max_length=100)
     type: Literal["action", "human_approval"] = "action"
@@ -97,11 +100,28 @@ class StepSpec(_Model):
     approvers: list[str] = Field(default_factory=list)
     timeout: float | None = None
     on_timeout: Literal["reject", "approve"] = "reject"
+    fields: dict[str, FieldSpec] = Field(default_factory=dict)
+    min_approvals: int = 1
+    exclude_requester: StrictBool = False
+    authenticated: StrictBool = False
+    remind_every: float | None = None
+    escalate: EscalateSpec | None = None
+    when: WhenSpec | None = None
 
-    @field_validator("timeout", mode="before")
+    @field_validator("timeout", "remind_every", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
+
+    @field_validator("min_approvals", mode="before")
+    @classmethod
+    def _approvals(cls, value: Any) -> Any:
+        return limits.number(value, low=1, high=limits.MAX_APPROVALS, integer=True)
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _fields(cls, value: Any) -> Any:
+        return check_fields(value)
 
     @field_validator("depends_on", mode="before")
     @classmethod
@@ -200,6 +220,12 @@ def _allowed_keys(loc: tuple[Any, ...], data: Any) -> list[str]:
         return list(StepSpec.model_fields)
     if loc[0] == "steps" and len(loc) == 4 and loc[2] == "retry":
         return list(RetrySpec.model_fields)
+    if loc[0] == "steps" and len(loc) == 4 and loc[2] == "escalate":
+        return list(EscalateSpec.model_fields)
+    if loc[0] == "steps" and len(loc) == 4 and loc[2] == "when":
+        return ["value", "equals", "not_equals", "in"]
+    if loc[0] == "steps" and len(loc) == 5 and loc[2] == "fields":
+        return list(FieldSpec.model_fields)
     return []
 
 
@@ -257,8 +283,10 @@ def _semantic_problems(
             if step.retry:
                 add(("steps", i, "retry"), "a human_approval step is not retried; remove 'retry'")
 
+        step_problems(spec, step, i, add)
         dynamic: set[str] = set()
-        for field_name, value in (("inputs", step.inputs), ("message", step.message)):
+        when = step.when.value if step.when is not None else None
+        for field_name, value in (("inputs", step.inputs), ("message", step.message), ("when", when)):
             if value is None:
                 continue
             try:
@@ -267,7 +295,7 @@ def _semantic_problems(
                 add(("steps", i, field_name), str(exc))
                 continue
             for sub, ref in refs:
-                path = ("steps", i, field_name, *sub)
+                path = ("steps", i, field_name, *sub) if field_name != "when" else ("steps", i, "when")
                 if field_name == "inputs" and sub:
                     dynamic.add(str(sub[0]))
                 if ref.root == "inputs" and ref.parts[1] not in spec.inputs:
@@ -291,6 +319,10 @@ def _semantic_problems(
                             f"${{{{ {ref.text} }}}}: step {target!r} {order}; "
                             f"add it to depends_on of {step.name!r} (directly or through another step)",
                         )
+                    else:
+                        problem = reference_problem(spec.steps[index[target]], ref)
+                        if problem:
+                            add(path, problem)
 
         reported = len(problems)
         if step.type == "action" and step.action:

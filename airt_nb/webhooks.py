@@ -111,9 +111,13 @@ def verify(body: bytes | str, header: str | None, secret: str, *, max_age: float
 
 
 def outbox_row(event: str, approval: Mapping[str, Any], workflow_name: str, url: str) -> dict[str, Any]:
-    """A delivery row telling ``url`` about ``event`` (``approval.requested``, ``approval.approved``,
-    ``approval.rejected``, ``approval.expired`` or ``approval.cancelled``) of ``approval``
-    (a mapping of approval columns)."""
+    """A delivery row telling ``url`` about ``event`` of ``approval`` (a mapping of approval columns).
+
+    Events: ``approval.requested``, ``approval.progress`` (one of several approvals it needs),
+    ``approval.approved``, ``approval.rejected``, ``approval.expired``, ``approval.cancelled``,
+    ``approval.reminder`` and ``approval.escalated``.  The payload carries the approval's typed
+    ``fields`` and ``values``, ``min_approvals`` / ``approved_count`` and the ``preview`` of the
+    steps it gates when it has them."""
     payload = {
         "event": event,
         "workflow_id": approval["workflow_id"],
@@ -133,6 +137,25 @@ def outbox_row(event: str, approval: Mapping[str, Any], workflow_name: str, url:
             "reason": approval.get("reason"),
         },
     }
+    extra: dict[str, Any] = payload["approval"]
+    if "min_approvals" in approval:
+        extra["min_approvals"] = approval["min_approvals"]
+        extra["approved_count"] = approval.get("approved_count") or 0
+    for key in ("gate_step", "reasked_from", "reminders", "escalated_to"):
+        if approval.get(key):
+            extra[key] = approval[key]
+    if approval.get("fields"):
+        extra["fields"] = _json(approval.get("fields"))
+    if approval.get("field_values"):
+        extra["values"] = _json(approval.get("field_values"))
+    for flag in ("exclude_requester", "authenticated"):
+        if approval.get(flag):
+            extra[flag] = True
+    preview = _json(approval.get("preview"))
+    if isinstance(preview, dict):
+        # What each gated step will do; the hashes stay in the database (inputs may hold secrets).
+        steps = [{k: v for k, v in e.items() if k not in ("hash", "target")} for e in preview.get("steps") or ()]
+        extra["preview"] = {**preview, "steps": steps}
     page = approval_page(approval["approval_id"])
     if page:
         payload["url"] = page

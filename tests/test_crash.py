@@ -303,7 +303,10 @@ def test_three_engines_recovering_a_crashed_database_share_its_work_fairly(tmp_p
     assert len(ran_after) == count  # no workflow's step ran twice after the crash
     taken = [ran_after.count(pid) for pid in pids]
     print("workflows per engine:", taken, "at open:", [len(s["resumed"]) for s in summaries])
-    assert min(taken) >= count // engines // 2, taken  # a fair share each (a third, give or take)
+    # A share each, about a third (engines open a little apart, so not exactly): never one engine doing
+    # almost everything while another gets a handful.
+    assert min(taken) >= count // 10, taken
+    assert max(taken) <= count * 6 // 10, taken
     assert sum(len(s["resumed"]) for s in summaries) <= count
 
 

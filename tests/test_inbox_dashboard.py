@@ -77,6 +77,30 @@ def test_inbox_decides_the_picked_approval_in_place(engine: airt_nb.Engine) -> N
     assert first.status == "PAUSED"
 
 
+def test_inbox_card_has_the_form_of_the_picked_approvals_fields(engine: airt_nb.Engine) -> None:
+    spec = APPROVAL_SPEC.replace(
+        "type: human_approval\n",
+        "type: human_approval\n    fields:\n      copies: {type: integer, default: 1, maximum: 5}\n"
+        "    min_approvals: 2\n",
+    )
+    run = engine.start(spec, inputs={"target": "out/f"})
+    assert run.wait(timeout=10) == "PAUSED"
+    inbox = InboxPanel(engine)
+    assert "anyone · 0/2" in inbox.rows[0].children[1].value
+    card = inbox.card
+    assert card.form.inputs["copies"].value == 1
+    card.form.inputs["copies"].value = 4
+    card.approve_button.click()
+    assert "your approval is recorded (1 of 2 approvals)" in card.message_html.value
+    refresher().flush()
+    inbox.refresh()
+    assert "anyone · 1/2" in inbox.rows[0].children[1].value
+    assert run.approvals()[0].values == {"copies": 4}
+    inbox.select(run.approvals()[0].approval_id)  # nothing is picked by itself after a decision
+    assert "1 of 2 approvals (tester)" in inbox.card.count_html.value
+    assert inbox.card.approve_button.disabled  # tester approved already
+
+
 def test_inbox_keeps_a_typed_reason_across_refreshes(engine: airt_nb.Engine) -> None:
     paused_run(engine, "out/1")
     inbox = InboxPanel(engine)

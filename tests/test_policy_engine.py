@@ -98,7 +98,8 @@ def test_malformed_policy_error_text(tmp_path: Path, db_path: Path, monkeypatch:
         Engine(db_path)
     assert str(info.value) == (
         f"policy file {path} is invalid: line 4, roles.author.denny: unknown key 'denny'; allowed here: "
-        "description, allow, deny, paths, http, approve, act_as, max_pending_approvals; fix it (or unset AIRT_POLICY)"
+        "description, allow, deny, paths, http, approve, act_as, max_pending_approvals, require_approval; "
+        "fix it (or unset AIRT_POLICY)"
     )
     assert not db_path.exists()
 

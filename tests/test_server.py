@@ -268,7 +268,7 @@ def test_a_cookie_authenticated_post_needs_the_xsrf_token(
         (b'{"decision": "maybe"}', "not 'maybe'"),
         (b'{"decision": "approve", "reason": 3}', '"reason" must be text'),
         (b'{"decision": "approve", "values": [1]}', '"values" must be an object'),
-        (b'{"decision": "approve", "values": {"replicas": 3}}', "takes no values"),
+        (b'{"decision": "approve", "values": {"replicas": 3}}', "this approval has no fields, so it takes no values"),
     ],
 )
 def test_bad_values_get_400_and_decide_nothing(
@@ -414,3 +414,45 @@ def test_a_server_without_a_token_decides_as_its_owner_unauthenticated(tmp_path:
     audit = airt_nb.audit(db=db)
     row = audit[(audit["event"] == "approval") & (audit["workflow_id"] == run.id)].iloc[-1]
     assert "authenticated" not in str(row["detail"])
+
+
+FIELDS_SPEC = SEED_SPEC.replace(
+    '    message: "Publish B next to ${{ steps.write_a.outputs.path }}?"\n',
+    '    message: "Publish B next to ${{ steps.write_a.outputs.path }}?"\n'
+    "    fields:\n      copies: {type: integer, default: 1, minimum: 1, maximum: 3}\n"
+    "    min_approvals: 2\n",
+).replace('content: "${{ steps.write_a.outputs.bytes }}"', 'content: "${{ steps.review.outputs.values.copies }}"')
+
+
+def test_typed_values_through_the_api_with_two_approvals(
+    server: Server, notebook: airt_nb.Engine, tmp_path: Path
+) -> None:
+    run = paused(notebook, tmp_path, FIELDS_SPEC)
+    with server.client() as client:
+        listed = client.get("/airt/api/approvals").json()["approvals"]
+        (mine,) = [a for a in listed if a["workflow_id"] == run.id]
+        assert mine["fields"]["copies"] == {
+            "type": "integer",
+            "default": 1,
+            "minimum": 1,
+            "maximum": 3,
+            "required": True,
+        }
+        assert (mine["min_approvals"], mine["approved_count"]) == (2, 0)
+        assert mine["preview"]["steps"][0]["step"] == "write_b"
+        assert "hash" not in mine["preview"]["steps"][0]
+        bad = decide(client, mine["approval_id"], {"decision": "approve", "values": {"copies": 9}})
+        partial = decide(client, mine["approval_id"], {"decision": "approve", "values": {"copies": 3}})
+        again = decide(client, mine["approval_id"], {"decision": "approve"})
+
+    assert bad.status_code == 400
+    assert "copies: 9 is out of range; from 1 to 3" in bad.json()["message"]
+    assert partial.status_code == 200
+    assert (partial.json()["approval"]["status"], partial.json()["approval"]["approved_count"]) == ("PENDING", 1)
+    assert partial.json()["approval"]["field_values"] == {"copies": 3}
+    assert again.status_code == 400  # the server's owner approved already: a second approval must be someone else
+    assert "approved already (1 of 2 approvals)" in again.json()["message"]
+    assert [(d.decided_by, d.auth, d.values) for d in run.decisions()] == [(OWNER, "jupyter", {"copies": 3})]
+    notebook.approve(run.id, by="rita")
+    assert run.wait(timeout=20) == "COMPLETED"
+    assert (tmp_path / "out/b.txt").read_text() == "3"

@@ -248,7 +248,8 @@ def test_unknown_key_message_lists_the_allowed_keys() -> None:
         )
     assert str(info.value) == (
         "workflow 'x': invalid workflow spec: line 6, steps[0].retries: unknown key 'retries'; allowed here: "
-        "name, type, description, action, inputs, depends_on, retry, message, approvers, timeout, on_timeout"
+        "name, type, description, action, inputs, depends_on, retry, message, approvers, timeout, on_timeout, "
+        "fields, min_approvals, exclude_requester, authenticated, remind_every, escalate, when"
     )
 
 

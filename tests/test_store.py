@@ -118,6 +118,41 @@ def test_a_version_3_database_keeps_its_runs_steps_attempts_and_deliveries(tmp_p
         store.close()
 
 
+def test_a_version_4_database_keeps_its_decisions_as_one_row_each(tmp_path: Path) -> None:
+    """Migration 5 adds the individual decisions: each decision made before becomes one of them."""
+    path = tmp_path / "v4.db"
+    conn = sqlite3.connect(path)
+    for m in MIGRATIONS[:4]:
+        for statement in _split_sql(m.sqlite):
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 4")
+    t = "2026-01-01T00:00:00.000000+00:00"
+    conn.execute(
+        "INSERT INTO workflows (workflow_id, name, status, spec, spec_hash, inputs, created_at, updated_at, "
+        "total_steps) VALUES ('w1', 'old', 'COMPLETED', '', 'h', '{}', ?, ?, 3)",
+        (t, t),
+    )
+    for approval_id, status, by in (("a1", "APPROVED", "ann"), ("a2", "REJECTED", "bob"), ("a3", "PENDING", None)):
+        conn.execute(
+            "INSERT INTO approvals (approval_id, workflow_id, step_name, status, requested_at, decided_at, "
+            "decided_by, reason, auth) VALUES (?, 'w1', 'review', ?, ?, ?, ?, 'why', 'asserted')",
+            (approval_id, status, t, t if by else None, by),
+        )
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(path)
+    try:
+        assert store.schema_version == LATEST
+        decided = [(d.approval_id, d.decision, d.decided_by, d.reason, d.auth) for d in store.decisions()]
+        assert decided == [("a1", "APPROVED", "ann", "why", "asserted"), ("a2", "REJECTED", "bob", "why", "asserted")]
+        approvals = {a.approval_id: a for a in store.approvals()}
+        assert [(a.approved_count, a.min_approvals) for a in approvals.values()] == [(1, 1), (0, 1), (0, 1)]
+        assert approvals["a3"].field_specs == {}
+        assert approvals["a3"].preview_data == {}
+    finally:
+        store.close()
+
+
 def test_a_new_database_file_is_private(tmp_path: Path) -> None:
     import os
     import stat

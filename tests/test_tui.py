@@ -340,3 +340,51 @@ def test_a_real_run_in_a_pseudo_terminal(notebook: airt_nb.Engine, db_path: Path
     assert child.exitstatus == 0
     (approval,) = run.approvals()
     assert (approval.decided_by, approval.reason) == ("ann", "from a terminal")
+
+
+def flat(text: str) -> str:
+    """Screen text with a notification's wrapping and border undone."""
+    return " ".join(text.replace("▌", " ").replace("▐", " ").split())
+
+
+FIELDS_SPEC = """
+name: scale
+steps:
+  - name: review
+    type: human_approval
+    message: "Scale?"
+    fields:
+      replicas: {type: integer, default: 2, minimum: 1, maximum: 10}
+    min_approvals: 2
+  - name: go
+    action: wait
+    inputs: {seconds: "${{ steps.review.outputs.values.replicas }}"}
+"""
+
+
+@in_own_loop
+async def test_approve_takes_values_typed_before_the_reason_and_says_how_many_approvals(
+    notebook: airt_nb.Engine, viewer: airt_nb.Engine
+) -> None:
+    run = notebook.start(FIELDS_SPEC)
+    assert run.wait(timeout=20) == "PAUSED"
+    app = DashboardApp(viewer, as_user="ann")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "0 of 2 approvals" in text
+        assert "fields: replicas (integer from 1 to 10, default 2)" in text
+        assert "Type NAME=VALUE for a field before the reason" in text
+        await pilot.press(*"replicas=11 too many", "enter")
+        await settle(pilot, lambda: "out of range" in flat(screen_text(app)))
+        assert "replicas: 11 is out of range; from 1 to 10" in flat(screen_text(app))
+        assert run.decisions() == []
+        await pilot.press("a")
+        await settle(pilot)
+        await pilot.press(*"replicas=1 one is enough", "enter")
+        await settle(pilot, lambda: "it waits for the others" in flat(screen_text(app)))
+        assert "recorded: 1 of 2; it waits for the others" in flat(screen_text(app))
+    (decision,) = run.decisions()
+    assert (decision.decided_by, decision.values, decision.reason) == ("ann", {"replicas": 1}, "one is enough")

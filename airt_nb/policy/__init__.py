@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from .base import UNKNOWN, AllowAll, Policy, Verdict
 from .file import FilePolicy, load_policy
-from .model import HttpSpec, PolicySpec, RoleSpec, parse_policy
+from .model import ApprovalRuleSpec, HttpSpec, PolicySpec, RoleSpec, parse_policy
 from .rules import PATH_INPUTS, RolePolicy
 
 __all__ = [
     "PATH_INPUTS",
     "UNKNOWN",
     "AllowAll",
+    "ApprovalRuleSpec",
     "FilePolicy",
     "HttpSpec",
     "Policy",

@@ -1,9 +1,10 @@
 """The policy interface, its answer (:class:`Verdict`) and the allow-all default.
 
 The engine asks a policy at four moments: when a workflow starts (every
-action step of the spec, for the starting user, and whether that user may
-act as someone else or wait on more approvals), before each step runs, and
-when someone decides an approval.  A policy answers with a :class:`Verdict`;
+action step of the spec, for the starting user, whether that user may act
+as someone else or wait on more approvals, and whether the steps their
+``require_approval`` rules name have an approval before them), before each
+step runs, and when someone decides an approval.  A policy answers with a :class:`Verdict`;
 the engine records the verdicts that matter in the audit log and turns a
 refusal into a :class:`~airt_nb.PolicyError`.
 
@@ -15,7 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+if TYPE_CHECKING:
+    from .model import ApprovalRuleSpec
 
 __all__ = ["UNKNOWN", "AllowAll", "Policy", "Verdict"]
 
@@ -79,6 +83,10 @@ class Policy(Protocol):
         """
         ...
 
+    def approval_rules(self, user: str) -> list[tuple[str, ApprovalRuleSpec]]:
+        """``(role, rule)`` of every ``require_approval`` rule of ``user``'s roles."""
+        ...
+
 
 class AllowAll:
     """The default: everyone may run everything; only ``approvers`` lists restrict decisions."""
@@ -107,3 +115,6 @@ class AllowAll:
 
     def check_pending(self, user: str, pending: int) -> Verdict | None:
         return None
+
+    def approval_rules(self, user: str) -> list[tuple[str, ApprovalRuleSpec]]:
+        return []

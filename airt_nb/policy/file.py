@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import PolicyError
 from .base import Verdict
-from .model import describe, parse_policy
+from .model import ApprovalRuleSpec, describe, parse_policy
 from .rules import RolePolicy
 
 __all__ = ["FilePolicy", "load_policy"]
@@ -134,6 +134,10 @@ class FilePolicy:
     def check_pending(self, user: str, pending: int) -> Verdict | None:
         rules = self.current()
         return rules if isinstance(rules, Verdict) else rules.check_pending(user, pending)
+
+    def approval_rules(self, user: str) -> list[tuple[str, ApprovalRuleSpec]]:
+        rules = self.current()
+        return [] if isinstance(rules, Verdict) else rules.approval_rules(user)
 
 
 def load_policy(path: str | os.PathLike[str]) -> FilePolicy:

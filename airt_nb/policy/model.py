@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..errors import PolicyError
 from ..yamltext import Lines, YamlTextError, field_path, line_of, parse
 
-__all__ = ["HttpSpec", "PolicySpec", "RoleSpec", "parse_policy"]
+__all__ = ["ApprovalRuleSpec", "HttpSpec", "PolicySpec", "RoleSpec", "parse_policy"]
 
 _METHOD = re.compile(r"^([A-Z]+|\*)$")
 Pattern = str
@@ -66,6 +66,35 @@ class HttpSpec(_Model):
         return methods
 
 
+class ApprovalRuleSpec(_Model):
+    """``require_approval:`` one rule: steps whose action matches ``actions`` need an approval before them.
+
+    The approval must come before the step in the DAG (the step depends on
+    it, directly or through other steps) and must not be skippable (no
+    ``when`` on it or on what it uses); with ``approvers``, every approver
+    the gate names must be one of them; with ``min_approvals``, it needs at
+    least that many people; with ``authenticated``, it must accept only
+    authenticated decisions; with ``exclude_requester``, it must refuse the
+    one who started the workflow.  A plain glob is ``{actions: [glob]}``.
+    """
+
+    actions: list[Pattern] = Field(min_length=1)
+    approvers: list[str] = Field(default_factory=list)
+    min_approvals: int = Field(default=1, ge=1, le=100)
+    authenticated: bool = False
+    exclude_requester: bool = False
+
+    @field_validator("actions", "approvers", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return _one_or_many(value)
+
+    @field_validator("actions", "approvers")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        return _nonempty(value, "name")
+
+
 class RoleSpec(_Model):
     """What the holders of one role may do.  Everything not granted is refused."""
 
@@ -77,6 +106,15 @@ class RoleSpec(_Model):
     approve: bool = False
     act_as: list[Pattern] = Field(default_factory=list)
     max_pending_approvals: int | None = Field(default=None, ge=0)
+    require_approval: list[ApprovalRuleSpec] = Field(default_factory=list)
+
+    @field_validator("require_approval", mode="before")
+    @classmethod
+    def _rules(cls, value: Any) -> Any:
+        value = _one_or_many(value)
+        if isinstance(value, list):
+            return [{"actions": [item]} if isinstance(item, str) else item for item in value]
+        return value
 
     @field_validator("allow", "deny", "paths", "act_as", mode="before")
     @classmethod
@@ -119,6 +157,8 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
         return list(RoleSpec.model_fields)
     if loc[0] == "roles" and len(loc) == 4 and loc[2] == "http":
         return list(HttpSpec.model_fields)
+    if loc[0] == "roles" and len(loc) == 5 and loc[2] == "require_approval":
+        return list(ApprovalRuleSpec.model_fields)
     return []
 
 

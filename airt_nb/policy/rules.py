@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .base import Verdict
-from .model import PolicySpec
+from .model import ApprovalRuleSpec, PolicySpec
 
 __all__ = ["PATH_INPUTS", "RolePolicy"]
 
@@ -270,6 +270,9 @@ class RolePolicy:
             f"none of their roles may act as {other!r}; add act_as: [{other}] to one of them in {self.source}",
             target=other,
         )
+
+    def approval_rules(self, user: str) -> list[tuple[str, ApprovalRuleSpec]]:
+        return [(role, rule) for role in self.roles_of(user) for rule in self._roles[role].require_approval]
 
     def check_pending(self, user: str, pending: int) -> Verdict | None:
         limits = [

@@ -13,8 +13,9 @@ refusal is an :class:`ApiError` carrying the HTTP status that fits it:
 ======  ==================================================================
 
 Records are turned into JSON generically (every column of the record, JSON
-columns decoded), so columns the engine adds later (``fields``,
-``min_approvals``, ``preview``...) reach the page without a change here.
+columns decoded: ``fields``, ``field_values``, ``min_approvals``,
+``approved_count``, ``preview``...), each approval with its individual
+``decisions``, so what the engine records reaches the page as it is.
 
 Imports no tornado, IPython, ipywidgets or pandas.
 """
@@ -27,7 +28,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AirtError, ApprovalError, NotFoundError, PolicyError, WorkflowStateError
-from ..store.records import ApprovalRecord, WorkflowRecord
+from ..store.records import ApprovalRecord, DecisionRecord, WorkflowRecord
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -44,7 +45,10 @@ __all__ = [
 
 APPROVAL_STATUSES = ("PENDING", "APPROVED", "REJECTED", "CANCELLED", "ALL")
 # Columns holding JSON text, in the records of today and those announced (fields, values, preview).
-_JSON_COLUMNS = ("context", "approvers", "fields", "values", "preview", "inputs", "outputs", "state", "warnings")
+_JSON_COLUMNS = (
+    "context", "approvers", "fields", "values", "field_values", "preview", "escalate_to", "inputs", "outputs",
+    "state", "warnings",
+)  # fmt: skip
 _LIST_LIMIT = 200
 
 
@@ -68,9 +72,17 @@ def _decoded(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def approval_json(record: ApprovalRecord, workflow: WorkflowRecord | None = None) -> dict[str, Any]:
-    """Every column of the approval, JSON decoded, with its workflow's name and status."""
+def approval_json(
+    record: ApprovalRecord, workflow: WorkflowRecord | None = None, decisions: list[DecisionRecord] | None = None
+) -> dict[str, Any]:
+    """Every column of the approval, JSON decoded, with its workflow's name and status and its decisions."""
     data = _decoded(asdict(record))
+    data.pop("preview_hash", None)
+    if isinstance(data.get("preview"), dict):  # the hashes stay in the database (inputs may hold secrets)
+        steps = [{k: v for k, v in e.items() if k not in ("hash", "target")} for e in data["preview"].get("steps", [])]
+        data["preview"] = {**data["preview"], "steps": steps}
+    if decisions is not None:
+        data["decisions"] = [_decoded(asdict(d)) for d in decisions]
     if workflow is not None:
         data["workflow_name"] = workflow.name
         data["workflow_status"] = workflow.status
@@ -110,7 +122,7 @@ def list_approvals(
     for a in records:
         if a.workflow_id not in workflows:
             workflows[a.workflow_id] = store.workflow(a.workflow_id)
-    return [approval_json(a, workflows[a.workflow_id]) for a in records]
+    return [approval_json(a, workflows[a.workflow_id], store.decisions(approval_id=a.approval_id)) for a in records]
 
 
 def workflow_detail(engine: Engine, workflow_id: str) -> dict[str, Any]:

@@ -316,6 +316,59 @@ _SQLITE: list[tuple[int, str, str]] = [
         INSERT INTO airt_signals (name, seq) VALUES ('work', 0);
         """,
     ),
+    (
+        5,
+        "approvals worth trusting: typed fields, N of M people, previews of what runs, reminders",
+        # Every individual decision is a row of its own (who, when, why, values, how authenticated,
+        # the hash of the preview they saw); the approval row keeps the rules and the running count.
+        # Decisions recorded before this version become one row each.
+        """
+        ALTER TABLE approvals ADD COLUMN fields TEXT;
+        ALTER TABLE approvals ADD COLUMN min_approvals INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE approvals ADD COLUMN approved_count INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE approvals ADD COLUMN exclude_requester INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE approvals ADD COLUMN authenticated INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE approvals ADD COLUMN field_values TEXT;
+        ALTER TABLE approvals ADD COLUMN preview TEXT;
+        ALTER TABLE approvals ADD COLUMN preview_hash TEXT;
+        ALTER TABLE approvals ADD COLUMN gate_step TEXT;
+        ALTER TABLE approvals ADD COLUMN reasked_from TEXT;
+        ALTER TABLE approvals ADD COLUMN remind_every REAL;
+        ALTER TABLE approvals ADD COLUMN next_reminder_at TEXT;
+        ALTER TABLE approvals ADD COLUMN reminders INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE approvals ADD COLUMN escalate_at TEXT;
+        ALTER TABLE approvals ADD COLUMN escalate_to TEXT;
+        ALTER TABLE approvals ADD COLUMN escalated_at TEXT;
+        CREATE INDEX approvals_reminders ON approvals (next_reminder_at)
+            WHERE status = 'PENDING' AND next_reminder_at IS NOT NULL;
+        CREATE INDEX approvals_escalations ON approvals (escalate_at)
+            WHERE status = 'PENDING' AND escalate_at IS NOT NULL AND escalated_at IS NULL;
+
+        CREATE TABLE approval_decisions (
+            decision_id  INTEGER PRIMARY KEY AUTOINCREMENT,
+            approval_id  TEXT NOT NULL REFERENCES approvals (approval_id) ON DELETE CASCADE,
+            workflow_id  TEXT NOT NULL,
+            step_name    TEXT NOT NULL,
+            decision     TEXT NOT NULL,
+            decided_by   TEXT NOT NULL,
+            decided_at   TEXT NOT NULL,
+            reason       TEXT,
+            field_values TEXT,
+            auth         TEXT,
+            preview_hash TEXT
+        );
+        CREATE INDEX approval_decisions_by_approval ON approval_decisions (approval_id, decision_id);
+        CREATE INDEX approval_decisions_by_workflow ON approval_decisions (workflow_id);
+        CREATE UNIQUE INDEX approval_decisions_one_each ON approval_decisions (approval_id, decided_by)
+            WHERE decision = 'APPROVED';
+        INSERT INTO approval_decisions (approval_id, workflow_id, step_name, decision, decided_by, decided_at,
+            reason, auth)
+            SELECT approval_id, workflow_id, step_name, status, decided_by, decided_at, reason, auth FROM approvals
+            WHERE status IN ('APPROVED', 'REJECTED') AND decided_by IS NOT NULL AND decided_at IS NOT NULL
+            ORDER BY decided_at, approval_id;
+        UPDATE approvals SET approved_count = 1 WHERE status = 'APPROVED';
+        """,
+    ),
 ]
 
 _POSTGRES: dict[int, str] = {
@@ -528,6 +581,52 @@ _POSTGRES: dict[int, str] = {
             seq  INTEGER NOT NULL
         );
         INSERT INTO airt_signals (name, seq) VALUES ('work', 0);
+        """,
+    5: """
+        ALTER TABLE approvals ADD COLUMN fields TEXT;
+        ALTER TABLE approvals ADD COLUMN min_approvals INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE approvals ADD COLUMN approved_count INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE approvals ADD COLUMN exclude_requester INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE approvals ADD COLUMN authenticated INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE approvals ADD COLUMN field_values TEXT;
+        ALTER TABLE approvals ADD COLUMN preview TEXT;
+        ALTER TABLE approvals ADD COLUMN preview_hash TEXT;
+        ALTER TABLE approvals ADD COLUMN gate_step TEXT;
+        ALTER TABLE approvals ADD COLUMN reasked_from TEXT;
+        ALTER TABLE approvals ADD COLUMN remind_every DOUBLE PRECISION;
+        ALTER TABLE approvals ADD COLUMN next_reminder_at TEXT;
+        ALTER TABLE approvals ADD COLUMN reminders INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE approvals ADD COLUMN escalate_at TEXT;
+        ALTER TABLE approvals ADD COLUMN escalate_to TEXT;
+        ALTER TABLE approvals ADD COLUMN escalated_at TEXT;
+        CREATE INDEX approvals_reminders ON approvals (next_reminder_at)
+            WHERE status = 'PENDING' AND next_reminder_at IS NOT NULL;
+        CREATE INDEX approvals_escalations ON approvals (escalate_at)
+            WHERE status = 'PENDING' AND escalate_at IS NOT NULL AND escalated_at IS NULL;
+
+        CREATE TABLE approval_decisions (
+            decision_id  BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            approval_id  TEXT NOT NULL REFERENCES approvals (approval_id) ON DELETE CASCADE,
+            workflow_id  TEXT NOT NULL,
+            step_name    TEXT NOT NULL,
+            decision     TEXT NOT NULL,
+            decided_by   TEXT NOT NULL,
+            decided_at   TEXT NOT NULL,
+            reason       TEXT,
+            field_values TEXT,
+            auth         TEXT,
+            preview_hash TEXT
+        );
+        CREATE INDEX approval_decisions_by_approval ON approval_decisions (approval_id, decision_id);
+        CREATE INDEX approval_decisions_by_workflow ON approval_decisions (workflow_id);
+        CREATE UNIQUE INDEX approval_decisions_one_each ON approval_decisions (approval_id, decided_by)
+            WHERE decision = 'APPROVED';
+        INSERT INTO approval_decisions (approval_id, workflow_id, step_name, decision, decided_by, decided_at,
+            reason, auth)
+            SELECT approval_id, workflow_id, step_name, status, decided_by, decided_at, reason, auth FROM approvals
+            WHERE status IN ('APPROVED', 'REJECTED') AND decided_by IS NOT NULL AND decided_at IS NOT NULL
+            ORDER BY decided_at, approval_id;
+        UPDATE approvals SET approved_count = 1 WHERE status = 'APPROVED';
         """,
 }
 

@@ -15,13 +15,23 @@ from ..errors import StoreError
 from .records import (
     ApprovalRecord,
     CompensationRecord,
+    DecisionRecord,
     DeliveryRecord,
     EngineRecord,
     EventRecord,
     StepRecord,
     WorkflowRecord,
 )
-from .writes import ACTIVE_SQL, APPROVAL_COLS, COMP_COLS, DELIVERY_COLS, ENGINE_COLS, STEP_COLS, WF_COLS
+from .writes import (
+    ACTIVE_SQL,
+    APPROVAL_COLS,
+    COMP_COLS,
+    DECISION_COLS,
+    DELIVERY_COLS,
+    ENGINE_COLS,
+    STEP_COLS,
+    WF_COLS,
+)
 
 __all__ = ["TABLES", "Reads"]
 
@@ -120,6 +130,12 @@ class Reads:
         )
         rows = self.query(f"SELECT {APPROVAL_COLS} FROM approvals{where} ORDER BY {order}", params)
         return [ApprovalRecord(*r) for r in rows]
+
+    def decisions(self, *, approval_id: str | None = None, workflow_id: str | None = None) -> list[DecisionRecord]:
+        """Every individual decision (an approval that needs N people has N), oldest first."""
+        where, params = _where(("approval_id", approval_id), ("workflow_id", workflow_id))
+        rows = self.query(f"SELECT {DECISION_COLS} FROM approval_decisions{where} ORDER BY decision_id", params)
+        return [DecisionRecord(*r) for r in rows]
 
     def history(self, workflow_id: str) -> list[EventRecord]:
         """The workflow's history, oldest first."""
@@ -231,6 +247,17 @@ class Reads:
             "AND deadline IS NOT NULL ORDER BY deadline LIMIT ?",
             (limit,),
         )
+
+    def approval_timers(self, limit: int = 100) -> list[tuple[str, str, str]]:
+        """``(approval_id, kind, due)`` of pending approvals' reminders and escalations, soonest first."""
+        rows = self.query(
+            "SELECT approval_id, 'remind', next_reminder_at FROM approvals WHERE status = 'PENDING' "
+            "AND next_reminder_at IS NOT NULL "
+            "UNION ALL SELECT approval_id, 'escalate', escalate_at FROM approvals WHERE status = 'PENDING' "
+            "AND escalate_at IS NOT NULL AND escalated_at IS NULL ORDER BY 3 LIMIT ?",
+            (limit,),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def paused_with_pending(self) -> list[tuple[str, str]]:
         return self.query(
@@ -379,6 +406,7 @@ TABLES = {
     ),
     "approvals": (f"SELECT {APPROVAL_COLS} FROM approvals", "status", "requested_at, approval_id"),
     "compensation_log": (f"SELECT {COMP_COLS} FROM compensation_log", "status", "compensation_id"),
+    "approval_decisions": (f"SELECT {DECISION_COLS} FROM approval_decisions", "decision", "decision_id"),
     "webhook_deliveries": (f"SELECT {DELIVERY_COLS} FROM webhook_deliveries", "status", "seq"),
     "webhook_attempts": (
         "SELECT a.delivery_id, d.approval_id, d.workflow_id, d.event, a.attempt, a.started_at, a.finished_at, "

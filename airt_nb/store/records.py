@@ -16,6 +16,7 @@ __all__ = [
     "TERMINAL",
     "ApprovalRecord",
     "CompensationRecord",
+    "DecisionRecord",
     "DeliveryRecord",
     "EngineRecord",
     "EventRecord",
@@ -115,10 +116,67 @@ class ApprovalRecord:
     decided_by: str | None
     reason: str | None
     auth: str | None = None
+    fields: str | None = None
+    min_approvals: int = 1
+    approved_count: int = 0
+    exclude_requester: int = 0
+    authenticated: int = 0
+    field_values: str | None = None
+    preview: str | None = None
+    preview_hash: str | None = None
+    gate_step: str | None = None
+    reasked_from: str | None = None
+    remind_every: float | None = None
+    next_reminder_at: str | None = None
+    reminders: int = 0
+    escalate_at: str | None = None
+    escalate_to: str | None = None
+    escalated_at: str | None = None
 
     @property
     def approver_list(self) -> list[str]:
         return loads(self.approvers) or []
+
+    @property
+    def field_specs(self) -> dict[str, Any]:
+        """The typed fields the approver fills in (name -> definition)."""
+        return loads(self.fields) or {}
+
+    @property
+    def values(self) -> dict[str, Any] | None:
+        """The values approved so far (the first approval's, which later ones must confirm)."""
+        return loads(self.field_values)  # type: ignore[no-any-return]
+
+    @property
+    def preview_data(self) -> dict[str, Any]:
+        """What the steps this approval gates will do (see :mod:`airt_nb.gating`)."""
+        return loads(self.preview) or {}
+
+    @property
+    def rules_step(self) -> str:
+        """The approval step whose rules apply (itself, or the one a gated step was asked again for)."""
+        return self.gate_step or self.step_name
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One person's decision on an approval (an approval that needs N people has N of them)."""
+
+    decision_id: int
+    approval_id: str
+    workflow_id: str
+    step_name: str
+    decision: str
+    decided_by: str
+    decided_at: str
+    reason: str | None
+    field_values: str | None
+    auth: str | None
+    preview_hash: str | None
+
+    @property
+    def values(self) -> dict[str, Any] | None:
+        return loads(self.field_values)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)

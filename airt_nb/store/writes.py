@@ -18,12 +18,21 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .base import LeaseLostError
-from .records import ApprovalRecord, WorkflowRecord
+from .records import ApprovalRecord, DecisionRecord, WorkflowRecord
 
 if TYPE_CHECKING:
     from .base import Completion
 
-__all__ = ["APPROVAL_COLS", "COMP_COLS", "DELIVERY_COLS", "ENGINE_COLS", "STEP_COLS", "WF_COLS", "Tx"]
+__all__ = [
+    "APPROVAL_COLS",
+    "COMP_COLS",
+    "DECISION_COLS",
+    "DELIVERY_COLS",
+    "ENGINE_COLS",
+    "STEP_COLS",
+    "WF_COLS",
+    "Tx",
+]
 
 # Rows written since migration 3 keep their spec in workflow_specs (see migrations.py).
 _SPEC = (
@@ -45,7 +54,13 @@ COMP_COLS = (
 )
 APPROVAL_COLS = (
     "approval_id, workflow_id, step_name, status, message, context, approvers, requested_at, deadline, "
-    "on_timeout, decided_at, decided_by, reason, auth"
+    "on_timeout, decided_at, decided_by, reason, auth, fields, min_approvals, approved_count, exclude_requester, "
+    "authenticated, field_values, preview, preview_hash, gate_step, reasked_from, remind_every, next_reminder_at, "
+    "reminders, escalate_at, escalate_to, escalated_at"
+)
+DECISION_COLS = (
+    "decision_id, approval_id, workflow_id, step_name, decision, decided_by, decided_at, reason, field_values, "
+    "auth, preview_hash"
 )
 DELIVERY_COLS = (
     "delivery_id, approval_id, workflow_id, event, payload, status, attempts, created_at, next_attempt_at, "
@@ -346,6 +361,21 @@ class Tx:
             (now, workflow_id, step_name),
         )
 
+    def skip_step(self, workflow_id: str, step_name: str, now: str) -> None:
+        """A step not taken (its ``when`` did not hold, or it uses the outputs of one that was skipped)."""
+        self._c.execute(
+            "UPDATE workflow_steps SET status = 'SKIPPED', finished_at = ? WHERE workflow_id = ? AND step_name = ? "
+            "AND status = 'PENDING'",
+            (now, workflow_id, step_name),
+        )
+
+    def hold_step(self, step_id: int, attempt: int) -> None:
+        """A gated step that did not run: it waits for its approval to be given again (see gating)."""
+        self._c.execute(
+            "UPDATE workflow_steps SET status = 'WAITING', attempt = ?, started_at = NULL WHERE step_id = ?",
+            (attempt, step_id),
+        )
+
     def save_step_state(self, step_id: int, state: str) -> None:
         self._c.execute("UPDATE workflow_steps SET state = ? WHERE step_id = ?", (state, step_id))
 
@@ -445,21 +475,91 @@ class Tx:
     # -- approvals --------------------------------------------------------------------------
 
     def insert_approval(self, row: dict[str, Any]) -> None:
+        """A new pending approval; keys beyond the first ten (fields, rules, preview, timers) are optional."""
+        params = {k: row.get(k) for k in _APPROVAL_INSERT}
+        params["min_approvals"] = row.get("min_approvals") or 1
+        params["exclude_requester"] = 1 if row.get("exclude_requester") else 0
+        params["authenticated"] = 1 if row.get("authenticated") else 0
         self._c.execute(
             "INSERT INTO approvals (approval_id, workflow_id, step_name, status, message, context, approvers, "
-            "requested_at, deadline, on_timeout) VALUES (:approval_id, :workflow_id, :step_name, 'PENDING', "
-            ":message, :context, :approvers, :requested_at, :deadline, :on_timeout)",
-            {k: row[k] for k in _APPROVAL_INSERT},
+            "requested_at, deadline, on_timeout, fields, min_approvals, exclude_requester, authenticated, preview, "
+            "preview_hash, gate_step, reasked_from, remind_every, next_reminder_at, escalate_at, escalate_to) "
+            "VALUES (:approval_id, :workflow_id, :step_name, 'PENDING', :message, :context, :approvers, "
+            ":requested_at, :deadline, :on_timeout, :fields, :min_approvals, :exclude_requester, :authenticated, "
+            ":preview, :preview_hash, :gate_step, :reasked_from, :remind_every, :next_reminder_at, :escalate_at, "
+            ":escalate_to)",
+            params,
         )
 
+    def lock_approval(self, approval_id: str) -> ApprovalRecord | None:
+        """The approval, locked until the transaction ends (decisions on it queue up behind this one)."""
+        lock = " FOR UPDATE" if self.dialect == "postgresql" else ""
+        row = self._c.execute(
+            f"SELECT {APPROVAL_COLS} FROM approvals WHERE approval_id = ?{lock}", (approval_id,)
+        ).fetchone()
+        return ApprovalRecord(*row) if row else None
+
     def decide_approval(
-        self, approval_id: str, status: str, by: str, reason: str | None, now: str, auth: str | None = None
+        self,
+        approval_id: str,
+        status: str,
+        by: str,
+        reason: str | None,
+        now: str,
+        auth: str | None = None,
+        *,
+        values: str | None = None,
+        approved_count: int | None = None,
     ) -> bool:
-        """Record a decision if the approval is still pending; the first decision wins."""
+        """Record the final decision if the approval is still pending; the first decision wins."""
         cur = self._c.execute(
-            "UPDATE approvals SET status = ?, decided_by = ?, reason = ?, decided_at = ?, auth = ? "
+            "UPDATE approvals SET status = ?, decided_by = ?, reason = ?, decided_at = ?, auth = ?, "
+            "field_values = COALESCE(?, field_values), approved_count = COALESCE(?, approved_count) "
             "WHERE approval_id = ? AND status = 'PENDING'",
-            (status, by, reason, now, auth, approval_id),
+            (status, by, reason, now, auth, values, approved_count, approval_id),
+        )
+        return cur.rowcount == 1  # type: ignore[no-any-return]
+
+    def count_approval(self, approval_id: str, approved_count: int, values: str | None) -> bool:
+        """One more person approved; the approval waits for more (its values are the first approval's)."""
+        cur = self._c.execute(
+            "UPDATE approvals SET approved_count = ?, field_values = COALESCE(field_values, ?) "
+            "WHERE approval_id = ? AND status = 'PENDING'",
+            (approved_count, values, approval_id),
+        )
+        return cur.rowcount == 1  # type: ignore[no-any-return]
+
+    def insert_decision(self, row: dict[str, Any]) -> None:
+        """One person's decision (``approval_decisions``)."""
+        self._c.execute(
+            "INSERT INTO approval_decisions (approval_id, workflow_id, step_name, decision, decided_by, decided_at, "
+            "reason, field_values, auth, preview_hash) VALUES (:approval_id, :workflow_id, :step_name, :decision, "
+            ":decided_by, :decided_at, :reason, :field_values, :auth, :preview_hash)",
+            {k: row.get(k) for k in _DECISION_INSERT},
+        )
+
+    def decisions_of(self, approval_id: str) -> list[DecisionRecord]:
+        rows = self._c.execute(
+            f"SELECT {DECISION_COLS} FROM approval_decisions WHERE approval_id = ? ORDER BY decision_id",
+            (approval_id,),
+        ).fetchall()
+        return [DecisionRecord(*r) for r in rows]
+
+    def remind_approval(self, approval_id: str, due: str, next_at: str) -> bool:
+        """Count a reminder sent for the reminder due at ``due`` (once, whichever engine sends it)."""
+        cur = self._c.execute(
+            "UPDATE approvals SET reminders = reminders + 1, next_reminder_at = ? "
+            "WHERE approval_id = ? AND status = 'PENDING' AND next_reminder_at = ?",
+            (next_at, approval_id, due),
+        )
+        return cur.rowcount == 1  # type: ignore[no-any-return]
+
+    def escalate_approval(self, approval_id: str, approvers: str, now: str) -> bool:
+        """Add the escalation's approvers (once, whichever engine does it)."""
+        cur = self._c.execute(
+            "UPDATE approvals SET approvers = ?, escalated_at = ? "
+            "WHERE approval_id = ? AND status = 'PENDING' AND escalated_at IS NULL",
+            (approvers, now, approval_id),
         )
         return cur.rowcount == 1  # type: ignore[no-any-return]
 
@@ -637,7 +737,12 @@ _WF_INSERT = (
 )  # fmt: skip
 _APPROVAL_INSERT = (
     "approval_id", "workflow_id", "step_name", "message", "context", "approvers", "requested_at", "deadline",
-    "on_timeout",
+    "on_timeout", "fields", "preview", "preview_hash", "gate_step", "reasked_from", "remind_every",
+    "next_reminder_at", "escalate_at", "escalate_to",
+)  # fmt: skip
+_DECISION_INSERT = (
+    "approval_id", "workflow_id", "step_name", "decision", "decided_by", "decided_at", "reason", "field_values",
+    "auth", "preview_hash",
 )  # fmt: skip
 _DELIVERY_INSERT = ("delivery_id", "approval_id", "workflow_id", "event", "payload", "created_at")
 _AUDIT_INSERT = (

@@ -21,7 +21,16 @@ from ..errors import AirtError
 from ..store.records import ApprovalRecord
 from ..views import fmt_duration, fmt_time, seconds_between, short
 from .dialogs import ConfirmDialog, ReasonDialog
-from .rows import approval_row, approvals_text, cursor_key, refill, status_text, workflow_row
+from .rows import (
+    approval_details,
+    approval_row,
+    approvals_text,
+    cursor_key,
+    refill,
+    split_values,
+    status_text,
+    workflow_row,
+)
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -72,14 +81,27 @@ class _Base(Screen[None]):
             self.notify(f"workflow {workflow_id} waits for no approval", severity="warning")
             return
         verb = "Approve" if approve else "Reject"
+        details = "".join(f"\n{line}" for line in approval_details(pending))
         question = (
             f"{verb} step {pending.step_name!r} of workflow {workflow_id} as {self.dash.user}?\n{pending.message or ''}"
+            f"{details}"
         )
+        fields = pending.field_specs if approve else {}
+        if fields:
+            question += "\nType NAME=VALUE for a field before the reason, e.g. " + " ".join(
+                f"{name}=..." for name in list(fields)[:2]
+            )
 
         def answered(reason: str | None) -> None:
-            if reason is not None:
-                self.dash.decide(pending, approve, reason or None)
-                self.reload()
+            if reason is None:
+                return
+            try:
+                values, text = split_values(fields, reason)
+            except ValueError as exc:
+                self.notify(str(exc), severity="error", timeout=10)
+                return
+            self.dash.decide(pending, approve, text or None, values)
+            self.reload()
 
         self.app.push_screen(ReasonDialog(question), answered)
 
@@ -325,12 +347,22 @@ class DashboardApp(App[int]):
         )
         return next((a for a in found if a.status == "PENDING"), None)
 
-    def decide(self, approval: ApprovalRecord, approve: bool, reason: str | None) -> None:
+    def decide(
+        self, approval: ApprovalRecord, approve: bool, reason: str | None, values: dict[str, Any] | None = None
+    ) -> None:
         act = self.engine.approve if approve else self.engine.reject
         try:
-            decided = act(approval.workflow_id, approval_id=approval.approval_id, by=self.user, reason=reason)
+            decided = act(
+                approval.workflow_id, approval_id=approval.approval_id, by=self.user, reason=reason, values=values
+            )
         except AirtError as exc:
             self.notify(" ".join(str(exc).split()), severity="error", timeout=10)
+            return
+        if decided.status == "PENDING":
+            self.notify(
+                f"approval of step {decided.step_name!r} recorded: {decided.approved_count} of "
+                f"{decided.min_approvals}; it waits for the others"
+            )
             return
         verb = "approved" if approve else "rejected"
         self.notify(f"{verb} step {decided.step_name!r} of workflow {decided.workflow_id} as {decided.decided_by}")

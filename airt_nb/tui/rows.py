@@ -5,15 +5,26 @@ Imports no engine: plain functions of the store's records.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable
 
+from ..fields import describe_field, parse_values
 from ..store.records import ApprovalRecord, WorkflowRecord
 from ..views import ROLE, fmt_time, short
 
-__all__ = ["approval_row", "approvals_text", "cursor_key", "refill", "status_text", "workflow_row"]
+__all__ = [
+    "approval_details",
+    "approval_row",
+    "approvals_text",
+    "cursor_key",
+    "refill",
+    "split_values",
+    "status_text",
+    "workflow_row",
+]
 
 
 # The notebook's status roles (views.theme.ROLE) in the terminal's own colours, readable on dark and light.
@@ -71,6 +82,42 @@ def approval_row(a: ApprovalRecord, workflow_name: str) -> tuple[Any, ...]:
     )
 
 
+def split_values(fields: dict[str, Any], answer: str) -> tuple[dict[str, Any] | None, str]:
+    """``(values, reason)`` from what was typed at the prompt: leading ``NAME=VALUE`` words naming
+    fields are values (typed by their field), the rest is the reason.
+
+    >>> split_values({"replicas": {"type": "integer"}}, "replicas=3 looks good")
+    ({'replicas': 3}, 'looks good')
+    """
+    words = answer.split()
+    given: list[str] = []
+    while words and "=" in words[0] and words[0].split("=", 1)[0] in fields:
+        given.append(words.pop(0))
+    return parse_values(fields, given), " ".join(words)
+
+
+def approval_details(a: ApprovalRecord) -> list[str]:
+    """What the prompt and the detail view say about an approval besides its message."""
+    lines = []
+    if a.gate_step:
+        lines.append(f"asked again: step {a.step_name} did not run (what it would do changed since {a.gate_step})")
+    if a.min_approvals > 1:
+        lines.append(f"{a.approved_count} of {a.min_approvals} approvals")
+    fields = a.field_specs
+    if fields:
+        values = a.values
+        listed = [
+            f"{n}={json.dumps(values.get(n))}" if values is not None else f"{n} ({describe_field(s)})"
+            for n, s in fields.items()
+        ]
+        lines.append(("approved values: " if values is not None else "fields: ") + "; ".join(listed))
+    for entry in a.preview_data.get("steps") or ():
+        preview = entry.get("preview") or {}
+        where = preview.get("path") or preview.get("dst") or preview.get("url") or ""
+        lines.append(f"then {entry.get('step')} ({entry.get('action')}) {where}".rstrip())
+    return lines
+
+
 def approvals_text(approvals: list[ApprovalRecord]) -> Text:
     if not approvals:
         return Text("none", style="dim")
@@ -81,6 +128,8 @@ def approvals_text(approvals: list[ApprovalRecord]) -> Text:
         text.append_text(status_text(a.status))
         text.append(f" {a.step_name}  {a.message or ''}")
         if a.status == "PENDING":
+            for line in approval_details(a):
+                text.append(f"\n  {line}", style="dim")
             text.append(f"\n  approvers: {', '.join(a.approver_list) or 'anyone'}", style="dim")
             text.append("   a: approve   x: reject", style="bold")
         else:

@@ -19,7 +19,8 @@ __all__ = ["PlanView", "WorkflowList"]
 
 
 class PlanView:
-    """What ``%%workflow --dry-run`` shows: the steps in stages, what runs in parallel, what approvals gate."""
+    """What ``%%workflow --dry-run`` shows: the steps in stages, what runs in parallel, what approvals gate
+    (and ask for: fields, how many people), and the branches: which steps run only when a ``when:`` holds."""
 
     def __init__(self, plan: Plan):
         self.plan = plan
@@ -40,16 +41,43 @@ class PlanView:
         step = self.plan.by_name[name]
         if step.is_approval:
             who = f" by {', '.join(step.approvers)}" if step.approvers else ""
+            rules = []
+            if step.min_approvals > 1:
+                rules.append(f"{step.min_approvals} people")
+            if step.exclude_requester:
+                rules.append("not the requester")
+            if step.authenticated:
+                rules.append("authenticated only")
+            if step.fields:
+                rules.append(f"fields {', '.join(step.fields)}")
             gated = ", ".join(self.gates[name]) or "nothing (last step)"
-            return f"approval{who}, gates {gated}"
-        retry = f", up to {step.retry.max_attempts} attempts" if step.retry else ""
-        return f"{step.action}{retry}"
+            extra = f" ({'; '.join(rules)})" if rules else ""
+            text = f"approval{who}{extra}, gates {gated}"
+        else:
+            retry = f", up to {step.retry.max_attempts} attempts" if step.retry else ""
+            text = f"{step.action}{retry}"
+        return text + self._branch(name)
+
+    def _branch(self, name: str) -> str:
+        """When a step is taken: its ``when``, and the skippable steps whose outputs it uses."""
+        step = self.plan.by_name[name]
+        if not step.conditional:
+            return ""
+        parts = []
+        if step.condition is not None:
+            parts.append(f"only when {step.condition.describe()}")
+        skippable = [u for u in step.uses if self.plan.by_name[u].conditional]
+        if skippable:
+            parts.append(f"skipped if {' or '.join(skippable)} is skipped")
+        return " · " + "; ".join(parts)
 
     def _headline(self) -> str:
         spec = self.plan.spec
+        branches = sum(1 for s in self.plan.steps if s.condition is not None)
+        branching = f", {branches} of them taken only when their when: holds" if branches else ""
         return (
             f"Dry run of {spec.name}: {len(self.plan.steps)} steps in {len(self.stages)} stages "
-            f"(max_parallel {spec.max_parallel}); nothing was run or recorded"
+            f"(max_parallel {spec.max_parallel}){branching}; nothing was run or recorded"
         )
 
     def __repr__(self) -> str:

@@ -20,7 +20,7 @@ from .text import fmt_duration, seconds_between, short
 
 if TYPE_CHECKING:
     from ..store.protocol import Store
-    from ..store.records import ApprovalRecord, CompensationRecord, StepRecord, WorkflowRecord
+    from ..store.records import ApprovalRecord, CompensationRecord, DecisionRecord, StepRecord, WorkflowRecord
 
 __all__ = ["FULL_TABLE_STEPS", "RunState", "optional_rows", "read_run", "summary_text"]
 
@@ -56,6 +56,8 @@ class RunState:
     #: ``False`` for a saved view: times are shown as clock times, without "3 min ago" (which would
     #: be wrong by the time someone reads it) and running durations as "since ..."
     live: bool = True
+    #: every individual decision (an approval that needs N people has N), oldest first
+    decisions: list[DecisionRecord] = field(default_factory=list)
 
     @property
     def workflow_id(self) -> str:
@@ -86,6 +88,17 @@ class RunState:
     def approval_of(self, step: str) -> ApprovalRecord | None:
         found = [a for a in self.approvals if a.step_name == step]
         return found[-1] if found else None
+
+    def decisions_of(self, approval_id: str) -> list[DecisionRecord]:
+        return [d for d in self.decisions if d.approval_id == approval_id]
+
+    def skip_reason(self, step: str) -> str | None:
+        """Why a SKIPPED step was not taken (its ``when``, or a step it uses that was skipped)."""
+        prefix = f"{step}: "
+        for event in reversed(self.events):
+            if event.get("event") == "skipped" and str(event.get("detail") or "").startswith(prefix):
+                return str(event["detail"])[len(prefix) :]
+        return None
 
     def shown_status(self, step: StepRecord) -> str:
         """The status a person reads: an approval step that went on says APPROVED, not COMPLETED."""
@@ -158,6 +171,7 @@ def read_run(
         events=optional_rows(store, "workflow_events", workflow_id),
         limits=limits if limits is not None else _limits(record),
         owner_id=owner_id,
+        decisions=store.decisions(workflow_id=workflow_id),
     )
 
 
@@ -174,7 +188,10 @@ def summary_text(state: RunState) -> str:
         if s.error:
             extra = "  " + short(s.error.splitlines()[0], 90)
         elif s.status == "WAITING" and pending is not None and pending.step_name == s.step_name:
-            extra = f"  waiting for approval: {short(pending.message or '', 80)}"
+            count = f" ({pending.approved_count} of {pending.min_approvals})" if pending.min_approvals > 1 else ""
+            extra = f"  waiting for approval{count}: {short(pending.message or '', 80)}"
+        elif s.status == "SKIPPED" and state.skip_reason(s.step_name):
+            extra = f"  {short(state.skip_reason(s.step_name), 90)}"
         took = fmt_duration(seconds_between(s.started_at, s.finished_at)) if s.finished_at else ""
         attempt = f"attempt {s.attempt}" if s.attempt > 1 else ""
         lines.append(f"  {s.step_name:<{width}}  {state.shown_status(s):<12} {attempt:<10} {took:>9}{extra}".rstrip())

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..timeutil import iso
+from .approval_html import asked_again_html, count_text, fields_html, preview_html
 from .text import TERMINAL, badge, esc, fmt_duration, fmt_time, seconds_between, short, stamp, where_running
 from .theme import stylesheet
 
@@ -174,10 +175,16 @@ def _details(state: RunState, step: StepRecord) -> str:
     trace = getattr(step, "traceback", None)
     earlier = _attempt_lines(state, step)
     parts: list[str] = []
+    if step.status == "SKIPPED":
+        why = state.skip_reason(step.step_name)
+        return f'<span class="airt-muted">not taken: {esc(why)}</span>' if why else ""
+    if step.status == "WAITING" and step.type != "human_approval":
+        return '<span class="airt-notice">did not run: what it would do changed since the approval; asked again</span>'
     if step.type == "human_approval":
         approval = state.approval_of(step.step_name)
         if step.status == "WAITING":
-            return '<span class="airt-notice">waiting for a decision</span>'
+            count = count_text(approval, state.decisions) if approval is not None else ""
+            return f'<span class="airt-notice">waiting for a decision{esc(f" ({count})" if count else "")}</span>'
         if approval is not None and approval.decided_at:
             css = "airt-error" if approval.status == "REJECTED" else "airt-muted"
             summary = f'<span class="{css}">{esc(decided_text(approval, state.now, live=state.live))}</span>'
@@ -242,6 +249,9 @@ _EVENTS = {
     "rolled_back": ("airt-undo", "↺", "rolled back"),
     "engine_lost": ("airt-notice", "⚠", "engine lost{detail}"),
     "resumed": ("airt-ok", "↻", "resumed by {who}"),
+    "asked_again": ("airt-notice", "↻", "asked again: {raw}"),
+    "reminded": ("airt-muted", "✉", "reminder sent: {raw}"),
+    "escalated": ("airt-notice", "⇧", "escalated: {raw}"),
 }
 
 
@@ -253,7 +263,7 @@ def _event_line(event: dict[str, Any], state: RunState) -> tuple[str, str] | Non
     css, mark, text = found
     by = event.get("by") or "someone"
     detail = event.get("detail") or ""
-    words = text.format(by=by, detail=f": {detail}" if detail else "", who=detail or by)
+    words = text.format(by=by, detail=f": {detail}" if detail else "", who=detail or by, raw=detail)
     if kind == "rolled_back" and event.get("by"):
         words += f" (asked by {event['by']})"
     at = event.get("at") or ""
@@ -263,11 +273,36 @@ def _event_line(event: dict[str, Any], state: RunState) -> tuple[str, str] | Non
     )
 
 
+def _decision_lines(state: RunState) -> tuple[list[tuple[str, str]], set[str]]:
+    """One line per person's decision (``2 of 2 approvals``); the approvals they cover."""
+    lines: list[tuple[str, str]] = []
+    covered: set[str] = set()
+    needed = {a.approval_id: a.min_approvals for a in state.approvals}
+    counts: dict[str, int] = {}
+    for d in state.decisions:
+        covered.add(d.approval_id)
+        approved = d.decision == "APPROVED"
+        css, mark = ("airt-ok", "✔") if approved else ("airt-error", "✘")
+        if approved and d.decided_by != "system":
+            counts[d.approval_id] = counts.get(d.approval_id, 0) + 1
+        of = needed.get(d.approval_id, 1)
+        count = f" ({counts.get(d.approval_id, 0)} of {of})" if approved and of > 1 and d.decided_by != "system" else ""
+        at = _when(state, d.decided_at)
+        why = f": {d.reason}" if d.reason else ""
+        values = d.values
+        shown = f" with {', '.join(f'{k}={json.dumps(v)}' for k, v in values.items())}" if values else ""
+        words = f"{d.decision.lower()} by {d.decided_by}{count}{shown} at {at}{why}"
+        lines.append(
+            (d.decided_at, f'<div><span class="{css}">{mark}</span> <b>{esc(d.step_name)}</b> {esc(words)}</div>')
+        )
+    return lines, covered
+
+
 def history_html(state: RunState) -> str:
     """Decisions and what happened to the run (who cancelled or rolled back, an engine lost), oldest first."""
-    lines: list[tuple[str, str]] = []
+    lines, covered = _decision_lines(state)
     for a in state.approvals:
-        if a.status == "PENDING" or not a.decided_at:
+        if a.status == "PENDING" or not a.decided_at or a.approval_id in covered:
             continue
         css, mark = {"APPROVED": ("airt-ok", "✔"), "REJECTED": ("airt-error", "✘")}.get(a.status, ("airt-muted", "–"))
         lines.append(
@@ -291,10 +326,13 @@ def pending_html(state: RunState) -> str:
     who = f"approvers: {', '.join(pending.approver_list)}" if pending.approver_list else "anyone may decide"
     wid = state.workflow_id
     message = esc(pending.message or "(no message)").replace("\n", "<br>")
+    count = count_text(pending, state.decisions)
+    count_line = f'<div class="airt-count">{esc(count)}</div>' if count else ""
     return (
         f'<div class="airt-card"><div class="airt-card-title">Approval needed: step {esc(pending.step_name)} '
         f'<span class="airt-muted">requested {esc(_when(state, pending.requested_at))}</span></div>'
         f'<div style="margin:2px 0 4px 0;font-size:13px">{message}</div>'
+        f"{asked_again_html(pending)}{preview_html(pending)}{fields_html(pending)}{count_line}"
         f'<div class="airt-muted" style="font-size:12px">{esc(who)} · decide with '
         f"<code>%workflow approve {esc(wid)}</code> or <code>%workflow reject {esc(wid)}</code></div></div>"
     )

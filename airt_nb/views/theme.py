@@ -142,6 +142,12 @@ STYLE = (
     ".airt-root .airt-stale{border-left:4px solid var(--airt-c-warn);padding:2px 8px;margin:0 0 6px 0;"
     "font-size:12px}"
     ".airt-root .airt-history div{font-size:12px}"
+    # An approval's preview: one block per gated step; a diff's lines coloured by role.
+    ".airt-root .airt-preview-step{margin:3px 0;padding-left:8px;border-left:2px solid var(--airt-border);"
+    "font-size:12px}"
+    ".airt-root .airt-hunk{color:var(--airt-c-run)}"
+    ".airt-root pre.airt-diff .airt-error{white-space:pre-wrap}"
+    ".airt-root .airt-count{font-weight:600}"
     # The YAML of a refused spec: a block that keeps its indentation, the faulty lines marked.
     ".airt-spec-error{border-left:4px solid var(--airt-c-error);padding:4px 10px;margin:2px 0}"
     ".airt-spec-error .airt-spec-title{font-weight:600;color:var(--airt-c-error)}"

@@ -3,12 +3,18 @@
 Shown in a run's panel while it is paused and, for the approval picked in
 the inbox's table, in the inbox.  It shows the message, the outputs of the
 steps the approval depends on (the ``context`` recorded with the request),
-what a rejection would undo (the workflow's pending compensations, newest
-first), the deadline, who may decide and who is deciding, a reason box, and
-two buttons whose text is exactly ``Approve`` and ``Reject``.
+what the steps it gates will do (a diff for ``file.write``...), what a
+rejection would undo (the workflow's pending compensations, newest first),
+a form with one input per typed field (defaults filled in), how many of the
+approvals it needs were given ("1 of 2 approvals"), the deadline, who may
+decide and who is deciding, a reason box, and two buttons whose text is
+exactly ``Approve`` and ``Reject``.
 
-The engine's policy is asked first (``Policy.check_approval``): someone who
-may not decide sees the buttons disabled and why.  **Reject** asks for
+The engine's policy is asked first (``Policy.check_approval``), and the
+step's own rules (who started the workflow may not decide it with
+``exclude_requester``, a step with ``authenticated`` takes no decision
+from a notebook, one person approves once): someone who may not decide
+sees the buttons disabled and why.  **Reject** asks for
 confirmation, as a rollback does, since it undoes completed steps.  Every
 decision goes through ``Engine.approve`` / ``Engine.reject`` (the one
 decision path); a refusal (the policy changed, someone decided first) is
@@ -25,13 +31,15 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..errors import AirtError
+from ..views.approval_html import asked_again_html, count_text, preview_html
 from ..views.run_html import decided_text
 from ..views.text import countdown, esc, short, stamp
 from .base import button, html, show
+from .fields_form import FieldsForm
 
 if TYPE_CHECKING:
     from ..engine import Engine
-    from ..store.records import ApprovalRecord, CompensationRecord
+    from ..store.records import ApprovalRecord, CompensationRecord, DecisionRecord
 
 __all__ = ["ApprovalCard", "decided_text"]
 
@@ -78,6 +86,14 @@ def _undo_html(compensations: Sequence[CompensationRecord]) -> str:
     )
 
 
+def _started_by(approval: ApprovalRecord) -> str | None:
+    try:
+        context = json.loads(approval.context) if approval.context else {}
+    except ValueError:
+        return None
+    return context.get("started_by") if isinstance(context, dict) else None
+
+
 class ApprovalCard(widgets.VBox):
     """One pending approval, decidable in place.
 
@@ -102,6 +118,8 @@ class ApprovalCard(widgets.VBox):
         self.on_decided = on_decided
         self.with_workflow = with_workflow
         self.approval: ApprovalRecord | None = None
+        self.decisions: list[DecisionRecord] = []
+        self.already: str | None = None  # this user approved already (one of several approvals)
         self.undo_count = 0
         #: why this user may not decide (``None``: they may)
         self.refusal: str | None = None
@@ -129,20 +147,39 @@ class ApprovalCard(widgets.VBox):
         )
         self.why_html = html("", "airt-card-why")
         self.message_html = html("", "airt-card-message")
+        self.form = FieldsForm()
+        self.count_html = html("", "airt-card-count")
         super().__init__(
-            [self.title_html, self.body_html, self.controls, self.confirm_box, self.why_html, self.message_html],
+            [
+                self.title_html,
+                self.body_html,
+                self.form,
+                self.count_html,
+                self.controls,
+                self.confirm_box,
+                self.why_html,
+                self.message_html,
+            ],
             _dom_classes=("airt-card",),
         )
 
     def show(
-        self, approval: ApprovalRecord, workflow_name: str, compensations: Sequence[CompensationRecord] = ()
+        self,
+        approval: ApprovalRecord,
+        workflow_name: str,
+        compensations: Sequence[CompensationRecord] = (),
+        decisions: Sequence[DecisionRecord] = (),
     ) -> None:
-        """Show ``approval`` (keeps the typed reason while it is the same approval)."""
-        if self.approval is None or self.approval.approval_id != approval.approval_id:
+        """Show ``approval`` (keeps the typed reason and values while it is the same approval)."""
+        fresh = self.approval is None or self.approval.approval_id != approval.approval_id
+        if fresh:
             self.reason.value = ""
             self.message_html.value = ""
             self._confirming(False)
             self._enable(True)
+        if fresh or (self.approval is not None and self.approval.approved_count != approval.approved_count):
+            self.form.build(approval.field_specs, approval.values)
+        self.decisions = [d for d in decisions if d.approval_id == approval.approval_id]
         self.approval = approval
         self.undo_count = len(_undo_items(compensations))
         where = (
@@ -162,9 +199,12 @@ class ApprovalCard(widgets.VBox):
         message = esc(approval.message or "(no message)").replace("\n", "<br>")
         self.body_html.value = (
             f'<div style="margin:2px 0 4px 0;font-size:13px">{message}</div>'
-            f"{_context_html(approval)}{_undo_html(compensations)}"
+            f"{asked_again_html(approval)}{_context_html(approval)}{preview_html(approval)}{_undo_html(compensations)}"
             f'<div class="airt-muted">{deadline} · {who} · you decide as <b>{esc(self.engine.user)}</b></div>'
         )
+        count = count_text(approval, self.decisions)
+        self.count_html.value = f'<div class="airt-count">{esc(count)}</div>' if count else ""
+        show(self.count_html, bool(count))
         self._check_decider(approval)
         show(self.controls, True)
 
@@ -175,12 +215,27 @@ class ApprovalCard(widgets.VBox):
         except Exception:  # a policy that cannot answer now refuses at decision time, with its reason
             verdict = None
         refusal = None
+        user = self.engine.user
         if verdict is not None and not verdict.allowed:
             because = verdict.reason or f"refused by rule {verdict.rule!r}"
-            refusal = f"You ({self.engine.user}) may not decide this approval: {because}. Ask one of the approvers."
+            refusal = f"You ({user}) may not decide this approval: {because}. Ask one of the approvers."
+        elif approval.authenticated:
+            refusal = (
+                "This step accepts only authenticated decisions: decide on the approvals page of a Jupyter "
+                "server (/airt/) or JupyterHub, not from a notebook, where a name is only asserted."
+            )
+        elif approval.exclude_requester and _started_by(approval) == user:
+            refusal = f"You ({user}) started this workflow, and the step says who started it may not decide it."
         self.refusal = refusal
-        reason = self._off or refusal
-        self._enable(reason is None)
+        approved = any(d.decided_by == user and d.decision == "APPROVED" for d in self.decisions)
+        self.already = (
+            f"You ({user}) approved already; it waits for {approval.min_approvals - approval.approved_count} "
+            "more approval(s) from other people. You may still reject it."
+            if approved and refusal is None
+            else None
+        )
+        self._enable((self._off or refusal) is None)
+        reason = self._off or refusal or self.already
         self.why_html.value = f'<div class="airt-muted">{esc(reason)}</div>' if reason else ""
 
     def disable(self, why: str) -> None:
@@ -192,10 +247,12 @@ class ApprovalCard(widgets.VBox):
 
     def _enable(self, on: bool) -> None:
         on = on and self._off is None and self.refusal is None
-        self.approve_button.disabled = not on
+        approve = on and getattr(self, "already", None) is None
+        self.approve_button.disabled = not approve
         self.reject_button.disabled = not on
-        self.approve_button.tooltip = "" if on else (self._off or self.refusal or "")
-        self.reject_button.tooltip = self.approve_button.tooltip
+        self.form.enable(approve)
+        self.approve_button.tooltip = "" if approve else (self._off or self.refusal or self.already or "")
+        self.reject_button.tooltip = "" if on else (self._off or self.refusal or "")
 
     def _ask_reject(self) -> None:
         if self.approval is None or self.reject_button.disabled:
@@ -223,11 +280,20 @@ class ApprovalCard(widgets.VBox):
             return None
         self._confirming(False)
         reason = self.reason.value.strip() or None
+        values = None
+        if approve:
+            try:
+                values = self.form.values()
+            except ValueError as exc:
+                self.message_html.value = f'<div class="airt-error">{esc(exc)}</div>'
+                return None
         self._enable(False)
         self.message_html.value = '<span class="airt-muted">recording the decision…</span>'
         decide = self.engine.approve if approve else self.engine.reject
         try:
-            record: ApprovalRecord = decide(approval.workflow_id, reason=reason, approval_id=approval.approval_id)
+            record: ApprovalRecord = decide(
+                approval.workflow_id, reason=reason, approval_id=approval.approval_id, values=values
+            )
         except AirtError as exc:
             self.message_html.value = f'<div class="airt-error">{esc(exc)}</div>'
             self._enable(True)
@@ -236,7 +302,13 @@ class ApprovalCard(widgets.VBox):
             self.message_html.value = f'<div class="airt-error">{esc(type(exc).__name__)}: {esc(exc)}</div>'
             self._enable(True)
             return None
-        self.message_html.value = f'<div class="airt-ok">✔ {esc(decided_text(record))}</div>'
+        if record.status == "PENDING":  # one of several approvals it needs
+            count = f"{record.approved_count} of {record.min_approvals} approvals"
+            self.message_html.value = (
+                f'<div class="airt-ok">✔ your approval is recorded ({esc(count)}); it waits for the others</div>'
+            )
+        else:
+            self.message_html.value = f'<div class="airt-ok">✔ {esc(decided_text(record))}</div>'
         show(self.controls, False)
         if self.on_decided is not None:
             self.on_decided(record)

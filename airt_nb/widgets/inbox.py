@@ -181,7 +181,13 @@ class InboxPanel(LivePanel, widgets.VBox):
                 row.remove_class("airt-row-selected")
         if chosen is not None:
             approval, name = chosen
-            self.card.show(approval, name, self.engine.store.compensations(approval.workflow_id))
+            store = self.engine.store
+            self.card.show(
+                approval,
+                name,
+                store.compensations(approval.workflow_id),
+                store.decisions(approval_id=approval.approval_id),
+            )
         elif self.selected is not None and not any(a.approval_id == self.selected for a, _ in self.pending):
             self.selected = None
         show(self.card, chosen is not None)
@@ -196,7 +202,8 @@ class InboxPanel(LivePanel, widgets.VBox):
             esc(ago(approval.requested_at) if live else fmt_time(approval.requested_at)),
             esc((countdown(approval.deadline) if live else fmt_time(approval.deadline)) if approval.deadline else "")
             or '<span class="airt-muted">none</span>',
-            esc(", ".join(approval.approver_list) or "anyone"),
+            esc(", ".join(approval.approver_list) or "anyone")
+            + (f" · {approval.approved_count}/{approval.min_approvals}" if approval.min_approvals > 1 else ""),
             you,
             f'<span title="{esc(approval.message or "")}">{esc(short(approval.message or "", 200))}</span>',
         ]

@@ -140,7 +140,7 @@ class RunPanel(LivePanel, widgets.VBox):
         self._render_rows(state)
         pending = state.pending
         if pending is not None:
-            self.card.show(pending, record.name, state.compensations)
+            self.card.show(pending, record.name, state.compensations, state.decisions)
         show(self.card, pending is not None)
         set_html(self.history_html, history_html(state))
         self._render_actions(state)

@@ -140,28 +140,34 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 @pytest.fixture(scope="session")
-def browser_page(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    chromium = require_tool(CHROMIUM, "the browser suite (JupyterLab in headless Chromium)")
+def playwright_session() -> Iterator[Any]:
+    """One Playwright driver for the whole session: the sync API refuses a second one while the first runs."""
     from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=chromium,
-            headless=True,
-            viewport={"width": 1280, "height": 1600},
-            args=CHROMIUM_ARGS,
-        )
-        page = context.pages[0] if context.pages else context.new_page()
-        page.set_default_timeout(30_000)
-        page.goto(f"{lab.url}/lab", wait_until="domcontentloaded")
-        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=60_000)
-        page.wait_for_selector(".jp-LabShell", timeout=60_000)
-        try:
-            yield page
-        finally:
-            context.close()
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser_page(lab: Lab, playwright_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    chromium = require_tool(CHROMIUM, "the browser suite (JupyterLab in headless Chromium)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = playwright_session.chromium.launch_persistent_context(
+        str(tmp_path_factory.mktemp("chromium-profile")),
+        executable_path=chromium,
+        headless=True,
+        viewport={"width": 1280, "height": 1600},
+        args=CHROMIUM_ARGS,
+    )
+    page = context.pages[0] if context.pages else context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"{lab.url}/lab", wait_until="domcontentloaded")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=60_000)
+    page.wait_for_selector(".jp-LabShell", timeout=60_000)
+    try:
+        yield page
+    finally:
+        context.close()
 
 
 @pytest.fixture

@@ -65,25 +65,22 @@ def site_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(site_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def page(site_url: str, playwright_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     chromium = require_tool("/usr/bin/chromium", "the documentation site's browser test")
-    from playwright.sync_api import sync_playwright
-
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=chromium,
-            headless=True,
-            viewport={"width": 1280, "height": 1000},
-            args=ARGS,
-        )
-        tab = context.pages[0] if context.pages else context.new_page()
-        tab.set_default_timeout(30_000)
-        try:
-            yield tab
-        finally:
-            context.close()
+    context = playwright_session.chromium.launch_persistent_context(
+        str(tmp_path_factory.mktemp("chromium-profile")),
+        executable_path=chromium,
+        headless=True,
+        viewport={"width": 1280, "height": 1000},
+        args=ARGS,
+    )
+    tab = context.pages[0] if context.pages else context.new_page()
+    tab.set_default_timeout(30_000)
+    try:
+        yield tab
+    finally:
+        context.close()
 
 
 def _no_sideways_scroll(tab: Any) -> None:

@@ -62,43 +62,84 @@
     return el("div", { class: "airt-section" }, el("h3", {}, title), ...body);
   }
 
+  function diffView(text) {
+    return el("pre", { class: "airt-diff" }, String(text).split("\n").map((line) => {
+      const css = line.startsWith("+++") || line.startsWith("---") ? "d-head" : line.startsWith("+") ? "d-add"
+        : line.startsWith("-") ? "d-del" : line.startsWith("@@") ? "d-hunk" : null;
+      return [el("span", { class: css }, line), "\n"];
+    }));
+  }
+
+  // What each step the approval gates will do, as it would run now (a diff for file.write...).
+  function previewView(preview) {
+    const steps = (preview && preview.steps) || [];
+    if (!steps.length) return null;
+    const shownKeys = ["path", "src", "dst", "method", "url", "exists", "bytes", "bytes_now", "bytes_after",
+      "src_bytes", "dst_exists", "headers", "json", "body", "undo"];
+    const blocks = steps.map((e) => {
+      const p = e.preview || {};
+      const rows = shownKeys.filter((k) => k in p).map((k) => [el("span", {}, k), el("pre", {}, json(p[k]))]);
+      return el("div", { class: "airt-preview-step", "data-step": e.step },
+        el("div", {}, el("b", {}, e.step), " ", el("code", {}, e.action), e.when ? el("span", { class: "airt-meta" }, ` only when ${e.when}`) : null),
+        rows.length ? el("div", { class: "airt-kv" }, rows) : null,
+        p.note ? el("div", { class: "airt-wait" }, p.note) : null,
+        p.diff ? diffView(p.diff) : null,
+        p.removes ? [el("div", { class: "airt-meta" }, "would remove:"), el("pre", {}, p.removes)] : null,
+        !e.preview ? el("pre", {}, json(e.inputs || {})) : null,
+        (e.unknown || []).length ? el("div", { class: "airt-meta" }, `known only when it runs: ${e.unknown.join(", ")}`) : null);
+    });
+    const more = preview.more ? el("div", { class: "airt-meta" }, `and ${preview.more} more steps after them (not previewed)`) : null;
+    return section("What it lets run, as it would run now", blocks, more);
+  }
+
   function contextView(a) {
     const ctx = a.context || {};
     const parts = [];
+    if (a.gate_step) parts.push(el("div", { class: "airt-wait" },
+      `Asked again: step ${a.step_name} did not run because what it would do changed after step ${a.gate_step} was approved.`));
     if (ctx.depends_on && Object.keys(ctx.depends_on).length) parts.push(section("Outputs it follows", kv(ctx.depends_on)));
-    if (a.preview) parts.push(section("What the gated steps will do", typeof a.preview === "object" ? kv(a.preview) : el("pre", {}, json(a.preview))));
+    const preview = previewView(a.preview);
+    if (preview) parts.push(preview);
     const undo = ctx.undo || [];
     parts.push(section(undo.length ? "A rejection undoes (newest first)" : "A rejection undoes nothing",
       undo.length ? el("table", {}, el("tr", {}, el("th", {}, "step"), el("th", {}, "action"), el("th", {}, "inputs")),
         undo.map((u) => el("tr", {}, el("td", {}, u.step), el("td", { class: "mono" }, u.action), el("td", {}, el("pre", {}, json(u.inputs)))))) : null));
     if (ctx.not_undone && ctx.not_undone.length) parts.push(section("Completed, cannot be undone", el("div", {}, ctx.not_undone.join(", "))));
-    const known = new Set(["depends_on", "undo", "not_undone", "started_by"]);
+    if (ctx.values) parts.push(section("Values approved before", kv(ctx.values)));
+    const known = new Set(["depends_on", "undo", "not_undone", "started_by", "asked_again", "values"]);
     const rest = Object.fromEntries(Object.entries(ctx).filter(([k]) => !known.has(k)));
     if (Object.keys(rest).length) parts.push(section("More context", kv(rest)));
+    if ((a.decisions || []).length) parts.push(section("Decisions so far", el("div", {},
+      a.decisions.map((d) => el("div", {}, `${d.decision.toLowerCase()} by ${d.decided_by} at ${when(d.decided_at)}` + (d.reason ? `: ${d.reason}` : ""))))));
     return parts;
   }
 
   // -- the form: typed fields (when the approval has them), a reason, the buttons --------------------
 
-  function fieldInput(name, spec) {
+  function fieldInput(name, spec, approved) {
     const type = spec.type || "string";
+    const start = approved && name in approved ? approved[name] : spec.default;
     const id = `f-${name}-${Math.random().toString(36).slice(2, 8)}`;
     let input;
     if (type === "boolean") {
-      input = el("input", { type: "checkbox", id, "data-field": name, "data-type": type, checked: spec.default === true });
+      input = el("input", { type: "checkbox", id, "data-field": name, "data-type": type, checked: start === true });
     } else if (type === "choice") {
+      const options = spec.options || [];
       input = el("select", { id, "data-field": name, "data-type": type },
-        (spec.options || []).map((o) => el("option", { value: o, selected: o === spec.default }, o)));
+        start === undefined || start === null ? el("option", { value: "", selected: true }, "(choose)") : null,
+        options.map((o, i) => el("option", { value: String(i), selected: o === start }, String(o))));
+      input.options_values = options;
     } else {
       const numeric = type === "integer" || type === "number";
       input = el("input", {
         id, type: numeric ? "number" : "text", "data-field": name, "data-type": type,
         step: type === "integer" ? "1" : numeric ? "any" : undefined,
-        min: spec.minimum, max: spec.maximum, value: spec.default ?? undefined,
+        min: spec.minimum, max: spec.maximum, value: start ?? undefined,
       });
     }
     const optional = spec.required === false ? " (optional)" : "";
-    return el("label", { for: id }, `${name}${optional}`, input);
+    const about = spec.description ? ` — ${spec.description}` : "";
+    return el("label", { for: id }, `${name}${optional}${about}`, input);
   }
 
   function readValues(form) {
@@ -107,6 +148,7 @@
       const type = input.dataset.type;
       if (type === "boolean") values[input.dataset.field] = input.checked;
       else if (input.value === "") continue;
+      else if (type === "choice") values[input.dataset.field] = input.options_values[Number(input.value)];
       else if (type === "integer" || type === "number") values[input.dataset.field] = Number(input.value);
       else values[input.dataset.field] = input.value;
     }
@@ -115,10 +157,12 @@
 
   function decisionForm(a, card) {
     const fields = a.fields && typeof a.fields === "object" ? a.fields : {};
+    const approved = a.field_values && typeof a.field_values === "object" ? a.field_values : null;
     const reason = el("textarea", { class: "airt-reason", placeholder: "Reason (recorded with the decision)" });
     const result = el("div", { class: "airt-result", role: "status" });
     const form = el("div", { class: "airt-form" },
-      Object.entries(fields).map(([name, spec]) => fieldInput(name, spec || {})),
+      approved && Object.keys(fields).length ? el("div", { class: "airt-meta" }, "The values approved so far: approving confirms them.") : null,
+      Object.entries(fields).map(([name, spec]) => fieldInput(name, spec || {}, approved)),
       el("label", {}, "Reason", reason));
     const buttons = [];
     const decide = async (decision) => {
@@ -126,11 +170,18 @@
       result.className = "airt-result";
       result.textContent = decision === "approve" ? "Approving…" : "Rejecting…";
       const body = { decision, reason: reason.value };
-      const values = readValues(form);
+      const values = decision === "approve" ? readValues(form) : {};
       if (Object.keys(values).length) body.values = values;
       try {
         const data = await request("POST", `approvals/${encodeURIComponent(a.approval_id)}/decision`, body);
         const d = data.approval;
+        if (d.status === "PENDING") {  // one of several approvals it needs
+          result.textContent = `your approval is recorded: ${d.approved_count} of ${d.min_approvals} approvals; it waits for the others`;
+          form.remove();
+          buttonRow.remove();
+          card.classList.add("airt-decided");
+          return;
+        }
         result.textContent = `${d.status.toLowerCase()} by ${d.decided_by}; the workflow is ${data.workflow_status}`;
         card.classList.add("airt-decided");
         card.querySelector(".airt-status").replaceWith(Object.assign(badge(d.status), { className: `airt-badge airt-status s-${d.status}` }));
@@ -190,7 +241,10 @@
       a.started_by ? `started by ${a.started_by}` : null,
       `requested ${when(a.requested_at)}`,
       a.deadline ? `deadline ${when(a.deadline)} (then ${a.on_timeout === "approve" ? "approved" : "rejected"})` : null,
-      a.min_approvals > 1 ? `needs ${a.min_approvals} approvals` : null,
+      a.min_approvals > 1 ? `${a.approved_count || 0} of ${a.min_approvals} approvals` : null,
+      a.exclude_requester ? "who started it may not decide" : null,
+      a.authenticated ? "authenticated decisions only" : null,
+      a.reminders ? `reminded ${a.reminders} times` : null,
     ];
     node.append(
       el("h2", {}, Object.assign(badge(a.status), { className: `airt-badge airt-status s-${a.status}` }),
@@ -206,7 +260,7 @@
     return node;
   }
 
-  const keyOf = (a) => `${a.status}|${a.decided_at}|${a.workflow_status}`;
+  const keyOf = (a) => `${a.status}|${a.decided_at}|${a.workflow_status}|${a.approved_count}|${a.approvers}`;
 
   function render(list, approvals) {
     const seen = new Set();

@@ -1,0 +1,146 @@
+"""What the ``airt`` command prints: tables for people, approvals with their preview, records as JSON.
+
+Plain functions of the store's records (no engine, no argument parsing), so
+that :mod:`airt_nb.cli` stays the commands themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from .fields import describe_field
+from .store.records import ApprovalRecord, DecisionRecord, WorkflowRecord
+from .timeutil import to_epoch
+from .views.approval_html import preview_text
+
+__all__ = [
+    "approval_json",
+    "approval_text",
+    "decoded",
+    "duration",
+    "indent",
+    "table",
+    "when",
+    "workflow_json",
+]
+
+
+def approval_text(a: ApprovalRecord, rec: WorkflowRecord, decisions: list[DecisionRecord]) -> list[str]:
+    context = json.loads(a.context) if a.context else {}
+    mine = [d for d in decisions if d.approval_id == a.approval_id]
+    if a.status != "PENDING":
+        reason = f" ({a.reason})" if a.reason else ""
+        lines = [
+            f"approval {a.approval_id} (step {a.step_name!r}): {a.status} by {a.decided_by} at {when(a.decided_at)} UTC{reason}"
+        ]
+        if a.values:
+            lines.append(f"  {'values':<12}" + ", ".join(f"{k}={json.dumps(v)}" for k, v in a.values.items()))
+        if len(mine) > 1 or a.min_approvals > 1:
+            lines += decision_lines(mine)
+        return lines
+    lines = [f"pending approval {a.approval_id} (step {a.step_name!r})"]
+    if a.gate_step:
+        lines.append(f"  asked again: step {a.step_name!r} did not run; its approval of step {a.gate_step!r} "
+                     "no longer matches what it would do")  # fmt: skip
+    outcome = "approved" if a.on_timeout == "approve" else "rejected"
+    deadline = f"{when(a.deadline)} UTC, then {outcome} automatically" if a.deadline else "none"
+    lines += [
+        f"  {'message':<12}{a.message or ''}",
+        f"  {'approvers':<12}{', '.join(a.approver_list) or 'anyone'}",
+        f"  {'requested':<12}{when(a.requested_at)} UTC",
+        f"  {'deadline':<12}{deadline}",
+    ]
+    depends = context.get("depends_on") or {}
+    if depends:
+        lines.append("  outputs it follows:")
+        lines += [f"    {step}: {json.dumps(out, default=str)}" for step, out in depends.items()]
+    undo = context.get("undo") or []
+    lines.append("  a rejection would undo (newest first):" if undo else "  a rejection would undo nothing")
+    lines += [f"    {u['step']} ({u['action']}) {json.dumps(u.get('inputs'), default=str)}" for u in undo]
+    if context.get("not_undone"):
+        lines.append(f"  completed, cannot be undone: {', '.join(context['not_undone'])}")
+    preview = preview_text(a)
+    if preview:
+        lines.append("  what it lets run, as it would run now:")
+        lines += preview
+    fields = a.field_specs
+    if fields:
+        lines.append("  fields (approved so far):" if a.values is not None else "  fields:")
+        for name, spec in fields.items():
+            shown = f" = {json.dumps(a.values.get(name))}" if a.values is not None else ""
+            lines.append(f"    {name}{shown}  ({describe_field(spec)})")
+    if a.min_approvals > 1:
+        lines.append(f"  {'approvals':<12}{a.approved_count} of {a.min_approvals}")
+        lines += decision_lines(mine)
+    rules = [("exclude_requester", "who started the workflow may not decide"),
+             ("authenticated", "only authenticated decisions (the approvals page, JupyterHub, PostgreSQL roles)")]  # fmt: skip
+    lines += [f"  {'rule':<12}{text}" for flag, text in rules if getattr(a, flag)]
+    example = " ".join(f"--value {n}=..." for n, s in fields.items() if s.get("required", True) and "default" not in s)
+    lines.append(
+        f"  decide: airt approve {rec.workflow_id} {example + ' ' if example else ''}--reason ...   |   "
+        f"airt reject {rec.workflow_id} --reason ..."
+    )
+    return lines
+
+
+def decision_lines(decisions: list[DecisionRecord]) -> list[str]:
+    return [
+        f"    {d.decision.lower()} by {d.decided_by} at {when(d.decided_at)} UTC"
+        + (f" ({d.reason})" if d.reason else "")
+        + (f" [{d.auth}]" if d.auth and d.auth != "asserted" else "")
+        for d in decisions
+    ]
+
+
+def workflow_json(r: WorkflowRecord) -> dict[str, Any]:
+    data = decoded(asdict(r), "inputs", "warnings")
+    data.pop("spec", None)
+    data["warnings"] = data["warnings"] or []
+    return data
+
+
+def approval_json(a: ApprovalRecord | None) -> dict[str, Any] | None:
+    if a is None:
+        return None
+    return decoded(asdict(a), "context", "approvers", "fields", "field_values", "preview", "escalate_to")
+
+
+def decoded(data: dict[str, Any], *keys: str) -> dict[str, Any]:
+    for key in keys:
+        if isinstance(data.get(key), str):
+            try:
+                data[key] = json.loads(data[key])
+            except ValueError:
+                pass
+    return data
+
+
+def when(text: str | None) -> str:
+    return text[:19].replace("T", " ") if text else ""
+
+
+def duration(start: str | None, end: str | None) -> str:
+    if not start or not end:
+        return ""
+    seconds = max(0.0, to_epoch(end) - to_epoch(start))
+    return f"{seconds:.2f}s" if seconds < 60 else f"{seconds / 60:.1f}m"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], max_width: int = 60) -> str:
+    cells = [[_cell(c, max_width) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(out)
+
+
+def _cell(value: str, max_width: int) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= max_width else text[: max_width - 1] + "…"
+
+
+def indent(text: str) -> list[str]:
+    return ["  " + line for line in text.splitlines()]
