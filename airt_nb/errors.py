@@ -7,6 +7,7 @@
     ├── ActionError            an action is unknown, got bad input or bad output
     ├── PolicyError            the policy (or a step's approvers) says no
     ├── ApprovalError          a decision that cannot be taken (already decided, none pending)
+    ├── EventError             an event that cannot be sent (no step waits for it, bad payload, sent already)
     ├── WorkflowStateError     the run is not in a state that allows the operation
     ├── NotFoundError          no workflow / approval with that id
     └── StoreError             the database cannot be used (locked, read-only, corrupt, too new)
@@ -22,6 +23,7 @@ __all__ = [
     "ActionError",
     "AirtError",
     "ApprovalError",
+    "EventError",
     "NotFoundError",
     "PolicyError",
     "SpecError",
@@ -142,6 +144,16 @@ class ApprovalError(AirtError):
     def __init__(self, message: str, *, workflow_id: str | None = None, approval_id: str | None = None):
         self.workflow_id = workflow_id
         self.approval_id = approval_id
+        super().__init__(message)
+
+
+class EventError(AirtError):
+    """An event cannot be sent to a workflow: no step waits for it, its payload is refused, it was
+    sent already, or the workflow no longer waits for events."""
+
+    def __init__(self, message: str, *, workflow_id: str | None = None, event: str | None = None):
+        self.workflow_id = workflow_id
+        self.event = event
         super().__init__(message)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from .expressions import Resolver, compile_value
 from .spec import RetrySpec, WorkflowSpec, fingerprint_of
+from .stepkinds import ON_TIMEOUT
 
 __all__ = ["Plan", "PlannedStep"]
 
@@ -32,10 +33,20 @@ class PlannedStep:
     approvers: tuple[str, ...] = ()
     timeout: float | None = None
     on_timeout: str = "reject"
+    event: str | None = None
+    schema: Any = None
+    uses: str | None = None
+    # Precomputed, so that the hot path asks one attribute, not the type's text:
+    waits: bool = False  # waits for something outside (a decision, an event): never runs on a worker
+    is_child: bool = False  # runs a child workflow
 
     @property
     def is_approval(self) -> bool:
         return self.type == "human_approval"
+
+    @property
+    def is_event(self) -> bool:
+        return self.type == "wait_event"
 
     def resolve_inputs(self, context: Mapping[str, Any]) -> dict[str, Any]:
         return self.resolver(context) if self.resolver else self.inputs  # type: ignore[no-any-return]
@@ -52,6 +63,7 @@ class Plan:
     steps: list[PlannedStep]
     by_name: dict[str, PlannedStep]
     max_parallel: int
+    has_children: bool = False  # some step runs a child workflow
 
     @classmethod
     def compile(cls, spec: WorkflowSpec, *, spec_json: str | None = None) -> Plan:
@@ -74,7 +86,12 @@ class Plan:
                     message_resolver=compile_value(s.message) if s.message else None,
                     approvers=tuple(s.approvers),
                     timeout=s.timeout,
-                    on_timeout=s.on_timeout,
+                    on_timeout=s.on_timeout or ON_TIMEOUT.get(s.type, ("reject",))[0],
+                    event=s.event,
+                    schema=s.payload_schema,
+                    uses=s.uses,
+                    waits=s.type in ("human_approval", "wait_event"),
+                    is_child=s.type == "workflow",
                 )
             )
         by_name = {p.name: p for p in steps}
@@ -90,6 +107,7 @@ class Plan:
             steps=steps,
             by_name=by_name,
             max_parallel=spec.max_parallel,
+            has_children=any(p.is_child for p in steps),
         )
 
     def levels(self) -> list[list[str]]:

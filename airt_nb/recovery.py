@@ -111,6 +111,10 @@ class RecoveryHost(Protocol):
         """Decide the approval as its ``on_timeout`` says at ``due`` (epoch seconds)."""
         ...
 
+    def expire_event_at(self, workflow_id: str, step_name: str, due: float) -> None:
+        """Apply the ``on_timeout`` of a ``wait_event`` step still waiting at ``due`` (epoch seconds)."""
+        ...
+
 
 class Recovery:
     """The sweeps of one engine (see the module docstring)."""
@@ -269,16 +273,25 @@ class Recovery:
         return fair_share(total, max(takers, 1))
 
     def arm_deadlines(self) -> None:
+        """Arm the timers of the deadlines the database holds: approvals, and steps waiting for events."""
         for approval_id, _workflow_id, deadline in self.host.store.pending_deadlines():
             if approval_id not in self._deadlines:
                 self._deadlines.add(approval_id)
                 self.host.expire_at(approval_id, to_epoch(deadline))
+        for workflow_id, step_name, deadline in self.host.store.event_deadlines():
+            if f"{workflow_id}/{step_name}" not in self._deadlines:
+                self.host.expire_event_at(workflow_id, step_name, to_epoch(deadline))
 
-    def forget_deadline(self, approval_id: str) -> None:
-        self._deadlines.discard(approval_id)
+    def forget_deadline(self, key: str) -> None:
+        self._deadlines.discard(key)
 
-    def note_deadline(self, approval_id: str) -> None:
-        self._deadlines.add(approval_id)
+    def note_deadline(self, key: str) -> bool:
+        """Remember that the timer of ``key`` (an approval id, or ``workflow_id/step_name``) is armed;
+        False if it was already."""
+        if key in self._deadlines:
+            return False
+        self._deadlines.add(key)
+        return True
 
     # -- sweeps ---------------------------------------------------------------------------------------
 

@@ -168,7 +168,12 @@ BAD = [
         "steps[0].on_timeout",
         "'reject' or 'approve'",
     ),
-    ("name: x\nsteps:\n  - name: r\n    type: manual\n", 4, "steps[0].type", "'action' or 'human_approval'"),
+    (
+        "name: x\nsteps:\n  - name: r\n    type: manual\n",
+        4,
+        "steps[0].type",
+        "'human_approval', 'wait_event' or 'workflow'",
+    ),
     ("name: x\nsteps: []\n", 2, "steps", "at least 1 item"),
     ("steps:\n  - name: a\n    action: count\n    inputs: {n: 1}\n", 1, "name", "'name' is required"),
     ("name: x\nname: y\nsteps: []\n", 2, "name", "appears twice"),
@@ -177,7 +182,7 @@ BAD = [
         "name: x\nsteps:\n  - name: a\n    action: count\n    inputs: {n: 1}\n    message: hi\n",
         6,
         "steps[0].message",
-        "human_approval steps only",
+        "human_approval and wait_event steps only",
     ),
     (
         "name: x\nsteps:\n  - name: a\n    action: count\n    inputs: {n: 1}\n    depends_on: [a]\n",
@@ -248,7 +253,8 @@ def test_unknown_key_message_lists_the_allowed_keys() -> None:
         )
     assert str(info.value) == (
         "workflow 'x': invalid workflow spec: line 6, steps[0].retries: unknown key 'retries'; allowed here: "
-        "name, type, description, action, inputs, depends_on, retry, message, approvers, timeout, on_timeout"
+        "name, type, description, action, inputs, depends_on, retry, message, approvers, timeout, on_timeout, "
+        "event, schema, uses"
     )
 
 
