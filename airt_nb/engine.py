@@ -31,8 +31,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,11 +52,11 @@ from .policy import AllowAll, Policy, Verdict
 from .policy_gate import PolicyGate
 from .recovery import Recovery, RecoverySummary
 from .spec import WorkflowSpec, fingerprint_of, load_spec
-from .subworkflows import check_uses, parent_op, read_child, resettle
 from .store import open_store
 from .store.base import LeaseLostError
 from .store.protocol import Store
 from .store.records import SETTLED, TERMINAL, WorkflowRecord
+from .subworkflows import check_uses, parent_op, read_child, resettle
 from .timers import Timers
 from .timeutil import iso, now_iso, to_epoch
 from .undocopies import discard_undo_copies, undo_dir_for
@@ -640,6 +640,7 @@ class Engine:
         spec: str | Mapping[str, Any] | WorkflowSpec | None = None,
         user: str | None = None,
         workdir: str | os.PathLike[str] | None = None,
+        check_actions: bool = True,
     ) -> Run:
         """Run a finished workflow again from ``from_step``, keeping what came before it.
 
@@ -667,6 +668,9 @@ class Engine:
             Inputs that replace the original's (the others stay as they were).
         spec:
             An edited spec (YAML, dict or ``WorkflowSpec``); default: the original's.
+        check_actions:
+            ``False`` accepts actions this process does not have: a step that
+            needs one waits for it (the command line forks that way).
 
         Example
         -------
@@ -689,7 +693,8 @@ class Engine:
                 status=record.status,
             )
         old = self._plan_from_json(record.spec, record.spec_hash)
-        plan = self._plan_for(load_spec(old.spec if spec is None else spec, registry=self.registry))
+        chosen_spec = old.spec if spec is None else spec
+        plan = self._plan_for(load_spec(chosen_spec, registry=self.registry, check_actions=check_actions))
         folder = _workdir(workdir if workdir is not None else record.workdir, plan.spec.name)
         if plan.has_children:
             check_uses(plan.spec, folder, self.registry)
@@ -779,6 +784,58 @@ class Engine:
         if self._events:
             self._emit_status(record.workflow_id, self.status_of(record.workflow_id))
         return record
+
+    def schedule(
+        self,
+        spec: str | Mapping[str, Any] | WorkflowSpec,
+        cron: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        timezone: str = "UTC",
+        workdir: str | os.PathLike[str] | None = None,
+        user: str | None = None,
+        check_actions: bool = True,
+    ) -> ScheduleRecord:
+        """Start ``spec`` on a cron schedule: ``airt worker`` fires it (see :mod:`airt_nb.schedules`).
+
+        Each slot fires exactly once, however many workers run; slots missed
+        while no worker ran fire once, for the latest of them.  The spec and
+        the inputs are checked now (:class:`~airt_nb.SpecError`, nothing
+        recorded); ``check_actions=False`` accepts actions this process does
+        not have (the worker imports them: ``airt worker --import MODULE``).
+
+        Parameters
+        ----------
+        cron:
+            Five fields (minute hour day month weekday), or six with seconds last.
+        timezone:
+            The zone the cron expression is read in (default UTC).
+        workdir:
+            The folder its runs run in (default: the current one).
+
+        Example
+        -------
+        >>> eng.schedule(spec_yaml, cron="0 6 * * 1", inputs={"target": "out/weekly"})  # doctest: +SKIP
+        ScheduleRecord(schedule_id='3f0c...', name='weekly-report', cron='0 6 * * 1', ...)
+        """
+        from . import schedules
+
+        return schedules.add(
+            self, spec, cron, inputs, timezone=timezone, workdir=workdir, check_actions=check_actions, user=user
+        )
+
+    def schedules(self) -> builtins.list[ScheduleRecord]:
+        """Every schedule in the database, oldest first (``next_fire_at``: when it fires next)."""
+        return self._store.schedules()
+
+    def unschedule(self, schedule_id: str) -> None:
+        """Remove a schedule (a unique prefix of its id is enough); runs it started stay.
+
+        Raises :class:`~airt_nb.NotFoundError` if no schedule has that id.
+        """
+        from . import schedules
+
+        schedules.remove(self, schedule_id)
 
     def _prepare_child(self, ex: Execution, step: PlannedStep, inputs: dict[str, Any]) -> _NewRun:
         """A child workflow for ``step`` of ``ex``, checked like a start (raises AirtError)."""

@@ -151,9 +151,12 @@ class EventError(AirtError):
     """An event cannot be sent to a workflow: no step waits for it, its payload is refused, it was
     sent already, or the workflow no longer waits for events."""
 
-    def __init__(self, message: str, *, workflow_id: str | None = None, event: str | None = None):
+    def __init__(
+        self, message: str, *, workflow_id: str | None = None, event: str | None = None, conflict: bool = False
+    ):
         self.workflow_id = workflow_id
         self.event = event
+        self.conflict = conflict  # sent already, or nothing waits any more (not a bad request)
         super().__init__(message)
 
 

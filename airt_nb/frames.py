@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -411,7 +411,7 @@ class DiffFrame(Frame):
     """:func:`diff`'s frame: shown as the two runs side by side (``run_a``, ``run_b``); a slice of
     it is a plain :class:`Frame`."""
 
-    _metadata = ["run_a", "run_b", "relation", "compared"]
+    _metadata: ClassVar[list[str]] = ["run_a", "run_b", "relation", "compared"]
     run_a: str
     run_b: str
     relation: str | None

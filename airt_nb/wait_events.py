@@ -239,6 +239,7 @@ def send(
                 f"workflow {workflow_id} ({current.name}) is {current.status}: it no longer waits for events",
                 workflow_id=workflow_id,
                 event=event,
+                conflict=True,
             )
         status = tx.step_status(workflow_id, step.name)
         if status not in ("PENDING", "WAITING"):
@@ -246,6 +247,7 @@ def send(
                 f"step {step.name!r} of workflow {workflow_id} is {status}: it no longer waits for event {event!r}",
                 workflow_id=workflow_id,
                 event=event,
+                conflict=True,
             )
         event_id = tx.insert_sent_event(row)
         if event_id is None:
@@ -268,6 +270,7 @@ def send(
             "an event is received once (the first one sent)",
             workflow_id=workflow_id,
             event=event,
+            conflict=True,
         ) from None
     log.info("workflow %s: event %s sent by %s (%s)", workflow_id, event, by, outcome)
     if outcome != "kept":

@@ -39,6 +39,8 @@ __all__ = [
     "steps_more_html",
 ]
 
+_KINDS = {"human_approval": "approval", "wait_event": "event", "workflow": "workflow"}
+
 #: The columns of the steps "table": each row is its own block, so they share a grid template.
 GRID = "display:grid;grid-template-columns:minmax(150px,1.4fr) 120px 64px 92px minmax(220px,3fr);column-gap:10px"
 _ROW = f"{GRID};font-size:12px;padding:2px 0;border-bottom:1px solid var(--airt-rule)"
@@ -80,6 +82,10 @@ def header_html(state: RunState) -> str:
     """Name, id, status, and one line of facts: when, who, where, how long."""
     record = state.record
     facts = [f"created {_when(state, record.created_at)}"]
+    if record.forked_from:
+        facts.append(f"fork of {record.forked_from}")
+    if record.parent_id:
+        facts.append(f"child of {record.parent_id} (step {record.parent_step})")
     if record.started_by:
         facts.append(f"started by {record.started_by}")
     where = where_running(record, state.owner_id)
@@ -183,6 +189,19 @@ def _details(state: RunState, step: StepRecord) -> str:
             summary = f'<span class="{css}">{esc(decided_text(approval, state.now, live=state.live))}</span>'
         else:
             summary = ""
+    elif step.type == "wait_event" and step.status == "WAITING":
+        event = state.kinds.get(step.step_name, {}).get("event", "?")
+        deadline = f" until {esc(_when(state, step.next_attempt_at))}" if step.next_attempt_at else ""
+        return (
+            f'<span class="airt-notice">waiting for event <b>{esc(event)}</b>{deadline}</span> '
+            f'<span class="airt-muted">send it: <code>airt send {esc(state.workflow_id)} {esc(event)} --data '
+            "'{...}'</code></span>"
+        )
+    elif step.type == "workflow" and (child := state.child_of(step.step_name)) is not None and not step.error:
+        summary = (
+            f'<span class="airt-muted">child <code>{esc(child.workflow_id)}</code></span> {badge(child.status)} '
+            f'<span class="airt-muted">{child.done_steps} / {child.total_steps} steps</span>'
+        )
     elif step.error:
         summary = f'<span class="airt-error">{esc(short(step.error.splitlines()[0], 110))}</span>'
         if trace or "\n" in step.error:
@@ -196,6 +215,11 @@ def _details(state: RunState, step: StepRecord) -> str:
         summary = ""
     if earlier:
         parts.append(f'<div class="airt-muted">earlier attempts</div>{"".join(earlier)}')
+    if step.status == "FAILED" and state.record.status in TERMINAL:
+        parts.append(
+            f'<div class="airt-muted">run again from here (the steps before it are kept): '
+            f"<code>%workflow fork {esc(state.workflow_id)} --from {esc(step.step_name)}</code></div>"
+        )
     if inputs not in (None, {}):
         parts.append(f'<div class="airt-muted">inputs</div><pre>{esc(_pretty(inputs))}</pre>')
     if outputs is not None and step.type != "human_approval":
@@ -224,7 +248,7 @@ def step_row_html(state: RunState, step: StepRecord) -> str:
         took = f"{fmt_duration(seconds_between(step.started_at, None, state.now))}…"
     else:
         took = fmt_duration(seconds_between(step.started_at, step.finished_at)) if step.finished_at else ""
-    what = "approval" if step.type == "human_approval" else step.action or ""
+    what = _KINDS.get(step.type) or step.action or ""
     return (
         f'<div class="airt-step" data-step="{esc(step.step_name)}" style="{_ROW}">'
         f'<div><b>{esc(step.step_name)}</b> <span class="airt-muted">{esc(what)}</span></div>'
