@@ -128,7 +128,8 @@ def test_a_crash_while_a_failing_child_rolls_back_finishes_both_rollbacks(tmp_pa
     second.finish()
 
     rows = {r[1]: r for r in db_rows(db, "SELECT workflow_id, name, status FROM workflows")}
-    assert rows["inner"][2] == "FAILED" and rows["outer"][2] == "FAILED"
+    assert rows["inner"][2] == "FAILED"
+    assert rows["outer"][2] == "FAILED"
     undos = [(e["wf"], e["step"]) for e in read_effects(effects) if e["ev"] == "undo"]
     # The child undid its c1 (once: recorded DONE before the kill, or redone after it), then the parent its p1.
     assert undos[-1] == (rows["outer"][0], "p1")

@@ -57,7 +57,9 @@ def test_a_sent_event_becomes_the_step_outputs_and_the_run_goes_on(
 
     sent = engine.send(run.id, "ci.done", {"passed": True, "url": "https://ci/1"})
 
-    assert sent.status == "RECEIVED" and sent.step_name == "ci" and sent.sent_by == "tester"
+    assert sent.status == "RECEIVED"
+    assert sent.step_name == "ci"
+    assert sent.sent_by == "tester"
     assert run.wait(timeout=10) == "COMPLETED"
     assert run.outputs["ci"] == {"passed": True, "url": "https://ci/1"}
     assert run.outputs["ship"] == {"n": True}
@@ -159,7 +161,7 @@ def test_the_first_event_wins_and_a_finished_run_takes_none(engine: airt_nb.Engi
     assert run.wait(timeout=10) == "PAUSED"
     engine.send(run.id, "ci.done", {"passed": True}, by="ci-bot")
 
-    with pytest.raises(EventError, match="was sent to workflow .* already, by ci-bot at") as info:
+    with pytest.raises(EventError, match=r"was sent to workflow .* already, by ci-bot at") as info:
         engine.send(run.id, "ci.done", {"passed": False})
     assert info.value.conflict
     run.approve()

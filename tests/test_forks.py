@@ -32,7 +32,8 @@ def counted(registry: Registry) -> dict[str, object]:
     can be undone, ``expensive`` (a computation) has nothing to undo."""
     state: dict[str, object] = {"runs": Counter(), "undone": Counter(), "fixed": False}
     runs, undone = state["runs"], state["undone"]
-    assert isinstance(runs, Counter) and isinstance(undone, Counter)
+    assert isinstance(runs, Counter)
+    assert isinstance(undone, Counter)
 
     @registry.action("expensive")
     def expensive(n: int, ctx: airt_nb.StepContext) -> dict:
@@ -86,8 +87,10 @@ def test_a_fork_after_a_failure_reruns_only_the_failed_step_and_after(
     assert train["outputs_b"] == {"n": 30}
     assert changed.relation == "b is a fork of a"
     html = changed._repr_html_()
-    assert "2 of 4 steps differ" in html and "airt-diff-changed" in html
-    assert "train" in repr(changed) and "b is a fork of a" in repr(changed)
+    assert "2 of 4 steps differ" in html
+    assert "airt-diff-changed" in html
+    assert "train" in repr(changed)
+    assert "b is a fork of a" in repr(changed)
 
 
 def test_steps_the_failure_undid_run_again_in_the_fork(engine: airt_nb.Engine, counted: dict[str, object]) -> None:
@@ -121,7 +124,8 @@ def test_the_fork_carries_the_undo_of_kept_steps_so_each_is_undone_once(
     assert original == {"load": "CARRIED", "clean": "CARRIED", "report": "PENDING"}
     assert counted["runs"] == Counter({"load": 1, "clean": 1, "train": 2, "report": 2})
     carried = {c.step_name: (c.status, c.origin) for c in fork.compensations()}
-    assert carried["load"] == ("PENDING", first.id) and carried["clean"] == ("PENDING", first.id)
+    assert carried["load"] == ("PENDING", first.id)
+    assert carried["clean"] == ("PENDING", first.id)
 
     engine.rollback(fork.id)
     assert fork.wait(timeout=10, until="done") == "ROLLED_BACK"

@@ -24,7 +24,9 @@ QUICK = "name: tick\ninputs: {n: 0}\nsteps:\n  - name: w\n    action: wait\n    
 def test_a_schedule_is_checked_and_listed(engine: airt_nb.Engine) -> None:
     record = engine.schedule(QUICK, cron="0 6 * * 1", inputs={"n": 3})
 
-    assert record.name == "tick" and record.cron == "0 6 * * 1" and record.timezone == "UTC"
+    assert record.name == "tick"
+    assert record.cron == "0 6 * * 1"
+    assert record.timezone == "UTC"
     assert json.loads(record.inputs) == {"n": 3}
     assert record.next_fire_at > engine.store.now()
     assert record.next_fire_at[11:19] == "06:00:00"
@@ -52,7 +54,8 @@ def test_missed_slots_fire_once_for_the_latest() -> None:
     latest, missed = slots_between("0 * * * *", "UTC", "2025-01-01T00:00:00+00:00", "2025-01-01T05:30:00+00:00")
     assert (latest[:19], missed) == ("2025-01-01T05:00:00", 5)
     latest, missed = slots_between("* * * * * *", "UTC", "2025-01-01T00:00:00+00:00", "2025-01-02T00:00:00+00:00")
-    assert latest[:19] == "2025-01-02T00:00:00" and missed >= 10_000  # counted up to a bound, then looked up
+    assert latest[:19] == "2025-01-02T00:00:00"
+    assert missed >= 10_000
 
 
 def test_a_due_slot_fires_once_however_often_it_is_ticked(engine: airt_nb.Engine) -> None:
@@ -125,10 +128,10 @@ def test_slots_missed_while_no_worker_ran_fire_once_for_the_latest(db_path: Path
     time.sleep(3.5)  # the downtime: three or four slots pass
 
     w = worker(db_path, "--once")
-    out, err = w.communicate(timeout=60)
+    _out, err = w.communicate(timeout=60)
 
     assert w.returncode == 0, err.decode()
-    ((slot, workflow_id, missed),) = db_rows(db_path, "SELECT slot, workflow_id, missed FROM schedule_firings")
+    ((slot, _workflow_id, missed),) = db_rows(db_path, "SELECT slot, workflow_id, missed FROM schedule_firings")
     assert missed >= 2
     ((status, detail),) = db_rows(
         db_path,
@@ -166,10 +169,12 @@ def test_airt_schedule_add_list_remove(db_path: Path, tmp_path: Path, capsys: py
         == 0
     )
     added = json.loads(capsys.readouterr().out)
-    assert added["cron"] == "0 6 * * 1" and added["timezone"] == "Europe/Paris"
+    assert added["cron"] == "0 6 * * 1"
+    assert added["timezone"] == "Europe/Paris"
     assert main(["--db", str(db_path), "schedule", "list"]) == 0
     listing = capsys.readouterr().out
-    assert added["schedule_id"] in listing and "Europe/Paris" in listing
+    assert added["schedule_id"] in listing
+    assert "Europe/Paris" in listing
     assert main(["--db", str(db_path), "schedule", "add", str(spec), "--cron", "soon"]) == 1
     assert "'soon' is not a cron expression" in capsys.readouterr().err
     assert main(["--db", str(db_path), "schedule", "remove", added["schedule_id"]]) == 0

@@ -77,7 +77,8 @@ def test_a_child_runs_as_a_workflow_of_its_own_and_its_outputs_feed_the_parent(
     assert run.outputs["p3"]["label"] == "c1-t+p3"
     assert log == ["do p1", "do c1-t", "do c2", "do c1-t+p3"]
     frame = airt_nb.runs(engine).set_index("workflow_id")
-    assert frame.loc[child.id, "parent_id"] == run.id and frame.loc[child.id, "parent_step"] == "sub"
+    assert frame.loc[child.id, "parent_id"] == run.id
+    assert frame.loc[child.id, "parent_step"] == "sub"
     assert {s.step_name: s.status for s in run.steps()}["sub"] == "COMPLETED"
     assert json.loads(run.steps()[1].inputs or "{}") == {"tag": "t", "fail": False}
 
