@@ -42,6 +42,11 @@ class PlanView:
             who = f" by {', '.join(step.approvers)}" if step.approvers else ""
             gated = ", ".join(self.gates[name]) or "nothing (last step)"
             return f"approval{who}, gates {gated}"
+        if step.is_event:
+            within = f" within {step.timeout:g} s" if step.timeout else ""
+            return f"waits for event {step.event}{within}"
+        if step.is_child:
+            return f"runs workflow {step.uses}"
         retry = f", up to {step.retry.max_attempts} attempts" if step.retry else ""
         return f"{step.action}{retry}"
 
