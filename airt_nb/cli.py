@@ -222,10 +222,8 @@ def _open(db: str | None) -> Engine:
 def _app(args: argparse.Namespace) -> int:
     db = getattr(args, "db", None)
     if args.command == "worker":
-        from .schedules import run_worker
-
         try:
-            return run_worker(db, imports=args.imports, poll=args.poll, once=args.once, out=sys.stdout)
+            return _worker(db, imports=args.imports, poll=args.poll, once=args.once)
         except (AirtError, ImportError) as exc:
             print(f"airt: {' '.join(str(exc).split())}", file=sys.stderr)
             return 1
@@ -459,18 +457,48 @@ def _send(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     return {"text": text, "json": {**asdict(record), "payload": record.data, "workflow_status": status}}
 
 
-def _schedule(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
-    from .schedules import add, remove
+def _worker(db: str | None, *, imports: Sequence[str], poll: float, once: bool) -> int:
+    """``airt worker``: an engine that takes up workflows nobody runs and fires due schedules each tick
+    (:class:`~airt_nb.schedules.Scheduler`), until SIGTERM or SIGINT; ``once``: fire what is due, run it
+    until it settles, and exit."""
+    import importlib
+    import signal
+    import threading
 
+    from .schedules import Scheduler
+
+    for module in imports:
+        importlib.import_module(module)  # modules whose @action the scheduled workflows use
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    engine = Engine(db, recover=True)
+    try:
+        scheduler = Scheduler(engine)
+        print(f"airt worker on {engine.db}: runs schedules and workflows nobody runs", flush=True)
+        while not stop.is_set():
+            started = scheduler.tick()
+            if once:
+                for workflow_id in started:
+                    engine.resume(workflow_id)
+                    engine.wait(workflow_id)
+                break
+            stop.wait(poll)
+    finally:
+        engine.close()
+    return 0
+
+
+def _schedule(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     if args.schedule_command == "add":
         text = Path(args.spec).read_text()
-        record = add(
-            engine, text, args.cron, args.inputs, timezone=args.tz, workdir=args.workdir, check_actions=False, user=None
+        record = engine.schedule(
+            text, args.cron, args.inputs, timezone=args.tz, workdir=args.workdir, check_actions=False
         )
         out = f"schedule {record.schedule_id}: {record.name} at {record.cron!r} ({record.timezone}), next {_when(record.next_fire_at)} UTC"
         return {"text": out + "\n`airt worker` fires it (each slot once)", "json": asdict(record)}
     if args.schedule_command == "remove":
-        remove(engine, args.schedule_id)
+        engine.unschedule(args.schedule_id)
         return {"text": f"removed schedule {args.schedule_id}", "json": {"removed": args.schedule_id}}
     records = engine.schedules()
     rows = [

@@ -820,9 +820,14 @@ class Engine:
         """
         from . import schedules
 
-        return schedules.add(
-            self, spec, cron, inputs, timezone=timezone, workdir=workdir, check_actions=check_actions, user=user
-        )
+        self._check_open()
+        plan = self._plan_for(load_spec(spec, registry=self.registry, check_actions=check_actions))
+        schedules.check_cron(cron, timezone)
+        folder = _workdir(workdir, plan.spec.name)
+        merged = _merge_inputs(plan.spec.inputs, inputs, plan.spec.name)
+        actor = current_user(user) if user else self.user
+        self._gate.check_start(actor, plan, merged, [])  # who schedules it must be allowed to start it
+        return schedules.add(self, plan, cron, merged, timezone=timezone, folder=folder, actor=actor)
 
     def schedules(self) -> builtins.list[ScheduleRecord]:
         """Every schedule in the database, oldest first (``next_fire_at``: when it fires next)."""
@@ -835,6 +840,7 @@ class Engine:
         """
         from . import schedules
 
+        self._check_open()
         schedules.remove(self, schedule_id)
 
     def _prepare_child(self, ex: Execution, step: PlannedStep, inputs: dict[str, Any]) -> _NewRun:

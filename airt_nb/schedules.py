@@ -28,18 +28,15 @@ with seconds last, read by croniter in the schedule's time zone (default
 UTC; ``0 6 * * 1`` in ``Europe/Paris`` is 06:00 Paris time, summer and
 winter).
 
-Imports no IPython, ipywidgets or pandas.
+The worker's loop (``airt worker``) lives in the command line; this module
+is what it calls.  Imports no engine, IPython, ipywidgets or pandas.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
-import signal
-import threading
 import uuid
-from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -48,10 +45,11 @@ from .timeutil import iso, to_epoch
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .plan import Plan
     from .store.records import ScheduleRecord
     from .store.writes import Tx
 
-__all__ = ["MAX_MISSED_COUNTED", "Scheduler", "check_cron", "next_slot", "run_worker", "slots_between"]
+__all__ = ["MAX_MISSED_COUNTED", "Scheduler", "add", "check_cron", "next_slot", "remove", "slots_between"]
 
 log = logging.getLogger("airt_nb")
 
@@ -118,28 +116,10 @@ def slots_between(cron: str, timezone: str, due: str, now: str) -> tuple[str, in
 
 
 def add(
-    engine: Engine,
-    spec: Any,
-    cron: str,
-    inputs: Mapping[str, Any] | None,
-    *,
-    timezone: str,
-    workdir: Any,
-    check_actions: bool,
-    user: str | None,
+    engine: Any, plan: Plan, cron: str, merged: dict[str, Any], *, timezone: str, folder: str, actor: str
 ) -> ScheduleRecord:
-    """What :meth:`airt_nb.Engine.schedule` does (see there)."""
-    from .engine import _merge_inputs, _workdir
-    from .identity import current_user
-    from .spec import load_spec
-
-    engine._check_open()
-    loaded = load_spec(spec, registry=engine.registry, check_actions=check_actions)
+    """Record a schedule of ``plan`` (checked by :meth:`airt_nb.Engine.schedule`); returns it."""
     check_cron(cron, timezone)
-    plan = engine._plan_for(loaded)
-    folder = _workdir(workdir, plan.spec.name)
-    merged = _merge_inputs(plan.spec.inputs, inputs, plan.spec.name)
-    actor = current_user(user) if user else engine.user
     store = engine.store
     now = store.now()
     schedule_id = uuid.uuid4().hex[:12]
@@ -161,12 +141,11 @@ def add(
         tx.insert_schedule(row)
 
     store.write(op)
-    return store.schedules(schedule_id=schedule_id)[0]
+    return store.schedules(schedule_id=schedule_id)[0]  # type: ignore[no-any-return]
 
 
 def remove(engine: Engine, schedule_id: str) -> None:
     """What :meth:`airt_nb.Engine.unschedule` does."""
-    engine._check_open()
     found = [s for s in engine.store.schedules() if s.schedule_id.startswith(schedule_id)] if schedule_id else []
     if len(found) != 1:
         what = "schedule" if not found else "unique schedule with the prefix"
@@ -248,47 +227,3 @@ class Scheduler:
             return None
         log.info("schedule %s fired workflow %s for %s%s", schedule.schedule_id, workflow_id, slot, skipped)
         return workflow_id
-
-
-# -- a worker of its own -------------------------------------------------------------------------------------
-
-
-def run_worker(
-    db: str | None = None,
-    *,
-    imports: Iterable[str] = (),
-    poll: float = 1.0,
-    stop: threading.Event | None = None,
-    once: bool = False,
-    out: Any = None,
-) -> int:
-    """Run an engine that takes up workflows nobody runs and fires schedules, until stopped.
-
-    ``imports`` are modules to import first (they register the actions the
-    scheduled workflows use).  SIGTERM and SIGINT stop it cleanly; ``once``
-    fires what is due, runs what it started until it settles, and returns.
-    """
-    from .engine import Engine
-
-    for module in imports:
-        importlib.import_module(module)
-    stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-    engine = Engine(db, recover=True)
-    try:
-        scheduler = Scheduler(engine)
-        if out is not None:
-            print(f"airt worker on {engine.db}: runs schedules and workflows nobody runs", file=out, flush=True)
-        while not stop.is_set():
-            started = scheduler.tick()
-            if once:
-                for workflow_id in started:
-                    engine.resume(workflow_id)
-                    engine.wait(workflow_id, timeout=None)
-                break
-            stop.wait(poll)
-    finally:
-        engine.close()
-    return 0

@@ -7,7 +7,7 @@ A step is one of four kinds (``type:``):
                     ``on_timeout: reject | approve``)
 ``wait_event``      waits for ``event: NAME`` sent with :meth:`airt_nb.Engine.send`
                     (``timeout``, ``on_timeout: fail | continue``, ``schema``: a
-                    JSON Schema the payload must satisfy, ``message``)
+                    JSON Schema the payload must satisfy)
 ``workflow``        runs the workflow in ``uses: path.yaml`` as a child, with ``inputs``
 
 :func:`kind_problems` says, for one step, every key that does not belong to
@@ -36,7 +36,7 @@ _ONLY = (
     ("action", ("action",)),
     ("retry", ("action",)),
     ("approvers", ("human_approval",)),
-    ("message", ("human_approval", "wait_event")),
+    ("message", ("human_approval",)),
     ("timeout", ("human_approval", "wait_event")),
     ("on_timeout", ("human_approval", "wait_event")),
     ("event", ("wait_event",)),

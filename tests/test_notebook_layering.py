@@ -60,10 +60,14 @@ def test_notebook_entry_points_are_exported_and_lazy() -> None:
 # -- the core's own imports ------------------------------------------------------------------------------
 
 # The engine hosts executions, decisions and sweeps; they reach it only through their *Host protocols.
-HOSTED = ("execution", "compensation", "decisions", "recovery", "leases", "policy_gate", "failures")
+HOSTED = (
+    "execution", "compensation", "decisions", "recovery", "leases", "policy_gate", "failures", "wait_events",
+    "subworkflows", "aioloop",
+)  # fmt: skip
 CORE = (
     "engine", *HOSTED, "spec", "plan", "actions", "context", "expressions", "limits", "ownership", "timers",
     "events", "errors", "identity", "timeutil", "run", "webhooks", "urls", "undocopies", "store", "session",
+    "stepkinds", "forks", "schedules",
 )  # fmt: skip
 
 

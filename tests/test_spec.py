@@ -182,7 +182,7 @@ BAD = [
         "name: x\nsteps:\n  - name: a\n    action: count\n    inputs: {n: 1}\n    message: hi\n",
         6,
         "steps[0].message",
-        "human_approval and wait_event steps only",
+        "human_approval steps only",
     ),
     (
         "name: x\nsteps:\n  - name: a\n    action: count\n    inputs: {n: 1}\n    depends_on: [a]\n",
