@@ -35,6 +35,7 @@ It imports neither pandas nor IPython, so it starts fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -45,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine import Engine
-from .errors import AirtError, NotFoundError, StoreError
+from .errors import AirtError, NotFoundError, StoreError, WorkflowStateError
 from .store.records import SETTLED, TERMINAL, ApprovalRecord, WorkflowRecord
 from .timeutil import to_epoch
 
@@ -480,8 +481,9 @@ def _worker(db: str | None, *, imports: Sequence[str], poll: float, once: bool) 
             started = scheduler.tick()
             if once:
                 for workflow_id in started:
-                    engine.resume(workflow_id)
-                    engine.wait(workflow_id)
+                    with contextlib.suppress(WorkflowStateError):  # its sweep may have run it already
+                        engine.resume(workflow_id)
+                    _run_here(engine, workflow_id, None)
                 break
             stop.wait(poll)
     finally:

@@ -706,6 +706,12 @@ class Execution:
         except ExpressionError as exc:
             return self._fail_step(name, None, f"cannot resolve inputs: {exc}")
         if step.is_child:
+            if self.stopping:  # run again after a crash only to record an effect; a child is not started now
+                with self.lock:
+                    self.executing.discard(name)
+                    self.implied.discard(name)
+                    self._maybe_finish()
+                return None
             subworkflows.run_child_step(self, name, step, inputs)
             return None
         act = self.registry.get(step.action)  # type: ignore[arg-type]

@@ -117,6 +117,26 @@ def test_a_crash_inside_a_child_is_recovered_for_the_child_and_its_parent(tmp_pa
     assert parent_rows["sub"]["outputs"]["c2"] == step_rows(db, inner[0])["c2"]["outputs"]
 
 
+@pytest.mark.parametrize(("at", "step"), [("after", "p1"), ("before", "p3"), ("checkpoint", "p3")])
+def test_a_crash_in_the_parent_starts_its_child_once_and_finishes_both(tmp_path, files, at, step):
+    db, effects = files
+    write_child(tmp_path)
+    first = Child(tmp_path, config(db, effects, start=[{"spec": PARENT}], stop={"at": at, "step": step}))
+    first.expect(f"stopped {at} {step}")
+    first.kill()
+
+    second = Child(tmp_path, config(db, effects))
+    second.finish()
+
+    rows = db_rows(db, "SELECT workflow_id, name, status FROM workflows ORDER BY name")
+    assert [(r[1], r[2]) for r in rows] == [("inner", "COMPLETED"), ("outer", "COMPLETED")]  # one child only
+    outer, inner = rows[1][0], rows[0][0]
+    does = effects_by_step(read_effects(effects))
+    assert len(does[(outer, "p1")]) == (2 if at == "after" else 1)
+    assert len(does[(inner, "c1")]) == len(does[(inner, "c2")]) == 1
+    assert len(does[(outer, "p3")]) == 1  # killed before its side effect, or after its checkpoint
+
+
 def test_a_crash_while_a_failing_child_rolls_back_finishes_both_rollbacks(tmp_path, files):
     db, effects = files
     write_child(tmp_path, fail=True)

@@ -193,3 +193,20 @@ def test_the_parent_panel_nests_its_child(engine: airt_nb.Engine, log: list[str]
     assert f"child <code>{child.id}</code>" in "".join(r.value for r in panel.rows)
     panel.stop_live()
     nested.stop_live()
+
+
+def test_the_dashboard_marks_children_and_nests_them_in_the_detail(engine: airt_nb.Engine, log: list[str]) -> None:
+    from airt_nb.widgets.dashboard import DashboardPanel
+
+    run = engine.start(parent())
+    assert run.wait(timeout=10) == "COMPLETED"
+    child = child_of(engine, run)
+    board = DashboardPanel(engine)
+    board.refresh()
+
+    lines = {r.children[0].description: r.children[1].value for r in board.rows if r.layout.display != "none"}
+    assert f"↳ child of {run.id[:8]}" in lines[child.id]
+    detail = board.show_detail(run.id)
+    detail.refresh()
+    assert list(detail.child_panels) == [child.id]
+    board.close()
