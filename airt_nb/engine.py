@@ -706,34 +706,16 @@ class Engine:
         audit_rows = self._gate.check_start(actor, plan, merged, [])
         original = self._store.steps(original_id)
         chosen = forks.plan_fork(original, old, plan, from_step, merged, original_id)
+        fork_id = uuid.uuid4().hex[:16]
         kept = set(chosen.kept)
         carried = [c for c in self._store.compensations(original_id, status="PENDING") if c.step_name in kept]
-        by_name = {r.step_name: r for r in original}
-        now = now_iso()
-        fork_id = uuid.uuid4().hex[:16]
         row = {
             "workflow_id": fork_id, "name": plan.spec.name, "status": "RUNNING", "spec": plan.spec_json,
-            "spec_hash": plan.spec_hash, "inputs": json.dumps(merged), "created_at": now, "updated_at": now,
-            "started_by": actor, "total_steps": len(plan.steps), "done_steps": len(kept), "lease_owner": self._owner,
-            "workdir": folder, "session": self.session, "forked_from": original_id,
+            "spec_hash": plan.spec_hash, "inputs": json.dumps(merged), "started_by": actor,
+            "total_steps": len(plan.steps), "done_steps": len(kept), "lease_owner": self._owner, "workdir": folder,
+            "session": self.session, "forked_from": original_id,
         }  # fmt: skip
-        step_rows = [(fork_id, s.name, s.index, s.type, s.action, "PENDING", 0, None) for s in plan.steps]
-
-        def op(tx: Tx) -> None:
-            tx.insert_workflow(row)
-            tx.insert_steps(fork_id, step_rows)
-            for name in chosen.kept:
-                r = by_name[name]
-                source = (r.status, r.attempt, r.started_at, r.finished_at, r.inputs, r.outputs, r.fingerprint, r.state)
-                tx.carry_step(fork_id, name, source)
-            for c in carried:
-                tx.carry_compensation(fork_id, (c.step_name, c.action, c.inputs, c.outputs, c.state), c.origin or original_id, now)  # fmt: skip
-                tx.mark_carried(c.compensation_id, f"carried to fork {fork_id}", now)
-            for audit in audit_rows:
-                tx.insert_audit({**audit, "workflow_id": fork_id})
-            tx.add_event(fork_id, now, "forked", actor, f"fork of {original_id} {chosen.describe()}")
-            tx.add_event(original_id, now, "forked", actor, f"forked as {fork_id} from step {from_step}")
-
+        op = forks.fork_op(row, plan, original, chosen, carried, audit_rows)
         self._store.write(op)
         fresh = self._store.workflow(fork_id)
         assert fresh is not None

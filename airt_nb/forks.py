@@ -21,7 +21,7 @@ them, once, and rolling the original back no longer does.  A carried
 intent keeps its ``origin`` (the workflow whose step did it), whose undo
 copies it uses.
 
-Pure functions over records and plans; imports no engine and no store.
+Functions over records and plans (and the op that records a fork); imports no engine.
 """
 
 from __future__ import annotations
@@ -33,12 +33,16 @@ from typing import TYPE_CHECKING, Any
 from .errors import SpecError
 from .expressions import ExpressionError
 from .suggest import did_you_mean
+from .timeutil import now_iso
 
 if TYPE_CHECKING:
-    from .plan import Plan
-    from .store.records import StepRecord
+    from collections.abc import Callable, Sequence
 
-__all__ = ["ForkPlan", "plan_fork"]
+    from .plan import Plan
+    from .store.records import CompensationRecord, StepRecord
+    from .store.writes import Tx
+
+__all__ = ["ForkPlan", "fork_op", "plan_fork"]
 
 
 @dataclass
@@ -125,3 +129,42 @@ def _same_inputs(step: Any, context: dict[str, Any], record: StepRecord) -> bool
         return False
     recorded = json.loads(record.inputs) if record.inputs else {}
     return bool(json.loads(json.dumps(resolved, default=str)) == recorded)
+
+
+def fork_op(
+    row: dict[str, Any],
+    plan: Plan,
+    original: list[StepRecord],
+    chosen: ForkPlan,
+    carried: Sequence[CompensationRecord],
+    audit_rows: Sequence[dict[str, Any]],
+) -> Callable[[Tx], None]:
+    """The one transaction that records a fork: its row (``row``: the workflow's columns, running), its
+    steps (the kept ones with the original's records), the intents it carries, and both histories."""
+    fork_id, original_id = row["workflow_id"], row["forked_from"]
+    now = now_iso()
+    row = {**row, "created_at": now, "updated_at": now}
+    step_rows = [(fork_id, s.name, s.index, s.type, s.action, "PENDING", 0, None) for s in plan.steps]
+    by_name = {r.step_name: r for r in original}
+
+    def op(tx: Tx) -> None:
+        tx.insert_workflow(row)
+        tx.insert_steps(fork_id, step_rows)
+        for name in chosen.kept:
+            r = by_name[name]
+            tx.carry_step(
+                fork_id,
+                name,
+                (r.status, r.attempt, r.started_at, r.finished_at, r.inputs, r.outputs, r.fingerprint, r.state),
+            )
+        for c in carried:
+            tx.carry_compensation(
+                fork_id, (c.step_name, c.action, c.inputs, c.outputs, c.state), c.origin or original_id, now
+            )
+            tx.mark_carried(c.compensation_id, f"carried to fork {fork_id}", now)
+        for audit in audit_rows:
+            tx.insert_audit({**audit, "workflow_id": fork_id})
+        tx.add_event(fork_id, now, "forked", row["started_by"], f"fork of {original_id} {chosen.describe()}")
+        tx.add_event(original_id, now, "forked", row["started_by"], f"forked as {fork_id} from step {chosen.from_step}")
+
+    return op

@@ -266,6 +266,10 @@ _EVENTS = {
     "rolled_back": ("airt-undo", "↺", "rolled back"),
     "engine_lost": ("airt-notice", "⚠", "engine lost{detail}"),
     "resumed": ("airt-ok", "↻", "resumed by {who}"),
+    "forked": ("airt-muted", "⑂", "{raw} (by {by})"),
+    "event_sent": ("airt-ok", "✉", "event {raw} sent by {by}"),
+    "event_timed_out": ("airt-notice", "⏱", "no event {raw} before the deadline"),
+    "child_failed": ("airt-error", "✘", "child workflow {raw} did not complete"),
 }
 
 
@@ -277,7 +281,7 @@ def _event_line(event: dict[str, Any], state: RunState) -> tuple[str, str] | Non
     css, mark, text = found
     by = event.get("by") or "someone"
     detail = event.get("detail") or ""
-    words = text.format(by=by, detail=f": {detail}" if detail else "", who=detail or by)
+    words = text.format(by=by, detail=f": {detail}" if detail else "", who=detail or by, raw=detail)
     if kind == "rolled_back" and event.get("by"):
         words += f" (asked by {event['by']})"
     at = event.get("at") or ""
