@@ -94,13 +94,20 @@ def compensate(ex: Execution) -> None:
             ex._set_status("ROLLING_BACK")
     if any(s.is_child for s in ex.plan.steps):
         subworkflows.stop_running_children(ex, "rollback")  # the newest work: undone first
+        if host.closing:
+            host.released(ex)
+            return
     pending = sorted(ex.store.compensations(ex.id, status="PENDING"), key=lambda c: -c.compensation_id)
     for intent in pending:
         if ex.abandoned or host.closing:
             host.released(ex)
             return
         if intent.action == subworkflows.CHILD_ACTION:
-            if not _record_undo(ex, intent, subworkflows.undo_child(ex, intent), None, 1, errors):
+            error = subworkflows.undo_child(ex, intent)
+            if host.closing:  # stopped waiting for the child because this engine closes: not an outcome
+                host.released(ex)
+                return
+            if not _record_undo(ex, intent, error, None, 1, errors):
                 return
             continue
         act = host.registry.get(intent.action)
