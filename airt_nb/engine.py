@@ -1405,15 +1405,18 @@ class _Hosting:
             pass  # settled already, or being rolled back
 
     def wait_child(self, child_id: str) -> str:
-        while True:
+        while not self._e._closing:
             try:
                 status = self._e.wait(child_id, timeout=1.0, until="done")
             except WaitTimeoutError:
-                if self._e._closing:
-                    return self._e.status_of(child_id)
                 continue
+            except StoreError:
+                if self._e._closing:
+                    break
+                raise
             if status != "ROLLING_BACK":
                 return status
+        return "ROLLING_BACK"  # this engine closes: the rollback goes on when one opens again
 
     def resettle_child(self, child_id: str) -> None:
         told = resettle(self, child_id)

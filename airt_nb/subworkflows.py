@@ -234,6 +234,8 @@ def stop_running_children(ex: Execution, kind: str) -> None:
         if child.status in ("RUNNING", "PAUSED", "PENDING", "ROLLING_BACK", "CANCELLED"):
             host.stop_child(child.workflow_id, "rollback", ex.id)
             host.wait_child(child.workflow_id)
+            if host.closing:
+                return
 
 
 def undo_child(ex: Execution, intent: CompensationRecord) -> str | None:
@@ -246,6 +248,8 @@ def undo_child(ex: Execution, intent: CompensationRecord) -> str | None:
     if record.status != "ROLLED_BACK":
         host.stop_child(child_id, "rollback", ex.id)
         status = host.wait_child(child_id)
+        if host.closing:
+            return None  # not an outcome: the rollback goes on when an engine opens again
         if status != "ROLLED_BACK":
             record = ex.store.workflow(child_id)
             why = f": {record.error}" if record is not None and record.error else ""
