@@ -24,6 +24,7 @@ from .errors import (
     ActionError,
     AirtError,
     ApprovalError,
+    EventError,
     NotFoundError,
     PolicyError,
     SpecError,
@@ -34,7 +35,7 @@ from .run import Run
 from .spec import WorkflowSpec, load_spec
 
 if TYPE_CHECKING:
-    from .frames import approvals, attempts, audit, compensations, deliveries, history, runs, steps
+    from .frames import approvals, attempts, audit, compensations, deliveries, diff, history, runs, steps
     from .timelines import timeline
     from .widgets.dashboard import dashboard
     from .widgets.inbox import approvals_panel
@@ -48,6 +49,7 @@ __all__ = [
     "AirtError",
     "ApprovalError",
     "Engine",
+    "EventError",
     "NotFoundError",
     "PolicyError",
     "RecoverySummary",
@@ -69,6 +71,7 @@ __all__ = [
     "compensations",
     "dashboard",
     "deliveries",
+    "diff",
     "history",
     "load_ipython_extension",
     "load_spec",
@@ -78,7 +81,7 @@ __all__ = [
     "unload_ipython_extension",
 ]
 
-_FRAMES = {"runs", "steps", "approvals", "compensations", "attempts", "audit", "deliveries", "history"}
+_FRAMES = {"runs", "steps", "approvals", "compensations", "attempts", "audit", "deliveries", "history", "diff"}
 _LAZY = {"dashboard": "widgets.dashboard", "approvals_panel": "widgets.inbox", "timeline": "timelines"}
 
 

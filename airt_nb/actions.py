@@ -86,8 +86,12 @@ class Action:
     def __init__(self, fn: Callable[..., Any], name: str, *, lazy: bool = False):
         self.fn = fn
         self.name = name
+        # An ``async def`` action runs on the engine's own event loop (see aioloop); calling the
+        # Action from Python still returns the coroutine, as the function does.
+        self.is_async = inspect.iscoroutinefunction(fn)
         self.compensation: Callable[..., Any] | None = None
         self._compensation_takes_ctx = False
+        self._compensation_is_async = False
         self.compensable_if: Callable[[Mapping[str, Any]], bool] | None = None
         self.path_inputs: tuple[str, ...] = ()  # inputs naming files: made absolute by intent_inputs
         self._fingerprint: str | None = None
@@ -167,6 +171,7 @@ class Action:
                 os.remove(outputs["path"])
         """
         self.compensation = fn
+        self._compensation_is_async = inspect.iscoroutinefunction(fn)
         params = [
             p
             for p in inspect.signature(fn).parameters.values()
@@ -199,13 +204,30 @@ class Action:
                 result[key] = absolute_path(value, workdir)
         return result
 
-    def run_compensation(self, inputs: dict[str, Any], outputs: Any, ctx: CompensationContext) -> str | None:
-        """Run the compensation; returns its note (a short text, or ``None`` for a plain undo)."""
+    def run_compensation(
+        self,
+        inputs: dict[str, Any],
+        outputs: Any,
+        ctx: CompensationContext,
+        run_async: Callable[[Any], Any] | None = None,
+    ) -> str | None:
+        """Run the compensation; returns its note (a short text, or ``None`` for a plain undo).
+
+        An ``async def`` compensation runs through ``run_async`` (the engine's event loop), or
+        ``asyncio.run`` when none is given.
+        """
         assert self.compensation is not None
         if self._compensation_takes_ctx:
             note = self.compensation(inputs, outputs, ctx)
         else:
             note = self.compensation(inputs, outputs)
+        if self._compensation_is_async:
+            if run_async is None:
+                import asyncio
+
+                note = asyncio.run(note)
+            else:
+                note = run_async(note)
         return note if isinstance(note, str) and note else None
 
     # -- validation -----------------------------------------------------------

@@ -7,6 +7,10 @@
     airt approve ID [--reason R] [--as USER] [--value NAME=VALUE ...]
     airt reject ID [--reason R] [--as USER]
     airt resume ID | rollback ID | cancel ID
+    airt fork ID --from STEP [--inputs JSON] [--spec FILE]   run again from a step (runs here)
+    airt send ID NAME [--data JSON] [--as USER]      send an event to a wait_event step
+    airt schedule add SPEC.yaml --cron EXPR [--inputs JSON] [--tz ZONE] | list | remove ID
+    airt worker [--import MODULE] [--poll SECONDS]   run schedules and workflows nobody runs
     airt serve [--ip IP] [--port N] [--token T]     the approvals page (airt_nb.server.serve)
     airt dashboard [--as USER]                       the terminal dashboard (airt_nb.tui)
 
@@ -21,8 +25,9 @@ The command sits on the public API only.  Its engine is opened with
 a notebook (or another process) runs.  A decision leaves the workflow
 RUNNING without a lease and the engine that has the database open picks it
 up at its next housekeeping tick (0.1 s); a rollback of a workflow nobody
-runs is left ROLLING_BACK for such an engine.  ``resume`` is the one
-command that executes steps, in this process and its current folder.
+runs is left ROLLING_BACK for such an engine.  ``resume`` and ``fork``
+execute steps, in this process, until the run pauses or ends; ``worker``
+is a long-running engine (see :mod:`airt_nb.schedules`).
 
 It imports neither pandas nor IPython, so it starts fast.
 """
@@ -30,6 +35,7 @@ It imports neither pandas nor IPython, so it starts fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -41,12 +47,13 @@ from typing import Any
 
 from .clitext import approval_json, approval_text, decoded, duration, indent, table, when, workflow_json
 from .engine import Engine
-from .errors import AirtError, ApprovalError, NotFoundError, StoreError
+from .errors import AirtError, ApprovalError, NotFoundError, StoreError, WorkflowStateError
 from .fields import parse_values
 from .store.records import SETTLED, TERMINAL
 
 __all__ = ["main"]
 
+_KIND = {"human_approval": "approval", "wait_event": "event", "workflow": "workflow"}
 STATUSES = ("PENDING", "RUNNING", "PAUSED", "COMPLETED", "FAILED", "ROLLING_BACK", "ROLLED_BACK", "CANCELLED")
 
 
@@ -78,6 +85,24 @@ def _value_text(text: str) -> str:
     if "=" not in text or not text.split("=", 1)[0].strip():
         raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE; write e.g. --value replicas=3")
     return text
+
+
+def _json_value(text: str) -> Any:
+    """``--data``: any JSON value (``-`` reads it from stdin)."""
+    if text == "-":
+        text = sys.stdin.read()
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}); e.g. --data '{{\"passed\": true}}'") from None
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """``--inputs``: a JSON object of input names and values."""
+    value = _json_value(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object of input names and values, not {text!r}")
+    return value
 
 
 def _seconds(text: str) -> float:
@@ -135,6 +160,36 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("id", metavar="ID", type=_ident, help="workflow id (or prefix)")
     p = sub.add_parser("cancel", parents=[common], help="stop a workflow without undoing anything")
     p.add_argument("id", metavar="ID", type=_ident, help="workflow id (or prefix)")
+    p = sub.add_parser("fork", parents=[common], help="run a finished workflow again from a step (runs here)")
+    p.add_argument("id", metavar="ID", type=_ident, help="workflow id (or prefix)")
+    p.add_argument("--from", dest="from_step", required=True, metavar="STEP", help="the first step that runs again")
+    p.add_argument("--inputs", type=_json_object, metavar="JSON", help="inputs that replace the original's")
+    p.add_argument("--spec", metavar="FILE", help="an edited spec (YAML) instead of the original's")
+    p.add_argument(
+        "--timeout", type=_seconds, default=None, metavar="SECONDS", help="give up waiting after this long (30, 5m)"
+    )
+    p = sub.add_parser("send", parents=[common], help="send an event to the workflow's wait_event step")
+    p.add_argument("id", metavar="ID", type=_ident, help="workflow id (or prefix)")
+    p.add_argument("event", metavar="NAME", help="the event's name (the step's event:)")
+    p.add_argument("--data", type=_json_value, default=None, metavar="JSON", help="the payload (JSON; default null)")
+    p.add_argument("--as", dest="as_user", metavar="USER", help="send as USER (default $AIRT_USER or you)")
+    p = sub.add_parser("schedule", parents=[common], help="start a workflow on a cron schedule (fired by airt worker)")
+    sched = p.add_subparsers(dest="schedule_command", required=True, metavar="add|list|remove")
+    q = sched.add_parser("add", parents=[common], help="add a schedule")
+    q.add_argument("spec", metavar="SPEC.yaml", help="the workflow spec file")
+    q.add_argument("--cron", required=True, metavar="EXPR", help='e.g. "0 6 * * 1" (06:00 on Mondays)')
+    q.add_argument("--inputs", type=_json_object, metavar="JSON", help="the runs' inputs")
+    q.add_argument("--tz", default="UTC", metavar="ZONE", help="the zone the cron expression is read in (default UTC)")
+    q.add_argument("--workdir", metavar="DIR", help="the folder its runs run in (default: the current one)")
+    sched.add_parser("list", parents=[common], help="every schedule, with when it fires next")
+    q = sched.add_parser("remove", parents=[common], help="remove a schedule (its runs stay)")
+    q.add_argument("schedule_id", metavar="ID", type=_ident, help="the schedule's id (airt schedule list)")
+    p = sub.add_parser("worker", parents=[common], help="an engine that runs schedules and workflows nobody runs")
+    p.add_argument(
+        "--import", dest="imports", action="append", default=[], metavar="MODULE", help="import it first (its @actions)"
+    )
+    p.add_argument("--poll", type=_seconds, default=1.0, metavar="SECONDS", help="how often it looks (default 1 s)")
+    p.add_argument("--once", action="store_true", help="fire what is due, run it, and exit")
     p = sub.add_parser("serve", parents=[common], help="the approvals page on its own (token, or JupyterHub's OAuth)")
     p.add_argument("--ip", help="address to listen on (default 127.0.0.1; under JupyterHub the service's)")
     p.add_argument("--port", type=int, help="port (default 8765; under JupyterHub the service's)")
@@ -148,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``airt`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
     as_json = getattr(args, "json", False)
-    if args.command in ("serve", "dashboard"):  # long-running apps that open the database themselves
+    if args.command in ("serve", "dashboard", "worker"):  # long-running apps that open the database themselves
         return _app(args)
     try:
         engine = _open(getattr(args, "db", None))
@@ -184,6 +239,12 @@ def _open(db: str | None) -> Engine:
 
 def _app(args: argparse.Namespace) -> int:
     db = getattr(args, "db", None)
+    if args.command == "worker":
+        try:
+            return _worker(db, imports=args.imports, poll=args.poll, once=args.once)
+        except (AirtError, ImportError) as exc:
+            print(f"airt: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 1
     if args.command == "serve":
         from .server.serve import serve
 
@@ -259,7 +320,7 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         [
             str(s.position + 1),
             s.step_name,
-            "approval" if s.type == "human_approval" else s.action or "",
+            _KIND.get(s.type, s.action or ""),
             s.status,
             str(s.attempt or ""),
             duration(s.started_at, s.finished_at),
@@ -398,7 +459,114 @@ def _cancel(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _run_here(engine: Engine, workflow_id: str, timeout: float | None) -> tuple[str, str | None]:
+    """Run a workflow this engine executes until it pauses, ends, waits for an action, or ``timeout``."""
+    run = engine.get(workflow_id)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while engine.is_local(workflow_id) and run.status not in SETTLED:
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        try:
+            run.wait(timeout=0.2)
+        except TimeoutError:
+            pass
+    return run.status, run.waiting_for
+
+
+def _fork(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
+    workflow_id, _ = _resolve(engine, args.id)
+    spec = Path(args.spec).read_text() if args.spec else None
+    run = engine.fork(workflow_id, args.from_step, args.inputs, spec=spec, check_actions=False)
+    status, waiting = _run_here(engine, run.id, args.timeout)
+    text = f"forked workflow {workflow_id} from step {args.from_step!r} as {run.id}, now {status}"
+    if waiting and status not in TERMINAL:
+        text += f", waiting for {waiting} (define it where the workflow was written; that engine takes it up)"
+    if run.error and status in TERMINAL:
+        text += f": {run.error}"
+    return {
+        "text": text,
+        "json": {"workflow_id": run.id, "forked_from": workflow_id, "status": status, "waiting_for": waiting},
+    }
+
+
+def _send(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
+    workflow_id = engine.resolve_id(args.id)
+    record = engine.send(workflow_id, args.event, args.data, by=args.as_user)
+    status = engine.status_of(workflow_id)
+    if record.status == "RECEIVED":
+        text = f"sent event {args.event!r} to workflow {workflow_id}: step {record.step_name!r} received it"
+        if status == "RUNNING":
+            text += "; the engine that has this database open continues it"
+    else:
+        text = f"sent event {args.event!r} to workflow {workflow_id}: kept until its step is reached"
+    return {"text": text, "json": {**asdict(record), "payload": record.data, "workflow_status": status}}
+
+
+def _worker(db: str | None, *, imports: Sequence[str], poll: float, once: bool) -> int:
+    """``airt worker``: an engine that takes up workflows nobody runs and fires due schedules each tick
+    (:class:`~airt_nb.schedules.Scheduler`), until SIGTERM or SIGINT; ``once``: fire what is due, run it
+    until it settles, and exit."""
+    import importlib
+    import signal
+    import threading
+
+    from .schedules import Scheduler
+
+    for module in imports:
+        importlib.import_module(module)  # modules whose @action the scheduled workflows use
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    engine = Engine(db, recover=True)
+    try:
+        scheduler = Scheduler(engine)
+        print(f"airt worker on {engine.db}: runs schedules and workflows nobody runs", flush=True)
+        while not stop.is_set():
+            started = scheduler.tick()
+            if once:
+                for workflow_id in started:
+                    with contextlib.suppress(WorkflowStateError):  # its sweep may have run it already
+                        engine.resume(workflow_id)
+                    _run_here(engine, workflow_id, None)
+                break
+            stop.wait(poll)
+    finally:
+        engine.close()
+    return 0
+
+
+def _schedule(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
+    if args.schedule_command == "add":
+        text = Path(args.spec).read_text()
+        record = engine.schedule(
+            text, args.cron, args.inputs, timezone=args.tz, workdir=args.workdir, check_actions=False
+        )
+        out = f"schedule {record.schedule_id}: {record.name} at {record.cron!r} ({record.timezone}), next {when(record.next_fire_at)} UTC"
+        return {"text": out + "\n`airt worker` fires it (each slot once)", "json": asdict(record)}
+    if args.schedule_command == "remove":
+        engine.unschedule(args.schedule_id)
+        return {"text": f"removed schedule {args.schedule_id}", "json": {"removed": args.schedule_id}}
+    records = engine.schedules()
+    rows = [
+        [
+            r.schedule_id,
+            r.name,
+            r.cron,
+            r.timezone,
+            when(r.next_fire_at),
+            when(r.last_fired_at),
+            r.last_workflow_id or "",
+        ]
+        for r in records
+    ]
+    text = table(["SCHEDULE", "NAME", "CRON", "ZONE", "NEXT (UTC)", "LAST (UTC)", "LAST RUN"], rows)
+    return {"text": text if rows else "no schedules", "json": [asdict(r) for r in records]}
+
+
 COMMANDS = {
+    "fork": _fork,
+    "send": _send,
+    "schedule": _schedule,
     "list": _list,
     "show": _show,
     "approve": _decide(True),

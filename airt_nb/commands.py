@@ -44,6 +44,8 @@ LINE_USAGE = """\
 %workflow approve ID [--reason TEXT] [--as USER] [--value NAME=VALUE ...]
 %workflow reject ID [--reason TEXT] [--as USER]
 %workflow rollback ID | resume ID | cancel ID
+%workflow fork ID --from STEP [--inputs EXPR]   run a finished workflow again from STEP (a new run)
+%workflow send ID NAME [--data EXPR]  send event NAME (payload: a Python expression) to a wait_event step
 %workflow approvals                   every pending approval, decidable in place
 %workflow dashboard                   workflows with filters, detail, inbox and tables
 %workflow config [--db PATH]          show or switch the kernel's database
@@ -152,20 +154,29 @@ def start_cell(
         raise UsageProblem(f"%%workflow: the cell has no YAML below the first line; usage: {CELL_USAGE}")
     inputs: Mapping[str, Any] | None = None
     if options.inputs is not None:
-        if evaluate is None:
-            raise UsageProblem("%%workflow: --inputs needs a namespace to evaluate the expression in")
-        try:
-            inputs = evaluate(options.inputs)
-        except Exception as exc:
-            raise UsageProblem(f"%%workflow: --inputs {options.inputs!r} failed: {type(exc).__name__}: {exc}") from None
-        if not isinstance(inputs, Mapping):
-            raise UsageProblem(
-                f"%%workflow: --inputs must give a dict of input values, got {type(inputs).__name__}; "
-                "e.g. --inputs {'target': 'out/r'} or --inputs params"
-            )
+        inputs = _inputs(options.inputs, evaluate, "%%workflow")
     if options.dry_run:
         return PlanView(Plan.compile(engine.validate(body)))
     return engine.start(body, inputs, as_user=options.as_user)
+
+
+def _evaluated(expr: str, evaluate: Callable[[str], Any] | None, where: str) -> Any:
+    if evaluate is None:
+        raise UsageProblem(f"{where} needs a namespace to evaluate the expression in")
+    try:
+        return evaluate(expr)
+    except Exception as exc:
+        raise UsageProblem(f"{where} {expr!r} failed: {type(exc).__name__}: {exc}") from None
+
+
+def _inputs(expr: str, evaluate: Callable[[str], Any] | None, prog: str) -> Mapping[str, Any]:
+    inputs = _evaluated(expr, evaluate, f"{prog}: --inputs")
+    if not isinstance(inputs, Mapping):
+        raise UsageProblem(
+            f"{prog}: --inputs must give a dict of input values, got {type(inputs).__name__}; "
+            "e.g. --inputs {'target': 'out/r'} or --inputs params"
+        )
+    return inputs
 
 
 # -- %workflow --------------------------------------------------------------------------------------------
@@ -186,6 +197,14 @@ def _line_parser() -> _Parser:
         p.add_argument("--reason")
         p.add_argument("--as", dest="as_user")
         p.add_argument("--value", dest="values", action="append", default=[])
+    fork = sub.add_parser("fork")
+    fork.add_argument("id")
+    fork.add_argument("--from", dest="from_step", required=True)
+    fork.add_argument("--inputs")
+    send = sub.add_parser("send")
+    send.add_argument("id")
+    send.add_argument("event")
+    send.add_argument("--data")
     for name in ("approvals", "dashboard", "help"):
         sub.add_parser(name)
     config = sub.add_parser("config")
@@ -193,8 +212,11 @@ def _line_parser() -> _Parser:
     return parser
 
 
-def run_line(line: str, engine: Engine | None = None) -> Any:
-    """Carry out one ``%workflow`` line: returns something to display, or a ``str`` to print."""
+def run_line(line: str, engine: Engine | None = None, evaluate: Callable[[str], Any] | None = None) -> Any:
+    """Carry out one ``%workflow`` line: returns something to display, or a ``str`` to print.
+
+    ``evaluate`` evaluates the Python expressions of ``--inputs`` and ``--data`` (the kernel's namespace).
+    """
     words = _split(line, "%workflow")
     if not words or words[0] in ("help", "-h", "--help"):
         return LINE_USAGE
@@ -241,6 +263,17 @@ def run_line(line: str, engine: Engine | None = None) -> Any:
         workflow_id = eng.resolve_id(args.id)
         outcome = getattr(eng, command)(workflow_id)
         return _outcome_text(command, workflow_id, outcome)
+    if command == "fork":
+        inputs = _inputs(args.inputs, evaluate, "%workflow fork") if args.inputs is not None else None
+        return eng.fork(args.id, args.from_step, inputs)
+    if command == "send":
+        data = _evaluated(args.data, evaluate, "%workflow send: --data") if args.data is not None else None
+        workflow_id = eng.resolve_id(args.id)
+        event = eng.send(workflow_id, args.event, data)
+        where = (
+            f"step {event.step_name!r} received it" if event.status == "RECEIVED" else "kept until its step is reached"
+        )
+        return f"sent event {args.event!r} to workflow {workflow_id}: {where}"
     if command == "approvals":
         from .widgets.inbox import approvals_panel
 

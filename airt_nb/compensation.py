@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
+from . import subworkflows
 from .actions import CompensationContext
 from .decisions import cancel_pending
 from .failures import Abandon, format_error
@@ -42,16 +43,29 @@ def _who_asked(ex: Execution, kind: str) -> str | None:
     return None
 
 
+def _tell_parent(ex: Execution, status: str, now: str, error: str | None = None) -> Callable[[Tx], Any] | None:
+    """The op that ends the parent's waiting step, for a child workflow (see :mod:`.subworkflows`)."""
+    if not ex.parent_id:
+        return None
+    return subworkflows.parent_op(ex.host, ex, status, now, error=error, result=ex.parent_result)
+
+
 def finish_cancel(ex: Execution) -> None:
-    """Settle a cancelled workflow: nothing more starts, nothing is undone."""
+    """Settle a cancelled workflow: nothing more starts, nothing is undone (its running children are
+    cancelled too)."""
+    if any(s.is_child for s in ex.plan.steps):
+        subworkflows.stop_running_children(ex, "cancel")
     now = now_iso()
     by = _who_asked(ex, "cancel") or "system"
+    tell_parent = _tell_parent(ex, "CANCELLED", now)
 
     def op(tx: Tx) -> None:
         tx.skip_unfinished_steps(ex.id, "CANCELLED")
         cancel_pending(tx, ex.id, ex.name, now, by, "workflow cancelled")
         tx.set_status(ex.id, "CANCELLED", now, owner=ex.owner, finished=True, release=True, done=ex.done)
         tx.add_event(ex.id, now, "cancelled", by)
+        if tell_parent is not None:
+            tell_parent(tx)
 
     try:
         ex.store.write(op)
@@ -78,11 +92,24 @@ def compensate(ex: Execution) -> None:
             except Abandon:
                 return
             ex._set_status("ROLLING_BACK")
+    if any(s.is_child for s in ex.plan.steps):
+        subworkflows.stop_running_children(ex, "rollback")  # the newest work: undone first
+        if host.closing:
+            host.released(ex)
+            return
     pending = sorted(ex.store.compensations(ex.id, status="PENDING"), key=lambda c: -c.compensation_id)
     for intent in pending:
         if ex.abandoned or host.closing:
             host.released(ex)
             return
+        if intent.action == subworkflows.CHILD_ACTION:
+            error = subworkflows.undo_child(ex, intent)
+            if host.closing:  # stopped waiting for the child because this engine closes: not an outcome
+                host.released(ex)
+                return
+            if not _record_undo(ex, intent, error, None, 1, errors):
+                return
+            continue
         act = host.registry.get(intent.action)
         if act is None or act.compensation is None:
             ex.deferred_on = f"action {intent.action}"
@@ -91,12 +118,13 @@ def compensate(ex: Execution) -> None:
             with ex.lock:
                 ex._maybe_finish()
             return
+        done_by = intent.origin or ex.id  # a fork undoes what the original did with the original's copies
         ctx = CompensationContext(
-            workflow_id=ex.id,
+            workflow_id=done_by,
             step_name=intent.step_name,
             state=json.loads(intent.state) if intent.state else None,
             workdir=ex.workdir,
-            undo_dir=host.undo_dir(ex.id),
+            undo_dir=host.undo_dir(done_by),
         )
         inputs, outputs = json.loads(intent.inputs), json.loads(intent.outputs)
         error = note = None
@@ -104,29 +132,15 @@ def compensate(ex: Execution) -> None:
         for attempts in range(1, host.compensation_attempts + 1):
             try:
                 with ex._running_action():
-                    note = act.run_compensation(inputs, outputs, ctx)
+                    note = act.run_compensation(inputs, outputs, ctx, run_async=lambda c: host.run_async(c, ex))
                 error = None
                 break
             except Exception as exc:
                 error = format_error(exc)
                 if attempts < host.compensation_attempts:
                     time.sleep(min(0.1 * 2 ** (attempts - 1), 2.0))
-        status = "DONE" if error is None else "FAILED"
-        now = now_iso()
-        comp_id, step_name = intent.compensation_id, intent.step_name
-        step_status = "COMPENSATED" if status == "DONE" else "COMPENSATION_FAILED"
-        with ex.lock:
-            if ex.abandoned:  # another execution of this workflow may own the record now
-                return
-            try:
-                done = functools.partial(_finished, ids=(comp_id, ex.id, step_name), outcome=(status, step_status))
-                ex._write([functools.partial(done, attempts=attempts, error=error, note=note, now=now)], now=now)
-            except Abandon:
-                return
-        if error:
-            errors.append(f"{intent.step_name} ({intent.action}): {error}")
-        if host.listening:
-            host.emit(ev.CompensationFinished(ex.id, intent.step_name, status, error))
+        if not _record_undo(ex, intent, error, note, attempts, errors):
+            return
     for c in ex.store.compensations(ex.id, status="FAILED"):
         earlier = f"{c.step_name} ({c.action}): {c.error}"
         if earlier not in errors:
@@ -142,6 +156,7 @@ def compensate(ex: Execution) -> None:
         error_text = f"{error_text}; {comp}" if error_text else comp
     by = _who_asked(ex, "rollback") if ex.stopping == "rollback" else None
     now = now_iso()
+    tell_parent = _tell_parent(ex, final, now, error_text)
     with ex.lock:
 
         def op(tx: Tx) -> None:
@@ -151,6 +166,8 @@ def compensate(ex: Execution) -> None:
                 ex.id, final, now, owner=ex.owner, error=error_text, finished=True, release=True, done=ex.done
             )
             tx.add_event(ex.id, now, "rolled_back" if final == "ROLLED_BACK" else "failed", by, error_text)
+            if tell_parent is not None:
+                tell_parent(tx)
 
         try:
             ex.store.write(op)
@@ -158,6 +175,29 @@ def compensate(ex: Execution) -> None:
             ex.abandon("lease lost while finishing the rollback")
             return
         ex._set_status(final, error=error_text)
+
+
+def _record_undo(
+    ex: Execution, intent: Any, error: str | None, note: str | None, attempts: int, errors: list[str]
+) -> bool:
+    """Record one compensation's outcome in its own transaction; False if the workflow was lost."""
+    status = "DONE" if error is None else "FAILED"
+    now = now_iso()
+    comp_id, step_name = intent.compensation_id, intent.step_name
+    step_status = "COMPENSATED" if status == "DONE" else "COMPENSATION_FAILED"
+    with ex.lock:
+        if ex.abandoned:  # another execution of this workflow may own the record now
+            return False
+        try:
+            done = functools.partial(_finished, ids=(comp_id, ex.id, step_name), outcome=(status, step_status))
+            ex._write([functools.partial(done, attempts=attempts, error=error, note=note, now=now)], now=now)
+        except Abandon:
+            return False
+    if error:
+        errors.append(f"{intent.step_name} ({intent.action}): {error}")
+    if ex.host.listening:
+        ex.host.emit(ev.CompensationFinished(ex.id, intent.step_name, status, error))
+    return True
 
 
 def _finished(

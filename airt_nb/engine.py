@@ -30,13 +30,16 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
+from . import wait_events
 from .actions import Registry, default_registry
+from .aioloop import AsyncRunner
 from .decisions import cancel_pending, decide, expire
 from .errors import AirtError, NotFoundError, SpecError, StoreError, WorkflowStateError
 from .execution import Execution
@@ -53,15 +56,16 @@ from .store import open_store
 from .store.base import LeaseLostError
 from .store.protocol import Store
 from .store.records import SETTLED, TERMINAL, WorkflowRecord
+from .subworkflows import check_uses, parent_op, read_child, resettle
 from .timers import Timers
-from .timeutil import iso, now_iso
+from .timeutil import iso, now_iso, to_epoch
 from .undocopies import discard_undo_copies, undo_dir_for
 from .urls import check_webhook_url
 
 if TYPE_CHECKING:
     from .plan import PlannedStep
     from .run import Run
-    from .store.records import ApprovalRecord
+    from .store.records import ApprovalRecord, ScheduleRecord, SentEventRecord
     from .store.writes import Tx
 
 __all__ = ["Engine", "RecoverySummary", "WaitTimeoutError"]
@@ -233,6 +237,7 @@ class Engine:
         self._host = _Hosting(self)
         self._recovery = Recovery(self._host)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="airt-worker")
+        self._async = AsyncRunner()  # async def actions run on it; its thread starts on first use
         self._timers = Timers(self._tick, min(poll_interval, 0.25))
         self._leases = LeaseKeeper(self._store, self._owner, lease_ttl, on_lost=self._signalled.set)
         self._webhook = None
@@ -368,6 +373,8 @@ class Engine:
         plan = self._plan_of(spec)
         name = plan.spec.name
         folder = _workdir(workdir, name)
+        if plan.has_children:
+            check_uses(plan.spec, folder, self.registry)
         merged = _merge_inputs(plan.spec.inputs, inputs, name)
         actor = current_user(user) if user else self.user
         audit_rows: list[dict[str, Any]] = []  # recorded with the workflow, in one transaction
@@ -375,6 +382,31 @@ class Engine:
             audit_rows.append(self._gate.act_as(actor, as_user))
             actor = as_user
         audit_rows = self._gate.check_start(actor, plan, merged, audit_rows)
+        new = self._new_run(plan, merged, actor, folder, audit_rows=audit_rows)
+        with new.ex.lock:
+            self._store.write(new.op)
+            self._stored_specs.add(plan.spec_hash)
+            self._launch(new, locked=True)
+        from .run import Run
+
+        return Run(self, new.workflow_id)  # the id is ours and exact: no need to look it up as get() does
+
+    def _new_run(
+        self,
+        plan: Plan,
+        merged: dict[str, Any],
+        actor: str,
+        folder: str,
+        *,
+        audit_rows: Sequence[dict[str, Any]] = (),
+        parent: tuple[str, str] | None = None,
+        detail: str | None = None,
+    ) -> _NewRun:
+        """A new workflow, ready to be recorded (``op``, in the caller's transaction) and launched.
+
+        ``parent`` is ``(workflow_id, step_name)`` for a child workflow.
+        """
+        name = plan.spec.name
         now = now_iso()
         workflow_id = uuid.uuid4().hex[:16]
         record = WorkflowRecord(
@@ -399,6 +431,8 @@ class Engine:
             workdir=folder,
             session=self.session,
             home=self._owner,
+            parent_id=parent[0] if parent else None,
+            parent_step=parent[1] if parent else None,
         )
         ex = Execution(self._host, record, plan, None, inputs=merged)
         row = {
@@ -415,49 +449,52 @@ class Engine:
             "lease_owner": self._owner,
             "workdir": folder,
             "session": self.session,
+            "parent_id": record.parent_id,
+            "parent_step": record.parent_step,
         }
         with ex.lock:
             ops, started, settled = ex.begin(now)
-            running = set(started)
-            step_rows = [
-                (
-                    workflow_id,
-                    s.name,
-                    s.index,
-                    s.type,
-                    s.action,
-                    *(("RUNNING", 1, now) if s.name in running else ("PENDING", 0, None)),
-                )
-                for s in plan.steps
-            ]
+        running = set(started)
+        step_rows = [
+            (
+                workflow_id,
+                s.name,
+                s.index,
+                s.type,
+                s.action,
+                *(("RUNNING", 1, now) if s.name in running else ("PENDING", 0, None)),
+            )
+            for s in plan.steps
+        ]
+        started_detail = detail or f"in {folder}"
 
-            spec_stored = plan.spec_hash in self._stored_specs
+        spec_stored = plan.spec_hash in self._stored_specs
 
-            def op(tx: Tx) -> list[int]:
-                tx.insert_workflow(row, spec_stored=spec_stored)
-                ids = tx.insert_steps(workflow_id, step_rows)
-                for audit in audit_rows:
-                    tx.insert_audit({**audit, "workflow_id": workflow_id})
-                tx.add_event(workflow_id, now, "started", actor, f"in {folder}")
-                for o in ops:
-                    o(tx)
-                return ids
-
-            ids = self._store.write(op)
-            self._stored_specs.add(plan.spec_hash)
+        def op(tx: Tx) -> None:
+            tx.insert_workflow(row, spec_stored=spec_stored)
+            ids = tx.insert_steps(workflow_id, step_rows)
+            for audit in audit_rows:
+                tx.insert_audit({**audit, "workflow_id": workflow_id})
+            tx.add_event(workflow_id, now, "started", actor, started_detail)
+            for o in ops:
+                o(tx)
             for s, step_id in zip(plan.steps, ids, strict=True):
                 ex.step_id[s.name] = step_id
+
+        return _NewRun(workflow_id, ex, op, started, settled)
+
+    def _launch(self, new: _NewRun, *, locked: bool = False) -> None:
+        """Run a new workflow whose ``op`` has committed."""
+        ex = new.ex
+        with ex.lock if not locked else contextlib.nullcontext():
             with self._exec_lock:
-                self._executions[workflow_id] = ex
-            ex.committed(settled)
+                self._executions[new.workflow_id] = ex
+            ex.committed(new.settled)
         if self._events:
-            self._events.emit(ev.WorkflowStatusChanged(workflow_id, "RUNNING"))
-        for step_name in started:
+            self._events.emit(ev.WorkflowStatusChanged(new.workflow_id, "RUNNING"))
+        for step_name in new.started:
             ex._emit_started(step_name)
             self._submit(ex.drive, step_name)
-        from .run import Run
-
-        return Run(self, workflow_id)  # the id is ours and exact: no need to look it up as get() does
 
     # -- looking up ---------------------------------------------------------------------------------------
 
@@ -657,6 +694,215 @@ class Engine:
         if self._webhook is not None:
             self._webhook.kick()
 
+    # -- beyond one run: forks, events, children ----------------------------------------------------------------------
+
+    def fork(
+        self,
+        workflow_id: str,
+        from_step: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        spec: str | Mapping[str, Any] | WorkflowSpec | None = None,
+        user: str | None = None,
+        workdir: str | os.PathLike[str] | None = None,
+        check_actions: bool = True,
+    ) -> Run:
+        """Run a finished workflow again from ``from_step``, keeping what came before it.
+
+        The fork is a new workflow (``runs()`` column ``forked_from``) with the
+        original's spec, or ``spec`` (validated as at start).  Steps that are not
+        ``from_step`` nor downstream of it keep the original's recorded outputs
+        and do not run again (unless they did not complete, changed, or would
+        get other inputs: see :mod:`airt_nb.forks`); ``from_step`` and what
+        follows it run with today's code.  ``inputs`` override the original's.
+        What kept steps did belongs to the fork from then on: their pending
+        undos move to it, so rolling the fork back undoes them (once).
+
+        Raises :class:`~airt_nb.WorkflowStateError` unless the original is
+        finished (COMPLETED, FAILED, ROLLED_BACK or CANCELLED), and
+        :class:`~airt_nb.SpecError` for an unknown ``from_step`` or a bad spec
+        or inputs (nothing is written).
+
+        Parameters
+        ----------
+        workflow_id:
+            The run to fork (a unique prefix of its id is enough).
+        from_step:
+            The first step that runs again.
+        inputs:
+            Inputs that replace the original's (the others stay as they were).
+        spec:
+            An edited spec (YAML, dict or ``WorkflowSpec``); default: the original's.
+        check_actions:
+            ``False`` accepts actions this process does not have: a step that
+            needs one waits for it (the command line forks that way).
+
+        Example
+        -------
+        >>> run.wait()                                   # doctest: +SKIP
+        'FAILED'
+        >>> fixed = eng.fork(run.id, from_step="train")  # doctest: +SKIP
+        >>> fixed.wait(), airt_nb.diff(run, fixed)       # doctest: +SKIP
+        """
+        from . import forks
+
+        self._check_open()
+        original_id = self.resolve_id(workflow_id)
+        record = self._store.workflow(original_id)
+        assert record is not None
+        if record.status not in TERMINAL:
+            raise WorkflowStateError(
+                f"workflow {original_id} ({record.name}) is {record.status}: only a finished run can be forked "
+                "(wait for it, or cancel it first)",
+                workflow_id=original_id,
+                status=record.status,
+            )
+        old = self._plan_from_json(record.spec, record.spec_hash)
+        chosen_spec = old.spec if spec is None else spec
+        plan = self._plan_for(load_spec(chosen_spec, registry=self.registry, check_actions=check_actions))
+        folder = _workdir(workdir if workdir is not None else record.workdir, plan.spec.name)
+        if plan.has_children:
+            check_uses(plan.spec, folder, self.registry)
+        previous = {k: v for k, v in json.loads(record.inputs).items() if k in plan.spec.inputs}
+        merged = _merge_inputs(
+            plan.spec.inputs, {**previous, **check_inputs(inputs, workflow=plan.spec.name)}, plan.spec.name
+        )
+        actor = current_user(user) if user else self.user
+        audit_rows = self._gate.check_start(actor, plan, merged, [])
+        original = self._store.steps(original_id)
+        chosen = forks.plan_fork(original, old, plan, from_step, merged, original_id)
+        fork_id = uuid.uuid4().hex[:16]
+        kept = set(chosen.kept)
+        carried = [c for c in self._store.compensations(original_id, status="PENDING") if c.step_name in kept]
+        row = {
+            "workflow_id": fork_id, "name": plan.spec.name, "status": "RUNNING", "spec": plan.spec_json,
+            "spec_hash": plan.spec_hash, "inputs": json.dumps(merged), "started_by": actor,
+            "total_steps": len(plan.steps), "done_steps": len(kept), "lease_owner": self._owner, "workdir": folder,
+            "session": self.session, "forked_from": original_id,
+        }  # fmt: skip
+        op = forks.fork_op(row, plan, original, chosen, carried, audit_rows)
+        self._store.write(op)
+        fresh = self._store.workflow(fork_id)
+        assert fresh is not None
+        ex = Execution(self._host, fresh, plan, self._store.steps(fork_id), inputs=merged)
+        ex.done_written = ex.done
+        if any(s.is_approval for s in plan.steps):
+            ex.load_intents()
+        with self._exec_lock:
+            self._executions[fork_id] = ex
+        if self._events:
+            self._events.emit(ev.WorkflowStatusChanged(fork_id, "RUNNING"))
+        try:
+            ex.resume()
+        except Exception:
+            ex.abandon("error while starting the fork; this engine tries again shortly", retry=True)
+            raise
+        from .run import Run
+
+        return Run(self, fork_id)
+
+    def send(
+        self,
+        workflow_id: str,
+        event: str,
+        payload: Any = None,
+        *,
+        by: str | None = None,
+        authenticated_by: str | None = None,
+    ) -> SentEventRecord:
+        """Send ``event`` with a JSON ``payload`` to the workflow's ``wait_event`` step that waits for it.
+
+        The payload becomes that step's outputs.  Durable like a decision:
+        sent while the step waits, the workflow continues (wherever it runs);
+        sent before the step is reached, the step receives it when it is;
+        sent while no engine runs, it is kept.  The first event of a name wins.
+
+        Raises :class:`~airt_nb.EventError` (nothing recorded) if no step
+        waits for ``event``, the payload is not JSON or fails the step's
+        ``schema``, the event was sent already, or the workflow is finished.
+
+        >>> eng.send(run.id, "ci.done", {"passed": True}).status   # doctest: +SKIP
+        'RECEIVED'
+        """
+        who = (by or "").strip() or self.user
+        record = wait_events.send(
+            self._host, self.resolve_id(workflow_id), event, payload, by=who, auth=authenticated_by
+        )
+        if self._events:
+            self._emit_status(record.workflow_id, self.status_of(record.workflow_id))
+        return record
+
+    def schedule(
+        self,
+        spec: str | Mapping[str, Any] | WorkflowSpec,
+        cron: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        timezone: str = "UTC",
+        workdir: str | os.PathLike[str] | None = None,
+        user: str | None = None,
+        check_actions: bool = True,
+    ) -> ScheduleRecord:
+        """Start ``spec`` on a cron schedule: ``airt worker`` fires it (see :mod:`airt_nb.schedules`).
+
+        Each slot fires exactly once, however many workers run; slots missed
+        while no worker ran fire once, for the latest of them.  The spec and
+        the inputs are checked now (:class:`~airt_nb.SpecError`, nothing
+        recorded); ``check_actions=False`` accepts actions this process does
+        not have (the worker imports them: ``airt worker --import MODULE``).
+
+        Parameters
+        ----------
+        cron:
+            Five fields (minute hour day month weekday), or six with seconds last.
+        timezone:
+            The zone the cron expression is read in (default UTC).
+        workdir:
+            The folder its runs run in (default: the current one).
+
+        Example
+        -------
+        >>> eng.schedule(spec_yaml, cron="0 6 * * 1", inputs={"target": "out/weekly"})  # doctest: +SKIP
+        ScheduleRecord(schedule_id='3f0c...', name='weekly-report', cron='0 6 * * 1', ...)
+        """
+        from . import schedules
+
+        self._check_open()
+        plan = self._plan_for(load_spec(spec, registry=self.registry, check_actions=check_actions))
+        schedules.check_cron(cron, timezone)
+        folder = _workdir(workdir, plan.spec.name)
+        merged = _merge_inputs(plan.spec.inputs, inputs, plan.spec.name)
+        actor = current_user(user) if user else self.user
+        self._gate.check_start(actor, plan, merged, [])  # who schedules it must be allowed to start it
+        return schedules.add(self, plan, cron, merged, timezone=timezone, folder=folder, actor=actor)
+
+    def schedules(self) -> builtins.list[ScheduleRecord]:
+        """Every schedule in the database, oldest first (``next_fire_at``: when it fires next)."""
+        return self._store.schedules()
+
+    def unschedule(self, schedule_id: str) -> None:
+        """Remove a schedule (a unique prefix of its id is enough); runs it started stay.
+
+        Raises :class:`~airt_nb.NotFoundError` if no schedule has that id.
+        """
+        from . import schedules
+
+        self._check_open()
+        schedules.remove(self, schedule_id)
+
+    def _prepare_child(self, ex: Execution, step: PlannedStep, inputs: dict[str, Any]) -> _NewRun:
+        """A child workflow for ``step`` of ``ex``, checked like a start (raises AirtError)."""
+        spec = read_child(step.uses or "", ex.workdir, self.registry)
+        plan = self._plan_for(spec)
+        merged = _merge_inputs(plan.spec.inputs, inputs, plan.spec.name)
+        actor = ex.started_by or self.user
+        audit_rows = self._gate.check_start(actor, plan, merged, [])
+        detail = f"as step {step.name} of workflow {ex.id}"
+        return self._new_run(
+            plan, merged, actor, ex.workdir or os.getcwd(), audit_rows=audit_rows, parent=(ex.id, step.name),
+            detail=detail,
+        )  # fmt: skip
+
     # -- cancel, rollback, resume -------------------------------------------------------------------------------------
 
     def cancel(self, workflow_id: str, *, by: str | None = None) -> str:
@@ -688,6 +934,7 @@ class Engine:
         owner = self._owner
         take = not self._closing
         live_owner = self._live_owner
+        told: dict[str, Any] = {}  # a child's end, recorded on its parent's step
 
         def op(tx: Tx) -> tuple[str, WorkflowRecord]:
             record = tx.get_workflow(workflow_id)
@@ -713,6 +960,8 @@ class Engine:
                 cancel_pending(tx, workflow_id, record.name, now, by, "workflow cancelled")
                 tx.set_status(workflow_id, "CANCELLED", now, finished=True, release=True)
                 tx.add_event(workflow_id, now, "cancelled", by)
+                if record.parent_id:
+                    parent_op(self._host, record, "CANCELLED", now, result=told)(tx)
                 return "CANCELLED", record
             # A rollback runs where the workflow lives: in its home if it is alive (woken), else here
             # or wherever the home rules send it.
@@ -735,6 +984,13 @@ class Engine:
         status = "CANCELLED" if kind == "cancel" else "ROLLING_BACK"
         self._emit_status(workflow_id, status)
         self._notify()
+        if told.get("outcome"):
+            self._waited(told["workflow_id"], told["step_name"], told["outputs"], told["error"], told["outcome"])
+        if kind == "cancel":  # nobody ran it: its running children are cancelled here
+            for child in self._store.children(workflow_id):
+                if child.status in ("RUNNING", "PAUSED", "PENDING"):
+                    with contextlib.suppress(WorkflowStateError, NotFoundError):
+                        self._stop(child.workflow_id, "cancel", by)
         if outcome == "adopt":
             self._adopt(workflow_id)
         return status
@@ -919,6 +1175,9 @@ class Engine:
                 # PENDING: a gated step asked again and approved (see gating); it runs now.
                 outputs = json.loads(r.outputs) if r.outputs else None
                 ex.on_decision(r.step_name, r.status != "REJECTED", outputs)
+            elif ex.state.get(r.step_name) == "WAITING" and r.status == "FAILED":  # an event timed out, a child failed
+                record = self._store.workflow(ex.id)
+                ex.on_wait_failed(r.step_name, (record.error if record else None) or r.error or "failed")
 
     def _forget(self, ex: Execution, waiting_for: str | None = None) -> None:
         with self._exec_lock:
@@ -1022,6 +1281,36 @@ class Engine:
         if not self._closing:
             expire(self._host, approval_id)
 
+    def _expire_event_at(self, workflow_id: str, step_name: str, due: float) -> None:
+        key = f"{workflow_id}/{step_name}"
+        if self._recovery.note_deadline(key):
+            self._timers.at(due, functools.partial(self._submit, self._expire_event, workflow_id, step_name))
+
+    def _expire_event(self, workflow_id: str, step_name: str) -> None:
+        self._recovery.forget_deadline(f"{workflow_id}/{step_name}")
+        if not self._closing:
+            wait_events.expire(self._host, workflow_id, step_name)
+
+    def _waited(self, workflow_id: str, step_name: str, outputs: Any, error: str | None, outcome: str) -> None:
+        """A waiting step (an event, a child workflow) ended in a committed transaction: continue its
+        workflow where it runs (``outcome``, see :func:`airt_nb.wait_events.continue_after_wait`)."""
+        if self._events:
+            self._emit_status(workflow_id, "RUNNING" if error is None else "ROLLING_BACK")
+        self._notify()
+        if outcome == "adopt":
+            self._submit(self._adopt, workflow_id)
+        elif outcome == "local":
+            ex = self._executions.get(workflow_id)
+            if ex is not None and error is None:
+                self._submit(ex.on_decision, step_name, True, outputs)
+            elif ex is not None:
+                self._submit(ex.on_wait_failed, step_name, error)
+
+    def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._closed:
+            return
+        threading.Thread(target=self._guard, args=(fn, *args), name="airt-undo", daemon=True).start()
+
     def _submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         if self._closed:
             return
@@ -1047,9 +1336,16 @@ class Engine:
             self._events.emit(ev.WorkflowStatusChanged(workflow_id, status))
 
     def _approvals_requested(self, ex: Execution, rows: builtins.list[dict[str, Any]]) -> None:
-        from .timeutil import to_epoch
 
         for row in rows:
+            kind = row.get("kind")
+            if kind == "event_wait":  # a wait_event step waits: arm its deadline
+                if row.get("deadline"):
+                    self._expire_event_at(row["workflow_id"], row["step_name"], to_epoch(row["deadline"]))
+                continue
+            if kind == "late_event":  # its event was sent while it started waiting
+                self._submit(wait_events.deliver_pending, self._host, row["workflow_id"], row["step_name"])
+                continue
             if row.get("deadline"):
                 self._recovery.note_deadline(row["approval_id"])
                 self._expire_at(row["approval_id"], to_epoch(row["deadline"]))
@@ -1107,6 +1403,7 @@ class Engine:
         with contextlib.suppress(StoreError):
             self._store.write(release)
         self._pool.shutdown(wait=timeout is None, cancel_futures=True)
+        self._async.close(timeout=5 if timeout is None else min(timeout, 5))
         self._closed = True
         self._notify()
         self._store.close()
@@ -1117,6 +1414,17 @@ class Engine:
     ) -> builtins.list[WorkflowRecord]:
         """Same as :meth:`workflows`."""
         return self.workflows(status=status, name=name, limit=limit, offset=offset)
+
+
+@dataclass
+class _NewRun:
+    """A workflow built but not yet running: commit ``op``, then launch it (``Engine._launch``)."""
+
+    workflow_id: str
+    ex: Execution
+    op: Callable[[Tx], None]
+    started: builtins.list[str]
+    settled: str | None
 
 
 class _Hosting:
@@ -1190,9 +1498,59 @@ class _Hosting:
         self._e._orphaned(ex)
 
     def settled(self, ex: Execution, status: str) -> None:
-        if status == "ROLLED_BACK":  # every undo done: what they needed is no longer needed
+        if status == "ROLLED_BACK" and not self._e._store.carried_pending(ex.id):
+            # Every undo done: what they needed is no longer needed (unless a fork carried some).
             with contextlib.suppress(OSError):
                 discard_undo_copies(undo_dir_for(self._e.db, ex.id))
+        told = ex.parent_result
+        if told.get("outcome"):  # this child's end was recorded on its parent's step
+            ex.parent_result = {}
+            self._e._waited(told["workflow_id"], told["step_name"], told["outputs"], told["error"], told["outcome"])
+
+    def run_async(self, coro: Any, ex: Execution) -> Any:
+        return self._e._async.run(
+            coro, cancelled=ex.cancelled, should_cancel=lambda: ex.stopping == "cancel" or self._e._closing
+        )
+
+    def spawn(self, fn: Callable[[], Any]) -> None:
+        self._e._spawn(fn)
+
+    def prepare_child(self, ex: Execution, step: PlannedStep, inputs: dict[str, Any]) -> Any:
+        return self._e._prepare_child(ex, step, inputs)
+
+    def launch_child(self, child: Any) -> None:
+        self._e._launch(child)
+
+    def stop_child(self, child_id: str, kind: str, parent_id: str) -> None:
+        try:
+            self._e._stop(child_id, kind, f"workflow {parent_id}")
+        except (WorkflowStateError, NotFoundError):
+            pass  # settled already, or being rolled back
+
+    def wait_child(self, child_id: str) -> str:
+        while not self._e._closing:
+            try:
+                status = self._e.wait(child_id, timeout=1.0, until="done")
+            except WaitTimeoutError:
+                continue
+            except StoreError:
+                if self._e._closing:
+                    break
+                raise
+            if status != "ROLLING_BACK":
+                return status
+        return "ROLLING_BACK"  # this engine closes: the rollback goes on when one opens again
+
+    def resettle_child(self, child_id: str) -> None:
+        told = resettle(self, child_id)
+        if told.get("outcome"):
+            self._e._waited(told["workflow_id"], told["step_name"], told["outputs"], told["error"], told["outcome"])
+
+    def plan_of(self, record: WorkflowRecord) -> Plan:
+        return self._e._plan_from_json(record.spec, record.spec_hash)
+
+    def waited(self, workflow_id: str, step_name: str, outputs: Any, error: str | None, outcome: str) -> None:
+        self._e._waited(workflow_id, step_name, outputs, error, outcome)
 
     def undo_dir(self, workflow_id: str) -> str | None:
         return undo_dir_for(self._e.db, workflow_id)
@@ -1267,6 +1625,9 @@ class _Hosting:
 
     def approval_timer_at(self, approval_id: str, kind: str, due: float) -> None:
         self._e._approval_timer_at(approval_id, kind, due)
+
+    def expire_event_at(self, workflow_id: str, step_name: str, due: float) -> None:
+        self._e._expire_event_at(workflow_id, step_name, due)
 
 
 def _home_grace(value: float | None) -> float:

@@ -7,6 +7,7 @@
     ├── ActionError            an action is unknown, got bad input or bad output
     ├── PolicyError            the policy (or a step's approvers) says no
     ├── ApprovalError          a decision that cannot be taken (already decided, none pending)
+    ├── EventError             an event that cannot be sent (no step waits for it, bad payload, sent already)
     ├── WorkflowStateError     the run is not in a state that allows the operation
     ├── NotFoundError          no workflow / approval with that id
     └── StoreError             the database cannot be used (locked, read-only, corrupt, too new)
@@ -22,6 +23,7 @@ __all__ = [
     "ActionError",
     "AirtError",
     "ApprovalError",
+    "EventError",
     "NotFoundError",
     "PolicyError",
     "SpecError",
@@ -192,6 +194,30 @@ class ApprovalError(AirtError):
     def __init__(self, message: str, *, workflow_id: str | None = None, approval_id: str | None = None):
         self.workflow_id = workflow_id
         self.approval_id = approval_id
+        super().__init__(message)
+
+
+class EventError(AirtError):
+    """An event cannot be sent to a workflow: no step waits for it, its payload is refused, it was
+    sent already, or the workflow no longer waits for events.
+
+    ``conflict`` is true when the event came too late (sent already, or nothing waits any more)
+    rather than being wrong.
+
+    Examples
+    --------
+    >>> eng.send(run.id, "ci.done", {"passed": "yes"})   # doctest: +SKIP
+    Traceback (most recent call last):
+    airt_nb.errors.EventError: event 'ci.done' for workflow ... does not match the step's schema:
+    payload['passed']: 'yes' is not of type 'boolean'; send a payload that does
+    """
+
+    def __init__(
+        self, message: str, *, workflow_id: str | None = None, event: str | None = None, conflict: bool = False
+    ):
+        self.workflow_id = workflow_id
+        self.event = event
+        self.conflict = conflict  # sent already, or nothing waits any more (not a bad request)
         super().__init__(message)
 
 

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import events as ev
+from . import subworkflows, wait_events
 from .actions import Action, StepContext, StepInterrupted
 from .compensation import compensate, finish_cancel
 from .errors import ActionError, PolicyError
@@ -144,6 +145,43 @@ class ExecutionHost(Protocol):
         """A private folder for what this workflow's steps keep to undo themselves."""
         ...
 
+    @property
+    def accepting(self) -> bool:
+        """The engine is open and may continue workflows itself."""
+        ...
+
+    def runs_here(self, workflow_id: str) -> bool:
+        """This engine executes that workflow right now."""
+        ...
+
+    def run_async(self, coro: Any, ex: Execution) -> Any:
+        """Run an ``async def`` action's coroutine on the engine's event loop; cancelled with a cancel."""
+        ...
+
+    def spawn(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn()`` on a thread of its own (work that waits for other workflows)."""
+        ...
+
+    def prepare_child(self, ex: Execution, step: PlannedStep, inputs: dict[str, Any]) -> Any:
+        """A child workflow ready to be recorded (its ``op``) and then launched; raises AirtError."""
+        ...
+
+    def launch_child(self, child: Any) -> None:
+        """Start executing a child whose ``op`` has committed."""
+        ...
+
+    def stop_child(self, child_id: str, kind: str, parent_id: str) -> None:
+        """Cancel or roll back a child workflow (nothing if it cannot be any more)."""
+        ...
+
+    def wait_child(self, child_id: str) -> str:
+        """Wait until a child workflow is finished; returns its status."""
+        ...
+
+    def resettle_child(self, child_id: str) -> None:
+        """Tell its parent about a child that settled before the parent's step recorded that it waits."""
+        ...
+
 
 class Execution:
     """The in-memory state of one workflow this engine runs (see the module docstring)."""
@@ -168,6 +206,9 @@ class Execution:
         self.status = record.status
         self.started_by = record.started_by
         self.workdir = record.workdir
+        self.parent_id = record.parent_id
+        self.parent_step = record.parent_step
+        self.parent_result: dict[str, Any] = {}  # filled by the settling transaction of a child
         self.requested = record.requested
         self.lock = threading.RLock()
         self.state: dict[str, str] = {}
@@ -247,7 +288,7 @@ class Execution:
                 heapq.heappush(self.ready, (s.index, s.name))
         if steps is not None and not self.to_run and not self.retry_due and len(self.ready) == 1:
             index, name = self.ready[0]
-            if not self.plan.steps[index].is_approval:
+            if not self.plan.steps[index].waits:
                 self.inferred = name  # started by an implied start, if its engine got that far
 
     def first_missing_action(self) -> str | None:
@@ -259,6 +300,8 @@ class Execution:
                 if action and action not in registry:
                     return action
             for c in self.store.compensations(self.id, status="PENDING"):
+                if c.action == subworkflows.CHILD_ACTION:
+                    continue  # a child's rollback, not an action
                 act = registry.get(c.action)
                 if act is None or act.compensation is None:
                     return c.action
@@ -313,9 +356,19 @@ class Execution:
             step = self.plan.steps[index]
             if step.conditional and self._skipped(step, tx_ops, now):
                 continue
-            if step.is_approval:
-                tx_ops.append(self._approval_op(step, now))
-                self.state[name] = "WAITING"
+            if step.waits:
+                if step.is_approval:
+                    tx_ops.append(self._approval_op(step, now))
+                    self.state[name] = "WAITING"
+                    continue
+                found = wait_events.arrived(self, step)
+                if found is None:
+                    tx_ops.append(wait_events.wait_op(self, step, now))
+                    self.state[name] = "WAITING"
+                else:  # sent before the step was reached: received now, no pause
+                    event_id, payload, payload_json = found
+                    tx_ops.append(wait_events.receive_op(self, step, now, event_id, payload_json))
+                    self._received(name, payload)
                 continue
             if slots <= 0:
                 keep.append((index, name))
@@ -354,7 +407,7 @@ class Execution:
         """Skip a conditional step that became ready, if it is not taken: it uses the outputs of a skipped
         step, or its ``when`` does not hold.  Its dependents then follow as if it had completed."""
         name = step.name
-        why = next((f"it uses the outputs of step {u!r}, which was skipped" for u in step.uses
+        why = next((f"it uses the outputs of step {u!r}, which was skipped" for u in step.looks_up
                     if self.state.get(u) == "SKIPPED"), None)  # fmt: skip
         if why is None and step.condition is not None:
             try:
@@ -405,7 +458,10 @@ class Execution:
             return None
         states = self.state.values()
         if any(s == "WAITING" for s in states):
-            if self.status != "PAUSED":
+            # An approval, an event, or a gated step asked again pauses the workflow; a child workflow
+            # does not (it runs).
+            pauses = any(st == "WAITING" and not self.plan.by_name[n].is_child for n, st in self.state.items())
+            if pauses and self.status != "PAUSED":
                 tx_ops.append(self._settle_op("PAUSED", now, finished=False))
                 return "PAUSED"
             return None
@@ -420,6 +476,12 @@ class Execution:
         overwritten by the completion."""
         done = self.done
         self._settle_request = None
+        tell_parent = None
+        if finished and self.parent_id:
+            outputs = subworkflows.child_outputs(self)
+            tell_parent = subworkflows.parent_op(
+                self.host, self, status, now, outputs=outputs, result=self.parent_result
+            )
 
         def op(tx: Tx) -> None:
             kind = tx.fence(self.id, self.owner)
@@ -428,6 +490,8 @@ class Execution:
                 return
             tx.set_status(self.id, status, now, owner=self.owner, finished=finished, release=True, done=done)
             tx.add_event(self.id, now, status.lower())
+            if tell_parent is not None:
+                tell_parent(tx)
 
         return op
 
@@ -558,7 +622,7 @@ class Execution:
                 if not in_flight:
                     self.finishing = True
                     self._flush(ops, now)
-                    self.host.submit(self._compensate)
+                    self._start_compensating()
                     return
                 self.finish_first.update(in_flight)
                 self.executing.update(in_flight)
@@ -669,6 +733,15 @@ class Execution:
             inputs = step.resolve_inputs(self.context)
         except ExpressionError as exc:
             return self._fail_step(name, None, f"cannot resolve inputs: {exc}")
+        if step.is_child:
+            if self.stopping:  # run again after a crash only to record an effect; a child is not started now
+                with self.lock:
+                    self.executing.discard(name)
+                    self.implied.discard(name)
+                    self._maybe_finish()
+                return None
+            subworkflows.run_child_step(self, name, step, inputs)
+            return None
         act = self.registry.get(step.action)  # type: ignore[arg-type]
         if act is None:
             return self._defer_step(name, f"action {step.action}")
@@ -701,6 +774,8 @@ class Execution:
         try:
             try:
                 result = act.fn(**kwargs)
+                if act.is_async:
+                    result = host.run_async(result, self)
             finally:
                 with lock:
                     self.running_actions -= 1
@@ -978,7 +1053,7 @@ class Execution:
             self.host.submit(self._finish_cancel)
         elif self.stopping in ("fail", "rollback"):
             self.finishing = True
-            self.host.submit(self._compensate)
+            self._start_compensating()
         elif self.host.closing:
             self.host.released(self)
 
@@ -987,6 +1062,14 @@ class Execution:
 
     def _compensate(self) -> None:
         compensate(self)
+
+    def _start_compensating(self) -> None:
+        # Undoing a child waits for that child's rollback: on a thread of its own, never blocking
+        # a worker the child's rollback may need.
+        if self.plan.has_children:
+            self.host.spawn(self._compensate)
+        else:
+            self.host.submit(self._compensate)
 
     def _set_status(self, status: str, error: str | None = None) -> None:
         """After the transaction that recorded ``status``: tell listeners, then let ``wait()`` see it.
@@ -1089,8 +1172,36 @@ class Execution:
             self.host.submit(self.drive, n)
         return True
 
+    def _received(self, name: str, outputs: Any) -> None:
+        """A waiting step completed in the transaction being built (with the lock held): its
+        dependents may start in it too."""
+        self.state[name] = "COMPLETED"
+        self.done += 1
+        self.outputs[name] = {"outputs": outputs}
+        for dep in self.plan.by_name[name].dependents:
+            self.remaining[dep] -= 1
+            if self.remaining[dep] == 0 and self.state[dep] == "PENDING":
+                heapq.heappush(self.ready, (self.plan.by_name[dep].index, dep))
+
+    def on_wait_failed(self, name: str, error: str) -> None:
+        """A waiting step of this (locally run) workflow failed: its event timed out, or its child
+        workflow did not complete.  The step's failure and ROLLING_BACK are recorded already."""
+        with self.lock:
+            if self.abandoned or self.state.get(name) != "WAITING":
+                return
+            self.state[name] = "FAILED"
+            self.failure = error
+            if self.stopping is None:
+                self.stopping = "fail"
+                ops: list[Callable[[Tx], Any]] = []
+                self._write_implied(ops)
+                self._flush(ops, now_iso())
+                self._set_status("ROLLING_BACK", error=error)
+            self._maybe_finish()
+
     def on_decision(self, name: str, approved: bool, outputs: Any) -> None:
-        """An approval of this (running, locally owned) workflow was decided."""
+        """A waiting step of this (running, locally owned) workflow ended: an approval was decided, an
+        event arrived, a child workflow completed, or a gated action step asked again was approved."""
         started: list[str] = []
         self.gate_cache = None  # a new approval may cover gated steps
         with self.lock:
@@ -1108,7 +1219,7 @@ class Execution:
                 return
             now = now_iso()
             step = self.plan.by_name[name]
-            if not step.is_approval:  # a gated step asked again: approved, it runs now
+            if step.type == "action":  # a gated step asked again: approved, it runs now
                 self.state[name] = "PENDING"
                 if self.remaining[name] == 0:
                     heapq.heappush(self.ready, (step.index, name))

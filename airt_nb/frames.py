@@ -22,15 +22,28 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
 from .errors import StoreError
 from .store import Store, opened
+from .views.diff import FIELDS, diff_html, diff_text
 from .views.text import fmt_duration
 
-__all__ = ["Frame", "approvals", "attempts", "audit", "compensations", "deliveries", "history", "runs", "steps"]
+__all__ = [
+    "DiffFrame",
+    "Frame",
+    "approvals",
+    "attempts",
+    "audit",
+    "compensations",
+    "deliveries",
+    "diff",
+    "history",
+    "runs",
+    "steps",
+]
 
 WORKFLOW_STATUSES = ["PENDING", "RUNNING", "PAUSED", "COMPLETED", "FAILED", "ROLLING_BACK", "ROLLED_BACK", "CANCELLED"]
 STEP_STATUSES = [
@@ -48,7 +61,7 @@ STEP_STATUSES = [
 ]
 ATTEMPT_STATUSES = ["FAILED", "INTERRUPTED"]
 APPROVAL_STATUSES = ["PENDING", "APPROVED", "REJECTED", "CANCELLED"]
-COMPENSATION_STATUSES = ["PENDING", "DONE", "FAILED"]
+COMPENSATION_STATUSES = ["PENDING", "DONE", "FAILED", "CARRIED"]
 HISTORY_EVENTS = [
     "started",
     "paused",
@@ -67,6 +80,14 @@ HISTORY_EVENTS = [
     "asked_again",
     "reminded",
     "escalated",
+    "forked",
+    "event_sent",
+    "waiting_for_event",
+    "event_received",
+    "event_timed_out",
+    "child_started",
+    "child_completed",
+    "child_failed",
 ]
 
 _COUNTS = {"position", "attempt", "attempts", "steps_total", "steps_done", "compensation_id", "audit_id", "seq"}
@@ -92,6 +113,8 @@ RUNS_FIRST = [
     "waiting_for",
     "warnings",
     "inputs",
+    "forked_from",
+    "parent_id",
 ]
 RUNS_LAST = ["spec_hash", "owner"]
 
@@ -235,8 +258,9 @@ def _typed(df: pd.DataFrame, *, keep: tuple[str, ...] = ()) -> Frame:
 def runs(db: Any = None, *, status: str | None = None) -> Frame:
     """One row per workflow, newest first (as ``%workflow list``): ``workflow_id, name, status,
     created_at, updated_at, finished_at, duration, error, started_by``, progress (``steps_done``,
-    ``steps_total``), ``waiting_for``, ``warnings``, ``inputs``, and last the internal ``spec_hash``
-    and ``owner`` (the engine holding its lease).
+    ``steps_total``), ``waiting_for``, ``warnings``, ``inputs``, ``forked_from`` (the run it is a
+    fork of), ``parent_id`` (the workflow whose step ``parent_step`` started it), and last the
+    internal ``spec_hash`` and ``owner`` (the engine holding its lease).
 
     Examples
     --------
@@ -464,3 +488,94 @@ def history(db: Any = None, workflow_id: str | None = None) -> Frame:
         )
     _category(df, "event", HISTORY_EVENTS)
     return _typed(df)
+
+
+# -- two runs side by side --------------------------------------------------------------------------
+
+
+class DiffFrame(Frame):
+    """:func:`diff`'s frame: shown as the two runs side by side (``run_a``, ``run_b``); a slice of
+    it is a plain :class:`Frame`."""
+
+    _metadata: ClassVar[list[str]] = ["run_a", "run_b", "relation", "compared"]
+    run_a: str
+    run_b: str
+    relation: str | None
+    compared: int
+
+    @property
+    def _constructor(self) -> Callable[..., Frame]:
+        return Frame
+
+    def _rows(self) -> list[dict[str, Any]]:
+        return [{str(k): v for k, v in row.items()} for row in self.to_dict("records")]
+
+    def _repr_html_(self) -> str | None:
+        return diff_html(self.run_a, self.run_b, self._rows(), total=self.compared, relation=self.relation)
+
+    def __repr__(self) -> str:
+        return diff_text(self.run_a, self.run_b, self._rows(), total=self.compared, relation=self.relation)
+
+
+def _run_id(run: Any, store: Store) -> str:
+    ident = getattr(run, "id", run)
+    if not isinstance(ident, str) or not ident:
+        raise StoreError(f"diff() takes two runs or workflow ids, not {run!r}")
+    if store.workflow_status(ident) is not None:
+        return ident
+    matches = store.ids_with_prefix(ident) if len(ident) >= 4 else []
+    if len(matches) == 1:
+        return matches[0]
+    from .errors import NotFoundError
+
+    raise NotFoundError("workflow" if not matches else "unique workflow with the prefix", ident, db=store.path)
+
+
+def diff(a: Any, b: Any, db: Any = None) -> DiffFrame:
+    """The steps whose status, inputs or outputs differ between runs ``a`` and ``b``, values side by side.
+
+    ``a`` and ``b`` are :class:`~airt_nb.Run` objects or workflow ids (a unique prefix is enough).
+    Columns: ``step_name``, ``changed`` (which of status, inputs, outputs differ), then
+    ``status_a``, ``status_b``, ``inputs_a``, ``inputs_b``, ``outputs_a``, ``outputs_b``, ``error_a``,
+    ``error_b``.  A step one run has and the other not differs in every field.  In a notebook the
+    frame shows as a table with the differing cells marked.
+
+    Examples
+    --------
+    >>> fixed = eng.fork(run.id, from_step="train")   # doctest: +SKIP
+    >>> airt_nb.diff(run, fixed)                      # doctest: +SKIP
+    """
+    if db is None:
+        db = getattr(a, "engine", None) or getattr(b, "engine", None)
+    with _store(db) as store:
+        id_a, id_b = _run_id(a, store), _run_id(b, store)
+        rec_a, rec_b = store.workflow(id_a), store.workflow(id_b)
+        steps_a, steps_b = store.steps(id_a), store.steps(id_b)
+    relation = None
+    if rec_b is not None and rec_b.forked_from == id_a:
+        relation = "b is a fork of a"
+    elif rec_a is not None and rec_a.forked_from == id_b:
+        relation = "a is a fork of b"
+    by_a = {s.step_name: s for s in steps_a}
+    by_b = {s.step_name: s for s in steps_b}
+    names = [s.step_name for s in steps_a] + [s.step_name for s in steps_b if s.step_name not in by_a]
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        sa, sb = by_a.get(name), by_b.get(name)
+        values: dict[str, Any] = {}
+        for side, step in (("a", sa), ("b", sb)):
+            values[f"status_{side}"] = step.status if step else None
+            values[f"inputs_{side}"] = json.loads(step.inputs) if step and step.inputs else None
+            values[f"outputs_{side}"] = json.loads(step.outputs) if step and step.outputs else None
+            values[f"error_{side}"] = step.error if step else None
+        changed = [f for f in FIELDS if values[f"{f}_a"] != values[f"{f}_b"]]
+        if changed:
+            rows.append({"step_name": name, "changed": changed, **values})
+    columns = ["step_name", "changed"] + [f"{f}_{side}" for f in (*FIELDS, "error") for side in ("a", "b")]
+    df = pd.DataFrame.from_records(rows, columns=columns)
+    for col in ("changed", "inputs_a", "inputs_b", "outputs_a", "outputs_b"):
+        df[col] = pd.Series(list(df[col]), index=df.index, dtype=object)
+    typed = _typed(df, keep=("changed", "inputs_a", "inputs_b", "outputs_a", "outputs_b"))
+    out = DiffFrame(typed)
+    out.run_a, out.run_b, out.relation, out.compared = id_a, id_b, relation, len(names)
+    return out

@@ -95,7 +95,7 @@ def _context(ex: Execution, step: PlannedStep) -> dict[str, Any]:
         "not_undone": [
             s.name
             for s in ex.plan.steps
-            if ex.state[s.name] == "COMPLETED" and not s.is_approval and s.name not in undone
+            if ex.state[s.name] == "COMPLETED" and s.type == "action" and s.name not in undone
         ],
         "started_by": ex.started_by,
     }

@@ -49,7 +49,7 @@ class WorkflowMagics(Magics):
         """
         try:
             if cell is None:
-                result = commands.run_line(line)
+                result = commands.run_line(line, evaluate=self.shell.ev if self.shell is not None else None)
                 if isinstance(result, str):
                     print(result)
                     return None

@@ -16,6 +16,7 @@ from .approvalspec import fields_json
 from .conditions import Condition
 from .expressions import Resolver, compile_value, find_references
 from .spec import RetrySpec, WorkflowSpec, fingerprint_of
+from .stepkinds import ON_TIMEOUT
 
 __all__ = ["Plan", "PlannedStep"]
 
@@ -46,7 +47,7 @@ class PlannedStep:
     escalate_to: tuple[str, ...] = ()
     condition: Condition | None = None
     #: steps whose outputs this step looks up (filled in only when the spec has a ``when``)
-    uses: tuple[str, ...] = ()
+    looks_up: tuple[str, ...] = ()
     #: may be SKIPPED: it has a ``when``, or uses the outputs of a step that may be; checked before it starts
     conditional: bool = False
     #: an approval: the steps it previews and checks before they run (its dependents up to the next
@@ -55,10 +56,21 @@ class PlannedStep:
     more_gated: int = 0
     #: an action step: the approvals that preview it (checked before it runs); empty on most steps
     gates: tuple[str, ...] = ()
+    #: a wait_event step: the event's name and its payload's JSON Schema; a workflow step: the child spec's file
+    event: str | None = None
+    schema: Any = None
+    uses: str | None = None
+    # Precomputed, so that the hot path asks one attribute, not the type's text:
+    waits: bool = False  # waits for something outside (a decision, an event): never runs on a worker
+    is_child: bool = False  # runs a child workflow
 
     @property
     def is_approval(self) -> bool:
         return self.type == "human_approval"
+
+    @property
+    def is_event(self) -> bool:
+        return self.type == "wait_event"
 
     def resolve_inputs(self, context: Mapping[str, Any]) -> dict[str, Any]:
         return self.resolver(context) if self.resolver else self.inputs  # type: ignore[no-any-return]
@@ -75,6 +87,7 @@ class Plan:
     steps: list[PlannedStep]
     by_name: dict[str, PlannedStep]
     max_parallel: int
+    has_children: bool = False  # some step runs a child workflow
 
     @classmethod
     def compile(cls, spec: WorkflowSpec, *, spec_json: str | None = None) -> Plan:
@@ -97,7 +110,12 @@ class Plan:
                     message_resolver=compile_value(s.message) if s.message else None,
                     approvers=tuple(s.approvers),
                     timeout=s.timeout,
-                    on_timeout=s.on_timeout,
+                    on_timeout=s.on_timeout or ON_TIMEOUT.get(s.type, ("reject",))[0],
+                    event=s.event,
+                    schema=s.payload_schema,
+                    uses=s.uses,
+                    waits=s.type in ("human_approval", "wait_event"),
+                    is_child=s.type == "workflow",
                 )
             )
             if s.type == "human_approval":
@@ -126,6 +144,7 @@ class Plan:
             steps=steps,
             by_name=by_name,
             max_parallel=spec.max_parallel,
+            has_children=any(p.is_child for p in steps),
         )
 
     def levels(self) -> list[list[str]]:
@@ -176,10 +195,10 @@ def plan_steps_conditions(spec: WorkflowSpec, steps: list[PlannedStep], by_name:
                 for _, ref in find_references(value):
                     if ref.step is not None and ref.step in by_name:
                         used[ref.step] = None
-        p.uses = tuple(used)
+        p.looks_up = tuple(used)
     skippable: dict[str, bool] = {}
     for p in Plan.order(steps, by_name):
-        skippable[p.name] = p.condition is not None or any(skippable.get(u, False) for u in p.uses)
+        skippable[p.name] = p.condition is not None or any(skippable.get(u, False) for u in p.looks_up)
         p.conditional = skippable[p.name]
 
 
@@ -200,6 +219,9 @@ def plan_gates(steps: list[PlannedStep], by_name: dict[str, PlannedStep]) -> Non
             step = by_name[name]
             if step.is_approval:
                 continue  # the next approval gates what follows it
+            if step.type != "action":  # an event or a child workflow: nothing of its own to preview
+                queue.extend(step.dependents)
+                continue
             if len(found) < limits.MAX_PREVIEW_STEPS:
                 found.append(name)
                 step.gates = (*step.gates, approval.name)

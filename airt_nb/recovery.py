@@ -135,6 +135,10 @@ class RecoveryHost(Protocol):
         """Send the approval's reminder (``kind="remind"``) or escalation at ``due`` (epoch seconds)."""
         ...
 
+    def expire_event_at(self, workflow_id: str, step_name: str, due: float) -> None:
+        """Apply the ``on_timeout`` of a ``wait_event`` step still waiting at ``due`` (epoch seconds)."""
+        ...
+
 
 class Recovery:
     """The sweeps of one engine (see the module docstring)."""
@@ -303,7 +307,8 @@ class Recovery:
         return fair_share(total, max(takers, 1))
 
     def arm_deadlines(self) -> None:
-        """Arm a timer for every pending approval's deadline, reminder and escalation in the database."""
+        """Arm the timers the database holds: every pending approval's deadline, reminder and
+        escalation, and the deadlines of steps waiting for events."""
         for approval_id, _workflow_id, deadline in self.host.store.pending_deadlines():
             if approval_id not in self._deadlines:
                 self._deadlines.add(approval_id)
@@ -312,9 +317,12 @@ class Recovery:
             if self._timers.get((approval_id, kind)) != due:
                 self._timers[(approval_id, kind)] = due
                 self.host.approval_timer_at(approval_id, kind, to_epoch(due))
+        for workflow_id, step_name, deadline in self.host.store.event_deadlines():
+            if f"{workflow_id}/{step_name}" not in self._deadlines:
+                self.host.expire_event_at(workflow_id, step_name, to_epoch(deadline))
 
-    def forget_deadline(self, approval_id: str) -> None:
-        self._deadlines.discard(approval_id)
+    def forget_deadline(self, key: str) -> None:
+        self._deadlines.discard(key)
 
     def note_timer(self, approval_id: str, kind: str, due: str) -> None:
         self._timers[(approval_id, kind)] = due
@@ -322,8 +330,13 @@ class Recovery:
     def forget_timer(self, approval_id: str, kind: str) -> None:
         self._timers.pop((approval_id, kind), None)
 
-    def note_deadline(self, approval_id: str) -> None:
-        self._deadlines.add(approval_id)
+    def note_deadline(self, key: str) -> bool:
+        """Remember that the timer of ``key`` (an approval id, or ``workflow_id/step_name``) is armed;
+        False if it was already."""
+        if key in self._deadlines:
+            return False
+        self._deadlines.add(key)
+        return True
 
     # -- sweeps ---------------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from . import limits
 from .actions import Registry, default_registry
@@ -27,6 +27,7 @@ from .errors import SpecError
 from .expressions import ExpressionError, find_references
 from .fields import FieldSpec
 from .specgraph import Ancestry, find_cycle
+from .stepkinds import ON_TIMEOUT, event_problems, kind_problems
 from .suggest import did_you_mean
 from .yamltext import YamlTextError, field_path, line_of, parse
 
@@ -87,10 +88,12 @@ class RetrySpec(_Model):
 
 
 class StepSpec(_Model):
-    """One step: an action to run, or a ``human_approval`` to wait for (see :mod:`airt_nb.approvalspec`)."""
+    """One step: an action to run, a ``human_approval`` or an event to wait for, or a child ``workflow``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     name: str = Field(pattern=NAME_PATTERN, max_length=100)
-    type: Literal["action", "human_approval"] = "action"
+    type: Literal["action", "human_approval", "wait_event", "workflow"] = "action"
     description: str | None = None
     action: str | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
@@ -99,7 +102,7 @@ class StepSpec(_Model):
     message: str | None = None
     approvers: list[str] = Field(default_factory=list)
     timeout: float | None = None
-    on_timeout: Literal["reject", "approve"] = "reject"
+    on_timeout: str | None = None  # each waiting kind has its choices (see stepkinds)
     fields: dict[str, FieldSpec] = Field(default_factory=dict)
     min_approvals: int = 1
     exclude_requester: StrictBool = False
@@ -107,6 +110,17 @@ class StepSpec(_Model):
     remind_every: float | None = None
     escalate: EscalateSpec | None = None
     when: WhenSpec | None = None
+    event: str | None = None
+    payload_schema: dict[str, Any] | bool | None = Field(default=None, alias="schema")
+    uses: str | None = Field(default=None, max_length=4096)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_on_timeout(cls, data: Any) -> Any:
+        # Each kind that waits has its own default (approvals: reject; events: fail).
+        if isinstance(data, Mapping) and data.get("on_timeout") is None and data.get("type") in ON_TIMEOUT:
+            return {**data, "on_timeout": ON_TIMEOUT[data["type"]][0]}
+        return data
 
     @field_validator("timeout", "remind_every", mode="before")
     @classmethod
@@ -167,7 +181,7 @@ class WorkflowSpec(_Model):
 
     def to_json(self) -> str:
         """The spec as JSON (every field, defaults included): what is stored and fingerprinted."""
-        return self.model_dump_json()
+        return self.model_dump_json(by_alias=True)
 
     @property
     def fingerprint(self) -> str:
@@ -217,7 +231,7 @@ def _allowed_keys(loc: tuple[Any, ...], data: Any) -> list[str]:
     if len(loc) == 1:
         return list(WorkflowSpec.model_fields)
     if loc[0] == "steps" and len(loc) == 3:
-        return list(StepSpec.model_fields)
+        return [f.alias or name for name, f in StepSpec.model_fields.items()]
     if loc[0] == "steps" and len(loc) == 4 and loc[2] == "retry":
         return list(RetrySpec.model_fields)
     if loc[0] == "steps" and len(loc) == 4 and loc[2] == "escalate":
@@ -233,9 +247,10 @@ def _allowed_keys(loc: tuple[Any, ...], data: Any) -> list[str]:
 
 
 def _semantic_problems(
-    spec: WorkflowSpec, lines: Mapping, registry: Registry, *, finite_checked: bool = False
+    spec: WorkflowSpec, lines: Mapping, registry: Registry, *, finite_checked: bool = False, check_actions: bool = True
 ) -> list[tuple]:
-    """Problems pydantic cannot see; ``finite_checked``: the spec is known to hold no ``inf``/``nan``."""
+    """Problems pydantic cannot see; ``finite_checked``: the spec is known to hold no ``inf``/``nan``;
+    ``check_actions``: unknown actions are problems (not for a spec another process will run)."""
     problems: list[tuple] = []
 
     def add(path: tuple[Any, ...], message: str) -> None:
@@ -266,22 +281,9 @@ def _semantic_problems(
         )
 
     depends_on = Ancestry(deps) if not cycle else None
+    event_problems(spec.steps, add)
     for i, step in enumerate(spec.steps):
-        if step.type == "action":
-            if not step.action:
-                add(("steps", i), "an action step needs 'action: <name>' (or type: human_approval)")
-            for key in ("message", "timeout"):
-                if getattr(step, key) is not None:
-                    add(("steps", i, key), f"{key!r} applies to human_approval steps only; remove it")
-            if step.approvers:
-                add(("steps", i, "approvers"), "'approvers' applies to human_approval steps only; remove it")
-        else:
-            if step.action:
-                add(("steps", i, "action"), "a human_approval step runs no action; remove 'action'")
-            if step.inputs:
-                add(("steps", i, "inputs"), "a human_approval step takes no inputs; use 'message'")
-            if step.retry:
-                add(("steps", i, "retry"), "a human_approval step is not retried; remove 'retry'")
+        kind_problems(step, add, ("steps", i))
 
         step_problems(spec, step, i, add)
         dynamic: set[str] = set()
@@ -327,7 +329,9 @@ def _semantic_problems(
         reported = len(problems)
         if step.type == "action" and step.action:
             act = registry.get(step.action)
-            if act is None:
+            if act is None and not check_actions:
+                pass
+            elif act is None:
                 known = ", ".join(n for n in registry.names()) or "none"
                 hint = did_you_mean(step.action, registry.names())
                 add(
@@ -395,12 +399,16 @@ def _check_limits(data: Mapping[str, Any], lines: Mapping, name: str | None) -> 
 # -- entry point ----------------------------------------------------------------------------
 
 
-def load_spec(source: str | Mapping[str, Any] | WorkflowSpec, *, registry: Registry | None = None) -> WorkflowSpec:
+def load_spec(
+    source: str | Mapping[str, Any] | WorkflowSpec, *, registry: Registry | None = None, check_actions: bool = True
+) -> WorkflowSpec:
     """Parse and validate a workflow spec.
 
     ``source`` is YAML text, a dict of the same shape, or a ``WorkflowSpec``.
     Raises :class:`~airt_nb.SpecError` with every problem found, each naming
-    its YAML line and field.
+    its YAML line and field.  With ``check_actions=False`` an action this
+    process does not know is not a problem (a schedule added from a terminal
+    names actions that the worker running it imports).
 
     Examples
     --------
@@ -416,7 +424,7 @@ def load_spec(source: str | Mapping[str, Any] | WorkflowSpec, *, registry: Regis
     """
     registry = registry or default_registry
     if isinstance(source, WorkflowSpec):
-        data: Any = source.model_dump()
+        data: Any = source.model_dump(by_alias=True)
         lines: dict[tuple[Any, ...], int] = {}
     elif isinstance(source, str):
         try:
@@ -442,7 +450,7 @@ def load_spec(source: str | Mapping[str, Any] | WorkflowSpec, *, registry: Regis
     except pydantic.ValidationError as exc:
         problems = sorted(_pydantic_problems(exc, data, lines), key=lambda p: p[0] or 0)
         raise SpecError(problems, workflow=name) from None
-    problems = _semantic_problems(spec, lines, registry, finite_checked=plain)
+    problems = _semantic_problems(spec, lines, registry, finite_checked=plain, check_actions=check_actions)
     if problems:
         raise SpecError(sorted(problems, key=lambda p: p[0] or 0), workflow=spec.name)
     return spec

@@ -203,7 +203,8 @@ def spec_markdown(meanings: Mapping[str, Any]) -> Result:
         (StepSpec, "step", "A step (each item of `steps:`)"),
         (RetrySpec, "retry", "`retry:` (of an action step)"),
     ):
-        fields = model.model_fields
+        # The keys as a spec writes them (a field's alias, e.g. ``schema``, where it has one).
+        fields = {f.alias or name: f for name, f in model.model_fields.items()}
         section_meanings = meanings.get(section, {})
         problems += _described(f"spec key {section}.", list(fields), section_meanings)
         rows = [

@@ -65,6 +65,7 @@ def test_tutorial_notebooks_name_their_kernel_and_carry_no_outputs() -> None:
         "03-recovery.ipynb",
         "04-analysis.ipynb",
         "05-policy.ipynb",
+        "06-iterate.ipynb",
     ]
     for book in books:
         data = json.loads(book.read_text())

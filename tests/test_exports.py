@@ -24,6 +24,7 @@ def test_public_names_are_exactly_these() -> None:
         "steps",
         "approvals",
         "compensations",
+        "diff",
         "load_ipython_extension",
     }
     for name in airt_nb.__all__:
@@ -36,6 +37,7 @@ def test_every_error_is_an_airt_error() -> None:
         "ActionError",
         "PolicyError",
         "ApprovalError",
+        "EventError",
         "WorkflowStateError",
         "NotFoundError",
         "StoreError",

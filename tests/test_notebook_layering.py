@@ -62,12 +62,12 @@ def test_notebook_entry_points_are_exported_and_lazy() -> None:
 # The engine hosts executions, decisions and sweeps; they reach it only through their *Host protocols.
 HOSTED = (
     "execution", "compensation", "decisions", "recovery", "leases", "policy_gate", "failures", "gating",
-    "reminders", "approval_rules",
+    "reminders", "approval_rules", "wait_events", "subworkflows", "aioloop",
 )  # fmt: skip
 CORE = (
     "engine", *HOSTED, "spec", "plan", "actions", "context", "expressions", "limits", "ownership", "timers",
     "events", "errors", "identity", "timeutil", "run", "webhooks", "urls", "undocopies", "store", "session",
-    "fields", "conditions", "approvalspec", "preview", "specgraph", "policy",
+    "fields", "conditions", "approvalspec", "preview", "specgraph", "policy", "stepkinds", "forks", "schedules",
 )  # fmt: skip
 
 

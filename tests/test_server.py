@@ -326,6 +326,67 @@ def test_decided_approvals_are_listed_by_status(server: Server, notebook: airt_n
     assert approval_id not in [a["approval_id"] for a in pending]
 
 
+# -- events --------------------------------------------------------------------------------------------
+
+EVENT_SPEC = """
+name: waits-for-ci
+steps:
+  - name: ci
+    type: wait_event
+    event: ci.done
+    schema: {type: object, required: [passed]}
+  - name: after
+    action: wait
+    inputs: {seconds: 0}
+"""
+
+
+def send(client: httpx.Client, workflow_id: str, event: str, body: Any) -> httpx.Response:
+    return client.post(f"/airt/api/workflows/{workflow_id}/events/{event}", content=json.dumps(body))
+
+
+def test_an_event_is_sent_as_the_authenticated_owner_and_the_run_goes_on(
+    server: Server, notebook: airt_nb.Engine
+) -> None:
+    run = notebook.start(EVENT_SPEC)
+    assert run.wait(timeout=20) == "PAUSED"
+    with server.client() as client:
+        answer = send(client, run.id, "ci.done", {"payload": {"passed": True}, "by": "mallory"})
+        detail = client.get(f"/airt/api/workflows/{run.id}").json()
+
+    assert answer.status_code == 200, answer.text
+    event = answer.json()["event"]
+    assert (event["sent_by"], event["auth"], event["payload"]) == (OWNER, "jupyter", {"passed": True})
+    assert detail["events"][0]["status"] == "RECEIVED"
+    assert run.wait(timeout=20) == "COMPLETED"  # the notebook's engine carries it on
+    assert run.outputs["ci"] == {"passed": True}
+
+
+def test_each_refused_event_has_its_status(server: Server, notebook: airt_nb.Engine) -> None:
+    run = notebook.start(EVENT_SPEC)
+    assert run.wait(timeout=20) == "PAUSED"
+    with server.client() as client:
+        unknown_workflow = send(client, "fedcba9876543210", "ci.done", {"payload": {}})
+        unknown_event = send(client, run.id, "ci.dne", {"payload": {"passed": True}})
+        refused = send(client, run.id, "ci.done", {"payload": {"passed_": True}})
+        not_json = client.post(f"/airt/api/workflows/{run.id}/events/ci.done", content=b"{nope")
+        first = send(client, run.id, "ci.done", {"payload": {"passed": False}})
+        again = send(client, run.id, "ci.done", {"payload": {"passed": True}})
+    with server.client(token=None) as anonymous:
+        unauthenticated = send(anonymous, run.id, "ci.done", {"payload": {"passed": True}})
+
+    assert unknown_workflow.status_code == 404
+    assert unknown_event.status_code == 400
+    assert "no step waiting for event 'ci.dne'" in unknown_event.json()["message"]
+    assert refused.status_code == 400
+    assert "'passed' is a required property" in refused.json()["message"]
+    assert not_json.status_code == 400
+    assert first.status_code == 200
+    assert again.status_code == 409
+    assert unauthenticated.status_code == 403
+    assert [e.payload for e in notebook.store.sent_events(workflow_id=run.id)] == ['{"passed": false}']
+
+
 # -- links in webhooks ------------------------------------------------------------------------------
 
 

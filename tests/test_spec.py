@@ -168,7 +168,12 @@ BAD = [
         "steps[0].on_timeout",
         "'reject' or 'approve'",
     ),
-    ("name: x\nsteps:\n  - name: r\n    type: manual\n", 4, "steps[0].type", "'action' or 'human_approval'"),
+    (
+        "name: x\nsteps:\n  - name: r\n    type: manual\n",
+        4,
+        "steps[0].type",
+        "'human_approval', 'wait_event' or 'workflow'",
+    ),
     ("name: x\nsteps: []\n", 2, "steps", "at least 1 item"),
     ("steps:\n  - name: a\n    action: count\n    inputs: {n: 1}\n", 1, "name", "'name' is required"),
     ("name: x\nname: y\nsteps: []\n", 2, "name", "appears twice"),
@@ -249,7 +254,7 @@ def test_unknown_key_message_lists_the_allowed_keys() -> None:
     assert str(info.value) == (
         "workflow 'x': invalid workflow spec: line 6, steps[0].retries: unknown key 'retries'; allowed here: "
         "name, type, description, action, inputs, depends_on, retry, message, approvers, timeout, on_timeout, "
-        "fields, min_approvals, exclude_requester, authenticated, remind_every, escalate, when"
+        "fields, min_approvals, exclude_requester, authenticated, remind_every, escalate, when, event, schema, uses"
     )
 
 

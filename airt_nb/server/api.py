@@ -5,10 +5,11 @@ who is authenticated, and call these functions on a worker thread; every
 refusal is an :class:`ApiError` carrying the HTTP status that fits it:
 
 ======  ==================================================================
-400     a bad value in the request (unknown status, decision, values...)
+400     a bad value in the request (unknown status, decision, values, an event no step waits for,
+        a payload its schema refuses...)
 403     the authenticated user may not decide (``PolicyError``)
 404     no such approval or workflow
-409     already decided, or the workflow no longer waits for a decision
+409     already decided (or sent), or the workflow no longer waits for a decision (or event)
 503     no database yet, or the server is shutting down
 ======  ==================================================================
 
@@ -27,7 +28,7 @@ import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AirtError, ApprovalError, NotFoundError, PolicyError, WorkflowStateError
+from ..errors import AirtError, ApprovalError, EventError, NotFoundError, PolicyError, WorkflowStateError
 from ..store.records import ApprovalRecord, DecisionRecord, WorkflowRecord
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ __all__ = [
     "decide",
     "list_approvals",
     "parse_decision",
+    "parse_event",
+    "send_event",
     "workflow_detail",
 ]
 
@@ -142,7 +145,48 @@ def workflow_detail(engine: Engine, workflow_id: str) -> dict[str, Any]:
         "attempts": [dict(zip(keys, row, strict=True)) for row in store.attempts(full_id)],
         "approvals": [approval_json(a) for a in store.approvals(workflow_id=full_id)],
         "compensations": [_decoded(asdict(c)) for c in store.compensations(full_id)],
+        "events": [_event_json(e) for e in store.sent_events(workflow_id=full_id)],
+        "children": [_workflow_json(c) for c in store.children(full_id)],
     }
+
+
+def _event_json(record: Any) -> dict[str, Any]:
+    data = asdict(record)
+    data["payload"] = record.data
+    return data
+
+
+def parse_event(body: bytes) -> Any:
+    """The payload of an event from a request body ``{"payload": ...}`` (absent: null); a name in it is ignored.
+
+    >>> parse_event(b'{"payload": {"passed": true}, "by": "mallory"}')
+    {'passed': True}
+    """
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        raise ApiError(400, 'the body must be JSON: {"payload": ...}') from None
+    if not isinstance(data, dict):
+        raise ApiError(400, 'the body must be a JSON object: {"payload": ...}')
+    return data.get("payload")
+
+
+def send_event(
+    engine: Engine, workflow_id: str, event: str, payload: Any, *, user: str, authenticated_by: str | None
+) -> dict[str, Any]:
+    """Send ``event`` to a workflow as ``user`` (the identity the server authenticated, never a name
+    from the request); returns the recorded event and the workflow's status."""
+    try:
+        full_id = engine.resolve_id(workflow_id)
+        record = engine.send(full_id, event, payload, by=user, authenticated_by=authenticated_by)
+    except NotFoundError as exc:
+        raise ApiError(404, _text(exc)) from None
+    except EventError as exc:
+        raise ApiError(409 if exc.conflict else 400, _text(exc)) from None
+    except AirtError as exc:
+        raise ApiError(400, _text(exc)) from None
+    workflow = engine.store.workflow(full_id)
+    return {"event": _event_json(record), "workflow_status": workflow.status if workflow else None}
 
 
 def parse_decision(body: bytes) -> tuple[bool, str | None, dict[str, Any] | None]:

@@ -29,7 +29,7 @@ from traitlets import Unicode, default
 
 from ..identity import current_user
 from . import api
-from .handlers import ApprovalsHandler, DecisionHandler, PageHandler, StaticHandler, WorkflowHandler
+from .handlers import ApprovalsHandler, DecisionHandler, EventHandler, PageHandler, StaticHandler, WorkflowHandler
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -120,6 +120,10 @@ class AirtApp(ExtensionApp):
                 (r"/airt/api/approvals", ApprovalsHandler),
                 (rf"/airt/api/approvals/{_ID.format('approval_id')}/decision", DecisionHandler),
                 (rf"/airt/api/workflows/{_ID.format('workflow_id')}", WorkflowHandler),
+                (
+                    rf"/airt/api/workflows/{_ID.format('workflow_id')}/events/{_ID.format('event')}",
+                    EventHandler,
+                ),
             ]
         )
 

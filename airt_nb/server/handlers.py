@@ -30,7 +30,7 @@ from . import api
 if TYPE_CHECKING:
     from .app import AirtApp
 
-__all__ = ["ApprovalsHandler", "DecisionHandler", "PageHandler", "WorkflowHandler", "identity"]
+__all__ = ["ApprovalsHandler", "DecisionHandler", "EventHandler", "PageHandler", "WorkflowHandler", "identity"]
 
 STATIC = Path(__file__).parent / "static"
 # Identity providers whose user is a random "anonymous" name: whoever holds the server's token or
@@ -182,4 +182,18 @@ class DecisionHandler(_Api):
         name, how = self.whoami()
         result = await self.call(api.decide, approval_id, approve, reason, values, user=name, authenticated_by=how)
         self.log.info("airt: %s %s approval %s", name, "approved" if approve else "rejected", approval_id)
+        self.send(result)
+
+
+class EventHandler(_Api):
+    """``POST /airt/api/workflows/{workflow_id}/events/{event}`` with ``{"payload": ...}``: sent as the
+    authenticated identity, like a decision."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, workflow_id: str, event: str) -> None:
+        payload = api.parse_event(self.request.body)
+        name, how = self.whoami()
+        result = await self.call(api.send_event, workflow_id, event, payload, user=name, authenticated_by=how)
+        self.log.info("airt: %s sent event %s to workflow %s", name, event, workflow_id)
         self.send(result)

@@ -19,6 +19,8 @@ from .records import (
     DeliveryRecord,
     EngineRecord,
     EventRecord,
+    ScheduleRecord,
+    SentEventRecord,
     StepRecord,
     WorkflowRecord,
 )
@@ -29,6 +31,8 @@ from .writes import (
     DECISION_COLS,
     DELIVERY_COLS,
     ENGINE_COLS,
+    EVENT_COLS,
+    SCHEDULE_COLS,
     STEP_COLS,
     WF_COLS,
 )
@@ -145,6 +149,71 @@ class Reads:
             (workflow_id,),
         )
         return [EventRecord(*r) for r in rows]
+
+    # -- forks, children, events, schedules ------------------------------------------------------
+
+    def children(self, parent_id: str) -> list[WorkflowRecord]:
+        """The workflows ``parent_id``'s steps started, in the order they were started."""
+        rows = self.query(
+            f"SELECT {WF_COLS} FROM workflows WHERE parent_id = ? ORDER BY created_at, workflow_id", (parent_id,)
+        )
+        return [WorkflowRecord(*r) for r in rows]
+
+    def child_of(self, parent_id: str, step_name: str) -> WorkflowRecord | None:
+        rows = self.query(
+            f"SELECT {WF_COLS} FROM workflows WHERE parent_id = ? AND parent_step = ?", (parent_id, step_name)
+        )
+        return WorkflowRecord(*rows[0]) if rows else None
+
+    def forks_of(self, workflow_id: str) -> list[str]:
+        rows = self.query("SELECT workflow_id FROM workflows WHERE forked_from = ? ORDER BY created_at", (workflow_id,))
+        return [r[0] for r in rows]
+
+    def carried_pending(self, origin: str) -> int:
+        """How many intents carried from ``origin`` into forks are still to run (its undo copies are needed)."""
+        rows = self.query(
+            "SELECT COUNT(*) FROM compensation_log WHERE origin = ? AND status IN ('PENDING', 'FAILED')", (origin,)
+        )
+        return int(rows[0][0])
+
+    def sent_events(
+        self, *, workflow_id: str | None = None, event: str | None = None, status: str | None = None
+    ) -> list[SentEventRecord]:
+        where, params = _where(("workflow_id", workflow_id), ("event", event), ("status", status))
+        rows = self.query(f"SELECT {EVENT_COLS} FROM sent_events{where} ORDER BY event_id", params)
+        return [SentEventRecord(*r) for r in rows]
+
+    def event_deadlines(self, limit: int = 100) -> list[tuple[str, str, str]]:
+        """``(workflow_id, step_name, deadline)`` of ``wait_event`` steps waiting with a deadline, soonest first."""
+        return self.query(
+            "SELECT workflow_id, step_name, next_attempt_at FROM workflow_steps WHERE status = 'WAITING' "
+            "AND type = 'wait_event' AND next_attempt_at IS NOT NULL ORDER BY next_attempt_at LIMIT ?",
+            (limit,),
+        )
+
+    def spec_text(self, spec_hash: str) -> str | None:
+        rows = self.query("SELECT spec FROM workflow_specs WHERE spec_hash = ?", (spec_hash,))
+        return rows[0][0] if rows else None
+
+    def schedules(self, *, schedule_id: str | None = None) -> list[ScheduleRecord]:
+        where, params = _where(("schedule_id", schedule_id))
+        rows = self.query(f"SELECT {SCHEDULE_COLS} FROM schedules{where} ORDER BY created_at, schedule_id", params)
+        return [ScheduleRecord(*r) for r in rows]
+
+    def due_schedules(self, now: str, limit: int = 100) -> list[ScheduleRecord]:
+        rows = self.query(
+            f"SELECT {SCHEDULE_COLS} FROM schedules WHERE next_fire_at <= ? ORDER BY next_fire_at LIMIT ?",
+            (now, limit),
+        )
+        return [ScheduleRecord(*r) for r in rows]
+
+    def firings(self, schedule_id: str) -> list[tuple[str, str, str, str | None, int]]:
+        """``(slot, workflow_id, fired_at, fired_by, missed)`` of a schedule's firings, oldest first."""
+        return self.query(
+            "SELECT slot, workflow_id, fired_at, fired_by, missed FROM schedule_firings WHERE schedule_id = ? "
+            "ORDER BY slot",
+            (schedule_id,),
+        )
 
     # -- engines and leases ----------------------------------------------------------------------
 
@@ -388,8 +457,8 @@ class Reads:
 TABLES = {
     "workflows": (
         "SELECT workflow_id, name, status, created_at, updated_at, finished_at, error, started_by, "
-        "total_steps, done_steps, waiting_for, warnings, workdir, session, home, lease_owner, inputs, spec_hash "
-        "FROM workflows",
+        "total_steps, done_steps, waiting_for, warnings, workdir, session, home, lease_owner, inputs, spec_hash, "
+        "forked_from, parent_id, parent_step FROM workflows",
         "status",
         "created_at, workflow_id",
     ),
@@ -427,6 +496,7 @@ TABLES = {
         "event_id",
     ),
     "engines": (f"SELECT {ENGINE_COLS} FROM engines", "closed_at", "started_at"),
+    "sent_events": (f"SELECT {EVENT_COLS} FROM sent_events", "status", "event_id"),
 }
 
 

@@ -20,6 +20,8 @@ __all__ = [
     "DeliveryRecord",
     "EngineRecord",
     "EventRecord",
+    "ScheduleRecord",
+    "SentEventRecord",
     "StepRecord",
     "WorkflowRecord",
 ]
@@ -56,6 +58,9 @@ class WorkflowRecord:
     workdir: str | None = None
     session: str | None = None
     home: str | None = None
+    forked_from: str | None = None
+    parent_id: str | None = None
+    parent_step: str | None = None
 
     @property
     def warning_list(self) -> list[str]:
@@ -98,6 +103,7 @@ class CompensationRecord:
     executed_at: str | None
     error: str | None
     note: str | None = None
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,3 +243,43 @@ class EventRecord:
     event: str
     by: str | None
     detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SentEventRecord:
+    """An event sent to a workflow (:meth:`airt_nb.Engine.send`): ``PENDING`` until the step that
+    waits for it receives it (``RECEIVED``, with ``step_name`` and ``received_at``)."""
+
+    event_id: int
+    workflow_id: str
+    event: str
+    payload: str | None
+    status: str
+    sent_at: str
+    sent_by: str | None
+    auth: str | None
+    step_name: str | None
+    received_at: str | None
+
+    @property
+    def data(self) -> Any:
+        """The payload, decoded."""
+        return loads(self.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A workflow started on a cron schedule (:meth:`airt_nb.Engine.schedule`)."""
+
+    schedule_id: str
+    name: str
+    cron: str
+    timezone: str
+    spec_hash: str
+    inputs: str
+    workdir: str | None
+    created_at: str
+    created_by: str | None
+    next_fire_at: str
+    last_fired_at: str | None
+    last_workflow_id: str | None

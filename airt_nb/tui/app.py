@@ -265,7 +265,9 @@ class DetailScreen(_Base):
                     (
                         str(s.position + 1),
                         s.step_name,
-                        "approval" if s.type == "human_approval" else s.action or "",
+                        {"human_approval": "approval", "wait_event": "event", "workflow": "workflow"}.get(
+                            s.type, s.action or ""
+                        ),
                         status_text(s.status),
                         str(s.attempt or ""),
                         fmt_duration(seconds_between(s.started_at, s.finished_at)) if s.started_at else "",

@@ -53,6 +53,11 @@ class PlanView:
             gated = ", ".join(self.gates[name]) or "nothing (last step)"
             extra = f" ({'; '.join(rules)})" if rules else ""
             text = f"approval{who}{extra}, gates {gated}"
+        elif step.is_event:
+            within = f" within {step.timeout:g} s" if step.timeout else ""
+            text = f"waits for event {step.event}{within}"
+        elif step.is_child:
+            text = f"runs workflow {step.uses}"
         else:
             retry = f", up to {step.retry.max_attempts} attempts" if step.retry else ""
             text = f"{step.action}{retry}"
@@ -66,7 +71,7 @@ class PlanView:
         parts = []
         if step.condition is not None:
             parts.append(f"only when {step.condition.describe()}")
-        skippable = [u for u in step.uses if self.plan.by_name[u].conditional]
+        skippable = [u for u in step.looks_up if self.plan.by_name[u].conditional]
         if skippable:
             parts.append(f"skipped if {' or '.join(skippable)} is skipped")
         return " · " + "; ".join(parts)

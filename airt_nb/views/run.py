@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..store.protocol import Store
     from ..store.records import ApprovalRecord, CompensationRecord, DecisionRecord, StepRecord, WorkflowRecord
 
-__all__ = ["FULL_TABLE_STEPS", "RunState", "optional_rows", "read_run", "summary_text"]
+__all__ = ["FULL_TABLE_STEPS", "RunState", "optional_rows", "read_run", "spec_facts", "summary_text"]
 
 #: Up to this many steps a panel lists them all; a longer workflow shows a window around what runs now.
 FULL_TABLE_STEPS = 60
@@ -52,6 +52,10 @@ class RunState:
     events: list[dict[str, Any]]
     limits: dict[str, int]
     owner_id: str | None = None
+    #: what each step waits for or runs, from the spec: ``{step: {"event": NAME}}`` / ``{"uses": PATH}``
+    kinds: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: the child workflows its ``workflow`` steps started
+    children: list[WorkflowRecord] = field(default_factory=list)
     now: float = field(default_factory=lambda: datetime.now(UTC).timestamp())
     #: ``False`` for a saved view: times are shown as clock times, without "3 min ago" (which would
     #: be wrong by the time someone reads it) and running durations as "since ..."
@@ -83,6 +87,10 @@ class RunState:
 
     def compensation_of(self, step: str) -> CompensationRecord | None:
         found = [c for c in self.compensations if c.step_name == step]
+        return found[-1] if found else None
+
+    def child_of(self, step: str) -> WorkflowRecord | None:
+        found = [c for c in self.children if c.parent_step == step]
         return found[-1] if found else None
 
     def approval_of(self, step: str) -> ApprovalRecord | None:
@@ -140,11 +148,22 @@ class RunState:
 
 
 def _limits(record: WorkflowRecord) -> dict[str, int]:
+    return spec_facts(record)[0]
+
+
+def spec_facts(record: WorkflowRecord) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
+    """``(attempts allowed per step, what event or child spec each step waits for)`` from the spec."""
     try:
         spec = json.loads(record.spec)
     except (TypeError, ValueError):
-        return {}
-    return {s["name"]: (s.get("retry") or {}).get("max_attempts", 1) for s in spec.get("steps", [])}
+        return {}, {}
+    limits, kinds = {}, {}
+    for s in spec.get("steps", []):
+        limits[s["name"]] = (s.get("retry") or {}).get("max_attempts", 1)
+        found = {k: s[k] for k in ("event", "uses") if s.get(k)}
+        if found:
+            kinds[s["name"]] = found
+    return limits, kinds
 
 
 def read_run(
@@ -153,8 +172,11 @@ def read_run(
     *,
     owner_id: str | None = None,
     limits: dict[str, int] | None = None,
+    kinds: dict[str, dict[str, str]] | None = None,
 ) -> RunState | None:
-    """Read one run for display; ``None`` if the database has no such workflow."""
+    """Read one run for display; ``None`` if the database has no such workflow.
+
+    ``limits`` and ``kinds`` are what :func:`spec_facts` read from its spec last time (a panel keeps them)."""
     record = store.workflow(workflow_id)
     if record is None:
         return None
@@ -162,6 +184,8 @@ def read_run(
     # A long workflow shows a window of its steps: reading and rendering thousands of rows
     # several times a second would slow the run itself and flood the browser.
     steps = store.steps_window(workflow_id) if long else store.steps(workflow_id)
+    if limits is None or kinds is None:
+        limits, kinds = spec_facts(record)
     return RunState(
         record=record,
         steps=steps,
@@ -169,9 +193,11 @@ def read_run(
         compensations=store.compensations(workflow_id),
         attempts=optional_rows(store, "step_attempts", workflow_id),
         events=optional_rows(store, "workflow_events", workflow_id),
-        limits=limits if limits is not None else _limits(record),
+        limits=limits,
         owner_id=owner_id,
         decisions=store.decisions(workflow_id=workflow_id),
+        kinds=kinds,
+        children=store.children(workflow_id) if any("uses" in k for k in kinds.values()) else [],
     )
 
 
@@ -192,6 +218,10 @@ def summary_text(state: RunState) -> str:
             extra = f"  waiting for approval{count}: {short(pending.message or '', 80)}"
         elif s.status == "SKIPPED" and state.skip_reason(s.step_name):
             extra = f"  {short(state.skip_reason(s.step_name), 90)}"
+        elif s.status == "WAITING" and "event" in state.kinds.get(s.step_name, {}):
+            extra = f"  waiting for event {state.kinds[s.step_name]['event']}"
+        elif s.status == "WAITING" and (child := state.child_of(s.step_name)) is not None:
+            extra = f"  child workflow {child.workflow_id} {child.status}"
         took = fmt_duration(seconds_between(s.started_at, s.finished_at)) if s.finished_at else ""
         attempt = f"attempt {s.attempt}" if s.attempt > 1 else ""
         lines.append(f"  {s.step_name:<{width}}  {state.shown_status(s):<12} {attempt:<10} {took:>9}{extra}".rstrip())

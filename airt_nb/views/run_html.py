@@ -40,6 +40,8 @@ __all__ = [
     "steps_more_html",
 ]
 
+_KINDS = {"human_approval": "approval", "wait_event": "event", "workflow": "workflow"}
+
 #: The columns of the steps "table": each row is its own block, so they share a grid template.
 GRID = "display:grid;grid-template-columns:minmax(150px,1.4fr) 120px 64px 92px minmax(220px,3fr);column-gap:10px"
 _ROW = f"{GRID};font-size:12px;padding:2px 0;border-bottom:1px solid var(--airt-rule)"
@@ -81,6 +83,10 @@ def header_html(state: RunState) -> str:
     """Name, id, status, and one line of facts: when, who, where, how long."""
     record = state.record
     facts = [f"created {_when(state, record.created_at)}"]
+    if record.forked_from:
+        facts.append(f"fork of {record.forked_from}")
+    if record.parent_id:
+        facts.append(f"child of {record.parent_id} (step {record.parent_step})")
     if record.started_by:
         facts.append(f"started by {record.started_by}")
     where = where_running(record, state.owner_id)
@@ -178,7 +184,7 @@ def _details(state: RunState, step: StepRecord) -> str:
     if step.status == "SKIPPED":
         why = state.skip_reason(step.step_name)
         return f'<span class="airt-muted">not taken: {esc(why)}</span>' if why else ""
-    if step.status == "WAITING" and step.type != "human_approval":
+    if step.status == "WAITING" and step.type == "action":
         return '<span class="airt-notice">did not run: what it would do changed since the approval; asked again</span>'
     if step.type == "human_approval":
         approval = state.approval_of(step.step_name)
@@ -190,6 +196,19 @@ def _details(state: RunState, step: StepRecord) -> str:
             summary = f'<span class="{css}">{esc(decided_text(approval, state.now, live=state.live))}</span>'
         else:
             summary = ""
+    elif step.type == "wait_event" and step.status == "WAITING":
+        event = state.kinds.get(step.step_name, {}).get("event", "?")
+        deadline = f" until {esc(_when(state, step.next_attempt_at))}" if step.next_attempt_at else ""
+        return (
+            f'<span class="airt-notice">waiting for event <b>{esc(event)}</b>{deadline}</span> '
+            f'<span class="airt-muted">send it: <code>airt send {esc(state.workflow_id)} {esc(event)} --data '
+            "'{...}'</code></span>"
+        )
+    elif step.type == "workflow" and (child := state.child_of(step.step_name)) is not None and not step.error:
+        summary = (
+            f'<span class="airt-muted">child <code>{esc(child.workflow_id)}</code></span> {badge(child.status)} '
+            f'<span class="airt-muted">{child.done_steps} / {child.total_steps} steps</span>'
+        )
     elif step.error:
         summary = f'<span class="airt-error">{esc(short(step.error.splitlines()[0], 110))}</span>'
         if trace or "\n" in step.error:
@@ -203,6 +222,11 @@ def _details(state: RunState, step: StepRecord) -> str:
         summary = ""
     if earlier:
         parts.append(f'<div class="airt-muted">earlier attempts</div>{"".join(earlier)}')
+    if step.status == "FAILED" and state.record.status in TERMINAL:
+        parts.append(
+            f'<div class="airt-muted">run again from here (the steps before it are kept): '
+            f"<code>%workflow fork {esc(state.workflow_id)} --from {esc(step.step_name)}</code></div>"
+        )
     if inputs not in (None, {}):
         parts.append(f'<div class="airt-muted">inputs</div><pre>{esc(_pretty(inputs))}</pre>')
     if outputs is not None and step.type != "human_approval":
@@ -231,7 +255,7 @@ def step_row_html(state: RunState, step: StepRecord) -> str:
         took = f"{fmt_duration(seconds_between(step.started_at, None, state.now))}…"
     else:
         took = fmt_duration(seconds_between(step.started_at, step.finished_at)) if step.finished_at else ""
-    what = "approval" if step.type == "human_approval" else step.action or ""
+    what = _KINDS.get(step.type) or step.action or ""
     return (
         f'<div class="airt-step" data-step="{esc(step.step_name)}" style="{_ROW}">'
         f'<div><b>{esc(step.step_name)}</b> <span class="airt-muted">{esc(what)}</span></div>'
@@ -252,6 +276,10 @@ _EVENTS = {
     "asked_again": ("airt-notice", "↻", "asked again: {raw}"),
     "reminded": ("airt-muted", "✉", "reminder sent: {raw}"),
     "escalated": ("airt-notice", "⇧", "escalated: {raw}"),
+    "forked": ("airt-muted", "⑂", "{raw} (by {by})"),
+    "event_sent": ("airt-ok", "✉", "event {raw} sent by {by}"),
+    "event_timed_out": ("airt-notice", "⏱", "no event {raw} before the deadline"),
+    "child_failed": ("airt-error", "✘", "child workflow {raw} did not complete"),
 }
 
 

@@ -214,8 +214,13 @@ class DashboardPanel(LivePanel, widgets.VBox):
             if error
             else f'<span class="airt-muted">{esc(where)}</span>'
         )
+        origin = ""
+        if record.parent_id:
+            origin = f' <span class="airt-muted">↳ child of {esc(record.parent_id[:8])}</span>'
+        elif record.forked_from:
+            origin = f' <span class="airt-muted">⑂ fork of {esc(record.forked_from[:8])}</span>'
         return [
-            f"<b>{esc(record.name)}</b>",
+            f"<b>{esc(record.name)}</b>{origin}",
             badge(record.status),
             f"{record.done_steps} / {record.total_steps}",
             esc(took),

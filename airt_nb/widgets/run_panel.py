@@ -6,7 +6,10 @@ happened, and on demand its inputs, outputs, traceback and earlier
 attempts), the approval card while paused, the run's history (decisions,
 who cancelled or rolled back, an engine lost and who resumed), and
 ``Rollback`` / ``Cancel`` buttons where they apply, each asking for
-confirmation.  It renders from the database through the throttled path of
+confirmation.  A finished run offers **Fork from here** on each failed or
+finished step: the fork's own panel opens below, with the command that
+compares the two runs.  The child workflows of ``workflow`` steps show as
+panels of their own, nested under the steps.  It renders from the database through the throttled path of
 :mod:`.base`, so a run executed by another kernel, or before a restart,
 shows and updates the same way.
 
@@ -45,6 +48,8 @@ __all__ = ["RunPanel", "run_mimebundle"]
 _CANCELLABLE = ("RUNNING", "PAUSED", "PENDING")
 _ROLLBACKABLE = ("RUNNING", "PAUSED", "COMPLETED", "FAILED", "CANCELLED")
 _SETTLED = ("PAUSED", *TERMINAL)
+#: steps a finished run can be forked from: those that failed or finished
+_FORKABLE = ("FAILED", "COMPLETED", "COMPENSATED", "COMPENSATION_FAILED", "REJECTED")
 
 
 def run_mimebundle(run: Run) -> dict[str, Any]:
@@ -64,6 +69,7 @@ class RunPanel(LivePanel, widgets.VBox):
         self.workflow_id = run.id
         self.state: RunState | None = None
         self._limits: dict[str, int] | None = None
+        self._kinds: dict[str, dict[str, str]] | None = None
         self.header_html = html("", "airt-header", flex="1 1 auto")
         # The text ("2 / 3 steps") is the bar's description: value and text change in one message.
         self.progress = widgets.IntProgress(
@@ -80,8 +86,14 @@ class RunPanel(LivePanel, widgets.VBox):
         # update).  A long one: a window of rows, with counts, in one widget (one message a render).
         self.head_html = html(steps_head_html(), "airt-steps-head-row")
         self.rows: list[widgets.HTML] = []
+        self.fork_buttons: list[widgets.Button] = []  # "Fork from here", one beside each row
+        self._row_boxes: list[widgets.HBox] = []
         self.window_html = html("", "airt-steps-window", display="none")
         self.steps_box = widgets.VBox([self.head_html, self.window_html], _dom_classes=("airt-steps",))
+        self.children_box = widgets.VBox(_dom_classes=("airt-children",))  # child workflows' panels
+        self.child_panels: dict[str, RunPanel] = {}
+        self.forks_box = widgets.VBox(_dom_classes=("airt-forks",))  # forks made from this panel
+        self.fork_panels: list[RunPanel] = []
         self.card = ApprovalCard(run.engine, on_decided=lambda _: self.mark_dirty(), lock=self.lock)
         self.history_html = html("", "airt-history", display="none")
         self.rollback_button = button("Rollback", "airt-rollback", tooltip="Undo every completed step")
@@ -107,11 +119,13 @@ class RunPanel(LivePanel, widgets.VBox):
                 widgets.HBox([self.header_html, self.progress]),
                 self.notice_html,
                 self.steps_box,
+                self.children_box,
                 self.card,
                 self.history_html,
                 self.actions,
                 self.confirm_box,
                 self.message_html,
+                self.forks_box,
             ],
             _dom_classes=("airt-root", "airt-panel", "airt-run-panel", "airt-live"),
         )
@@ -120,11 +134,13 @@ class RunPanel(LivePanel, widgets.VBox):
     # -- rendering --------------------------------------------------------------------------------------
 
     def _render(self) -> None:
-        state = read_run(self.engine.store, self.workflow_id, owner_id=self.engine.owner_id, limits=self._limits)
+        state = read_run(
+            self.engine.store, self.workflow_id, owner_id=self.engine.owner_id, limits=self._limits, kinds=self._kinds
+        )
         if state is None:
             self.header_html.value = f"no workflow <code>{esc(self.workflow_id)}</code> in {esc(self.engine.db)}"
             return
-        self._limits = state.limits
+        self._limits, self._kinds = state.limits, state.kinds
         self.state = state
         record = state.record
         self.header_html.value = header_html(state)
@@ -144,6 +160,7 @@ class RunPanel(LivePanel, widgets.VBox):
         show(self.card, pending is not None)
         set_html(self.history_html, history_html(state))
         self._render_actions(state)
+        self._render_children(state)
 
     def _render_rows(self, state: RunState) -> None:
         if state.long:
@@ -156,15 +173,60 @@ class RunPanel(LivePanel, widgets.VBox):
         show(self.head_html, True)
         show(self.window_html, False)
         while len(self.rows) < len(state.steps):
-            self.rows.append(html("", "airt-step-row"))
-        for row, step in zip(self.rows, state.steps, strict=False):
+            self._add_row()
+        finished = state.record.status in TERMINAL and not self.detached
+        for row, box, fork, step in zip(self.rows, self._row_boxes, self.fork_buttons, state.steps, strict=False):
             row.value = step_row_html(state, step)
-            show(row, True)
-        for row in self.rows[len(state.steps) :]:
-            show(row, False)
-        children = (self.head_html, *self.rows, self.window_html)
+            fork.tooltip = f"Run again from {step.step_name}: a new run keeps the steps before it"
+            show(fork, finished and step.status in _FORKABLE)
+            show(box, True)
+        for box in self._row_boxes[len(state.steps) :]:
+            show(box, False)
+        children = (self.head_html, *self._row_boxes, self.window_html)
         if len(children) != len(self.steps_box.children):
             self.steps_box.children = children
+
+    def _add_row(self) -> None:
+        index = len(self.rows)
+        row = html("", "airt-step-row", flex="1 1 auto")
+        fork = button("Fork from here", "airt-fork", width="auto")
+        fork.layout.display = "none"
+        fork.on_click(lambda _: self.safely(self._fork_row, index))
+        self.rows.append(row)
+        self.fork_buttons.append(fork)
+        self._row_boxes.append(widgets.HBox([row, fork], layout=widgets.Layout(align_items="flex-start")))
+
+    def _render_children(self, state: RunState) -> None:
+        """A nested live panel for each child workflow, opened the first time it is seen."""
+        added = False
+        for child in state.children:
+            if child.workflow_id not in self.child_panels:
+                self.child_panels[child.workflow_id] = RunPanel(self.engine.get(child.workflow_id))
+                added = True
+        if added:
+            self.children_box.children = tuple(self.child_panels.values())
+
+    # -- forks -----------------------------------------------------------------------------------------------
+
+    def _fork_row(self, index: int) -> None:
+        state = self.state
+        if state is None or index >= len(state.steps):
+            return
+        self.fork(state.steps[index].step_name)
+
+    def fork(self, step_name: str) -> RunPanel:
+        """Fork this (finished) run from ``step_name`` and show the fork's live panel under this one."""
+        self.message_html.value = ""
+        run = self.engine.fork(self.workflow_id, step_name)
+        panel = RunPanel(run)
+        self.fork_panels.append(panel)
+        note = html(
+            f'<div class="airt-muted">forked from step <b>{esc(step_name)}</b> as <code>{esc(run.id)}</code>; '
+            f"compare the runs: <code>airt_nb.diff({self.workflow_id!r}, {run.id!r})</code></div>",
+            "airt-fork-note",
+        )
+        self.forks_box.children = (*self.forks_box.children, note, panel)
+        return panel
 
     def _render_actions(self, state: RunState) -> None:
         record = state.record
@@ -201,6 +263,8 @@ class RunPanel(LivePanel, widgets.VBox):
             '<div class="airt-notice">This panel no longer follows the run (its engine was closed): '
             f"<code>%workflow show {esc(self.workflow_id)}</code> shows it live again.</div>"
         )
+        for fork in self.fork_buttons:
+            show(fork, False)
         if self.state is not None:
             self._render_actions(self.state)
 

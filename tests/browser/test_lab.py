@@ -189,3 +189,45 @@ def test_approved_in_another_notebooks_inbox_the_run_completes_in_its_own_notebo
     assert (lab.root / "home-a/final.md").read_text() == "final"
     assert not (lab.root / "home-b/final.md").exists()
     screenshot(panel, "two-notebooks-completed-in-a")
+
+
+FLAKY = """
+from airt_nb import action
+
+FIXED = False
+
+
+@action
+def train(rate: float) -> dict:
+    if not FIXED:
+        raise ZeroDivisionError("rate 0")
+    return {"loss": 0.1}
+"""
+FAILING = """%%workflow --wait
+name: iterate
+steps:
+  - name: prepare
+    action: wait
+    inputs: {seconds: 0}
+  - name: train
+    action: train
+    inputs: {rate: 0}
+"""
+
+
+def test_fork_from_here_on_the_failed_step_runs_it_again(page: Any, lab: Lab) -> None:
+    open_notebook(page, lab.notebook("fork", ["%load_ext airt_nb", FLAKY, FAILING, "FIXED = True"]))
+    command(page, "notebook:run-all-cells")
+    wait_for_prompts(page, 4)
+    panel = live(cell(page, 2)).first  # the fork's panel opens inside it
+    panel.locator(".airt-header .airt-status-FAILED").first.wait_for()
+    fork_buttons = panel.locator(".airt-steps").first.locator("button.airt-fork")
+    expect(fork_buttons.filter(has_text="Fork from here")).to_have_count(2)  # prepare and the failed train
+
+    fork_buttons.nth(1).click()
+
+    nested = panel.locator(".airt-forks .airt-run-panel")
+    nested.locator(".airt-header .airt-status-COMPLETED").wait_for()
+    expect(nested.locator(".airt-header")).to_contain_text("fork of")
+    expect(panel.locator(".airt-fork-note")).to_contain_text("airt_nb.diff(")
+    screenshot(panel, "fork-from-here")
