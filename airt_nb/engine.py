@@ -230,6 +230,7 @@ class Engine:
                 )
                 self._webhook.start()
             self.registry.add_listener(self)
+            self._store.hold_engine_lock(self._owner)  # before registering: it never looks dead
             self._register()
             self._leases.start()
             self._store.listen(self._owner, self._on_signal)

@@ -276,7 +276,8 @@ _SPAWNED: list[Child] = []
 
 
 def kill_leftovers() -> None:
-    """SIGKILL every child a failed test left running (call after each test)."""
+    """SIGKILL every child a failed test left running, and close readers (call after each test)."""
+    close_readers()
     while _SPAWNED:
         child = _SPAWNED.pop()
         if child.proc.poll() is None:
@@ -296,6 +297,10 @@ class Child:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         env.pop("AIRT_RECOVER", None)
+        if is_url(cfg["db"]):
+            # Engines on PostgreSQL act as if each child ran on a machine of its own: no pid
+            # check protects them, only leases and the engines' locks.
+            env["AIRT_MACHINE_ID"] = f"machine-of-{name}-{uuid.uuid4().hex[:8]}"
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [*(wrap or []), sys.executable, str(Path(__file__).resolve()), str(self.cfg_path)],
@@ -401,14 +406,39 @@ def read_effects(path: Path | str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
+def is_url(db: Path | str) -> bool:
+    return str(db).startswith(("postgresql://", "postgres://"))
+
+
+_PG_READERS: dict[str, Any] = {}
+
+
 def db_rows(db: Path | str, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-    """Read the database the way another tool would (a plain sqlite3 connection)."""
+    """Read the database the way another tool would (a plain sqlite3 or psycopg connection).
+
+    ``sql`` uses ``?`` placeholders for both.
+    """
+    if is_url(db):
+        import psycopg
+
+        url = str(db)
+        conn = _PG_READERS.get(url)
+        if conn is None or conn.closed or conn.broken:
+            conn = _PG_READERS[url] = psycopg.connect(url, autocommit=True)
+        return conn.execute(sql.replace("?", "%s"), tuple(params)).fetchall()  # type: ignore[no-any-return]
     import sqlite3
 
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         return conn.execute(sql, tuple(params)).fetchall()
     finally:
+        conn.close()
+
+
+def close_readers() -> None:
+    """Close the connections :func:`db_rows` keeps to PostgreSQL databases."""
+    while _PG_READERS:
+        _url, conn = _PG_READERS.popitem()
         conn.close()
 
 

@@ -316,7 +316,113 @@ _SQLITE: list[tuple[int, str, str]] = [
         INSERT INTO airt_signals (name, seq) VALUES ('work', 0);
         """,
     ),
+    (
+        5,
+        "decisions recorded by the database (PostgreSQL only)",
+        # PostgreSQL's SECURITY DEFINER functions and the trigger guarding approval steps; SQLite has
+        # no database roles, so nothing changes there.
+        "SELECT 1",
+    ),
 ]
+
+# Approvals are written only through these functions when people connect with their own role
+# (``airt db grant``: their group gets EXECUTE on them, SELECT on approvals, no INSERT/UPDATE/DELETE).
+# They run as the owner of the tables (SECURITY DEFINER) with a pinned search_path; session_user is
+# the role that logged in, which only a superuser can change.  The trigger makes an approval step
+# completable only with a decision on record, whoever writes the step.
+_PG_DECISIONS = """
+    CREATE FUNCTION airt_decide(p_approval_id text, p_status text, p_reason text, p_decided_at text)
+    RETURNS text LANGUAGE plpgsql SECURITY DEFINER AS $f$
+    DECLARE
+        v_status text;
+        v_approvers text;
+        v_allowed boolean;
+    BEGIN
+        IF p_status NOT IN ('APPROVED', 'REJECTED') THEN
+            RAISE EXCEPTION 'a decision is APPROVED or REJECTED, not %', p_status
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        SELECT status, approvers INTO v_status, v_approvers FROM approvals
+            WHERE approval_id = p_approval_id FOR UPDATE;
+        IF NOT FOUND OR v_status <> 'PENDING' THEN
+            RETURN NULL;
+        END IF;
+        IF v_approvers IS NOT NULL AND v_approvers NOT IN ('', '[]', 'null') THEN
+            SELECT coalesce(bool_or(a = session_user OR CASE
+                    WHEN EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = a) THEN pg_has_role(session_user, a, 'MEMBER')
+                    ELSE false END), false)
+                INTO v_allowed FROM json_array_elements_text(v_approvers::json) AS a;
+            IF NOT v_allowed THEN
+                RAISE EXCEPTION 'database role % is not one of the approvers of approval % (%)',
+                    session_user, p_approval_id, v_approvers USING ERRCODE = 'insufficient_privilege';
+            END IF;
+        END IF;
+        UPDATE approvals SET status = p_status, decided_by = session_user, reason = p_reason,
+            decided_at = p_decided_at, auth = 'database' WHERE approval_id = p_approval_id;
+        RETURN session_user;
+    END
+    $f$;
+
+    CREATE FUNCTION airt_expire_approval(p_approval_id text, p_status text, p_reason text, p_decided_at text)
+    RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER AS $f$
+    BEGIN
+        UPDATE approvals SET status = p_status, decided_by = 'system', reason = p_reason,
+            decided_at = p_decided_at, auth = 'system'
+         WHERE approval_id = p_approval_id AND status = 'PENDING' AND deadline IS NOT NULL
+           AND deadline <= to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+           AND p_status = CASE WHEN on_timeout = 'approve' THEN 'APPROVED' ELSE 'REJECTED' END;
+        RETURN FOUND;
+    END
+    $f$;
+
+    CREATE FUNCTION airt_request_approval(p_approval_id text, p_workflow_id text, p_step_name text,
+        p_message text, p_context text, p_approvers text, p_requested_at text, p_deadline text, p_on_timeout text)
+    RETURNS void LANGUAGE sql SECURITY DEFINER AS $f$
+        INSERT INTO approvals (approval_id, workflow_id, step_name, status, message, context, approvers,
+            requested_at, deadline, on_timeout)
+        VALUES (p_approval_id, p_workflow_id, p_step_name, 'PENDING', p_message, p_context, p_approvers,
+            p_requested_at, p_deadline, p_on_timeout)
+    $f$;
+
+    CREATE FUNCTION airt_cancel_approvals(p_workflow_id text, p_now text, p_by text, p_reason text)
+    RETURNS void LANGUAGE sql SECURITY DEFINER AS $f$
+        UPDATE approvals SET status = 'CANCELLED', decided_at = p_now, reason = p_reason,
+            decided_by = CASE WHEN p_by = 'system' THEN p_by ELSE session_user END
+         WHERE workflow_id = p_workflow_id AND status = 'PENDING'
+    $f$;
+
+    CREATE FUNCTION airt_check_decision() RETURNS trigger LANGUAGE plpgsql AS $f$
+    BEGIN
+        IF NEW.status IN ('COMPLETED', 'REJECTED') AND NEW.status IS DISTINCT FROM OLD.status
+           AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.workflow_id = NEW.workflow_id
+                AND a.step_name = NEW.step_name
+                AND a.status = CASE WHEN NEW.status = 'COMPLETED' THEN 'APPROVED' ELSE 'REJECTED' END) THEN
+            RAISE EXCEPTION 'step % of workflow % is an approval: only a recorded decision completes it',
+                NEW.step_name, NEW.workflow_id USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        RETURN NEW;
+    END
+    $f$;
+    CREATE TRIGGER airt_decided_steps BEFORE UPDATE OF status ON workflow_steps
+        FOR EACH ROW WHEN (NEW.type = 'human_approval') EXECUTE FUNCTION airt_check_decision();
+
+    DO $d$
+    DECLARE
+        f text;
+    BEGIN
+        FOREACH f IN ARRAY ARRAY['airt_decide(text,text,text,text)', 'airt_expire_approval(text,text,text,text)',
+            'airt_request_approval(text,text,text,text,text,text,text,text,text)',
+            'airt_cancel_approvals(text,text,text,text)', 'airt_check_decision()']
+        LOOP
+            -- Only this schema's tables, never a same-named object a caller put first in its path.
+            EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp', f, current_schema());
+            IF f <> 'airt_check_decision()' THEN  -- a trigger's function is never called directly
+                EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+            END IF;
+        END LOOP;
+    END
+    $d$;
+"""
 
 _POSTGRES: dict[int, str] = {
     1: """
@@ -529,6 +635,7 @@ _POSTGRES: dict[int, str] = {
         );
         INSERT INTO airt_signals (name, seq) VALUES ('work', 0);
         """,
+    5: _PG_DECISIONS,
 }
 
 MIGRATIONS: list[Migration] = [Migration(number, title, sqlite, _POSTGRES[number]) for number, title, sqlite in _SQLITE]

@@ -64,58 +64,95 @@ _PG_LATER = (
     '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\')'
 )
 
-_COMPLETE = {
-    "sqlite": (
-        "UPDATE workflow_steps SET status = ?, attempt = ?, started_at = ?, finished_at = ?, inputs = ?, "
-        "outputs = ?, fingerprint = ?, next_attempt_at = NULL, error = NULL, traceback = NULL "
-        "WHERE step_id = ? AND EXISTS (SELECT 1 FROM workflows WHERE workflow_id = ? AND lease_owner = ?) "
-        "RETURNING (SELECT requested FROM workflows WHERE workflow_id = ?)"
-    ),
-    # FOR SHARE: a claim of this workflow by another engine waits for this commit, so the fence
-    # and the write are one atomic step, as SQLite's single writer makes them.
-    "postgresql": (
-        "WITH w AS (SELECT requested FROM workflows WHERE workflow_id = ? AND lease_owner = ? FOR SHARE) "
-        "UPDATE workflow_steps SET status = ?, attempt = ?, started_at = ?, finished_at = ?, inputs = ?, "
-        "outputs = ?, fingerprint = ?, next_attempt_at = NULL, error = NULL, traceback = NULL "
-        "FROM w WHERE step_id = ? RETURNING w.requested"
-    ),
+_COMPLETE_SQLITE = (
+    "UPDATE workflow_steps SET status = ?, attempt = ?, started_at = ?, finished_at = ?, inputs = ?, "
+    "outputs = ?, fingerprint = ?, next_attempt_at = NULL, error = NULL, traceback = NULL "
+    "WHERE step_id = ? AND EXISTS (SELECT 1 FROM workflows WHERE workflow_id = ? AND lease_owner = ?) "
+    "RETURNING (SELECT requested FROM workflows WHERE workflow_id = ?)"
+)
+# One statement, so one round trip in autocommit mode.  FOR SHARE: a claim of this workflow by
+# another engine waits for (or skips) this commit, so the fence and the write are one atomic step,
+# as SQLite's single writer makes them.  The compensation intent rides along as a data-modifying
+# CTE that inserts only if the step was written.  ``cfg`` makes this one transaction commit
+# asynchronously (durability "normal") while the session stays synchronous for decisions and claims.
+_COMPLETE_PG = (
+    "WITH w AS (SELECT requested FROM workflows WHERE workflow_id = :wf AND lease_owner = :owner FOR SHARE), "
+    "s AS (UPDATE workflow_steps SET status = :status, attempt = :attempt, started_at = :started, "
+    "finished_at = :finished, inputs = :inputs, outputs = :outputs, fingerprint = :fingerprint, "
+    "next_attempt_at = NULL, error = NULL, traceback = NULL FROM w WHERE step_id = :step RETURNING w.requested)"
+)
+_INTENT_PG = (
+    ", c AS (INSERT INTO compensation_log (workflow_id, step_name, action, inputs, outputs, state, status, "
+    "created_at) SELECT :wf, :c_step, :c_action, :c_inputs, :c_outputs, :c_state, 'PENDING', :finished FROM s)"
+)
+_ASYNC_PG = ", cfg AS (SELECT set_config('synchronous_commit', 'off', true) AS v)"
+_COMPLETE_PG_VARIANTS = {
+    (intent, fast): _COMPLETE_PG
+    + (_INTENT_PG if intent else "")
+    + (_ASYNC_PG + " SELECT s.requested FROM s, cfg" if fast else " SELECT s.requested FROM s")
+    for intent in (False, True)
+    for fast in (False, True)
 }
 
 
 class Tx:
     """The statements a write op may run; every one of them is here, parameterised."""
 
-    __slots__ = ("_c", "dialect")
+    __slots__ = ("_c", "async_commit", "definer", "dialect")
 
-    def __init__(self, cursor: Any, dialect: str):
+    def __init__(self, cursor: Any, dialect: str, *, definer: bool = False, async_commit: bool = False):
         self._c = cursor
         self.dialect = dialect
+        # PostgreSQL with a per-user role: approvals are written only through the SECURITY DEFINER
+        # functions of migration 5, which record the server's session_user as the decider.
+        self.definer = definer
+        # PostgreSQL: this transaction holds only checkpoints, which may commit asynchronously.
+        self.async_commit = async_commit
 
     # -- the hot path ---------------------------------------------------------------------
 
     def complete(self, c: Completion) -> str | None:
         """Complete one step (one row), fenced on the lease; returns the workflow's pending request."""
         if self.dialect == "sqlite":
-            params: tuple[Any, ...] = (
+            params: Any = (
                 c.status, c.attempt, c.started_at, c.finished_at, c.inputs, c.outputs, c.fingerprint,
                 c.step_id, c.workflow_id, c.owner, c.workflow_id,
             )  # fmt: skip
-        else:
-            params = (
-                c.workflow_id, c.owner, c.status, c.attempt, c.started_at, c.finished_at, c.inputs, c.outputs,
-                c.fingerprint, c.step_id,
-            )  # fmt: skip
-        row = self._c.execute(_COMPLETE[self.dialect], params).fetchone()
+            row = self._c.execute(_COMPLETE_SQLITE, params).fetchone()
+            if row is None:
+                raise LeaseLostError(c.workflow_id)
+            if c.intent is not None:
+                step_name, action, inputs, outputs, state = c.intent
+                self._c.execute(
+                    "INSERT INTO compensation_log (workflow_id, step_name, action, inputs, outputs, state, status, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?, 'PENDING', ?)",
+                    (c.workflow_id, step_name, action, inputs, outputs, state, c.finished_at),
+                )
+            return row[0]  # type: ignore[no-any-return]
+        params = {
+            "wf": c.workflow_id, "owner": c.owner, "status": c.status, "attempt": c.attempt,
+            "started": c.started_at, "finished": c.finished_at, "inputs": c.inputs, "outputs": c.outputs,
+            "fingerprint": c.fingerprint, "step": c.step_id,
+        }  # fmt: skip
+        if c.intent is not None:
+            params.update(zip(("c_step", "c_action", "c_inputs", "c_outputs", "c_state"), c.intent, strict=True))
+        sql = _COMPLETE_PG_VARIANTS[(c.intent is not None, self.async_commit)]
+        row = self._c.execute(sql, params, prepare=True).fetchone()
         if row is None:
             raise LeaseLostError(c.workflow_id)
-        if c.intent is not None:
-            step_name, action, inputs, outputs, state = c.intent
-            self._c.execute(
-                "INSERT INTO compensation_log (workflow_id, step_name, action, inputs, outputs, state, status, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, 'PENDING', ?)",
-                (c.workflow_id, step_name, action, inputs, outputs, state, c.finished_at),
-            )
         return row[0]  # type: ignore[no-any-return]
+
+    def completion_applied(self, c: Completion) -> tuple[bool, str | None]:
+        """Whether ``c`` is already committed (a retry after a connection lost while committing),
+        and the workflow's pending request."""
+        row = self._c.execute(
+            "SELECT s.status, s.finished_at, s.attempt, w.requested FROM workflow_steps s "
+            "JOIN workflows w ON w.workflow_id = s.workflow_id WHERE s.step_id = ?",
+            (c.step_id,),
+        ).fetchone()
+        if row is None:
+            return False, None
+        return (row[0], row[1], row[2]) == (c.status, c.finished_at, c.attempt), row[3]
 
     # -- workflows -------------------------------------------------------------------------
 
@@ -437,6 +474,13 @@ class Tx:
     # -- approvals --------------------------------------------------------------------------
 
     def insert_approval(self, row: dict[str, Any]) -> None:
+        if self.definer:
+            self._c.execute(
+                "SELECT airt_request_approval(:approval_id, :workflow_id, :step_name, :message, :context, "
+                ":approvers, :requested_at, :deadline, :on_timeout)",
+                {k: row[k] for k in _APPROVAL_INSERT},
+            )
+            return
         self._c.execute(
             "INSERT INTO approvals (approval_id, workflow_id, step_name, status, message, context, approvers, "
             "requested_at, deadline, on_timeout) VALUES (:approval_id, :workflow_id, :step_name, 'PENDING', "
@@ -447,7 +491,31 @@ class Tx:
     def decide_approval(
         self, approval_id: str, status: str, by: str, reason: str | None, now: str, auth: str | None = None
     ) -> bool:
-        """Record a decision if the approval is still pending; the first decision wins."""
+        """Record a decision if the approval is still pending; the first decision wins.
+
+        With a per-user PostgreSQL role (``definer``) the database records it: ``airt_decide``
+        checks that the role is one of the approvers (a user name, or a role it belongs to) and
+        writes the server's ``session_user`` as ``decided_by``, whatever ``by`` says; a decision
+        the engine takes itself (``auth="system"``: a timeout) goes through ``airt_expire_approval``,
+        which checks the deadline has passed by the server's clock.
+        """
+        if self.definer:
+            try:
+                if auth == "system":
+                    row = self._c.execute(
+                        "SELECT airt_expire_approval(?, ?, ?, ?)", (approval_id, status, reason, now)
+                    ).fetchone()
+                    return bool(row[0])
+                row = self._c.execute("SELECT airt_decide(?, ?, ?, ?)", (approval_id, status, reason, now)).fetchone()
+            except Exception as exc:
+                if getattr(exc, "sqlstate", None) == "42501":  # insufficient_privilege: not an approver
+                    from ..errors import PolicyError
+
+                    diag = getattr(exc, "diag", None)
+                    text = getattr(diag, "message_primary", None) or str(exc)
+                    raise PolicyError(f"{text}; ask one of the approvers to decide", user=by) from None
+                raise
+            return row[0] is not None
         cur = self._c.execute(
             "UPDATE approvals SET status = ?, decided_by = ?, reason = ?, decided_at = ?, auth = ? "
             "WHERE approval_id = ? AND status = 'PENDING'",
@@ -465,11 +533,14 @@ class Tx:
         ]
         if not ids:
             return []
-        self._c.execute(
-            "UPDATE approvals SET status = 'CANCELLED', decided_at = ?, decided_by = ?, reason = ? "
-            "WHERE workflow_id = ? AND status = 'PENDING'",
-            (now, by, reason, workflow_id),
-        )
+        if self.definer:
+            self._c.execute("SELECT airt_cancel_approvals(?, ?, ?, ?)", (workflow_id, now, by, reason))
+        else:
+            self._c.execute(
+                "UPDATE approvals SET status = 'CANCELLED', decided_at = ?, decided_by = ?, reason = ? "
+                "WHERE workflow_id = ? AND status = 'PENDING'",
+                (now, by, reason, workflow_id),
+            )
         return [a for a in (self.get_approval(i) for i in ids) if a is not None]
 
     def get_approval(self, approval_id: str) -> ApprovalRecord | None:
