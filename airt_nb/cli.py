@@ -41,6 +41,7 @@ from typing import Any
 
 from .engine import Engine
 from .errors import AirtError, NotFoundError, StoreError
+from .store import is_postgres_url
 from .store.records import SETTLED, TERMINAL, ApprovalRecord, WorkflowRecord
 from .timeutil import to_epoch
 
@@ -158,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _open(db: str | None) -> Engine:
     path = db or os.environ.get("AIRT_DB") or "airt.db"
     plain = path[len("sqlite:///") :] if path.startswith("sqlite:///") else path
-    if not Path(plain).is_file():
+    if not is_postgres_url(path) and not Path(plain).is_file():
         raise StoreError(f"no airt_nb database at {plain}; pass --db PATH or set AIRT_DB", path=plain)
     # recover=False: never take up a workflow another engine runs; no webhook sender: the
     # engines that run workflows deliver the notifications this command queues.
