@@ -9,6 +9,8 @@
     airt resume ID | rollback ID | cancel ID
     airt serve [--ip IP] [--port N] [--token T]     the approvals page (airt_nb.server.serve)
     airt dashboard [--as USER]                       the terminal dashboard (airt_nb.tui)
+    airt worker [--health-every S] [--drain-timeout S]   a headless engine (airt_nb.worker)
+    airt db grant USER [--password PW]              a PostgreSQL role whose decisions are authenticated
 
 ``ID`` is a workflow id (a unique prefix of at least 4 characters is
 enough) or the id of a pending approval.  Tables for people by default,
@@ -125,6 +127,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--token", help="access token (default $JUPYTER_TOKEN, else a new one printed with the URL)")
     p = sub.add_parser("dashboard", parents=[common], help="terminal dashboard: workflows, detail, approvals")
     p.add_argument("--as", dest="as_user", metavar="USER", help="decide as USER (default $AIRT_USER or you)")
+    p = sub.add_parser("worker", parents=[common], help="a headless engine: continues workflows, sends webhooks")
+    p.add_argument("--health-every", type=_seconds, default=60.0, metavar="S", help="health line period (60)")
+    p.add_argument("--drain-timeout", type=_seconds, default=60.0, metavar="S", help="wait for steps on stop (60)")
+    p.add_argument("--session", help="its session name (default worker:HOST:PID)")
+    p.add_argument("--max-workers", type=_count, default=None, metavar="N", help="steps run at once (16)")
+    p = sub.add_parser("db", parents=[common], help="database administration (PostgreSQL)")
+    db_sub = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    g = db_sub.add_parser("grant", parents=[common], help="create or grant a role whose decisions are its own")
+    g.add_argument("user", metavar="USER", help="the login role (created if missing)")
+    g.add_argument("--password", help="its password ('-' reads it from stdin); omit for roles that log in otherwise")
+    g.add_argument("--group", default="airt_users", help="the group role holding the privileges (airt_users)")
     return parser
 
 
@@ -134,6 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = getattr(args, "json", False)
     if args.command in ("serve", "dashboard"):  # long-running apps that open the database themselves
         return _app(args)
+    if args.command == "worker":
+        from .worker import main as worker_main
+
+        return worker_main(args)
+    if args.command == "db":
+        return _db(args, as_json)
     try:
         engine = _open(getattr(args, "db", None))
         try:
@@ -164,6 +183,34 @@ def _open(db: str | None) -> Engine:
     # recover=False: never take up a workflow another engine runs; no webhook sender: the
     # engines that run workflows deliver the notifications this command queues.
     return Engine(path, recover=False, webhook_url="")
+
+
+def _db(args: argparse.Namespace, as_json: bool) -> int:
+    """``airt db grant USER``: see :mod:`airt_nb.store.pg_roles` for what is granted."""
+    db = getattr(args, "db", None) or os.environ.get("AIRT_DB") or "airt.db"
+    if not is_postgres_url(db):
+        print("airt: db grant needs a PostgreSQL database (--db postgresql://OWNER@HOST/DB)", file=sys.stderr)
+        return 1
+    password = args.password
+    if password == "-":
+        password = sys.stdin.readline().rstrip("\n")
+    from .store import open_store
+    from .store.pg_roles import grant
+
+    try:
+        store = open_store(db)
+        try:
+            report = grant(store, args.user, password=password or None, group=args.group)  # type: ignore[arg-type]
+        finally:
+            store.close()
+    except AirtError as exc:
+        print(f"airt: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps({"user": report.user, "group": report.group, "done": report.lines()}, indent=2))
+    else:
+        print("\n".join(report.lines()))
+    return 0
 
 
 def _app(args: argparse.Namespace) -> int:

@@ -263,8 +263,12 @@ def decide(
     if system:
         user, auth = SYSTEM, "system"
     else:
-        user = _decider(engine, approval, by, authenticated_by)
-        auth = authenticated_by or "asserted"
+        if engine.store.authenticated_user is not None:
+            # A per-user database role: the database records its session_user as the decider, whatever by= says.
+            user, auth = engine.store.authenticated_user, "database"
+        else:
+            user = _decider(engine, approval, by, authenticated_by)
+            auth = authenticated_by or "asserted"
         audit.append(_authorise(engine, approval, user))
         if authenticated_by:
             detail = audit[-1]["detail"]

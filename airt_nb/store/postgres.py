@@ -67,8 +67,8 @@ _ALIVE = (
     "current_database()) AND l.classid::bigint = (hashtextextended(o, 7301) >> 32) & 4294967295 "
     "AND l.objid::bigint = hashtextextended(o, 7301) & 4294967295) "
     "OR (clock_timestamp() - pg_postmaster_start_time() < make_interval(secs => ?) "
-    "AND COALESCE((SELECT e.started_at FROM engines e WHERE e.owner_id = o), '') < "
-    "to_char(pg_postmaster_start_time() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'))"
+    "AND EXISTS (SELECT 1 FROM engines e WHERE e.owner_id = o AND e.started_at < "
+    "to_char(pg_postmaster_start_time() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')))"
 )
 
 sql_for = functools.lru_cache(maxsize=2048)(to_pyformat)
@@ -294,7 +294,12 @@ class PostgresStore(Store):
 
     @staticmethod
     def _version(conn: Any) -> int:
-        if conn.execute("SELECT to_regclass('airt_meta')").fetchone()[0] is None:
+        # pg_tables, read with the statement's snapshot: to_regclass() may answer from a catalog cache
+        # that predates the migration another engine committed while this one waited for the lock.
+        found = conn.execute(
+            "SELECT 1 FROM pg_tables WHERE tablename = 'airt_meta' AND schemaname = current_schema()"
+        ).fetchone()
+        if found is None:
             return 0
         row = conn.execute("SELECT value FROM airt_meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else 0
