@@ -73,8 +73,7 @@ _COMPLETE_SQLITE = (
 # One statement, so one round trip in autocommit mode.  FOR SHARE: a claim of this workflow by
 # another engine waits for (or skips) this commit, so the fence and the write are one atomic step,
 # as SQLite's single writer makes them.  The compensation intent rides along as a data-modifying
-# CTE that inserts only if the step was written.  ``cfg`` makes this one transaction commit
-# asynchronously (durability "normal") while the session stays synchronous for decisions and claims.
+# CTE that inserts only if the step was written.
 _COMPLETE_PG = (
     "WITH w AS (SELECT requested FROM workflows WHERE workflow_id = :wf AND lease_owner = :owner FOR SHARE), "
     "s AS (UPDATE workflow_steps SET status = :status, attempt = :attempt, started_at = :started, "
@@ -85,29 +84,52 @@ _INTENT_PG = (
     ", c AS (INSERT INTO compensation_log (workflow_id, step_name, action, inputs, outputs, state, status, "
     "created_at) SELECT :wf, :c_step, :c_action, :c_inputs, :c_outputs, :c_state, 'PENDING', :finished FROM s)"
 )
-_ASYNC_PG = ", cfg AS (SELECT set_config('synchronous_commit', 'off', true) AS v)"
+# Many completions (of any workflows) in one statement, so one round trip and one commit: what
+# group commit is to SQLite.  A step whose workflow this engine no longer holds is not returned.
+_COMPLETE_MANY_PG = (
+    "WITH c AS (SELECT * FROM unnest(:wf::text[], :owner::text[], :step::bigint[], :status::text[], "
+    ":attempt::int[], :started::text[], :finished::text[], :inputs::text[], :outputs::text[], "
+    ":fingerprint::text[], :c_step::text[], :c_action::text[], :c_inputs::text[], :c_outputs::text[], "
+    ":c_state::text[]) WITH ORDINALITY AS c (wf, owner, step, status, attempt, started, finished, inputs, "
+    "outputs, fingerprint, c_step, c_action, c_inputs, c_outputs, c_state, ord)), "
+    "w AS (SELECT workflow_id, lease_owner, requested FROM workflows WHERE (workflow_id, lease_owner) IN "
+    "(SELECT wf, owner FROM c) FOR SHARE), "
+    "s AS (UPDATE workflow_steps t SET status = c.status, attempt = c.attempt, started_at = c.started, "
+    "finished_at = c.finished, inputs = c.inputs, outputs = c.outputs, fingerprint = c.fingerprint, "
+    "next_attempt_at = NULL, error = NULL, traceback = NULL FROM c JOIN w ON w.workflow_id = c.wf "
+    "AND w.lease_owner = c.owner WHERE t.step_id = c.step RETURNING t.step_id, w.requested), "
+    "i AS (INSERT INTO compensation_log (workflow_id, step_name, action, inputs, outputs, state, status, "
+    "created_at) SELECT c.wf, c.c_step, c.c_action, c.c_inputs, c.c_outputs, c.c_state, 'PENDING', c.finished "
+    "FROM c JOIN s ON s.step_id = c.step WHERE c.c_action IS NOT NULL ORDER BY c.ord)"
+)
 _COMPLETE_PG_VARIANTS = {
-    (intent, fast): _COMPLETE_PG
-    + (_INTENT_PG if intent else "")
-    + (_ASYNC_PG + " SELECT s.requested FROM s, cfg" if fast else " SELECT s.requested FROM s")
-    for intent in (False, True)
-    for fast in (False, True)
+    intent: _COMPLETE_PG + (_INTENT_PG if intent else "") + " SELECT s.requested FROM s" for intent in (False, True)
 }
+
+
+_INSERT_WORKFLOW = (
+    "INSERT INTO workflows (workflow_id, name, status, spec, spec_hash, inputs, created_at, "
+    "updated_at, started_by, total_steps, lease_owner, workdir, session, home) "
+    "VALUES (:workflow_id, :name, :status, '', :spec_hash, :inputs, :created_at, :updated_at, "
+    ":started_by, :total_steps, :lease_owner, :workdir, :session, :lease_owner)"
+)
 
 
 class Tx:
     """The statements a write op may run; every one of them is here, parameterised."""
 
-    __slots__ = ("_c", "async_commit", "definer", "dialect")
+    __slots__ = ("_c", "definer", "dialect", "synchronous")
 
-    def __init__(self, cursor: Any, dialect: str, *, definer: bool = False, async_commit: bool = False):
+    def __init__(self, cursor: Any, dialect: str, *, definer: bool = False):
         self._c = cursor
         self.dialect = dialect
         # PostgreSQL with a per-user role: approvals are written only through the SECURITY DEFINER
         # functions of migration 5, which record the server's session_user as the decider.
         self.definer = definer
-        # PostgreSQL: this transaction holds only checkpoints, which may commit asynchronously.
-        self.async_commit = async_commit
+        # Set by the writes another engine or a person relies on (decisions, requests, claims and
+        # releases, new workflows, engines and their leases): with durability "normal" on PostgreSQL,
+        # a transaction without any of them commits asynchronously (see PostgresStore).
+        self.synchronous = False
 
     # -- the hot path ---------------------------------------------------------------------
 
@@ -136,11 +158,26 @@ class Tx:
         }  # fmt: skip
         if c.intent is not None:
             params.update(zip(("c_step", "c_action", "c_inputs", "c_outputs", "c_state"), c.intent, strict=True))
-        sql = _COMPLETE_PG_VARIANTS[(c.intent is not None, self.async_commit)]
+        sql = _COMPLETE_PG_VARIANTS[c.intent is not None]
         row = self._c.execute(sql, params, prepare=True).fetchone()
         if row is None:
             raise LeaseLostError(c.workflow_id)
         return row[0]  # type: ignore[no-any-return]
+
+    def complete_many(self, cs: Sequence[Completion]) -> dict[int, str | None]:
+        """PostgreSQL: complete several steps in one statement; returns ``{step_id: pending request}``
+        of those whose workflow's lease the completion's owner still holds (the others are not written)."""
+        intents = [c.intent or (None, None, None, None, None) for c in cs]
+        params = {
+            "wf": [c.workflow_id for c in cs], "owner": [c.owner for c in cs], "step": [c.step_id for c in cs],
+            "status": [c.status for c in cs], "attempt": [c.attempt for c in cs],
+            "started": [c.started_at for c in cs], "finished": [c.finished_at for c in cs],
+            "inputs": [c.inputs for c in cs], "outputs": [c.outputs for c in cs],
+            "fingerprint": [c.fingerprint for c in cs],
+            **{k: [i[n] for i in intents] for n, k in enumerate(("c_step", "c_action", "c_inputs", "c_outputs", "c_state"))},
+        }  # fmt: skip
+        sql = _COMPLETE_MANY_PG + " SELECT s.step_id, s.requested FROM s"
+        return {int(r[0]): r[1] for r in self._c.execute(sql, params, prepare=True).fetchall()}
 
     def completion_applied(self, c: Completion) -> tuple[bool, str | None]:
         """Whether ``c`` is already committed (a retry after a connection lost while committing),
@@ -158,17 +195,19 @@ class Tx:
 
     def insert_workflow(self, row: dict[str, Any]) -> None:
         """Insert a workflow; its spec is stored once per ``spec_hash``, not in the row."""
+        self.synchronous = True
+        if self.dialect == "postgresql":  # one statement: one round trip
+            self._c.execute(
+                "WITH spec AS (INSERT INTO workflow_specs (spec_hash, spec) VALUES (:spec_hash, :spec) "
+                "ON CONFLICT DO NOTHING) " + _INSERT_WORKFLOW,
+                {**{k: row.get(k) for k in _WF_INSERT}, "spec": row["spec"]},
+            )
+            return
         self._c.execute(
             "INSERT INTO workflow_specs (spec_hash, spec) VALUES (:spec_hash, :spec) ON CONFLICT DO NOTHING",
             {"spec_hash": row["spec_hash"], "spec": row["spec"]},
         )
-        self._c.execute(
-            "INSERT INTO workflows (workflow_id, name, status, spec, spec_hash, inputs, created_at, "
-            "updated_at, started_by, total_steps, lease_owner, workdir, session, home) "
-            "VALUES (:workflow_id, :name, :status, '', :spec_hash, :inputs, :created_at, :updated_at, "
-            ":started_by, :total_steps, :lease_owner, :workdir, :session, :lease_owner)",
-            {k: row.get(k) for k in _WF_INSERT},
-        )
+        self._c.execute(_INSERT_WORKFLOW, {k: row.get(k) for k in _WF_INSERT})
 
     def fence(self, workflow_id: str, owner: str) -> str | None:
         """Raise :class:`LeaseLostError` unless ``owner`` holds the lease; returns the pending request."""
@@ -220,6 +259,7 @@ class Tx:
             "new_owner": new_owner,
             "done": done,
         }
+        self.synchronous = self.synchronous or release or new_owner is not None
         fence = ""
         if owner is not None:
             fence = " AND lease_owner = :owner"
@@ -253,6 +293,7 @@ class Tx:
         Returns the ids taken; this engine becomes their home.  On PostgreSQL,
         rows another engine is claiming at this instant are skipped, not waited for.
         """
+        self.synchronous = True
         if not workflow_ids:
             return []
         ids = ",".join("?" * len(workflow_ids))
@@ -273,11 +314,13 @@ class Tx:
         return [r[0] for r in rows]
 
     def release_all(self, owner: str) -> int:
+        self.synchronous = True
         return self._c.execute(  # type: ignore[no-any-return]
             "UPDATE workflows SET lease_owner = NULL, lease_expires = NULL WHERE lease_owner = ?", (owner,)
         ).rowcount
 
     def release(self, workflow_id: str, owner: str, *, waiting_for: str | None = None) -> None:
+        self.synchronous = True
         self._c.execute(
             "UPDATE workflows SET lease_owner = NULL, lease_expires = NULL, waiting_for = ? "
             "WHERE workflow_id = ? AND lease_owner = ?",
@@ -293,6 +336,7 @@ class Tx:
 
     def request(self, workflow_id: str, kind: str) -> None:
         """Ask the owner of a running workflow to cancel, roll back, or re-read (``wake``)."""
+        self.synchronous = True
         self._c.execute(
             "UPDATE workflows SET requested = CASE WHEN ? = 'wake' AND requested IN ('cancel', 'rollback') "
             "THEN requested ELSE ? END WHERE workflow_id = ?",
@@ -327,6 +371,15 @@ class Tx:
     def insert_steps(self, workflow_id: str, rows: Iterable[tuple[Any, ...]]) -> list[int]:
         """Rows of (workflow_id, step_name, position, type, action, status, attempt, started_at);
         returns the new rows' step ids in position order."""
+        if self.dialect == "postgresql":  # one statement whatever the number of steps
+            cols = list(zip(*rows, strict=True)) or [()] * 8
+            found = self._c.execute(
+                "INSERT INTO workflow_steps (workflow_id, step_name, position, type, action, status, attempt, "
+                "started_at) SELECT * FROM unnest(?::text[], ?::text[], ?::int[], ?::text[], ?::text[], ?::text[], "
+                "?::int[], ?::text[]) RETURNING position, step_id",
+                [list(c) for c in cols],
+            ).fetchall()
+            return [step_id for _position, step_id in sorted(found)]
         self._c.executemany(
             "INSERT INTO workflow_steps (workflow_id, step_name, position, type, action, status, attempt, "
             "started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -499,6 +552,7 @@ class Tx:
         the engine takes itself (``auth="system"``: a timeout) goes through ``airt_expire_approval``,
         which checks the deadline has passed by the server's clock.
         """
+        self.synchronous = True
         if self.definer:
             try:
                 if auth == "system":
@@ -525,6 +579,7 @@ class Tx:
 
     def cancel_approvals(self, workflow_id: str, now: str, by: str, reason: str) -> list[ApprovalRecord]:
         """Cancel the workflow's pending approvals; returns them as cancelled."""
+        self.synchronous = True
         ids = [
             r[0]
             for r in self._c.execute(
@@ -623,6 +678,7 @@ class Tx:
 
     def register_engine(self, row: dict[str, Any], ttl: float) -> None:
         """Record an engine that opened the database; its lease runs ``ttl`` seconds from now."""
+        self.synchronous = True
         expires = _PG_LATER if self.dialect == "postgresql" else ":expires"
         now = PG_NOW if self.dialect == "postgresql" else ":now"
         params = {k: row.get(k) for k in _ENGINE_INSERT}
@@ -646,6 +702,7 @@ class Tx:
         Returns False if another engine had marked it gone meanwhile (it was frozen longer
         than its lease): it is alive again from now on, but its workflows may run elsewhere.
         """
+        self.synchronous = True
         row = self._c.execute("SELECT closed_at FROM engines WHERE owner_id = ?", (owner,)).fetchone()
         if self.dialect == "postgresql":
             self._c.execute(
@@ -663,10 +720,12 @@ class Tx:
         return row is not None and row[0] is None
 
     def set_takes_work(self, owner: str, takes_work: bool) -> None:
+        self.synchronous = True
         self._c.execute("UPDATE engines SET takes_work = ? WHERE owner_id = ?", (1 if takes_work else 0, owner))
 
     def close_engine(self, owner: str, now: str) -> None:
         """``owner`` closed (or was found dead): its workflows' home is gone from now on."""
+        self.synchronous = True
         self._c.execute("UPDATE engines SET closed_at = ? WHERE owner_id = ? AND closed_at IS NULL", (now, owner))
 
     def prune_engines(self, before: str) -> None:
