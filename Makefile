@@ -32,6 +32,7 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/compare.py
 
 bench-peers: $(STAMP)
 	$(BIN)/python benchmarks/peers.py

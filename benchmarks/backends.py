@@ -38,7 +38,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 WORKLOADS: dict[str, Any] = {}
-CRASH_TEMPLATE = "airt_bench_crashed"
+CRASH_TEMPLATE = "airt_bench_crashed"  # PostgreSQL: a template database; SQLite: a file in the temp folder
+SQLITE_CRASHED = Path(tempfile.gettempdir()) / "airt_bench_crashed.db"
 
 
 def workload(fn: Any) -> Any:
@@ -79,6 +80,8 @@ def database(backend: str, template: str | None = None) -> Iterator[str]:
     """A fresh database for one run: a SQLite file, or a PostgreSQL database (dropped afterwards)."""
     if backend == "sqlite":
         work = Path(tempfile.mkdtemp(prefix="airt-bench-"))
+        if template:
+            shutil.copyfile(SQLITE_CRASHED, work / "airt.db")
         try:
             yield str(work / "airt.db")
         finally:
@@ -257,12 +260,17 @@ def _victim(db: str, n: str) -> dict[str, Any]:
 @workload
 def make_crashed(backend: str, n: str = "10000") -> dict[str, Any]:
     """The template database of ``recovery``: ``n`` workflows whose engine was SIGKILLed mid-way."""
-    import psycopg
+    if backend == "sqlite":
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{SQLITE_CRASHED}{suffix}").unlink(missing_ok=True)
+        db = str(SQLITE_CRASHED)
+    else:
+        import psycopg
 
-    with psycopg.connect(backend, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{CRASH_TEMPLATE}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{CRASH_TEMPLATE}"')
-    db = _db_url(backend, CRASH_TEMPLATE)
+        with psycopg.connect(backend, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{CRASH_TEMPLATE}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{CRASH_TEMPLATE}"')
+        db = _db_url(backend, CRASH_TEMPLATE)
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, __file__, "_victim", db, n], stdout=subprocess.PIPE, text=True, env=child_env()
@@ -272,6 +280,11 @@ def make_crashed(backend: str, n: str = "10000") -> dict[str, Any]:
     proc.kill()
     proc.wait()
     assert line.strip() == "ready", line
+    if backend == "sqlite":  # one file is the whole crashed database
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return {"seconds": time.perf_counter() - t0}
 
 
@@ -322,6 +335,24 @@ APPROVAL_SPEC = {
         {"name": "after", "action": "noop"},
     ],
 }
+
+
+@workload
+def approval_local(backend: str, n: str = "200") -> dict[str, Any]:
+    """run.approve() → the next step has completed, in one process."""
+    from airt_nb import Engine
+
+    with database(backend) as db, Engine(db, registry=registry(), user="bench") as eng:
+        samples = []
+        for _ in range(int(n)):
+            run = eng.start(APPROVAL_SPEC)
+            assert run.wait(timeout=10) == "PAUSED"
+            t0 = time.perf_counter()
+            run.approve(by="bench")
+            status = run.wait(timeout=10)
+            samples.append(time.perf_counter() - t0)
+            assert status == "COMPLETED", status
+    return {"median_ms": statistics.median(samples) * 1000}
 
 
 @workload
