@@ -24,9 +24,9 @@ at exactly that instant:
 ``paused``       once the workflow is PAUSED for an approval
 ``undo_before`` / ``undo_after``   around a compensation's side effect
 
-The parent appends ``{"ev": "killed", "pid": ...}`` to the effects file after a
-kill, so the order of lines in the file alone says which process was alive
-when: no clocks are compared.
+The parent appends ``{"ev": "killed", "pid": ...}`` to the effects file just
+before a kill, so the order of lines in the file alone says which process was
+alive when: no clocks are compared.
 """
 
 from __future__ import annotations
@@ -362,16 +362,20 @@ class Child:
                 raise ChildDiedError(f"child {self.pid} stopped unexpectedly: {message}")
 
     def kill(self) -> None:
-        """SIGKILL the child, reap it, and mark the moment in the effects file."""
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
+        """Mark the moment in the effects file, SIGKILL the child and reap it.
+
+        Marked first: another engine may see the child dead (a zombie's pid, a released PostgreSQL
+        lock) and take its workflows before this process has reaped it.
+        """
         line = json.dumps({"ev": "killed", "pid": self.proc.pid}) + "\n"
         fd = os.open(self.effects, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line.encode())
         finally:
             os.close(fd)
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
         self.close()
 
     def finish(self, timeout: float = 60.0) -> None:

@@ -105,16 +105,17 @@ class Listener:
 
     def _loop(self, owner: str, callback: Callable[[], None]) -> None:
         delay = 0.05
-        lost = False
+        lost = waiting = False
         while not self._stop.is_set():
             try:
                 conn = self._connection()
                 if lost:
                     self._listen(conn)
                     self.reconnects += 1
-                if not self._relock(conn):
+                if not self._relock(conn) and not waiting:
                     # Our previous session still holds it (the server has not noticed it is gone yet).
                     log.warning("airt_nb: engine %s waits for its old session's lock to be released", owner)
+                waiting = not self._locked
                 if lost:
                     lost = False
                     delay = 0.05

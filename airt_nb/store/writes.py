@@ -353,7 +353,8 @@ class Tx:
             )
 
     def add_warning(self, workflow_id: str, warning: str) -> None:
-        row = self._c.execute("SELECT warnings FROM workflows WHERE workflow_id = ?", (workflow_id,)).fetchone()
+        lock = " FOR UPDATE" if self.dialect == "postgresql" else ""  # read, modify, write: one at a time
+        row = self._c.execute(f"SELECT warnings FROM workflows WHERE workflow_id = ?{lock}", (workflow_id,)).fetchone()
         warnings = json.loads(row[0]) if row and row[0] else []
         if warning not in warnings:
             warnings.append(warning)
@@ -599,6 +600,15 @@ class Tx:
         return [a for a in (self.get_approval(i) for i in ids) if a is not None]
 
     def get_approval(self, approval_id: str) -> ApprovalRecord | None:
+        if self.dialect == "postgresql":
+            # A decision racing this one holds its workflow's row until it commits: wait for it, then
+            # read in a new statement (a new snapshot), so that the first decision wins, as with
+            # SQLite's single writer.  (Locking the approval itself would need UPDATE on approvals.)
+            self._c.execute(
+                "SELECT 1 FROM workflows WHERE workflow_id = "
+                "(SELECT workflow_id FROM approvals WHERE approval_id = ?) FOR UPDATE",
+                (approval_id,),
+            )
         row = self._c.execute(f"SELECT {APPROVAL_COLS} FROM approvals WHERE approval_id = ?", (approval_id,)).fetchone()
         return ApprovalRecord(*row) if row else None
 
@@ -703,7 +713,8 @@ class Tx:
         than its lease): it is alive again from now on, but its workflows may run elsewhere.
         """
         self.synchronous = True
-        row = self._c.execute("SELECT closed_at FROM engines WHERE owner_id = ?", (owner,)).fetchone()
+        lock = " FOR UPDATE" if self.dialect == "postgresql" else ""  # against a sweep marking it gone now
+        row = self._c.execute(f"SELECT closed_at FROM engines WHERE owner_id = ?{lock}", (owner,)).fetchone()
         if self.dialect == "postgresql":
             self._c.execute(
                 f"UPDATE engines SET heartbeat_at = {PG_NOW}, expires_at = {_PG_LATER}, closed_at = NULL "
