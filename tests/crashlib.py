@@ -194,8 +194,6 @@ class _Child:
 
         cfg = self.cfg
         signal.signal(signal.SIGUSR1, lambda *_: self._resume.set())
-        if cfg.get("barrier"):
-            sys.stdin.readline()  # the parent releases every child at once
         reg = self.registry(cfg.get("variant", "v1"))
         eng = airt_nb.Engine(
             cfg["db"],
@@ -209,6 +207,10 @@ class _Child:
         )
         self.engine = eng
         eng.subscribe(self.observe)
+        if cfg.get("barrier"):
+            # The parent releases every child at once, each with its database open (connections
+            # made), so that they all start taking up work at the same moment.
+            sys.stdin.readline()
         summary = eng.recover() if cfg.get("recover", True) else None
         self.signal(
             "opened "

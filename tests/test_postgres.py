@@ -376,3 +376,27 @@ def test_an_error_inside_a_write_is_a_store_error_naming_the_database(pg_db: str
         assert text.endswith("while trying to write")
         assert type(info.value.__cause__).__name__ == "ForeignKeyViolation"
         assert eng.store.write(lambda tx: tx.holds("nope", eng.owner_id)) is False  # the connection goes on
+
+
+def test_without_psycopg_a_postgresql_url_names_the_extra_to_install(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"  # as if psycopg were not installed
+        "import airt_nb\n"
+        "try:\n"
+        "    airt_nb.Engine('postgresql://ann:s3cret-pw@db.example/airt')\n"
+        "except airt_nb.StoreError as exc:\n"
+        "    print(exc)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={"PYTHONPATH": str(root)}
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(
+        "postgresql://ann:***@db.example/airt is a PostgreSQL database, which needs psycopg 3"
+    )
+    assert 'pip install "airt_nb[postgres]"' in done.stdout
+    assert "s3cret-pw" not in done.stdout + done.stderr
