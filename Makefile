@@ -43,6 +43,7 @@ docs-serve: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/compare.py
 
 bench-peers: $(STAMP)
 	$(BIN)/python benchmarks/peers.py

@@ -10,9 +10,11 @@
     airt fork ID --from STEP [--inputs JSON] [--spec FILE]   run again from a step (runs here)
     airt send ID NAME [--data JSON] [--as USER]      send an event to a wait_event step
     airt schedule add SPEC.yaml --cron EXPR [--inputs JSON] [--tz ZONE] | list | remove ID
-    airt worker [--import MODULE] [--poll SECONDS]   run schedules and workflows nobody runs
     airt serve [--ip IP] [--port N] [--token T]     the approvals page (airt_nb.server.serve)
     airt dashboard [--as USER]                       the terminal dashboard (airt_nb.tui)
+    airt worker [--import MODULE] [--once] [--health-every S] [--drain-timeout S]
+                                                     a headless engine: schedules, workflows nobody runs
+    airt db grant USER [--password PW]              a PostgreSQL role whose decisions are authenticated
 
 ``ID`` is a workflow id (a unique prefix of at least 4 characters is
 enough) or the id of a pending approval.  Tables for people by default,
@@ -27,7 +29,7 @@ RUNNING without a lease and the engine that has the database open picks it
 up at its next housekeeping tick (0.1 s); a rollback of a workflow nobody
 runs is left ROLLING_BACK for such an engine.  ``resume`` and ``fork``
 execute steps, in this process, until the run pauses or ends; ``worker``
-is a long-running engine (see :mod:`airt_nb.schedules`).
+is a long-running engine (see :mod:`airt_nb.worker`).
 
 It imports neither pandas nor IPython, so it starts fast.
 """
@@ -35,7 +37,6 @@ It imports neither pandas nor IPython, so it starts fast.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -47,8 +48,9 @@ from typing import Any
 
 from .clitext import approval_json, approval_text, decoded, duration, indent, table, when, workflow_json
 from .engine import Engine
-from .errors import AirtError, ApprovalError, NotFoundError, StoreError, WorkflowStateError
+from .errors import AirtError, ApprovalError, NotFoundError, StoreError
 from .fields import parse_values
+from .store import is_postgres_url
 from .store.records import SETTLED, TERMINAL
 
 __all__ = ["main"]
@@ -184,18 +186,30 @@ def _parser() -> argparse.ArgumentParser:
     sched.add_parser("list", parents=[common], help="every schedule, with when it fires next")
     q = sched.add_parser("remove", parents=[common], help="remove a schedule (its runs stay)")
     q.add_argument("schedule_id", metavar="ID", type=_ident, help="the schedule's id (airt schedule list)")
-    p = sub.add_parser("worker", parents=[common], help="an engine that runs schedules and workflows nobody runs")
-    p.add_argument(
-        "--import", dest="imports", action="append", default=[], metavar="MODULE", help="import it first (its @actions)"
-    )
-    p.add_argument("--poll", type=_seconds, default=1.0, metavar="SECONDS", help="how often it looks (default 1 s)")
-    p.add_argument("--once", action="store_true", help="fire what is due, run it, and exit")
     p = sub.add_parser("serve", parents=[common], help="the approvals page on its own (token, or JupyterHub's OAuth)")
     p.add_argument("--ip", help="address to listen on (default 127.0.0.1; under JupyterHub the service's)")
     p.add_argument("--port", type=int, help="port (default 8765; under JupyterHub the service's)")
     p.add_argument("--token", help="access token (default $JUPYTER_TOKEN, else a new one printed with the URL)")
     p = sub.add_parser("dashboard", parents=[common], help="terminal dashboard: workflows, detail, approvals")
     p.add_argument("--as", dest="as_user", metavar="USER", help="decide as USER (default $AIRT_USER or you)")
+    p = sub.add_parser(
+        "worker", parents=[common], help="a headless engine: fires schedules, continues workflows, sends webhooks"
+    )
+    p.add_argument(
+        "--import", dest="imports", action="append", default=[], metavar="MODULE", help="import it first (its @actions)"
+    )
+    p.add_argument("--poll", type=_seconds, default=1.0, metavar="S", help="how often it fires schedules (1)")
+    p.add_argument("--once", action="store_true", help="fire what is due, run it until it pauses or ends, and exit")
+    p.add_argument("--health-every", type=_seconds, default=60.0, metavar="S", help="health line period (60)")
+    p.add_argument("--drain-timeout", type=_seconds, default=60.0, metavar="S", help="wait for steps on stop (60)")
+    p.add_argument("--session", help="its session name (default worker:HOST:PID)")
+    p.add_argument("--max-workers", type=_count, default=None, metavar="N", help="steps run at once (16)")
+    p = sub.add_parser("db", parents=[common], help="database administration (PostgreSQL)")
+    db_sub = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    g = db_sub.add_parser("grant", parents=[common], help="create or grant a role whose decisions are its own")
+    g.add_argument("user", metavar="USER", help="the login role (created if missing)")
+    g.add_argument("--password", help="its password ('-' reads it from stdin); omit for roles that log in otherwise")
+    g.add_argument("--group", default="airt_users", help="the group role holding the privileges (airt_users)")
     return parser
 
 
@@ -203,8 +217,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``airt`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
     as_json = getattr(args, "json", False)
-    if args.command in ("serve", "dashboard", "worker"):  # long-running apps that open the database themselves
+    if args.command == "worker":
+        from .worker import main as worker_main
+
+        return worker_main(args)
+    if args.command in ("serve", "dashboard"):  # long-running apps that open the database themselves
         return _app(args)
+    if args.command == "db":
+        return _db(args, as_json)
     try:
         engine = _open(getattr(args, "db", None))
         try:
@@ -230,21 +250,43 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _open(db: str | None) -> Engine:
     path = db or os.environ.get("AIRT_DB") or "airt.db"
     plain = path[len("sqlite:///") :] if path.startswith("sqlite:///") else path
-    if not Path(plain).is_file():
+    if not is_postgres_url(path) and not Path(plain).is_file():
         raise StoreError(f"no airt_nb database at {plain}; pass --db PATH or set AIRT_DB", path=plain)
     # recover=False: never take up a workflow another engine runs; no webhook sender: the
     # engines that run workflows deliver the notifications this command queues.
     return Engine(path, recover=False, webhook_url="")
 
 
+def _db(args: argparse.Namespace, as_json: bool) -> int:
+    """``airt db grant USER``: see :mod:`airt_nb.store.pg_roles` for what is granted."""
+    db = getattr(args, "db", None) or os.environ.get("AIRT_DB") or "airt.db"
+    if not is_postgres_url(db):
+        print("airt: db grant needs a PostgreSQL database (--db postgresql://OWNER@HOST/DB)", file=sys.stderr)
+        return 1
+    password = args.password
+    if password == "-":
+        password = sys.stdin.readline().rstrip("\n")
+    from .store import open_store
+    from .store.pg_roles import grant
+
+    try:
+        store = open_store(db)
+        try:
+            report = grant(store, args.user, password=password or None, group=args.group)  # type: ignore[arg-type]
+        finally:
+            store.close()
+    except AirtError as exc:
+        print(f"airt: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps({"user": report.user, "group": report.group, "done": report.lines()}, indent=2))
+    else:
+        print("\n".join(report.lines()))
+    return 0
+
+
 def _app(args: argparse.Namespace) -> int:
     db = getattr(args, "db", None)
-    if args.command == "worker":
-        try:
-            return _worker(db, imports=args.imports, poll=args.poll, once=args.once)
-        except (AirtError, ImportError) as exc:
-            print(f"airt: {' '.join(str(exc).split())}", file=sys.stderr)
-            return 1
     if args.command == "serve":
         from .server.serve import serve
 
@@ -500,39 +542,6 @@ def _send(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     else:
         text = f"sent event {args.event!r} to workflow {workflow_id}: kept until its step is reached"
     return {"text": text, "json": {**asdict(record), "payload": record.data, "workflow_status": status}}
-
-
-def _worker(db: str | None, *, imports: Sequence[str], poll: float, once: bool) -> int:
-    """``airt worker``: an engine that takes up workflows nobody runs and fires due schedules each tick
-    (:class:`~airt_nb.schedules.Scheduler`), until SIGTERM or SIGINT; ``once``: fire what is due, run it
-    until it settles, and exit."""
-    import importlib
-    import signal
-    import threading
-
-    from .schedules import Scheduler
-
-    for module in imports:
-        importlib.import_module(module)  # modules whose @action the scheduled workflows use
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    engine = Engine(db, recover=True)
-    try:
-        scheduler = Scheduler(engine)
-        print(f"airt worker on {engine.db}: runs schedules and workflows nobody runs", flush=True)
-        while not stop.is_set():
-            started = scheduler.tick()
-            if once:
-                for workflow_id in started:
-                    with contextlib.suppress(WorkflowStateError):  # its sweep may have run it already
-                        engine.resume(workflow_id)
-                    _run_here(engine, workflow_id, None)
-                break
-            stop.wait(poll)
-    finally:
-        engine.close()
-    return 0
 
 
 def _schedule(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:

@@ -230,7 +230,8 @@ def run_line(line: str, engine: Engine | None = None, evaluate: Callable[[str], 
         eng = session.current()
         if eng is None:
             return "no database open yet: %load_ext airt_nb, or %workflow config --db PATH"
-        return f"database {os.path.abspath(eng.db)} · acting as {eng.user} · airt_nb {__version__}"
+        where = eng.db if "://" in eng.db else os.path.abspath(eng.db)
+        return f"database {where} · acting as {eng.user} · airt_nb {__version__}"
     eng = engine or session.engine()
     command = args.command
     if command == "list":

@@ -283,8 +283,12 @@ def decide(
     if system:
         user, auth = SYSTEM, "system"
     else:
-        user = _decider(engine, approval, by, authenticated_by)
-        auth = authenticated_by or "asserted"
+        if engine.store.authenticated_user is not None:
+            # A per-user database role: the database records its session_user as the decider, whatever by= says.
+            user, auth = engine.store.authenticated_user, "database"
+        else:
+            user = _decider(engine, approval, by, authenticated_by)
+            auth = authenticated_by or "asserted"
         check_rules(engine, approval, user, auth)
         audit.append(_authorise(engine, approval, user))
         if authenticated_by:
@@ -321,36 +325,33 @@ def decide(
         agreed, approved_by = agree(latest, tx.decisions_of(latest.approval_id), user, clean, given, approve, system)
         count = latest.approved_count + (1 if approve and not system else 0)
         values_json = json.dumps(agreed) if agreed else None
-        tx.insert_decision(
-            {
-                "approval_id": latest.approval_id,
-                "workflow_id": workflow_id,
-                "step_name": latest.step_name,
-                "decision": status,
-                "decided_by": user,
-                "decided_at": now,
-                "reason": reason,
-                "field_values": json.dumps(agreed if approve else clean) if (agreed if approve else clean) else None,
-                "auth": auth,
-                "preview_hash": latest.preview_hash,
-            }
-        )
         for row in audit:
             tx.insert_audit(row)
         row = {**asdict(latest), "approved_count": count, "field_values": values_json}
-        if approve and not system and count < latest.min_approvals:
+        partial = approve and not system and count < latest.min_approvals
+        decision = {
+            "approval_id": latest.approval_id,
+            "workflow_id": workflow_id,
+            "step_name": latest.step_name,
+            "decision": status,
+            "decided_by": user,
+            "decided_at": now,
+            "reason": reason,
+            "field_values": json.dumps(agreed if approve else clean) if (agreed if approve else clean) else None,
+            "auth": auth,
+            "preview_hash": latest.preview_hash,
+        }
+        outcome = tx.record_decision(decision, final=not partial, approved_count=count)
+        if outcome is None:
+            raise _AlreadyDecidedError
+        if outcome == "partial":
             # One more person approved; the step waits for the others.
-            tx.count_approval(latest.approval_id, count, values_json)
             notify_approval(
                 tx, engine, "approval.progress", {**row, "decided_by": user, "reason": reason}, current.name
             )
             progress = f"{count} of {latest.min_approvals} approvals" + (f": {reason}" if reason else "")
             tx.add_event(workflow_id, now, "approved", user, progress)
             return "partial"
-        if not tx.decide_approval(
-            latest.approval_id, status, user, reason, now, auth, values=values_json, approved_count=count
-        ):
-            raise _AlreadyDecidedError
         outputs = {
             "approved": approve,
             "decided_by": user,

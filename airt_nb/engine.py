@@ -134,7 +134,8 @@ class Engine:
         before the database is opened.
     user:
         Who starts and decides through this engine; default ``$AIRT_USER``,
-        ``$JUPYTERHUB_USER`` or the OS user.
+        ``$JUPYTERHUB_USER`` or the OS user.  On PostgreSQL with a per-user
+        role (``airt db grant``), always that role.
     webhook_url, webhook_secret:
         Where approval requests and decisions are POSTed, and the HMAC key
         that signs them (default ``$AIRT_WEBHOOK_URL``, ``$AIRT_WEBHOOK_SECRET``).
@@ -207,7 +208,8 @@ class Engine:
             raise
         self.db = self._store.path
         self.registry = registry or default_registry
-        self.user = current_user(user)
+        # A per-user PostgreSQL role is who acts here, whatever AIRT_USER or user= claim.
+        self.user = self._store.authenticated_user or current_user(user)
         self.lease_ttl = lease_ttl
         self.poll_interval = poll_interval
         self.compensation_attempts = max(1, compensation_attempts)
@@ -261,6 +263,7 @@ class Engine:
                 )
                 self._webhook.start()
             self.registry.add_listener(self)
+            self._store.hold_engine_lock(self._owner)  # before registering: it never looks dead
             self._register()
             self._leases.start()
             self._store.listen(self._owner, self._on_signal)

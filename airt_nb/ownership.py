@@ -10,7 +10,8 @@ tell for sure that the other is dead (its pid is gone, or belongs to a newer
 process) and take its workflows at once.  A host name is not enough: a
 container with the host's network, a sidecar, or ``unshare --pid`` share the
 host name but not the process table, and a live engine there would look dead.
-Engines with another key are judged by their lease alone.
+Engines with another key are judged by their lease alone (and, on
+PostgreSQL, by their session lock).  ``AIRT_MACHINE_ID`` replaces the key.
 
 Imports nothing of airt_nb.
 """
@@ -50,7 +51,10 @@ def machine_key() -> str:
     return hashlib.sha256(f"{boot}/{pidns}".encode()).hexdigest()[:12]
 
 
-MACHINE = machine_key()
+# AIRT_MACHINE_ID overrides the key: processes given different ids treat each other as on other
+# machines (only leases, and PostgreSQL's engine locks, tell whether they live); one id for
+# containers that do share a process table.
+MACHINE = os.environ.get("AIRT_MACHINE_ID", "").strip() or machine_key()
 
 
 def _stat_fields(pid: int) -> list[str] | None:

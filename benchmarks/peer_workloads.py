@@ -1,9 +1,10 @@
-"""Workloads 1–4 on DBOS Transact (SQLite) and LangGraph (SqliteSaver), for ``peers.py``.
+"""Workloads 1–4 on DBOS Transact (SQLite and PostgreSQL) and LangGraph (SqliteSaver), for ``peers.py``.
 
 Runs inside the peers' own virtual environment (it never imports airt_nb):
 ``python benchmarks/peer_workloads.py PEER WORKLOAD [ARGS...]`` prints one JSON
-object.  Each peer runs with its defaults on a fresh SQLite file; the step
-bodies are as trivial as ours.
+object.  Each peer runs with its defaults on a fresh SQLite file, or (peer
+``dbos-pg``) on a fresh database of the PostgreSQL server whose ``postgres``
+database URL is given; the step bodies are as trivial as ours.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 T_START = time.perf_counter()
@@ -49,7 +51,8 @@ def dbos_app(db: Path):
     from dbos import DBOS
 
     import_s = time.perf_counter() - t0
-    DBOS(config={"name": "airt-bench", "system_database_url": f"sqlite:///{db}"})
+    url = str(db) if str(db).startswith("postgresql://") else f"sqlite:///{db}"
+    DBOS(config={"name": "airt-bench", "system_database_url": url})
 
     @DBOS.step()
     def noop() -> dict:
@@ -88,8 +91,8 @@ def dbos_app(db: Path):
     return DBOS, {"chain": chain, "crash_wf": crash_wf, "approve_wf": approve_wf, "import_s": import_s}
 
 
-def dbos_steps(n: str = "1000") -> dict:
-    DBOS, f = dbos_app(_fresh("dbos.sqlite"))
+def dbos_steps(n: str = "1000", db: Path | str | None = None) -> dict:
+    DBOS, f = dbos_app(db or _fresh("dbos.sqlite"))
     DBOS.launch()
     t0 = time.perf_counter()
     DBOS.start_workflow(f["chain"], int(n)).get_result()
@@ -98,8 +101,8 @@ def dbos_steps(n: str = "1000") -> dict:
     return {"steps_per_s": int(n) / elapsed, "import_s": f["import_s"]}
 
 
-def dbos_workflows(n: str = "500") -> dict:
-    DBOS, f = dbos_app(_fresh("dbos.sqlite"))
+def dbos_workflows(n: str = "500", db: Path | str | None = None) -> dict:
+    DBOS, f = dbos_app(db or _fresh("dbos.sqlite"))
     DBOS.launch()
     DBOS.start_workflow(f["chain"], 3).get_result()
     t0 = time.perf_counter()
@@ -143,8 +146,8 @@ def dbos_recovery(db: str) -> dict:
     return {"all_completed_s": elapsed, "first_resume_ms": (_first_resume[0] - t0) * 1000}
 
 
-def dbos_approval(n: str = "20") -> dict:
-    DBOS, f = dbos_app(_fresh("dbos.sqlite"))
+def dbos_approval(n: str = "20", db: Path | str | None = None) -> dict:
+    DBOS, f = dbos_app(db or _fresh("dbos.sqlite"))
     DBOS.launch()
     samples = []
     for _ in range(int(n)):
@@ -156,6 +159,89 @@ def dbos_approval(n: str = "20") -> dict:
         samples.append(time.perf_counter() - t0)
     DBOS.destroy()
     return {"median_ms": statistics.median(samples) * 1000}
+
+
+# -- DBOS on PostgreSQL ------------------------------------------------------------------------------
+
+PG_TEMPLATE = "dbos_bench_crashed"
+
+
+def _pg_database(server: str, template: str | None = None) -> str:
+    """A new database on ``server`` (a copy of ``template`` if given); returns its URL."""
+    import psycopg
+
+    name = f"dbos_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    return server.rsplit("/", 1)[0] + "/" + name
+
+
+def _pg_drop(server: str, url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def dbos_pg_steps(server: str, n: str = "1000") -> dict:
+    db = _pg_database(server)
+    try:
+        return dbos_steps(n, db=db)
+    finally:
+        _pg_drop(server, db)
+
+
+def dbos_pg_workflows(server: str, n: str = "500") -> dict:
+    db = _pg_database(server)
+    try:
+        return dbos_workflows(n, db=db)
+    finally:
+        _pg_drop(server, db)
+
+
+def dbos_pg_approval(server: str, n: str = "200") -> dict:
+    db = _pg_database(server)
+    try:
+        return dbos_approval(n, db=db)
+    finally:
+        _pg_drop(server, db)
+
+
+def dbos_pg_victim(db: str, n: str) -> dict:
+    import psycopg
+
+    DBOS, f = dbos_app(db)
+    DBOS.launch()
+    for _ in range(int(n)):
+        DBOS.start_workflow(f["crash_wf"])
+    with psycopg.connect(db, autocommit=True) as conn:
+        query = "SELECT COUNT(*) FROM dbos.operation_outputs WHERE function_id = 1"
+        while conn.execute(query).fetchone()[0] < int(n):
+            time.sleep(0.05)
+    print("ready", flush=True)
+    time.sleep(3600)
+    return {}
+
+
+def dbos_pg_recovery(server: str) -> dict:
+    import dbos  # noqa: F401  (imported before the clock starts, as airt_nb is for ours)
+    import psycopg
+
+    db = _pg_database(server, template=PG_TEMPLATE)
+    try:
+        with psycopg.connect(db, autocommit=True) as conn:
+            _expected[0] = conn.execute(
+                "SELECT COUNT(*) FROM dbos.workflow_status WHERE status = 'PENDING'"
+            ).fetchone()[0]
+        t0 = time.perf_counter()
+        DBOS, _ = dbos_app(db)
+        DBOS.launch()  # recovers this executor's pending workflows
+        assert _all_done.wait(timeout=600), f"{_finished[0]} of {_expected[0]} recovered"
+        elapsed = time.perf_counter() - t0
+        DBOS.destroy()
+    finally:
+        _pg_drop(server, db)
+    return {"all_completed_s": elapsed, "first_resume_ms": (_first_resume[0] - t0) * 1000}
 
 
 # -- LangGraph ---------------------------------------------------------------------------------------
@@ -285,7 +371,16 @@ def lg_approval(n: str = "200") -> dict:
 # -- crashing a peer ------------------------------------------------------------------------------------
 
 
-def make_crashed(peer: str, path: Path, n: int) -> None:
+def make_crashed(peer: str, path: Path | str, n: int) -> None:
+    """``path``: a SQLite file, or for ``dbos-pg`` the server's URL (the template database is made there)."""
+    if peer == "dbos-pg":
+        import psycopg
+
+        server = str(path)
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{PG_TEMPLATE}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{PG_TEMPLATE}"')
+        path = server.rsplit("/", 1)[0] + "/" + PG_TEMPLATE
     env = dict(os.environ, PEER_CRASHING="1")
     proc = subprocess.Popen(
         [sys.executable, __file__, peer, "victim", str(path), str(n)],
@@ -300,6 +395,8 @@ def make_crashed(peer: str, path: Path, n: int) -> None:
         raise SystemExit(f"{peer}: the process to crash did not get ready ({line!r})")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    if peer == "dbos-pg":
+        return
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
@@ -313,6 +410,13 @@ PEERS = {
         "recovery": dbos_recovery,
         "approval": dbos_approval,
     },
+    "dbos-pg": {
+        "steps": dbos_pg_steps,
+        "workflows": dbos_pg_workflows,
+        "victim": dbos_pg_victim,
+        "recovery": dbos_pg_recovery,
+        "approval": dbos_pg_approval,
+    },
     "langgraph": {
         "steps": lg_steps,
         "workflows": lg_workflows,
@@ -325,7 +429,7 @@ PEERS = {
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["crash"]:
-        make_crashed(argv[1], Path(argv[2]), int(argv[3]))
+        make_crashed(argv[1], argv[2] if argv[1] == "dbos-pg" else Path(argv[2]), int(argv[3]))
         print(json.dumps({"crashed": argv[2]}))
         os._exit(0)
     peer, name, *args = argv

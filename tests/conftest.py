@@ -47,8 +47,34 @@ def registry() -> Registry:
 
 
 @pytest.fixture
-def engine(db_path: Path, registry: Registry) -> Iterator[airt_nb.Engine]:
-    eng = airt_nb.Engine(db_path, registry=registry, user="tester")
+def backend(request: pytest.FixtureRequest) -> str:
+    """``"sqlite"``, or in modules marked ``both_backends`` each of ``"sqlite"`` and ``"postgresql"``."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Modules marked both_backends run every test that uses the database through `db` (or `engine`)
+    # once per backend; a test that reads SQLite's own files is marked sqlite_only.
+    node = metafunc.definition
+    if (
+        "backend" in metafunc.fixturenames
+        and node.get_closest_marker("both_backends")
+        and not node.get_closest_marker("sqlite_only")
+    ):
+        metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def db(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """The database of this test: a SQLite file under tmp_path, or a fresh migrated PostgreSQL database."""
+    if backend == "sqlite":
+        return str(tmp_path / "airt.db")
+    return str(request.getfixturevalue("pg_db"))
+
+
+@pytest.fixture
+def engine(db: str, registry: Registry) -> Iterator[airt_nb.Engine]:
+    eng = airt_nb.Engine(db, registry=registry, user="tester")
     yield eng
     eng.close()
 
@@ -101,6 +127,26 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
     """URL of a fresh empty database for this test (as the superuser ``postgres``); dropped afterwards."""
     name = f"airt_test_{next(_database_numbers)}"
     url = pg_server.create_database(name)
+    yield url
+    pg_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: PgServer) -> str:
+    """A database with airt_nb's schema, which ``pg_db`` copies (a copy costs what an empty one does)."""
+    from airt_nb.store.postgres import PostgresStore
+
+    name = "airt_template"
+    url = pg_server.create_database(name)
+    PostgresStore(url).close()
+    return name
+
+
+@pytest.fixture
+def pg_db(pg_server: PgServer, pg_template: str) -> Iterator[str]:
+    """URL of a fresh database with airt_nb's schema (as the superuser); dropped afterwards."""
+    name = f"airt_test_{next(_database_numbers)}"
+    url = pg_server.create_database(name, template=pg_template)
     yield url
     pg_server.drop_database(name)
 

@@ -24,9 +24,9 @@ at exactly that instant:
 ``paused``       once the workflow is PAUSED for an approval
 ``undo_before`` / ``undo_after``   around a compensation's side effect
 
-The parent appends ``{"ev": "killed", "pid": ...}`` to the effects file after a
-kill, so the order of lines in the file alone says which process was alive
-when: no clocks are compared.
+The parent appends ``{"ev": "killed", "pid": ...}`` to the effects file just
+before a kill, so the order of lines in the file alone says which process was
+alive when: no clocks are compared.
 """
 
 from __future__ import annotations
@@ -194,8 +194,6 @@ class _Child:
 
         cfg = self.cfg
         signal.signal(signal.SIGUSR1, lambda *_: self._resume.set())
-        if cfg.get("barrier"):
-            sys.stdin.readline()  # the parent releases every child at once
         reg = self.registry(cfg.get("variant", "v1"))
         eng = airt_nb.Engine(
             cfg["db"],
@@ -209,6 +207,10 @@ class _Child:
         )
         self.engine = eng
         eng.subscribe(self.observe)
+        if cfg.get("barrier"):
+            # The parent releases every child at once, each with its database open (connections
+            # made), so that they all start taking up work at the same moment.
+            sys.stdin.readline()
         summary = eng.recover() if cfg.get("recover", True) else None
         self.signal(
             "opened "
@@ -276,7 +278,8 @@ _SPAWNED: list[Child] = []
 
 
 def kill_leftovers() -> None:
-    """SIGKILL every child a failed test left running (call after each test)."""
+    """SIGKILL every child a failed test left running, and close readers (call after each test)."""
+    close_readers()
     while _SPAWNED:
         child = _SPAWNED.pop()
         if child.proc.poll() is None:
@@ -296,6 +299,10 @@ class Child:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         env.pop("AIRT_RECOVER", None)
+        if is_url(cfg["db"]):
+            # Engines on PostgreSQL act as if each child ran on a machine of its own: no pid
+            # check protects them, only leases and the engines' locks.
+            env["AIRT_MACHINE_ID"] = f"machine-of-{name}-{uuid.uuid4().hex[:8]}"
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [*(wrap or []), sys.executable, str(Path(__file__).resolve()), str(self.cfg_path)],
@@ -357,16 +364,20 @@ class Child:
                 raise ChildDiedError(f"child {self.pid} stopped unexpectedly: {message}")
 
     def kill(self) -> None:
-        """SIGKILL the child, reap it, and mark the moment in the effects file."""
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
+        """Mark the moment in the effects file, SIGKILL the child and reap it.
+
+        Marked first: another engine may see the child dead (a zombie's pid, a released PostgreSQL
+        lock) and take its workflows before this process has reaped it.
+        """
         line = json.dumps({"ev": "killed", "pid": self.proc.pid}) + "\n"
         fd = os.open(self.effects, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line.encode())
         finally:
             os.close(fd)
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
         self.close()
 
     def finish(self, timeout: float = 60.0) -> None:
@@ -401,14 +412,39 @@ def read_effects(path: Path | str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
+def is_url(db: Path | str) -> bool:
+    return str(db).startswith(("postgresql://", "postgres://"))
+
+
+_PG_READERS: dict[str, Any] = {}
+
+
 def db_rows(db: Path | str, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-    """Read the database the way another tool would (a plain sqlite3 connection)."""
+    """Read the database the way another tool would (a plain sqlite3 or psycopg connection).
+
+    ``sql`` uses ``?`` placeholders for both.
+    """
+    if is_url(db):
+        import psycopg
+
+        url = str(db)
+        conn = _PG_READERS.get(url)
+        if conn is None or conn.closed or conn.broken:
+            conn = _PG_READERS[url] = psycopg.connect(url, autocommit=True)
+        return conn.execute(sql.replace("?", "%s"), tuple(params)).fetchall()  # type: ignore[no-any-return]
     import sqlite3
 
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         return conn.execute(sql, tuple(params)).fetchall()
     finally:
+        conn.close()
+
+
+def close_readers() -> None:
+    """Close the connections :func:`db_rows` keeps to PostgreSQL databases."""
+    while _PG_READERS:
+        _url, conn = _PG_READERS.popitem()
         conn.close()
 
 

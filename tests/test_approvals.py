@@ -1,6 +1,6 @@
 """Approvals: the durable request, decisions with identity and authorisation, the first
 decision winning (threads and processes), timeouts (also across restarts), and engines
-that record decisions without running the workflow (recover=False)."""
+that record decisions without running the workflow (recover=False); on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from airt_nb.timeutil import to_epoch
 from tests.conftest import poll_until
 
 ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.both_backends
 
 SPEC = """
 name: publish
@@ -193,7 +195,7 @@ def test_a_rejection_rolls_back_the_completed_steps(engine: airt_nb.Engine, tmp_
     ],
 )
 def test_the_decider_is_by_else_airt_user_else_jupyterhub_user_else_the_os_user(
-    db_path: Path,
+    db: str,
     registry: Registry,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -204,7 +206,7 @@ def test_the_decider_is_by_else_airt_user_else_jupyterhub_user_else_the_os_user(
     monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    with airt_nb.Engine(db_path, registry=registry) as eng:
+    with airt_nb.Engine(db, registry=registry) as eng:
         run = paused(eng, SPEC.replace("approvers: [ann, reviewers]", "approvers: []"), tmp_path / "out")
         assert run.approve(by=by).decided_by == expected
 
@@ -249,12 +251,12 @@ class RolePolicy(AllowAll):
         return Verdict(False, "approvers", f"only {', '.join(approvers)} may decide")
 
 
-def test_members_of_an_approver_role_may_decide(db_path: Path, registry: Registry, tmp_path: Path) -> None:
-    with airt_nb.Engine(db_path, registry=registry, user="rita", policy=RolePolicy()) as eng:
+def test_members_of_an_approver_role_may_decide(db: str, registry: Registry, tmp_path: Path) -> None:
+    with airt_nb.Engine(db, registry=registry, user="rita", policy=RolePolicy()) as eng:
         run = paused(eng, SPEC, tmp_path / "out")
         assert run.approve().decided_by == "rita"
         assert run.wait(10) == "COMPLETED"
-    with airt_nb.Engine(db_path, registry=registry, user="bob", policy=RolePolicy()) as eng:
+    with airt_nb.Engine(db, registry=registry, user="bob", policy=RolePolicy()) as eng:
         run = paused(eng, SPEC, tmp_path / "out2")
         with pytest.raises(PolicyError, match=r"user 'bob' \(roles: none\) may not decide this approval"):
             run.approve()
@@ -335,11 +337,11 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def test_racing_processes_record_exactly_one_decision(engine: airt_nb.Engine, tmp_path: Path) -> None:
+def test_racing_processes_record_exactly_one_decision(engine: airt_nb.Engine, db: str, tmp_path: Path) -> None:
     run = paused(engine, SPEC.replace("approvers: [ann, reviewers]", "approvers: [ann, rita]"), tmp_path / "out")
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", CHILD_DECIDER, str(engine.db), user, verb, run.id],
+            [sys.executable, "-c", CHILD_DECIDER, db, user, verb, run.id],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -457,31 +459,29 @@ def test_a_timeout_decides_as_the_system(engine: airt_nb.Engine, tmp_path: Path,
 
 @pytest.mark.parametrize(("on_timeout", "final"), [("reject", "ROLLED_BACK"), ("approve", "COMPLETED")])
 def test_a_timeout_that_passes_while_no_engine_runs_is_applied_by_the_next_engine(
-    db_path: Path, registry: Registry, tmp_path: Path, on_timeout: str, final: str
+    db: str, registry: Registry, tmp_path: Path, on_timeout: str, final: str
 ) -> None:
-    with airt_nb.Engine(db_path, registry=registry, user="tester") as first:
+    with airt_nb.Engine(db, registry=registry, user="tester") as first:
         run = paused(first, short(on_timeout), tmp_path / "out")
         deadline = run.pending_approval.deadline
     sleep_past(deadline)
-    with airt_nb.Engine(db_path, registry=registry, user="tester") as second:
+    with airt_nb.Engine(db, registry=registry, user="tester") as second:
         run = second.get(run.id)
         assert wait_final(run) == final
         [approval] = run.approvals()
         assert (approval.decided_by, approval.reason) == ("system", "timed out")
 
 
-def test_a_decision_after_the_deadline_finds_the_timeout_applied(
-    db_path: Path, registry: Registry, tmp_path: Path
-) -> None:
-    with airt_nb.Engine(db_path, registry=registry, user="tester") as first:
+def test_a_decision_after_the_deadline_finds_the_timeout_applied(db: str, registry: Registry, tmp_path: Path) -> None:
+    with airt_nb.Engine(db, registry=registry, user="tester") as first:
         run = paused(first, short("reject"), tmp_path / "out")
         deadline = run.pending_approval.deadline
     sleep_past(deadline)
-    with airt_nb.Engine(db_path, registry=registry, user="ann", recover=False) as late:
+    with airt_nb.Engine(db, registry=registry, user="ann", recover=False) as late:
         with pytest.raises(ApprovalError, match=r"was already rejected by system at .* \(timed out\)"):
             late.approve(run.id)
         assert late.get(run.id).status == "ROLLING_BACK"  # left to an engine that runs workflows
-    with airt_nb.Engine(db_path, registry=registry, user="tester") as third:
+    with airt_nb.Engine(db, registry=registry, user="tester") as third:
         assert wait_final(third.get(run.id)) == "ROLLED_BACK"
 
 
@@ -489,11 +489,11 @@ def test_a_decision_after_the_deadline_finds_the_timeout_applied(
 
 
 def test_an_engine_without_recovery_leaves_a_decided_workflow_to_the_engines_that_run_it(
-    db_path: Path, registry: Registry, tmp_path: Path
+    db: str, registry: Registry, tmp_path: Path
 ) -> None:
-    with airt_nb.Engine(db_path, registry=registry, user="tester") as first:
+    with airt_nb.Engine(db, registry=registry, user="tester") as first:
         run = paused(first, SPEC, tmp_path / "out")
-    with airt_nb.Engine(db_path, registry=registry, user="ann", recover=False) as client:
+    with airt_nb.Engine(db, registry=registry, user="ann", recover=False) as client:
         client.approve(run.id, reason="ok")
         record = client.get(run.id).record
         assert (record.status, record.lease_owner) == ("RUNNING", None)
@@ -501,15 +501,13 @@ def test_an_engine_without_recovery_leaves_a_decided_workflow_to_the_engines_tha
         assert client.get(run.id).record.lease_owner is None
         assert not client.is_local(run.id)
     assert not (tmp_path / "out" / "b.txt").exists()
-    with airt_nb.Engine(db_path, registry=registry, user="tester") as runner:
+    with airt_nb.Engine(db, registry=registry, user="tester") as runner:
         assert wait_final(runner.get(run.id)) == "COMPLETED"
     assert (tmp_path / "out" / "b.txt").read_text() == "world"
 
 
-def test_an_engine_without_recovery_still_runs_what_it_started(
-    db_path: Path, registry: Registry, tmp_path: Path
-) -> None:
-    with airt_nb.Engine(db_path, registry=registry, user="ann", recover=False) as eng:
+def test_an_engine_without_recovery_still_runs_what_it_started(db: str, registry: Registry, tmp_path: Path) -> None:
+    with airt_nb.Engine(db, registry=registry, user="ann", recover=False) as eng:
         run = paused(eng, SPEC, tmp_path / "out")
         run.approve()
         assert run.wait(10) == "COMPLETED"
@@ -530,14 +528,14 @@ roles:
 
 
 def test_a_policy_file_decides_who_may_approve(
-    db_path: Path, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db: str, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "policy.yaml").write_text(POLICY)
     monkeypatch.setenv("AIRT_POLICY", str(tmp_path / "policy.yaml"))
     with (
-        airt_nb.Engine(db_path, registry=registry, user="ann") as eng,
-        airt_nb.Engine(db_path, registry=registry, user="bob", recover=False) as bobs,
-        airt_nb.Engine(db_path, registry=registry, user="rita", recover=False) as ritas,
+        airt_nb.Engine(db, registry=registry, user="ann") as eng,
+        airt_nb.Engine(db, registry=registry, user="bob", recover=False) as bobs,
+        airt_nb.Engine(db, registry=registry, user="rita", recover=False) as ritas,
     ):
         run = paused(eng, SPEC.replace("approvers: [ann, reviewers]", "approvers: [reviewer]"), tmp_path / "out")
         with pytest.raises(PolicyError, match=r"user 'bob' \(roles: author\) may not decide this approval; "):

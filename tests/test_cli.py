@@ -1,5 +1,5 @@
 """The ``airt`` command: against a database another process is running workflows on,
-tables and JSON, exit codes and one-line errors."""
+tables and JSON, exit codes and one-line errors (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,13 @@ from shared_specs import ANN_APPROVES_SPEC
 
 import airt_nb
 from airt_nb import Registry, cli
+from airt_nb.store import redact
 from airt_nb.timeutil import to_epoch
 from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.both_backends
 
 SPEC = ANN_APPROVES_SPEC
 
@@ -67,10 +70,10 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 
 
 @pytest.fixture
-def child(db_path: Path, tmp_path: Path) -> Any:
-    airt_nb.Engine(db_path, recover=False).close()  # create the database first
+def child(db: str, tmp_path: Path) -> Any:
+    airt_nb.Engine(db, recover=False).close()  # create the database first
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD_ENGINE, str(db_path), str(tmp_path / "out"), SPEC],
+        [sys.executable, "-c", CHILD_ENGINE, db, str(tmp_path / "out"), SPEC],
         stdout=subprocess.PIPE,
         text=True,
         env=env(),
@@ -88,7 +91,7 @@ def finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def paused_here(db: Path, target: Path) -> str:
+def paused_here(db: str, target: Path) -> str:
     with airt_nb.Engine(db, registry=Registry(), user="notebook") as eng:
         run = eng.start(SPEC, inputs={"target": str(target)})
         assert run.wait(10) == "PAUSED"
@@ -99,17 +102,17 @@ def paused_here(db: Path, target: Path) -> str:
 
 
 def test_approving_from_the_cli_lets_the_running_engine_finish_the_workflow(
-    child: Any, db_path: Path, tmp_path: Path
+    child: Any, db: str, tmp_path: Path
 ) -> None:
     proc, workflow_id = child
-    listed = airt("--db", str(db_path), "list")
+    listed = airt("--db", db, "list")
     assert listed.returncode == 0, listed.stderr
     header, row = listed.stdout.splitlines()
     assert header.split() == ["WORKFLOW", "NAME", "STATUS", "STEPS", "CREATED", "(UTC)", "BY", "NOTE"]
     assert row.split()[:5] == [workflow_id, "publish", "PAUSED", "1/3", row.split()[4]]
     assert row.split("notebook  ")[1].startswith("approval 'review': Publish next to /")
 
-    shown = airt("--db", str(db_path), "show", workflow_id[:6])
+    shown = airt("--db", db, "show", workflow_id[:6])
     assert shown.returncode == 0, shown.stderr
     text = shown.stdout
     assert f"workflow {workflow_id}  publish  PAUSED" in text
@@ -123,7 +126,7 @@ def test_approving_from_the_cli_lets_the_running_engine_finish_the_workflow(
     )
     assert f"    write_a: {json.dumps({'path': str(tmp_path / 'out' / 'a.txt'), 'bytes': 5})}" in text
 
-    decided = airt("--db", str(db_path), "approve", workflow_id, "--reason", "ship it", "--as", "ann")
+    decided = airt("--db", db, "approve", workflow_id, "--reason", "ship it", "--as", "ann")
     assert decided.returncode == 0, decided.stderr
     assert decided.stdout.splitlines()[0] == f"approved step 'review' of workflow {workflow_id} as ann: ship it"
     assert decided.stderr == ""
@@ -131,7 +134,7 @@ def test_approving_from_the_cli_lets_the_running_engine_finish_the_workflow(
     result = finish(proc)
     assert result["final"] == "COMPLETED"  # seen by the child's own engine: it ran write_b
     assert (tmp_path / "out" / "b.txt").read_text() == "world"
-    report = json.loads(airt("--db", str(db_path), "--json", "show", workflow_id).stdout)
+    report = json.loads(airt("--db", db, "--json", "show", workflow_id).stdout)
     [approval] = report["approvals"]
     assert (approval["status"], approval["decided_by"], approval["reason"]) == ("APPROVED", "ann", "ship it")
     steps = {s["step_name"]: s for s in report["steps"]}
@@ -141,17 +144,17 @@ def test_approving_from_the_cli_lets_the_running_engine_finish_the_workflow(
     print(f"engine picked the workflow up {pickup * 1000:.0f} ms after the CLI's decision")
 
 
-def test_rejecting_from_the_cli_lets_the_running_engine_roll_back(child: Any, db_path: Path, tmp_path: Path) -> None:
+def test_rejecting_from_the_cli_lets_the_running_engine_roll_back(child: Any, db: str, tmp_path: Path) -> None:
     proc, workflow_id = child
-    decided = airt("--db", str(db_path), "reject", workflow_id, "--reason", "no", "--as", "ann")
+    decided = airt("--db", db, "reject", workflow_id, "--reason", "no", "--as", "ann")
     assert decided.returncode == 0, decided.stderr
     assert finish(proc)["final"] == "ROLLED_BACK"
     assert not (tmp_path / "out" / "a.txt").exists()
 
 
-def test_two_cli_processes_deciding_at_once_record_one_decision(child: Any, db_path: Path) -> None:
+def test_two_cli_processes_deciding_at_once_record_one_decision(child: Any, db: str) -> None:
     proc, workflow_id = child
-    cmd = [sys.executable, "-m", "airt_nb.cli", "--db", str(db_path)]
+    cmd = [sys.executable, "-m", "airt_nb.cli", "--db", db]
     procs = [
         subprocess.Popen(
             [*cmd, verb, workflow_id, "--as", "ann"],
@@ -176,25 +179,23 @@ def test_two_cli_processes_deciding_at_once_record_one_decision(child: Any, db_p
 # -- errors and exit codes ------------------------------------------------------------------------------------
 
 
-def test_errors_are_one_line_with_a_non_zero_exit(
-    db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    workflow_id = paused_here(db_path, tmp_path / "out")
-    missing = airt("--db", str(db_path), "show", "nope")  # a real process: exit status and stderr as a shell sees them
+def test_errors_are_one_line_with_a_non_zero_exit(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    workflow_id = paused_here(db, tmp_path / "out")
+    missing = airt("--db", db, "show", "nope")  # a real process: exit status and stderr as a shell sees them
     assert missing.returncode == 1
     assert missing.stdout == ""
     assert missing.stderr == (
-        f"airt: no workflow 'nope' in {db_path}; list them with `airt list` or airt_nb.runs() and check the id\n"
+        f"airt: no workflow 'nope' in {redact(db)}; list them with `airt list` or airt_nb.runs() and check the id\n"
     )
-    code, out, err = run_cli(capsys, "--db", str(db_path), "approve", workflow_id, "--as", "mallory")
+    code, out, err = run_cli(capsys, "--db", db, "approve", workflow_id, "--as", "mallory")
     assert (code, out) == (1, "")
     assert err == (
         f"airt: workflow {workflow_id}, step 'review': user 'mallory' (roles: none) may not decide this approval; "
         "refused by rule 'approvers': only ann may decide this approval. Approvers: ann; ask one of them "
         "to decide\n"
     )
-    assert run_cli(capsys, "--db", str(db_path), "approve", workflow_id, "--as", "ann")[0] == 0
-    code, _, err = run_cli(capsys, "--db", str(db_path), "approve", workflow_id, "--as", "ann")
+    assert run_cli(capsys, "--db", db, "approve", workflow_id, "--as", "ann")[0] == 0
+    code, _, err = run_cli(capsys, "--db", db, "approve", workflow_id, "--as", "ann")
     assert code == 1
     assert "was already approved by ann at" in err
     assert "Traceback" not in err
@@ -204,13 +205,13 @@ def test_errors_are_one_line_with_a_non_zero_exit(
     assert err == f"airt: no airt_nb database at {tmp_path / 'none.db'}; pass --db PATH or set AIRT_DB\n"
     assert not (tmp_path / "none.db").exists()
     with pytest.raises(SystemExit) as usage:
-        cli.main(["--db", str(db_path), "frobnicate"])
+        cli.main(["--db", db, "frobnicate"])
     assert usage.value.code == 2
 
 
-def test_json_errors_are_machine_readable(db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    paused_here(db_path, tmp_path / "out")
-    code, out, err = run_cli(capsys, "--db", str(db_path), "--json", "approve", "nope")
+def test_json_errors_are_machine_readable(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    paused_here(db, tmp_path / "out")
+    code, out, err = run_cli(capsys, "--db", db, "--json", "approve", "nope")
     assert code == 1
     assert json.loads(out)["type"] == "NotFoundError"
     assert err.startswith("airt: no workflow 'nope'")
@@ -219,80 +220,78 @@ def test_json_errors_are_machine_readable(db_path: Path, tmp_path: Path, capsys:
 # -- commands in this process (fast) ---------------------------------------------------------------------------
 
 
-def test_list_filters_and_json(db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    first = paused_here(db_path, tmp_path / "a")
-    second = paused_here(db_path, tmp_path / "b")
-    code, out, _ = run_cli(capsys, "--db", str(db_path), "reject", second, "--as", "ann")
+def test_list_filters_and_json(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = paused_here(db, tmp_path / "a")
+    second = paused_here(db, tmp_path / "b")
+    code, out, _ = run_cli(capsys, "--db", db, "reject", second, "--as", "ann")
     assert code == 0
-    code, out, _ = run_cli(capsys, "--db", str(db_path), "list", "--status", "paused", "--json")
+    code, out, _ = run_cli(capsys, "--db", db, "list", "--status", "paused", "--json")
     assert code == 0
     [item] = json.loads(out)
     assert (item["workflow_id"], item["status"]) == (first, "PAUSED")
     assert item["pending_approval"]["step_name"] == "review"
     assert item["pending_approval"]["approvers"] == ["ann"]
     assert "spec" not in item
-    code, out, _ = run_cli(capsys, "--db", str(db_path), "list", "--status", "COMPLETED")
+    code, out, _ = run_cli(capsys, "--db", db, "list", "--status", "COMPLETED")
     assert (code, out) == (0, "no workflows with status COMPLETED\n")
     # The rejection left the workflow to an engine that runs workflows: none is open.
-    code, out, _ = run_cli(capsys, "--db", str(db_path), "--json", "list", "--status", "ROLLING_BACK")
+    code, out, _ = run_cli(capsys, "--db", db, "--json", "list", "--status", "ROLLING_BACK")
     assert [w["workflow_id"] for w in json.loads(out)] == [second]
 
 
 def test_an_approval_id_works_as_well_as_a_workflow_id(
-    db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    workflow_id = paused_here(db_path, tmp_path / "out")
-    with airt_nb.Engine(db_path, recover=False, registry=Registry()) as eng:
+    workflow_id = paused_here(db, tmp_path / "out")
+    with airt_nb.Engine(db, recover=False, registry=Registry()) as eng:
         approval_id = eng.get(workflow_id).pending_approval.approval_id
-    code, out, err = run_cli(capsys, "--db", str(db_path), "--json", "approve", approval_id[:8], "--as", "ann")
+    code, out, err = run_cli(capsys, "--db", db, "--json", "approve", approval_id[:8], "--as", "ann")
     assert code == 0, err
     data = json.loads(out)
     assert (data["approval_id"], data["workflow_id"], data["status"]) == (approval_id, workflow_id, "APPROVED")
     assert data["workflow_status"] == "RUNNING"
 
 
-def test_resume_runs_a_workflow_nobody_runs_here(
-    db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    workflow_id = paused_here(db_path, tmp_path / "out")
-    code, out, _ = run_cli(capsys, "--db", str(db_path), "approve", workflow_id, "--as", "ann")
+def test_resume_runs_a_workflow_nobody_runs_here(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    workflow_id = paused_here(db, tmp_path / "out")
+    code, out, _ = run_cli(capsys, "--db", db, "approve", workflow_id, "--as", "ann")
     assert code == 0
     assert "if none is running, open the notebook or run `airt resume" in out
     assert not (tmp_path / "out" / "b.txt").exists()
-    code, out, _ = run_cli(capsys, "--db", str(db_path), "resume", workflow_id)
+    code, out, _ = run_cli(capsys, "--db", db, "resume", workflow_id)
     assert (code, out) == (0, f"workflow {workflow_id} resumed here and is now COMPLETED\n")
     assert (tmp_path / "out" / "b.txt").read_text() == "world"
-    code, out, err = run_cli(capsys, "--db", str(db_path), "resume", workflow_id)
+    code, out, err = run_cli(capsys, "--db", db, "resume", workflow_id)
     assert code == 1
     assert err == f"airt: workflow {workflow_id} (publish) is COMPLETED: there is nothing to resume\n"
 
 
-def test_rollback_and_cancel(db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    done = paused_here(db_path, tmp_path / "done")
-    assert run_cli(capsys, "--db", str(db_path), "approve", done, "--as", "ann")[0] == 0
-    assert run_cli(capsys, "--db", str(db_path), "resume", done)[0] == 0
-    code, out, _ = run_cli(capsys, "--db", str(db_path), "rollback", done)
+def test_rollback_and_cancel(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    done = paused_here(db, tmp_path / "done")
+    assert run_cli(capsys, "--db", db, "approve", done, "--as", "ann")[0] == 0
+    assert run_cli(capsys, "--db", db, "resume", done)[0] == 0
+    code, out, _ = run_cli(capsys, "--db", db, "rollback", done)
     assert code == 0
     assert out.startswith(f"workflow {done} is ROLLING_BACK: the engine that has this database open undoes its steps")
     assert (tmp_path / "done" / "b.txt").exists()  # nothing undone by the command itself
-    code, out, _ = run_cli(capsys, "--db", str(db_path), "resume", done)
+    code, out, _ = run_cli(capsys, "--db", db, "resume", done)
     assert (code, out) == (0, f"workflow {done} resumed here and is now ROLLED_BACK\n")
     assert not (tmp_path / "done" / "b.txt").exists()
 
-    waiting = paused_here(db_path, tmp_path / "waiting")
-    code, out, _ = run_cli(capsys, "--db", str(db_path), "cancel", waiting)
+    waiting = paused_here(db, tmp_path / "waiting")
+    code, out, _ = run_cli(capsys, "--db", db, "cancel", waiting)
     assert (code, out) == (0, f"workflow {waiting} is CANCELLED\n")
-    code, out, _ = run_cli(capsys, "--db", str(db_path), "--json", "show", waiting)
+    code, out, _ = run_cli(capsys, "--db", db, "--json", "show", waiting)
     [approval] = json.loads(out)["approvals"]
     assert (approval["status"], approval["reason"]) == ("CANCELLED", "workflow cancelled")
 
 
 def test_show_lists_decided_approvals_and_webhook_deliveries(
-    db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    workflow_id = paused_here(db_path, tmp_path / "out")
-    run_cli(capsys, "--db", str(db_path), "reject", workflow_id, "--as", "ann", "--reason", "too early")
-    code, out, _ = run_cli(capsys, "--db", str(db_path), "show", workflow_id)
+    workflow_id = paused_here(db, tmp_path / "out")
+    run_cli(capsys, "--db", db, "reject", workflow_id, "--as", "ann", "--reason", "too early")
+    code, out, _ = run_cli(capsys, "--db", db, "show", workflow_id)
     assert code == 0
     assert "(step 'review'): REJECTED by ann at " in out
     assert out.rstrip().endswith("UTC (too early)")
@@ -301,47 +300,41 @@ def test_show_lists_decided_approvals_and_webhook_deliveries(
 # -- start-up -------------------------------------------------------------------------------------------------------
 
 
-def test_the_cli_does_not_import_pandas_or_ipython(db_path: Path, tmp_path: Path) -> None:
-    paused_here(db_path, tmp_path / "out")
+def test_the_cli_does_not_import_pandas_or_ipython(db: str, tmp_path: Path) -> None:
+    paused_here(db, tmp_path / "out")
     code = (
         "import sys; from airt_nb import cli; rc = cli.main(['--db', sys.argv[1], 'list']); "
         "heavy = [m for m in ('pandas', 'IPython', 'ipywidgets') if m in sys.modules]; "
         "assert not heavy, heavy; sys.exit(rc)"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(db_path)], capture_output=True, text=True, env=env(), timeout=60
-    )
+    proc = subprocess.run([sys.executable, "-c", code, db], capture_output=True, text=True, env=env(), timeout=60)
     assert proc.returncode == 0, proc.stderr
 
 
-def test_the_console_script_is_installed(db_path: Path, tmp_path: Path) -> None:
+def test_the_console_script_is_installed(db: str, tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "airt"
     found = require_tool(str(script) if script.exists() else "airt", "the airt console script (pip install -e .)")
-    paused_here(db_path, tmp_path / "out")
-    proc = subprocess.run(
-        [found, "--db", str(db_path), "--json", "list"], capture_output=True, text=True, env=env(), timeout=60
-    )
+    paused_here(db, tmp_path / "out")
+    proc = subprocess.run([found, "--db", db, "--json", "list"], capture_output=True, text=True, env=env(), timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["status"] == "PAUSED"
 
 
-def test_show_says_what_happens_at_the_deadline(
-    db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_show_says_what_happens_at_the_deadline(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = SPEC.replace("approvers: [ann]", "approvers: [ann]\n    timeout: 2h\n    on_timeout: approve")
-    with airt_nb.Engine(db_path, registry=Registry(), user="notebook") as eng:
+    with airt_nb.Engine(db, registry=Registry(), user="notebook") as eng:
         run = eng.start(spec, inputs={"target": str(tmp_path / "out")})
         assert run.wait(10) == "PAUSED"
         deadline = run.pending_approval.deadline
-    code, out, _ = run_cli(capsys, "--db", str(db_path), "show", run.id)
+    code, out, _ = run_cli(capsys, "--db", db, "show", run.id)
     assert code == 0
     assert f"  deadline    {deadline[:19].replace('T', ' ')} UTC, then approved automatically\n" in out
 
 
-def test_list_limit_lists_at_most_that_many(db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    paused_here(db_path, tmp_path / "a")
-    paused_here(db_path, tmp_path / "b")
-    code, out, _ = run_cli(capsys, "--db", str(db_path), "--json", "list", "--limit", "1")
+def test_list_limit_lists_at_most_that_many(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    paused_here(db, tmp_path / "a")
+    paused_here(db, tmp_path / "b")
+    code, out, _ = run_cli(capsys, "--db", db, "--json", "list", "--limit", "1")
     assert code == 0
     assert len(json.loads(out)) == 1
 
@@ -355,10 +348,10 @@ def test_list_limit_lists_at_most_that_many(db_path: Path, tmp_path: Path, capsy
     ],
 )
 def test_out_of_range_arguments_are_usage_errors(
-    args: list[str], says: str, db_path: Path, capsys: pytest.CaptureFixture[str]
+    args: list[str], says: str, db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    airt_nb.Engine(db_path, recover=False).close()
-    proc = airt("--db", str(db_path), *args)
+    airt_nb.Engine(db, recover=False).close()
+    proc = airt("--db", db, *args)
     assert proc.returncode == 2
     assert says in proc.stderr
     assert proc.stderr.startswith("usage: airt")

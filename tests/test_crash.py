@@ -1,5 +1,7 @@
 """SIGKILL a process running workflows at precise and at random moments; a new process finishes.
 
+On SQLite and on PostgreSQL.
+
 Every test counts side effects (lines a step appends to a file opened with
 O_APPEND) and asserts the promise of crash recovery: a completed step never
 runs again, the step in flight at the kill runs at most twice (with the same
@@ -17,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import crashlib
 import pytest
@@ -40,10 +43,14 @@ from tests.conftest import IN_CI, require_tool
 
 STEPS = [f"s{i}" for i in range(1, 6)]
 
+# On PostgreSQL every child acts as an engine on a machine of its own (crashlib sets
+# AIRT_MACHINE_ID): only leases and the engines' session locks protect their workflows.
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
-def files(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    yield tmp_path / "airt.db", tmp_path / "effects.jsonl"
+def files(db: str, tmp_path: Path) -> Iterator[tuple[Any, Path]]:
+    yield (Path(db) if "://" not in db else db), tmp_path / "effects.jsonl"
     crashlib.kill_leftovers()  # a failed test never leaves a blocked child behind
 
 
@@ -437,13 +444,13 @@ def check_invariants(db: Path, log: list[dict], killed: set[int]) -> None:
     assert problems == []
 
 
-def test_random_kills_never_lose_or_repeat_completed_work(tmp_path, files):
+def test_random_kills_never_lose_or_repeat_completed_work(tmp_path, files, backend):
     seed = int(os.environ.get("AIRT_CRASH_SEED") or random.randrange(2**32))
     print(f"AIRT_CRASH_SEED={seed}")
     rng = random.Random(seed)
     db, effects = files
     killed: set[int] = set()
-    rounds = 60
+    rounds = 60 if backend == "sqlite" else 30  # the second backend shares the suite's time budget
     n = 0
     for round_no in range(rounds):
         start = []
@@ -471,7 +478,7 @@ def test_random_kills_never_lose_or_repeat_completed_work(tmp_path, files):
     final = Child(tmp_path, config(db, effects, approve=True), name="final")
     final.finish()
     log = read_effects(effects)
-    assert n >= 20
+    assert n >= rounds // 3
     assert len(killed) >= rounds
     print(
         f"{n} workflows, {sum(e['ev'] == 'do' for e in log)} side effects, "

@@ -1,5 +1,5 @@
-"""The engine end to end on real SQLite files: pauses, decisions, failures,
-compensation order, retries, parallel DAGs and bad actions."""
+"""The engine end to end on a real SQLite file and a real PostgreSQL database: pauses, decisions,
+failures, compensation order, retries, parallel DAGs and bad actions."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from shared_specs import SEED_SPEC
 import airt_nb
 from airt_nb import ActionError, Engine, Registry, SpecError, StepContext, WaitTimeoutError, WorkflowStateError
 
+pytestmark = pytest.mark.both_backends
+
 SEED = SEED_SPEC
 
 
-def test_seed_scenario_pause_reopen_approve(db_path: Path, registry: Registry, tmp_path: Path) -> None:
+def test_seed_scenario_pause_reopen_approve(db: str, registry: Registry, tmp_path: Path) -> None:
     target = tmp_path / "out"
-    eng = Engine(db_path, registry=registry)
+    eng = Engine(db, registry=registry)
     run = eng.start(SEED, inputs={"target": str(target)})
     assert run.wait(timeout=10) == "PAUSED"
     assert (target / "a.txt").read_text() == "hello"
@@ -28,7 +30,7 @@ def test_seed_scenario_pause_reopen_approve(db_path: Path, registry: Registry, t
     assert run.pending_approval.message == f"Publish B next to {target}/a.txt?"
     eng.close()
 
-    eng = Engine(db_path, registry=registry)
+    eng = Engine(db, registry=registry)
     try:
         again = eng.get(run.id)
         assert again.status == "PAUSED"
@@ -96,9 +98,9 @@ def _recording_registry(journal: list[str], *, fail_at: str | None = None, undo_
 FIVE = {"name": "five", "steps": [{"name": f"s{i}", "action": "rec", "inputs": {"tag": f"s{i}"}} for i in range(1, 6)]}
 
 
-def test_failure_in_step_3_compensates_2_then_1(db_path: Path) -> None:
+def test_failure_in_step_3_compensates_2_then_1(db: str) -> None:
     journal: list[str] = []
-    with Engine(db_path, registry=_recording_registry(journal, fail_at="s3")) as eng:
+    with Engine(db, registry=_recording_registry(journal, fail_at="s3")) as eng:
         run = eng.start(FIVE)
         assert run.wait(timeout=10) == "FAILED"
         assert journal == ["do s1", "do s2", "do s3", "undo s2", "undo s1"]
@@ -111,9 +113,9 @@ def test_failure_in_step_3_compensates_2_then_1(db_path: Path) -> None:
         assert statuses == {"s1": "COMPENSATED", "s2": "COMPENSATED", "s3": "FAILED", "s4": "SKIPPED", "s5": "SKIPPED"}
 
 
-def test_compensation_failing_twice_leaves_workflow_failed_with_the_reason(db_path: Path) -> None:
+def test_compensation_failing_twice_leaves_workflow_failed_with_the_reason(db: str) -> None:
     journal: list[str] = []
-    with Engine(db_path, registry=_recording_registry(journal, fail_at="s3", undo_fails=2)) as eng:
+    with Engine(db, registry=_recording_registry(journal, fail_at="s3", undo_fails=2)) as eng:
         run = eng.start(FIVE)
         assert run.wait(timeout=10) == "FAILED"
         assert journal == ["do s1", "do s2", "do s3", "undo s2"]
@@ -373,20 +375,20 @@ def test_rollback_of_a_completed_workflow_undoes_every_step(engine: Engine, tmp_
         run.rollback()
 
 
-def test_reopened_engine_sees_every_workflow_as_left(db_path: Path, registry: Registry, tmp_path: Path) -> None:
-    with Engine(db_path, registry=registry) as eng:
+def test_reopened_engine_sees_every_workflow_as_left(db: str, registry: Registry, tmp_path: Path) -> None:
+    with Engine(db, registry=registry) as eng:
         done = eng.start({"name": "w", "steps": [{"name": "s", "action": "wait", "inputs": {"seconds": 0}}]})
         assert done.wait(timeout=10) == "COMPLETED"
         paused = eng.start(SEED, inputs={"target": str(tmp_path)})
         assert paused.wait(timeout=10) == "PAUSED"
-    with Engine(db_path, registry=registry) as eng:
+    with Engine(db, registry=registry) as eng:
         statuses = {r.workflow_id: r.status for r in eng.list()}
         assert statuses == {done.id: "COMPLETED", paused.id: "PAUSED"}
         assert eng.get(done.id[:6]).id == done.id, "a unique id prefix is enough"
 
 
-def test_engine_refuses_to_start_after_close(db_path: Path) -> None:
-    eng = Engine(db_path)
+def test_engine_refuses_to_start_after_close(db: str) -> None:
+    eng = Engine(db)
     eng.close()
     with pytest.raises(WorkflowStateError, match="is closed"):
         eng.start({"name": "w", "steps": [{"name": "s", "action": "wait", "inputs": {"seconds": 0}}]})

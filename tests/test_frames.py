@@ -12,6 +12,8 @@ import pytest
 import airt_nb
 from airt_nb import Engine, Registry, StoreError
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
 def finished(engine: Engine, tmp_path: Path) -> Engine:
@@ -86,14 +88,14 @@ def test_approvals_and_compensations_frames(finished: Engine) -> None:
     assert comp["status"].tolist() == ["PENDING"]
 
 
-def test_frames_read_by_path_and_refuse_a_missing_file(finished: Engine, tmp_path: Path) -> None:
-    assert len(airt_nb.runs(finished.db)) == 1
+def test_frames_read_by_path_and_refuse_a_missing_file(finished: Engine, db: str, tmp_path: Path) -> None:
+    assert len(airt_nb.runs(db)) == 1
     with pytest.raises(StoreError, match="no airt_nb database at"):
         airt_nb.runs(tmp_path / "nothing.db")
     assert not (tmp_path / "nothing.db").exists()
 
 
-def test_frames_work_while_a_step_is_running(db_path: Path) -> None:
+def test_frames_work_while_a_step_is_running(db: str) -> None:
     reg = Registry()
     gate = threading.Event()
     started = threading.Event()
@@ -103,12 +105,12 @@ def test_frames_work_while_a_step_is_running(db_path: Path) -> None:
         started.set()
         gate.wait(10)
 
-    with Engine(db_path, registry=reg) as eng:
+    with Engine(db, registry=reg) as eng:
         run = eng.start({"name": "busy", "steps": [{"name": "h", "action": "hold"}]})
         assert started.wait(10)
-        df = airt_nb.steps(db_path)
+        df = airt_nb.steps(db)
         assert df["status"].tolist() == ["RUNNING"]
-        assert airt_nb.runs(db_path)["status"].tolist() == ["RUNNING"]
+        assert airt_nb.runs(db)["status"].tolist() == ["RUNNING"]
         gate.set()
         assert run.wait(timeout=10) == "COMPLETED"
 
@@ -120,7 +122,7 @@ def test_empty_database_gives_empty_frames_with_columns(engine: Engine) -> None:
         assert len(df.columns) > 3
 
 
-def _everything(db_path: Path) -> None:
+def _everything(db: str, folder: Path) -> None:
     """A database where every frame has rows: a retry, a refused decision, a webhook, an undo."""
     reg = Registry()
     calls: list[int] = []
@@ -136,11 +138,11 @@ def _everything(db_path: Path) -> None:
         "name": "all",
         "steps": [
             {"name": "f", "action": "flaky", "retry": {"max_attempts": 2, "initial_delay": 0.01, "jitter": False}},
-            {"name": "w", "action": "file.write", "inputs": {"path": str(db_path.parent / "w.txt"), "content": "x"}},
+            {"name": "w", "action": "file.write", "inputs": {"path": str(folder / "w.txt"), "content": "x"}},
             {"name": "ok", "type": "human_approval", "message": "go?", "approvers": ["ann"]},
         ],
     }
-    with Engine(db_path, registry=reg, webhook_url="http://127.0.0.1:9/hook", webhook_max_attempts=1) as eng:
+    with Engine(db, registry=reg, webhook_url="http://127.0.0.1:9/hook", webhook_max_attempts=1) as eng:
         run = eng.start(spec)
         assert run.wait(timeout=10) == "PAUSED"
         with pytest.raises(airt_nb.PolicyError):
@@ -162,9 +164,10 @@ FRAMES = [
 
 
 @pytest.mark.parametrize("frame", FRAMES, ids=lambda f: f.__name__)
-def test_empty_frames_have_the_dtypes_of_full_ones(frame: Any, tmp_path: Path) -> None:
-    full_db, empty_db = tmp_path / "full.db", tmp_path / "empty.db"
-    _everything(full_db)
+def test_empty_frames_have_the_dtypes_of_full_ones(frame: Any, db: str, tmp_path: Path) -> None:
+    # Full on each backend, empty on SQLite: PostgreSQL's frames are SQLite's, column for column.
+    full_db, empty_db = db, tmp_path / "empty.db"
+    _everything(full_db, tmp_path)
     Engine(empty_db).close()
 
     full, empty = frame(full_db), frame(empty_db)

@@ -1,4 +1,4 @@
-"""Recovery when an engine opens a database a crashed process left behind.
+"""Recovery when an engine opens a database a crashed process left behind (SQLite and PostgreSQL).
 
 A child process (tests/crashlib.py) runs a workflow and is SIGKILLed at a
 precise point; then an engine in this process opens the same file and the
@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import crashlib
 import pytest
@@ -31,10 +32,15 @@ from airt_nb.timeutil import to_epoch
 
 STEPS = [f"s{i}" for i in range(1, 6)]
 
+# On PostgreSQL the children act as engines on other machines (crashlib): a dead one is found
+# by its released session lock, never by its pid.
+pytestmark = pytest.mark.both_backends
+sqlite_only = pytest.mark.sqlite_only
+
 
 @pytest.fixture
-def files(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    yield tmp_path / "airt.db", tmp_path / "effects.jsonl"
+def files(db: str, tmp_path: Path) -> Iterator[tuple[Any, Path]]:
+    yield (Path(db) if "://" not in db else db), tmp_path / "effects.jsonl"
     crashlib.kill_leftovers()  # a failed test never leaves a blocked child behind
 
 
@@ -162,6 +168,7 @@ def test_two_engines_that_both_saw_a_workflow_free_cannot_both_claim_it(tmp_path
     assert do_counts(effects, wf) == dict.fromkeys(STEPS, 1)
 
 
+@sqlite_only
 def test_engine_durability_sets_how_sqlite_syncs_commits(files):
     db, _ = files
     with Engine(db) as eng:
@@ -425,6 +432,7 @@ def test_corrupted_file_is_one_clear_store_error(tmp_path):
     )
 
 
+@sqlite_only
 def test_database_with_damaged_pages_is_one_clear_store_error(tmp_path, files):
     db, effects = files
     with Engine(db, registry=crashlib.registry(effects)) as eng:
@@ -439,6 +447,7 @@ def test_database_with_damaged_pages_is_one_clear_store_error(tmp_path, files):
     assert str(info.value).endswith("); restore it from a backup, or move it away to start a new one")
 
 
+@sqlite_only
 def test_database_written_by_a_newer_version_is_refused_with_what_to_do(tmp_path, files):
     db, _ = files
     Engine(db).close()
@@ -551,6 +560,7 @@ def locker(files):
     locker.release()
 
 
+@sqlite_only
 def test_database_locked_longer_than_busy_timeout_is_one_clear_store_error(files, locker):
     db, effects = files
     with Engine(db, registry=crashlib.registry(effects), busy_timeout=0.1) as eng:
@@ -571,6 +581,7 @@ def test_database_locked_longer_than_busy_timeout_is_one_clear_store_error(files
         assert eng.list() == []
 
 
+@sqlite_only
 def test_database_locked_for_less_than_busy_timeout_waits_and_goes_on(files, locker):
     db, effects = files
     with Engine(db, registry=crashlib.registry(effects), busy_timeout=20) as eng:
@@ -585,6 +596,7 @@ def test_database_locked_for_less_than_busy_timeout_waits_and_goes_on(files, loc
         assert result[0].wait(timeout=10) == "COMPLETED"
 
 
+@sqlite_only
 def test_database_locked_while_recovering_fails_cleanly_without_leaving_threads(tmp_path, files):
     db, effects = files
     crash(tmp_path, db, effects, chain_spec(), "before", "s2")
@@ -597,6 +609,7 @@ def test_database_locked_while_recovering_fails_cleanly_without_leaving_threads(
         holder.release()
 
 
+@sqlite_only
 def test_sqlite_error_inside_a_write_is_a_store_error_naming_the_file(files):
     db, _ = files
     with Engine(db) as eng:
@@ -688,6 +701,7 @@ def test_kernel_restart_recovers_the_workflow_at_once_without_waiting_for_its_le
     assert does[(wf, "s3")][0]["key"] == does[(wf, "s3")][1]["key"] == f"{wf}/s3/1"
 
 
+@sqlite_only
 def test_a_checkpoint_that_failed_on_a_locked_database_is_retried_once_it_is_free(files):
     db, _ = files
     registry = airt_nb.Registry()

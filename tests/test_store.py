@@ -235,3 +235,27 @@ def test_a_thread_that_ends_leaves_no_read_connection_behind(tmp_path: Path) -> 
         assert len(store._readers) <= 1
     finally:
         store.close()
+
+
+def test_both_dialects_reach_the_same_tables_and_columns(tmp_path: Path, pg_url: str) -> None:
+    """Each migration has a SQLite and a PostgreSQL text: applied in full, they give one schema."""
+    from airt_nb.store.postgres import PostgresStore
+
+    lite = SQLiteStore(tmp_path / "a.db")
+    pg = PostgresStore(pg_url)
+    try:
+        tables = [r[0] for r in lite.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        tables = [t for t in tables if not t.startswith("sqlite_")]
+        sqlite_schema = {t: sorted(r[1] for r in lite.query(f'PRAGMA table_info("{t}")')) for t in tables}
+        rows = pg.query(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+            "ORDER BY table_name, column_name"
+        )
+        pg_schema: dict[str, list[str]] = {}
+        for table, column in rows:
+            pg_schema.setdefault(table, []).append(column)
+        assert pg_schema == sqlite_schema
+        assert pg.schema_version == lite.schema_version == LATEST
+    finally:
+        lite.close()
+        pg.close()

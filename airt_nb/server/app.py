@@ -28,6 +28,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Unicode, default
 
 from ..identity import current_user
+from ..store.base import redact
 from . import api
 from .handlers import ApprovalsHandler, DecisionHandler, EventHandler, PageHandler, StaticHandler, WorkflowHandler
 
@@ -110,7 +111,7 @@ class AirtApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         self.engines = Engines(self.db)
-        self.log.info("airt: approvals page at /airt/ on %s (decisions as the authenticated user)", self.db)
+        self.log.info("airt: approvals page at /airt/ on %s (decisions as the authenticated user)", redact(self.db))
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(
@@ -131,4 +132,4 @@ class AirtApp(ExtensionApp):
         import asyncio
 
         await asyncio.to_thread(self.engines.close)
-        self.log.info("airt: closed the database %s", self.db)
+        self.log.info("airt: closed the database %s", redact(self.db))

@@ -25,6 +25,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
 from ..errors import StoreError
+from ..store.base import redact
 from . import api
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ class ApprovalsHandler(_Api):
         self.send(
             {
                 "user": {"name": name, "authenticated_by": how},
-                "db": self.airt.engines.db,
+                "db": redact(self.airt.engines.db),
                 "status": status.upper(),
                 "approvals": approvals,
             }

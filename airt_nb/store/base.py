@@ -74,10 +74,13 @@ def redact(url: str) -> str:
 
     >>> redact("postgresql://ann:s3cret@db.example/airt")
     'postgresql://ann:***@db.example/airt'
+    >>> redact("postgresql://db.example/airt?user=ann&password=s3cret")
+    'postgresql://db.example/airt?user=ann&password=***'
     >>> redact("/tmp/airt.db")
     '/tmp/airt.db'
     """
-    return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    url = re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|\?|:[A-Za-z_][A-Za-z0-9_]*|::|%")

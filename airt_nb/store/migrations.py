@@ -429,7 +429,209 @@ _SQLITE: list[tuple[int, str, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        7,
+        "decisions recorded by the database (PostgreSQL only)",
+        # PostgreSQL's SECURITY DEFINER functions and the trigger guarding approval steps; SQLite has
+        # no database roles, so nothing changes there.
+        "SELECT 1",
+    ),
 ]
+
+# Approvals are written only through these functions when people connect with their own role
+# (``airt db grant``: their group gets EXECUTE on them, SELECT on approvals and approval_decisions,
+# no INSERT/UPDATE/DELETE on either).  They run as the owner of the tables (SECURITY DEFINER) with a
+# pinned search_path; session_user is the role that logged in, which only a superuser can change.
+# airt_decide applies the approval's rules itself (approvers, exclude_requester, one approval per
+# person, N of M), so a role that calls it directly gets no further than the engine would let it.
+# The trigger makes an approval step completable only with a decision on record (of this workflow,
+# or of the run it was forked from), whoever writes the step.
+_PG_DECISIONS = """
+    CREATE FUNCTION airt_request_approval(p_row text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER AS $f$
+    DECLARE
+        r approvals;
+    BEGIN
+        r := json_populate_record(NULL::approvals, p_row::json);
+        INSERT INTO approvals (approval_id, workflow_id, step_name, status, message, context, approvers,
+            requested_at, deadline, on_timeout, fields, min_approvals, exclude_requester, authenticated,
+            preview, preview_hash, gate_step, reasked_from, remind_every, next_reminder_at, escalate_at,
+            escalate_to)
+        VALUES (r.approval_id, r.workflow_id, r.step_name, 'PENDING', r.message, r.context, r.approvers,
+            r.requested_at, r.deadline, r.on_timeout, r.fields, greatest(coalesce(r.min_approvals, 1), 1),
+            coalesce(r.exclude_requester, 0), coalesce(r.authenticated, 0), r.preview, r.preview_hash,
+            r.gate_step, r.reasked_from, r.remind_every, r.next_reminder_at, r.escalate_at, r.escalate_to);
+    END
+    $f$;
+
+    CREATE FUNCTION airt_decide(p_approval_id text, p_status text, p_reason text, p_decided_at text,
+        p_values text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER AS $f$
+    DECLARE
+        a approvals;
+        v_allowed boolean;
+        v_count integer;
+    BEGIN
+        IF p_status NOT IN ('APPROVED', 'REJECTED') THEN
+            RAISE EXCEPTION 'a decision is APPROVED or REJECTED, not %', p_status
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        SELECT * INTO a FROM approvals WHERE approval_id = p_approval_id FOR UPDATE;
+        IF NOT FOUND OR a.status <> 'PENDING' THEN
+            RETURN NULL;
+        END IF;
+        IF a.approvers IS NOT NULL AND a.approvers NOT IN ('', '[]', 'null') THEN
+            SELECT coalesce(bool_or(n = session_user OR CASE
+                    WHEN EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = n) THEN pg_has_role(session_user, n, 'MEMBER')
+                    ELSE false END), false)
+                INTO v_allowed FROM json_array_elements_text(a.approvers::json) AS n;
+            IF NOT v_allowed THEN
+                RAISE EXCEPTION 'database role % is not one of the approvers of approval % (%)',
+                    session_user, p_approval_id, a.approvers USING ERRCODE = 'insufficient_privilege';
+            END IF;
+        END IF;
+        IF a.exclude_requester <> 0 AND EXISTS (SELECT 1 FROM workflows w WHERE w.workflow_id = a.workflow_id
+                AND w.started_by = session_user) THEN
+            RAISE EXCEPTION 'database role % started workflow % and may not decide its approval % (exclude_requester)',
+                session_user, a.workflow_id, p_approval_id USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF p_status = 'APPROVED' AND EXISTS (SELECT 1 FROM approval_decisions d WHERE d.approval_id = p_approval_id
+                AND d.decided_by = session_user AND d.decision = 'APPROVED') THEN
+            RAISE EXCEPTION 'database role % approved approval % already; the others must come from other people',
+                session_user, p_approval_id USING ERRCODE = 'unique_violation';
+        END IF;
+        INSERT INTO approval_decisions (approval_id, workflow_id, step_name, decision, decided_by, decided_at,
+            reason, field_values, auth, preview_hash)
+        VALUES (p_approval_id, a.workflow_id, a.step_name, p_status, session_user, p_decided_at, p_reason,
+            p_values, 'database', a.preview_hash);
+        IF p_status = 'REJECTED' THEN
+            UPDATE approvals SET status = 'REJECTED', decided_by = session_user, reason = p_reason,
+                decided_at = p_decided_at, auth = 'database', field_values = coalesce(p_values, field_values)
+             WHERE approval_id = p_approval_id;
+            RETURN 'final';
+        END IF;
+        v_count := a.approved_count + 1;
+        IF v_count < a.min_approvals THEN
+            UPDATE approvals SET approved_count = v_count, field_values = coalesce(field_values, p_values)
+                WHERE approval_id = p_approval_id;
+            RETURN 'partial';
+        END IF;
+        UPDATE approvals SET status = 'APPROVED', decided_by = session_user, reason = p_reason,
+            decided_at = p_decided_at, auth = 'database', approved_count = v_count,
+            field_values = coalesce(field_values, p_values) WHERE approval_id = p_approval_id;
+        RETURN 'final';
+    END
+    $f$;
+
+    CREATE FUNCTION airt_expire_approval(p_approval_id text, p_status text, p_reason text, p_decided_at text,
+        p_values text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER AS $f$
+    DECLARE
+        a approvals;
+    BEGIN
+        SELECT * INTO a FROM approvals WHERE approval_id = p_approval_id FOR UPDATE;
+        IF NOT FOUND OR a.status <> 'PENDING' OR a.deadline IS NULL
+           OR a.deadline > to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+           OR p_status <> (CASE WHEN a.on_timeout = 'approve' THEN 'APPROVED' ELSE 'REJECTED' END) THEN
+            RETURN false;
+        END IF;
+        INSERT INTO approval_decisions (approval_id, workflow_id, step_name, decision, decided_by, decided_at,
+            reason, field_values, auth, preview_hash)
+        VALUES (p_approval_id, a.workflow_id, a.step_name, p_status, 'system', p_decided_at, p_reason, p_values,
+            'system', a.preview_hash);
+        UPDATE approvals SET status = p_status, decided_by = 'system', reason = p_reason, decided_at = p_decided_at,
+            auth = 'system', field_values = CASE WHEN p_status = 'APPROVED' THEN coalesce(field_values, p_values)
+                ELSE field_values END
+         WHERE approval_id = p_approval_id;
+        RETURN true;
+    END
+    $f$;
+
+    CREATE FUNCTION airt_cancel_approvals(p_workflow_id text, p_now text, p_by text, p_reason text)
+    RETURNS void LANGUAGE sql SECURITY DEFINER AS $f$
+        UPDATE approvals SET status = 'CANCELLED', decided_at = p_now, reason = p_reason,
+            decided_by = CASE WHEN p_by = 'system' THEN p_by ELSE session_user END
+         WHERE workflow_id = p_workflow_id AND status = 'PENDING'
+    $f$;
+
+    CREATE FUNCTION airt_remind_approval(p_approval_id text, p_due text, p_next_at text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER AS $f$
+    BEGIN
+        UPDATE approvals SET reminders = reminders + 1, next_reminder_at = p_next_at
+         WHERE approval_id = p_approval_id AND status = 'PENDING' AND next_reminder_at = p_due
+           AND p_due <= to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"');
+        RETURN FOUND;
+    END
+    $f$;
+
+    -- The approvers an escalation adds come from the approval itself, never from the caller.
+    CREATE FUNCTION airt_escalate_approval(p_approval_id text, p_now text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER AS $f$
+    DECLARE
+        a approvals;
+        v_widened text;
+    BEGIN
+        SELECT * INTO a FROM approvals WHERE approval_id = p_approval_id FOR UPDATE;
+        IF NOT FOUND OR a.status <> 'PENDING' OR a.escalated_at IS NOT NULL OR a.escalate_at IS NULL
+           OR a.escalate_at > to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') THEN
+            RETURN NULL;
+        END IF;
+        IF a.approvers IS NULL OR a.approvers IN ('', '[]', 'null') THEN
+            v_widened := '[]';  -- anyone may decide already: adding names would narrow it
+        ELSE
+            SELECT coalesce(json_agg(n ORDER BY o), '[]'::json)::text INTO v_widened FROM (
+                SELECT n, min(o) AS o FROM (
+                    SELECT n, o FROM json_array_elements_text(a.approvers::json) WITH ORDINALITY AS x (n, o)
+                    UNION ALL
+                    SELECT n, o + 1000000 FROM json_array_elements_text(coalesce(a.escalate_to, '[]')::json)
+                        WITH ORDINALITY AS y (n, o)
+                ) AS every GROUP BY n
+            ) AS once;
+        END IF;
+        UPDATE approvals SET approvers = v_widened, escalated_at = p_now WHERE approval_id = p_approval_id;
+        RETURN v_widened;
+    END
+    $f$;
+
+    CREATE FUNCTION airt_check_decision() RETURNS trigger LANGUAGE plpgsql AS $f$
+    BEGIN
+        IF NEW.status IN ('COMPLETED', 'REJECTED') AND (TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status)
+           AND NOT EXISTS (
+                WITH RECURSIVE lineage (workflow_id, depth) AS (
+                    SELECT NEW.workflow_id, 0
+                    UNION ALL
+                    SELECT w.forked_from, l.depth + 1 FROM workflows w JOIN lineage l ON w.workflow_id = l.workflow_id
+                     WHERE w.forked_from IS NOT NULL AND l.depth < 100
+                )
+                SELECT 1 FROM approvals a JOIN lineage l ON a.workflow_id = l.workflow_id
+                 WHERE a.step_name = NEW.step_name
+                   AND a.status = CASE WHEN NEW.status = 'COMPLETED' THEN 'APPROVED' ELSE 'REJECTED' END) THEN
+            RAISE EXCEPTION 'step % of workflow % is an approval: only a recorded decision completes it',
+                NEW.step_name, NEW.workflow_id USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        RETURN NEW;
+    END
+    $f$;
+    CREATE TRIGGER airt_decided_steps BEFORE INSERT OR UPDATE OF status ON workflow_steps
+        FOR EACH ROW WHEN (NEW.type = 'human_approval') EXECUTE FUNCTION airt_check_decision();
+
+    DO $d$
+    DECLARE
+        f text;
+    BEGIN
+        FOREACH f IN ARRAY ARRAY['airt_request_approval(text)', 'airt_decide(text,text,text,text,text)',
+            'airt_expire_approval(text,text,text,text,text)', 'airt_cancel_approvals(text,text,text,text)',
+            'airt_remind_approval(text,text,text)', 'airt_escalate_approval(text,text)', 'airt_check_decision()']
+        LOOP
+            -- Only this schema's tables, never a same-named object a caller put first in its path.
+            EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp', f, current_schema());
+            IF f <> 'airt_check_decision()' THEN  -- a trigger's function is never called directly
+                EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+            END IF;
+        END LOOP;
+    END
+    $d$;
+"""
 
 _POSTGRES: dict[int, str] = {
     1: """
@@ -739,6 +941,7 @@ _POSTGRES: dict[int, str] = {
             PRIMARY KEY (schedule_id, slot)
         );
         """,
+    7: _PG_DECISIONS,
 }
 
 MIGRATIONS: list[Migration] = [Migration(number, title, sqlite, _POSTGRES[number]) for number, title, sqlite in _SQLITE]

@@ -34,6 +34,9 @@ class Store(Reads, abc.ABC):
     path: str
     """Where the database is, for messages: a file path, or a URL without its password."""
     durability: str
+    authenticated_user: str | None = None
+    """The database role every decision made through this store is recorded under (PostgreSQL with a
+    per-user role: the server's ``session_user``); None when the decider's name is claimed (``by=``)."""
 
     @abc.abstractmethod
     def write(self, op: Callable[[Tx], T]) -> T:
@@ -51,6 +54,10 @@ class Store(Reads, abc.ABC):
     def listen(self, owner: str, callback: Callable[[], None]) -> None:
         """Call ``callback()`` (on a thread of the store) whenever another engine signals ``owner``
         or announces work; at most one listener per store."""
+
+    def hold_engine_lock(self, owner: str) -> None:
+        """Hold ``owner``'s lock for as long as this store is open, so that other engines can see it
+        lives (PostgreSQL: a session advisory lock); called before the engine registers."""
 
     @abc.abstractmethod
     def engines_alive(self, owners: Sequence[str]) -> set[str] | None:

@@ -366,6 +366,13 @@ class Reads:
         )
         return rows[0][0] if rows else None
 
+    def count_deliveries(self, statuses: Sequence[str] = ("PENDING", "RETRYING")) -> int:
+        """How many webhook deliveries are in one of ``statuses`` (the backlog, by default)."""
+        marks = ",".join("?" * len(statuses))
+        return int(
+            self.query(f"SELECT COUNT(*) FROM webhook_deliveries WHERE status IN ({marks})", tuple(statuses))[0][0]
+        )
+
     def delivery_attempts(self, delivery_id: str) -> list[tuple[Any, ...]]:
         """``(attempt, started_at, finished_at, outcome, http_status, error)`` of every attempt, in order."""
         return self.query(

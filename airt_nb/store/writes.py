@@ -17,6 +17,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ApprovalError, PolicyError
 from .base import LeaseLostError
 from .records import ApprovalRecord, DecisionRecord, WorkflowRecord
 
@@ -86,78 +87,156 @@ _PG_LATER = (
     '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\')'
 )
 
-_COMPLETE = {
-    "sqlite": (
-        "UPDATE workflow_steps SET status = ?, attempt = ?, started_at = ?, finished_at = ?, inputs = ?, "
-        "outputs = ?, fingerprint = ?, next_attempt_at = NULL, error = NULL, traceback = NULL "
-        "WHERE step_id = ? AND EXISTS (SELECT 1 FROM workflows WHERE workflow_id = ? AND lease_owner = ?) "
-        "RETURNING (SELECT requested FROM workflows WHERE workflow_id = ?)"
-    ),
-    # FOR SHARE: a claim of this workflow by another engine waits for this commit, so the fence
-    # and the write are one atomic step, as SQLite's single writer makes them.
-    "postgresql": (
-        "WITH w AS (SELECT requested FROM workflows WHERE workflow_id = ? AND lease_owner = ? FOR SHARE) "
-        "UPDATE workflow_steps SET status = ?, attempt = ?, started_at = ?, finished_at = ?, inputs = ?, "
-        "outputs = ?, fingerprint = ?, next_attempt_at = NULL, error = NULL, traceback = NULL "
-        "FROM w WHERE step_id = ? RETURNING w.requested"
-    ),
+_COMPLETE_SQLITE = (
+    "UPDATE workflow_steps SET status = ?, attempt = ?, started_at = ?, finished_at = ?, inputs = ?, "
+    "outputs = ?, fingerprint = ?, next_attempt_at = NULL, error = NULL, traceback = NULL "
+    "WHERE step_id = ? AND EXISTS (SELECT 1 FROM workflows WHERE workflow_id = ? AND lease_owner = ?) "
+    "RETURNING (SELECT requested FROM workflows WHERE workflow_id = ?)"
+)
+# One statement, so one round trip in autocommit mode.  FOR SHARE: a claim of this workflow by
+# another engine waits for (or skips) this commit, so the fence and the write are one atomic step,
+# as SQLite's single writer makes them.  The compensation intent rides along as a data-modifying
+# CTE that inserts only if the step was written.
+_COMPLETE_PG = (
+    "WITH w AS (SELECT requested FROM workflows WHERE workflow_id = :wf AND lease_owner = :owner FOR SHARE), "
+    "s AS (UPDATE workflow_steps SET status = :status, attempt = :attempt, started_at = :started, "
+    "finished_at = :finished, inputs = :inputs, outputs = :outputs, fingerprint = :fingerprint, "
+    "next_attempt_at = NULL, error = NULL, traceback = NULL FROM w WHERE step_id = :step RETURNING w.requested)"
+)
+_INTENT_PG = (
+    ", c AS (INSERT INTO compensation_log (workflow_id, step_name, action, inputs, outputs, state, status, "
+    "created_at) SELECT :wf, :c_step, :c_action, :c_inputs, :c_outputs, :c_state, 'PENDING', :finished FROM s)"
+)
+# Many completions (of any workflows) in one statement, so one round trip and one commit: what
+# group commit is to SQLite.  A step whose workflow this engine no longer holds is not returned.
+_COMPLETE_MANY_PG = (
+    "WITH c AS (SELECT * FROM unnest(:wf::text[], :owner::text[], :step::bigint[], :status::text[], "
+    ":attempt::int[], :started::text[], :finished::text[], :inputs::text[], :outputs::text[], "
+    ":fingerprint::text[], :c_step::text[], :c_action::text[], :c_inputs::text[], :c_outputs::text[], "
+    ":c_state::text[]) WITH ORDINALITY AS c (wf, owner, step, status, attempt, started, finished, inputs, "
+    "outputs, fingerprint, c_step, c_action, c_inputs, c_outputs, c_state, ord)), "
+    "w AS (SELECT workflow_id, lease_owner, requested FROM workflows WHERE (workflow_id, lease_owner) IN "
+    "(SELECT wf, owner FROM c) FOR SHARE), "
+    "s AS (UPDATE workflow_steps t SET status = c.status, attempt = c.attempt, started_at = c.started, "
+    "finished_at = c.finished, inputs = c.inputs, outputs = c.outputs, fingerprint = c.fingerprint, "
+    "next_attempt_at = NULL, error = NULL, traceback = NULL FROM c JOIN w ON w.workflow_id = c.wf "
+    "AND w.lease_owner = c.owner WHERE t.step_id = c.step RETURNING t.step_id, w.requested), "
+    "i AS (INSERT INTO compensation_log (workflow_id, step_name, action, inputs, outputs, state, status, "
+    "created_at) SELECT c.wf, c.c_step, c.c_action, c.c_inputs, c.c_outputs, c.c_state, 'PENDING', c.finished "
+    "FROM c JOIN s ON s.step_id = c.step WHERE c.c_action IS NOT NULL ORDER BY c.ord)"
+)
+_COMPLETE_PG_VARIANTS = {
+    intent: _COMPLETE_PG + (_INTENT_PG if intent else "") + " SELECT s.requested FROM s" for intent in (False, True)
 }
+
+
+_INSERT_WORKFLOW = (
+    "INSERT INTO workflows (workflow_id, name, status, spec, spec_hash, inputs, created_at, "
+    "updated_at, started_by, total_steps, done_steps, lease_owner, workdir, session, home, forked_from, "
+    "parent_id, parent_step) "
+    "VALUES (:workflow_id, :name, :status, '', :spec_hash, :inputs, :created_at, :updated_at, "
+    ":started_by, :total_steps, COALESCE(:done_steps, 0), :lease_owner, :workdir, :session, :lease_owner, "
+    ":forked_from, :parent_id, :parent_step)"
+)
 
 
 class Tx:
     """The statements a write op may run; every one of them is here, parameterised."""
 
-    __slots__ = ("_c", "dialect")
+    __slots__ = ("_c", "definer", "dialect", "synchronous")
 
-    def __init__(self, cursor: Any, dialect: str):
+    def __init__(self, cursor: Any, dialect: str, *, definer: bool = False):
         self._c = cursor
         self.dialect = dialect
+        # PostgreSQL with a per-user role: approvals are written only through the SECURITY DEFINER
+        # functions of migration 7, which record the server's session_user as the decider.
+        self.definer = definer
+        # Set by the writes another engine or a person relies on (decisions, requests, claims and
+        # releases, new workflows, engines and their leases): with durability "normal" on PostgreSQL,
+        # a transaction without any of them commits asynchronously (see PostgresStore).
+        self.synchronous = False
 
     # -- the hot path ---------------------------------------------------------------------
 
     def complete(self, c: Completion) -> str | None:
         """Complete one step (one row), fenced on the lease; returns the workflow's pending request."""
         if self.dialect == "sqlite":
-            params: tuple[Any, ...] = (
+            params: Any = (
                 c.status, c.attempt, c.started_at, c.finished_at, c.inputs, c.outputs, c.fingerprint,
                 c.step_id, c.workflow_id, c.owner, c.workflow_id,
             )  # fmt: skip
-        else:
-            params = (
-                c.workflow_id, c.owner, c.status, c.attempt, c.started_at, c.finished_at, c.inputs, c.outputs,
-                c.fingerprint, c.step_id,
-            )  # fmt: skip
-        row = self._c.execute(_COMPLETE[self.dialect], params).fetchone()
+            row = self._c.execute(_COMPLETE_SQLITE, params).fetchone()
+            if row is None:
+                raise LeaseLostError(c.workflow_id)
+            if c.intent is not None:
+                step_name, action, inputs, outputs, state = c.intent
+                self._c.execute(
+                    "INSERT INTO compensation_log (workflow_id, step_name, action, inputs, outputs, state, status, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?, 'PENDING', ?)",
+                    (c.workflow_id, step_name, action, inputs, outputs, state, c.finished_at),
+                )
+            return row[0]  # type: ignore[no-any-return]
+        params = {
+            "wf": c.workflow_id, "owner": c.owner, "status": c.status, "attempt": c.attempt,
+            "started": c.started_at, "finished": c.finished_at, "inputs": c.inputs, "outputs": c.outputs,
+            "fingerprint": c.fingerprint, "step": c.step_id,
+        }  # fmt: skip
+        if c.intent is not None:
+            params.update(zip(("c_step", "c_action", "c_inputs", "c_outputs", "c_state"), c.intent, strict=True))
+        sql = _COMPLETE_PG_VARIANTS[c.intent is not None]
+        row = self._c.execute(sql, params, prepare=True).fetchone()
         if row is None:
             raise LeaseLostError(c.workflow_id)
-        if c.intent is not None:
-            step_name, action, inputs, outputs, state = c.intent
-            self._c.execute(
-                "INSERT INTO compensation_log (workflow_id, step_name, action, inputs, outputs, state, status, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, 'PENDING', ?)",
-                (c.workflow_id, step_name, action, inputs, outputs, state, c.finished_at),
-            )
         return row[0]  # type: ignore[no-any-return]
+
+    def complete_many(self, cs: Sequence[Completion]) -> dict[int, str | None]:
+        """PostgreSQL: complete several steps in one statement; returns ``{step_id: pending request}``
+        of those whose workflow's lease the completion's owner still holds (the others are not written)."""
+        intents = [c.intent or (None, None, None, None, None) for c in cs]
+        params = {
+            "wf": [c.workflow_id for c in cs], "owner": [c.owner for c in cs], "step": [c.step_id for c in cs],
+            "status": [c.status for c in cs], "attempt": [c.attempt for c in cs],
+            "started": [c.started_at for c in cs], "finished": [c.finished_at for c in cs],
+            "inputs": [c.inputs for c in cs], "outputs": [c.outputs for c in cs],
+            "fingerprint": [c.fingerprint for c in cs],
+            **{k: [i[n] for i in intents] for n, k in enumerate(("c_step", "c_action", "c_inputs", "c_outputs", "c_state"))},
+        }  # fmt: skip
+        sql = _COMPLETE_MANY_PG + " SELECT s.step_id, s.requested FROM s"
+        return {int(r[0]): r[1] for r in self._c.execute(sql, params, prepare=True).fetchall()}
+
+    def completion_applied(self, c: Completion) -> tuple[bool, str | None]:
+        """Whether ``c`` is already committed (a retry after a connection lost while committing),
+        and the workflow's pending request."""
+        row = self._c.execute(
+            "SELECT s.status, s.finished_at, s.attempt, w.requested FROM workflow_steps s "
+            "JOIN workflows w ON w.workflow_id = s.workflow_id WHERE s.step_id = ?",
+            (c.step_id,),
+        ).fetchone()
+        if row is None:
+            return False, None
+        return (row[0], row[1], row[2]) == (c.status, c.finished_at, c.attempt), row[3]
 
     # -- workflows -------------------------------------------------------------------------
 
     def insert_workflow(self, row: dict[str, Any], *, spec_stored: bool = False) -> None:
         """Insert a workflow; its spec is stored once per ``spec_hash``, not in the row
         (``spec_stored``: the caller knows it is in the database already)."""
-        if not spec_stored:
+        self.synchronous = True
+        params = {k: row.get(k) for k in _WF_INSERT}
+        if spec_stored:
+            self._c.execute(_INSERT_WORKFLOW, params)
+        elif self.dialect == "postgresql":  # one statement: one round trip
+            self._c.execute(
+                "WITH spec AS (INSERT INTO workflow_specs (spec_hash, spec) VALUES (:spec_hash, :spec) "
+                "ON CONFLICT DO NOTHING) " + _INSERT_WORKFLOW,
+                {**params, "spec": row["spec"]},
+            )
+        else:
             self._c.execute(
                 "INSERT INTO workflow_specs (spec_hash, spec) VALUES (:spec_hash, :spec) ON CONFLICT DO NOTHING",
                 {"spec_hash": row["spec_hash"], "spec": row["spec"]},
             )
-        self._c.execute(
-            "INSERT INTO workflows (workflow_id, name, status, spec, spec_hash, inputs, created_at, "
-            "updated_at, started_by, total_steps, done_steps, lease_owner, workdir, session, home, forked_from, "
-            "parent_id, parent_step) "
-            "VALUES (:workflow_id, :name, :status, '', :spec_hash, :inputs, :created_at, :updated_at, "
-            ":started_by, :total_steps, COALESCE(:done_steps, 0), :lease_owner, :workdir, :session, :lease_owner, "
-            ":forked_from, :parent_id, :parent_step)",
-            {k: row.get(k) for k in _WF_INSERT},
-        )
+            self._c.execute(_INSERT_WORKFLOW, params)
 
     def fence(self, workflow_id: str, owner: str) -> str | None:
         """Raise :class:`LeaseLostError` unless ``owner`` holds the lease; returns the pending request."""
@@ -209,6 +288,7 @@ class Tx:
             "new_owner": new_owner,
             "done": done,
         }
+        self.synchronous = self.synchronous or release or new_owner is not None
         fence = ""
         if owner is not None:
             fence = " AND lease_owner = :owner"
@@ -242,6 +322,7 @@ class Tx:
         Returns the ids taken; this engine becomes their home.  On PostgreSQL,
         rows another engine is claiming at this instant are skipped, not waited for.
         """
+        self.synchronous = True
         if not workflow_ids:
             return []
         ids = ",".join("?" * len(workflow_ids))
@@ -262,11 +343,13 @@ class Tx:
         return [r[0] for r in rows]
 
     def release_all(self, owner: str) -> int:
+        self.synchronous = True
         return self._c.execute(  # type: ignore[no-any-return]
             "UPDATE workflows SET lease_owner = NULL, lease_expires = NULL WHERE lease_owner = ?", (owner,)
         ).rowcount
 
     def release(self, workflow_id: str, owner: str, *, waiting_for: str | None = None) -> None:
+        self.synchronous = True
         self._c.execute(
             "UPDATE workflows SET lease_owner = NULL, lease_expires = NULL, waiting_for = ? "
             "WHERE workflow_id = ? AND lease_owner = ?",
@@ -282,6 +365,7 @@ class Tx:
 
     def request(self, workflow_id: str, kind: str) -> None:
         """Ask the owner of a running workflow to cancel, roll back, or re-read (``wake``)."""
+        self.synchronous = True
         self._c.execute(
             "UPDATE workflows SET requested = CASE WHEN ? = 'wake' AND requested IN ('cancel', 'rollback') "
             "THEN requested ELSE ? END WHERE workflow_id = ?",
@@ -298,7 +382,8 @@ class Tx:
             )
 
     def add_warning(self, workflow_id: str, warning: str) -> None:
-        row = self._c.execute("SELECT warnings FROM workflows WHERE workflow_id = ?", (workflow_id,)).fetchone()
+        lock = " FOR UPDATE" if self.dialect == "postgresql" else ""  # read, modify, write: one at a time
+        row = self._c.execute(f"SELECT warnings FROM workflows WHERE workflow_id = ?{lock}", (workflow_id,)).fetchone()
         warnings = json.loads(row[0]) if row and row[0] else []
         if warning not in warnings:
             warnings.append(warning)
@@ -317,6 +402,15 @@ class Tx:
         """Rows of (workflow_id, step_name, position, type, action, status, attempt, started_at);
         returns the new rows' step ids in position order."""
         rows = list(rows)
+        if self.dialect == "postgresql":  # one statement whatever the number of steps
+            cols = list(zip(*rows, strict=True)) or [()] * 8
+            found = self._c.execute(
+                "INSERT INTO workflow_steps (workflow_id, step_name, position, type, action, status, attempt, "
+                "started_at) SELECT * FROM unnest(?::text[], ?::text[], ?::int[], ?::text[], ?::text[], ?::text[], "
+                "?::int[], ?::text[]) RETURNING position, step_id",
+                [list(c) for c in cols],
+            ).fetchall()
+            return [step_id for _position, step_id in sorted(found)]
         self._c.executemany(
             "INSERT INTO workflow_steps (workflow_id, step_name, position, type, action, status, attempt, "
             "started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -489,6 +583,9 @@ class Tx:
         params["min_approvals"] = row.get("min_approvals") or 1
         params["exclude_requester"] = 1 if row.get("exclude_requester") else 0
         params["authenticated"] = 1 if row.get("authenticated") else 0
+        if self.definer:  # the database forces the new row to be pending and undecided
+            self._c.execute("SELECT airt_request_approval(?)", (json.dumps(params),))
+            return
         self._c.execute(
             "INSERT INTO approvals (approval_id, workflow_id, step_name, status, message, context, approvers, "
             "requested_at, deadline, on_timeout, fields, min_approvals, exclude_requester, authenticated, preview, "
@@ -501,12 +598,53 @@ class Tx:
         )
 
     def lock_approval(self, approval_id: str) -> ApprovalRecord | None:
-        """The approval, locked until the transaction ends (decisions on it queue up behind this one)."""
-        lock = " FOR UPDATE" if self.dialect == "postgresql" else ""
-        row = self._c.execute(
-            f"SELECT {APPROVAL_COLS} FROM approvals WHERE approval_id = ?{lock}", (approval_id,)
-        ).fetchone()
-        return ApprovalRecord(*row) if row else None
+        """The approval, locked until the transaction ends (decisions on it queue up behind this one).
+
+        On PostgreSQL the lock is on its workflow's row (see :meth:`get_approval`): a per-user role
+        may not lock ``approvals`` itself, and every decision on it takes the same lock first.
+        """
+        return self.get_approval(approval_id)
+
+    def record_decision(self, row: dict[str, Any], *, final: bool, approved_count: int) -> str | None:
+        """Record one person's decision (a row of ``approval_decisions``) and its effect on the approval.
+
+        ``row`` holds the :data:`_DECISION_INSERT` keys; ``final`` says whether it settles the
+        approval (a rejection, a timeout, or the last approval needed), ``approved_count`` the count
+        once it is counted.  Returns ``"partial"`` (more approvals needed), ``"final"``, or ``None``
+        when the approval was no longer pending.
+
+        With a per-user PostgreSQL role (``definer``) the database records it: ``airt_decide``
+        applies the approval's rules (approvers by name or role membership, exclude_requester, one
+        approval per person, N of M) and writes the server's ``session_user`` as ``decided_by``,
+        whatever ``row`` says; a timeout (``auth="system"``) goes through ``airt_expire_approval``,
+        which checks the deadline has passed by the server's clock.
+        """
+        self.synchronous = True
+        approval_id, status = row["approval_id"], row["decision"]
+        values = row.get("field_values")
+        if self.definer:
+            try:
+                if row.get("auth") == "system":
+                    found = self._c.execute(
+                        "SELECT airt_expire_approval(?, ?, ?, ?, ?)",
+                        (approval_id, status, row.get("reason"), row["decided_at"], values),
+                    ).fetchone()
+                    return "final" if found[0] else None
+                found = self._c.execute(
+                    "SELECT airt_decide(?, ?, ?, ?, ?)",
+                    (approval_id, status, row.get("reason"), row["decided_at"], values),
+                ).fetchone()
+            except Exception as exc:
+                raise _refused(exc, row.get("decided_by")) from None
+            return found[0]  # type: ignore[no-any-return]
+        self.insert_decision(row)
+        if not final:
+            return "partial" if self.count_approval(approval_id, approved_count, values) else None
+        by, reason, now, auth = row["decided_by"], row.get("reason"), row["decided_at"], row.get("auth")
+        applied = self.decide_approval(
+            approval_id, status, by, reason, now, auth, values=values, approved_count=approved_count
+        )
+        return "final" if applied else None
 
     def decide_approval(
         self,
@@ -521,6 +659,7 @@ class Tx:
         approved_count: int | None = None,
     ) -> bool:
         """Record the final decision if the approval is still pending; the first decision wins."""
+        self.synchronous = True
         cur = self._c.execute(
             "UPDATE approvals SET status = ?, decided_by = ?, reason = ?, decided_at = ?, auth = ?, "
             "field_values = COALESCE(?, field_values), approved_count = COALESCE(?, approved_count) "
@@ -556,6 +695,9 @@ class Tx:
 
     def remind_approval(self, approval_id: str, due: str, next_at: str) -> bool:
         """Count a reminder sent for the reminder due at ``due`` (once, whichever engine sends it)."""
+        if self.definer:
+            found = self._c.execute("SELECT airt_remind_approval(?, ?, ?)", (approval_id, due, next_at)).fetchone()
+            return bool(found[0])
         cur = self._c.execute(
             "UPDATE approvals SET reminders = reminders + 1, next_reminder_at = ? "
             "WHERE approval_id = ? AND status = 'PENDING' AND next_reminder_at = ?",
@@ -564,7 +706,14 @@ class Tx:
         return cur.rowcount == 1  # type: ignore[no-any-return]
 
     def escalate_approval(self, approval_id: str, approvers: str, now: str) -> bool:
-        """Add the escalation's approvers (once, whichever engine does it)."""
+        """Add the escalation's approvers (once, whichever engine does it).
+
+        With a per-user PostgreSQL role the database computes them from the approval itself
+        (``airt_escalate_approval``): a caller cannot widen the approvers with names of its own.
+        """
+        if self.definer:
+            found = self._c.execute("SELECT airt_escalate_approval(?, ?)", (approval_id, now)).fetchone()
+            return found[0] is not None
         cur = self._c.execute(
             "UPDATE approvals SET approvers = ?, escalated_at = ? "
             "WHERE approval_id = ? AND status = 'PENDING' AND escalated_at IS NULL",
@@ -574,6 +723,7 @@ class Tx:
 
     def cancel_approvals(self, workflow_id: str, now: str, by: str, reason: str) -> list[ApprovalRecord]:
         """Cancel the workflow's pending approvals; returns them as cancelled."""
+        self.synchronous = True
         ids = [
             r[0]
             for r in self._c.execute(
@@ -582,14 +732,26 @@ class Tx:
         ]
         if not ids:
             return []
-        self._c.execute(
-            "UPDATE approvals SET status = 'CANCELLED', decided_at = ?, decided_by = ?, reason = ? "
-            "WHERE workflow_id = ? AND status = 'PENDING'",
-            (now, by, reason, workflow_id),
-        )
+        if self.definer:
+            self._c.execute("SELECT airt_cancel_approvals(?, ?, ?, ?)", (workflow_id, now, by, reason))
+        else:
+            self._c.execute(
+                "UPDATE approvals SET status = 'CANCELLED', decided_at = ?, decided_by = ?, reason = ? "
+                "WHERE workflow_id = ? AND status = 'PENDING'",
+                (now, by, reason, workflow_id),
+            )
         return [a for a in (self.get_approval(i) for i in ids) if a is not None]
 
     def get_approval(self, approval_id: str) -> ApprovalRecord | None:
+        if self.dialect == "postgresql":
+            # A decision racing this one holds its workflow's row until it commits: wait for it, then
+            # read in a new statement (a new snapshot), so that the first decision wins, as with
+            # SQLite's single writer.  (Locking the approval itself would need UPDATE on approvals.)
+            self._c.execute(
+                "SELECT 1 FROM workflows WHERE workflow_id = "
+                "(SELECT workflow_id FROM approvals WHERE approval_id = ?) FOR UPDATE",
+                (approval_id,),
+            )
         row = self._c.execute(f"SELECT {APPROVAL_COLS} FROM approvals WHERE approval_id = ?", (approval_id,)).fetchone()
         return ApprovalRecord(*row) if row else None
 
@@ -806,6 +968,7 @@ class Tx:
 
     def register_engine(self, row: dict[str, Any], ttl: float) -> None:
         """Record an engine that opened the database; its lease runs ``ttl`` seconds from now."""
+        self.synchronous = True
         expires = _PG_LATER if self.dialect == "postgresql" else ":expires"
         now = PG_NOW if self.dialect == "postgresql" else ":now"
         params = {k: row.get(k) for k in _ENGINE_INSERT}
@@ -829,7 +992,9 @@ class Tx:
         Returns False if another engine had marked it gone meanwhile (it was frozen longer
         than its lease): it is alive again from now on, but its workflows may run elsewhere.
         """
-        row = self._c.execute("SELECT closed_at FROM engines WHERE owner_id = ?", (owner,)).fetchone()
+        self.synchronous = True
+        lock = " FOR UPDATE" if self.dialect == "postgresql" else ""  # against a sweep marking it gone now
+        row = self._c.execute(f"SELECT closed_at FROM engines WHERE owner_id = ?{lock}", (owner,)).fetchone()
         if self.dialect == "postgresql":
             self._c.execute(
                 f"UPDATE engines SET heartbeat_at = {PG_NOW}, expires_at = {_PG_LATER}, closed_at = NULL "
@@ -846,10 +1011,12 @@ class Tx:
         return row is not None and row[0] is None
 
     def set_takes_work(self, owner: str, takes_work: bool) -> None:
+        self.synchronous = True
         self._c.execute("UPDATE engines SET takes_work = ? WHERE owner_id = ?", (1 if takes_work else 0, owner))
 
     def close_engine(self, owner: str, now: str) -> None:
         """``owner`` closed (or was found dead): its workflows' home is gone from now on."""
+        self.synchronous = True
         self._c.execute("UPDATE engines SET closed_at = ? WHERE owner_id = ? AND closed_at IS NULL", (now, owner))
 
     def prune_engines(self, before: str) -> None:
@@ -875,6 +1042,18 @@ class Tx:
             self._c.execute("SELECT pg_notify('airt', '*')")
         else:
             self._c.execute("UPDATE airt_signals SET seq = seq + 1 WHERE name = 'work'")
+
+
+def _refused(exc: Exception, by: str | None) -> Exception:
+    """A decision function's refusal, as the error the engine raises for the same rule."""
+    diag = getattr(exc, "diag", None)
+    text = getattr(diag, "message_primary", None) or str(exc)
+    state = getattr(exc, "sqlstate", None)
+    if state == "42501":  # insufficient_privilege: not an approver, or the requester
+        return PolicyError(f"{text}; ask one of the approvers to decide", user=by)
+    if state == "23505":  # unique_violation: this person approved already
+        return ApprovalError(text)
+    return exc
 
 
 _WF_INSERT = (

@@ -64,7 +64,7 @@ class Banner:
         session: str | None = None,
         workdir: str | None = None,
     ):
-        self.db = os.path.abspath(db)
+        self.db = db if "://" in db else os.path.abspath(db)  # a URL is shown as the engine gives it
         self.user = user
         self.summary = summary
         self.records = dict(records)
