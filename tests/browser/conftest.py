@@ -139,16 +139,19 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         signal.signal(signal.SIGTERM, previous)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright_session() -> Iterator[Any]:
-    """One Playwright driver for the whole session: the sync API refuses a second one while the first runs."""
+    """One Playwright driver for the browser suite: the sync API refuses a second one while the first runs.
+
+    Package scope, not session: while it runs, the main thread has an asyncio loop marked as running,
+    and the tests after this package (``asyncio.run`` in a notebook-like caller) must not see it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser_page(lab: Lab, playwright_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     chromium = require_tool(CHROMIUM, "the browser suite (JupyterLab in headless Chromium)")
     ARTIFACTS.mkdir(exist_ok=True)
