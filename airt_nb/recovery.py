@@ -287,6 +287,10 @@ class Recovery:
             now = store.now()
             got = store.write(functools.partial(_claim, owner=host.owner_id, ids=chunk, dead=dead, now=now))
             taken += len(got)
+            if fair and len(got) < len(chunk):
+                # Another engine claimed some of these first: it is sharing the same work now, so look
+                # again soon (a fresh list) rather than at the slow poll, or it ends up with all of it.
+                self.more_work = True
             outcomes = host.adopt_many([(w, self._lost_from(by_id[w])) for w in got])
             for workflow_id in got:
                 on_each(by_id[workflow_id], outcomes.get(workflow_id))
