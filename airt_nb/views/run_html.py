@@ -276,9 +276,9 @@ _EVENTS = {
     "asked_again": ("airt-notice", "↻", "asked again: {raw}"),
     "reminded": ("airt-muted", "✉", "reminder sent: {raw}"),
     "escalated": ("airt-notice", "⇧", "escalated: {raw}"),
-    "forked": ("airt-muted", "⑂", "{raw} (by {by})"),
+    "forked": ("airt-muted", "↱", "{raw} (by {by})"),
     "event_sent": ("airt-ok", "✉", "event {raw} sent by {by}"),
-    "event_timed_out": ("airt-notice", "⏱", "no event {raw} before the deadline"),
+    "event_timed_out": ("airt-notice", "⚠", "no event {raw} before the deadline"),
     "child_failed": ("airt-error", "✘", "child workflow {raw} did not complete"),
 }
 

@@ -218,7 +218,7 @@ class DashboardPanel(LivePanel, widgets.VBox):
         if record.parent_id:
             origin = f' <span class="airt-muted">↳ child of {esc(record.parent_id[:8])}</span>'
         elif record.forked_from:
-            origin = f' <span class="airt-muted">⑂ fork of {esc(record.forked_from[:8])}</span>'
+            origin = f' <span class="airt-muted">↱ fork of {esc(record.forked_from[:8])}</span>'
         return [
             f"<b>{esc(record.name)}</b>{origin}",
             badge(record.status),
