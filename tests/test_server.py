@@ -499,6 +499,7 @@ def test_typed_values_through_the_api_with_two_approvals(
             "maximum": 3,
             "required": True,
         }
+        assert mine["field_hints"] == {"copies": "integer from 1 to 3, default 1"}  # the page shows it by the input
         assert (mine["min_approvals"], mine["approved_count"]) == (2, 0)
         assert mine["preview"]["steps"][0]["step"] == "write_b"
         assert "hash" not in mine["preview"]["steps"][0]

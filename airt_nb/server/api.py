@@ -29,6 +29,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AirtError, ApprovalError, EventError, NotFoundError, PolicyError, WorkflowStateError
+from ..fields import describe_field
 from ..store.records import ApprovalRecord, DecisionRecord, WorkflowRecord
 
 if TYPE_CHECKING:
@@ -84,6 +85,14 @@ def approval_json(
     if isinstance(data.get("preview"), dict):  # the hashes stay in the database (inputs may hold secrets)
         steps = [{k: v for k, v in e.items() if k not in ("hash", "target")} for e in data["preview"].get("steps", [])]
         data["preview"] = {**data["preview"], "steps": steps}
+    if isinstance(data.get("fields"), dict):  # what each field takes, in the words the notebook's card uses
+        hints = {}
+        for name, spec in data["fields"].items():
+            try:
+                hints[name] = describe_field(spec)
+            except ValueError:  # a field this version does not know: the page shows its name only
+                continue
+        data["field_hints"] = hints
     if decisions is not None:
         data["decisions"] = [_decoded(asdict(d)) for d in decisions]
     if workflow is not None:

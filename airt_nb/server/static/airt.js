@@ -116,7 +116,7 @@
 
   // -- the form: typed fields (when the approval has them), a reason, the buttons --------------------
 
-  function fieldInput(name, spec, approved) {
+  function fieldInput(name, spec, approved, hint) {
     const type = spec.type || "string";
     const start = approved && name in approved ? approved[name] : spec.default;
     const id = `f-${name}-${Math.random().toString(36).slice(2, 8)}`;
@@ -137,9 +137,9 @@
         min: spec.minimum, max: spec.maximum, value: start ?? undefined,
       });
     }
-    const optional = spec.required === false ? " (optional)" : "";
+    const kind = hint ? ` (${hint})` : spec.required === false ? " (optional)" : "";
     const about = spec.description ? ` — ${spec.description}` : "";
-    return el("label", { for: id }, `${name}${optional}${about}`, input);
+    return el("label", { for: id }, `${name}${kind}${about}`, input);
   }
 
   function readValues(form) {
@@ -162,7 +162,7 @@
     const result = el("div", { class: "airt-result", role: "status" });
     const form = el("div", { class: "airt-form" },
       approved && Object.keys(fields).length ? el("div", { class: "airt-meta" }, "The values approved so far: approving confirms them.") : null,
-      Object.entries(fields).map(([name, spec]) => fieldInput(name, spec || {}, approved)),
+      Object.entries(fields).map(([name, spec]) => fieldInput(name, spec || {}, approved, (a.field_hints || {})[name])),
       el("label", {}, "Reason", reason));
     const buttons = [];
     const decide = async (decision) => {
