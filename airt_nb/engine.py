@@ -14,7 +14,12 @@ pool of worker threads.  Around them:
 What an execution, a decision and a sweep may ask of the engine is a
 narrow, named interface (:class:`~airt_nb.execution.ExecutionHost`,
 :class:`~airt_nb.decisions.DecisionHost`, :class:`~airt_nb.recovery.RecoveryHost`),
-implemented here by one adapter; those modules import no engine.
+implemented by one adapter (:class:`~airt_nb.hosting.EngineHost`); those
+modules import no engine.  The engine's own machinery goes through the same
+adapter and lives next to it: taking up workflows (:mod:`airt_nb.adoption`),
+cancel and rollback (:mod:`airt_nb.stopping`), the timer thread's work
+(:mod:`airt_nb.housekeeping`), building new runs (:mod:`airt_nb.newruns`)
+and forks (:mod:`airt_nb.forking`).
 
 Imports no IPython, ipywidgets or pandas.
 """
