@@ -14,7 +14,12 @@ pool of worker threads.  Around them:
 What an execution, a decision and a sweep may ask of the engine is a
 narrow, named interface (:class:`~airt_nb.execution.ExecutionHost`,
 :class:`~airt_nb.decisions.DecisionHost`, :class:`~airt_nb.recovery.RecoveryHost`),
-implemented here by one adapter; those modules import no engine.
+implemented by one adapter (:class:`~airt_nb.hosting.EngineHost`); those
+modules import no engine.  The engine's own machinery goes through the same
+adapter and lives next to it: taking up workflows (:mod:`airt_nb.adoption`),
+cancel and rollback (:mod:`airt_nb.stopping`), the timer thread's work
+(:mod:`airt_nb.housekeeping`), building new runs (:mod:`airt_nb.newruns`)
+and forks (:mod:`airt_nb.forking`).
 
 Imports no IPython, ipywidgets or pandas.
 """
@@ -23,32 +28,31 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import functools
 import json
 import logging
 import os
 import threading
 import time
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import adoption, stopping, wait_events
 from . import events as ev
-from . import wait_events
 from .actions import Registry, default_registry
 from .aioloop import AsyncRunner
-from .decisions import cancel_pending, decide, expire
-from .errors import AirtError, NotFoundError, SpecError, StoreError, WorkflowStateError
+from .decisions import decide
+from .errors import AirtError, NotFoundError, StoreError, WorkflowStateError
 from .execution import Execution
+from .hosting import EngineHost
+from .housekeeping import Housekeeping
 from .identity import current_user
 from .leases import LeaseKeeper
-from .limits import check_inputs, is_plain
-from .ownership import MACHINE, describe_owner, is_dead_local_owner, make_owner_id, parse_owner
+from .limits import is_plain
+from .newruns import NewRun, merge_inputs, new_run, workdir_for
+from .ownership import MACHINE, describe_owner, make_owner_id, parse_owner
 from .plan import Plan
-from .policy import AllowAll, Policy, Verdict
+from .policy import AllowAll, Policy
 from .policy_gate import PolicyGate
 from .recovery import Recovery, RecoverySummary
 from .spec import WorkflowSpec, fingerprint_of, load_spec
@@ -56,10 +60,9 @@ from .store import open_store
 from .store.base import LeaseLostError
 from .store.protocol import Store
 from .store.records import SETTLED, TERMINAL, WorkflowRecord
-from .subworkflows import check_uses, parent_op, read_child, resettle
+from .subworkflows import check_uses, read_child
 from .timers import Timers
-from .timeutil import iso, now_iso, to_epoch
-from .undocopies import discard_undo_copies, undo_dir_for
+from .timeutil import iso, now_iso
 from .urls import check_webhook_url
 
 if TYPE_CHECKING:
@@ -229,15 +232,9 @@ class Engine:
         self._stored_specs: set[str] = set()  # spec hashes this engine stored (never deleted)
         self._waiting: dict[str, str] = {}
         self._signalled = threading.Event()
-        self._next_sweep = 0.0
-        self._next_progress = time.monotonic() + PROGRESS_EVERY
-        # Executions stopped by an error (e.g. a checkpoint the locked database refused): rebuilt from
-        # their last checkpoint by housekeeping, with a growing pause, instead of staying stuck.
-        self._orphans: dict[str, Execution] = {}
-        self._orphan_due = 0.0
-        self._orphan_pause = 1.0
-        self._host = _Hosting(self)
+        self._host = EngineHost(self)
         self._recovery = Recovery(self._host)
+        self._housekeeping = Housekeeping(self._host, self._recovery, self._signalled, poll_interval)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="airt-worker")
         self._async = AsyncRunner()  # async def actions run on it; its thread starts on first use
         self._timers = Timers(self._tick, min(poll_interval, 0.25))
@@ -375,17 +372,17 @@ class Engine:
         self._check_open()
         plan = self._plan_of(spec)
         name = plan.spec.name
-        folder = _workdir(workdir, name)
+        folder = workdir_for(workdir, name)
         if plan.has_children:
             check_uses(plan.spec, folder, self.registry)
-        merged = _merge_inputs(plan.spec.inputs, inputs, name)
+        merged = merge_inputs(plan.spec.inputs, inputs, name)
         actor = current_user(user) if user else self.user
         audit_rows: list[dict[str, Any]] = []  # recorded with the workflow, in one transaction
         if as_user and as_user != actor:
             audit_rows.append(self._gate.act_as(actor, as_user))
             actor = as_user
         audit_rows = self._gate.check_start(actor, plan, merged, audit_rows)
-        new = self._new_run(plan, merged, actor, folder, audit_rows=audit_rows)
+        new = new_run(self._host, plan, merged, actor, folder, audit_rows=audit_rows)
         with new.ex.lock:
             self._store.write(new.op)
             self._stored_specs.add(plan.spec_hash)
@@ -394,99 +391,7 @@ class Engine:
 
         return Run(self, new.workflow_id)  # the id is ours and exact: no need to look it up as get() does
 
-    def _new_run(
-        self,
-        plan: Plan,
-        merged: dict[str, Any],
-        actor: str,
-        folder: str,
-        *,
-        audit_rows: Sequence[dict[str, Any]] = (),
-        parent: tuple[str, str] | None = None,
-        detail: str | None = None,
-    ) -> _NewRun:
-        """A new workflow, ready to be recorded (``op``, in the caller's transaction) and launched.
-
-        ``parent`` is ``(workflow_id, step_name)`` for a child workflow.
-        """
-        name = plan.spec.name
-        now = now_iso()
-        workflow_id = uuid.uuid4().hex[:16]
-        record = WorkflowRecord(
-            workflow_id=workflow_id,
-            name=name,
-            status="RUNNING",
-            spec=plan.spec_json,
-            spec_hash=plan.spec_hash,
-            inputs=json.dumps(merged),
-            created_at=now,
-            updated_at=now,
-            finished_at=None,
-            error=None,
-            started_by=actor,
-            total_steps=len(plan.steps),
-            done_steps=0,
-            lease_owner=self._owner,
-            lease_expires=None,
-            requested=None,
-            waiting_for=None,
-            warnings=None,
-            workdir=folder,
-            session=self.session,
-            home=self._owner,
-            parent_id=parent[0] if parent else None,
-            parent_step=parent[1] if parent else None,
-        )
-        ex = Execution(self._host, record, plan, None, inputs=merged)
-        row = {
-            "workflow_id": workflow_id,
-            "name": name,
-            "status": "RUNNING",
-            "spec": record.spec,
-            "spec_hash": record.spec_hash,
-            "inputs": record.inputs,
-            "created_at": now,
-            "updated_at": now,
-            "started_by": actor,
-            "total_steps": record.total_steps,
-            "lease_owner": self._owner,
-            "workdir": folder,
-            "session": self.session,
-            "parent_id": record.parent_id,
-            "parent_step": record.parent_step,
-        }
-        with ex.lock:
-            ops, started, settled = ex.begin(now)
-        running = set(started)
-        step_rows = [
-            (
-                workflow_id,
-                s.name,
-                s.index,
-                s.type,
-                s.action,
-                *(("RUNNING", 1, now) if s.name in running else ("PENDING", 0, None)),
-            )
-            for s in plan.steps
-        ]
-        started_detail = detail or f"in {folder}"
-
-        spec_stored = plan.spec_hash in self._stored_specs
-
-        def op(tx: Tx) -> None:
-            tx.insert_workflow(row, spec_stored=spec_stored)
-            ids = tx.insert_steps(workflow_id, step_rows)
-            for audit in audit_rows:
-                tx.insert_audit({**audit, "workflow_id": workflow_id})
-            tx.add_event(workflow_id, now, "started", actor, started_detail)
-            for o in ops:
-                o(tx)
-            for s, step_id in zip(plan.steps, ids, strict=True):
-                ex.step_id[s.name] = step_id
-
-        return _NewRun(workflow_id, ex, op, started, settled)
-
-    def _launch(self, new: _NewRun, *, locked: bool = False) -> None:
+    def _launch(self, new: NewRun, *, locked: bool = False) -> None:
         """Run a new workflow whose ``op`` has committed."""
         ex = new.ex
         with ex.lock if not locked else contextlib.nullcontext():
@@ -747,59 +652,13 @@ class Engine:
         >>> fixed = eng.fork(run.id, from_step="train")  # doctest: +SKIP
         >>> fixed.wait(), airt_nb.diff(run, fixed)       # doctest: +SKIP
         """
-        from . import forks
+        from . import forking
 
         self._check_open()
-        original_id = self.resolve_id(workflow_id)
-        record = self._store.workflow(original_id)
-        assert record is not None
-        if record.status not in TERMINAL:
-            raise WorkflowStateError(
-                f"workflow {original_id} ({record.name}) is {record.status}: only a finished run can be forked "
-                "(wait for it, or cancel it first)",
-                workflow_id=original_id,
-                status=record.status,
-            )
-        old = self._plan_from_json(record.spec, record.spec_hash)
-        chosen_spec = old.spec if spec is None else spec
-        plan = self._plan_for(load_spec(chosen_spec, registry=self.registry, check_actions=check_actions))
-        folder = _workdir(workdir if workdir is not None else record.workdir, plan.spec.name)
-        if plan.has_children:
-            check_uses(plan.spec, folder, self.registry)
-        previous = {k: v for k, v in json.loads(record.inputs).items() if k in plan.spec.inputs}
-        merged = _merge_inputs(
-            plan.spec.inputs, {**previous, **check_inputs(inputs, workflow=plan.spec.name)}, plan.spec.name
-        )
-        actor = current_user(user) if user else self.user
-        audit_rows = self._gate.check_start(actor, plan, merged, [])
-        original = self._store.steps(original_id)
-        chosen = forks.plan_fork(original, old, plan, from_step, merged, original_id)
-        fork_id = uuid.uuid4().hex[:16]
-        kept = set(chosen.kept)
-        carried = [c for c in self._store.compensations(original_id, status="PENDING") if c.step_name in kept]
-        row = {
-            "workflow_id": fork_id, "name": plan.spec.name, "status": "RUNNING", "spec": plan.spec_json,
-            "spec_hash": plan.spec_hash, "inputs": json.dumps(merged), "started_by": actor,
-            "total_steps": len(plan.steps), "done_steps": len(kept), "lease_owner": self._owner, "workdir": folder,
-            "session": self.session, "forked_from": original_id,
-        }  # fmt: skip
-        op = forks.fork_op(row, plan, original, chosen, carried, audit_rows)
-        self._store.write(op)
-        fresh = self._store.workflow(fork_id)
-        assert fresh is not None
-        ex = Execution(self._host, fresh, plan, self._store.steps(fork_id), inputs=merged)
-        ex.done_written = ex.done
-        if any(s.is_approval for s in plan.steps):
-            ex.load_intents()
-        with self._exec_lock:
-            self._executions[fork_id] = ex
-        if self._events:
-            self._events.emit(ev.WorkflowStatusChanged(fork_id, "RUNNING"))
-        try:
-            ex.resume()
-        except Exception:
-            ex.abandon("error while starting the fork; this engine tries again shortly", retry=True)
-            raise
+        fork_id = forking.fork(
+            self._host, self.resolve_id(workflow_id), from_step, inputs, spec=spec, user=user, workdir=workdir,
+            check_actions=check_actions,
+        )  # fmt: skip
         from .run import Run
 
         return Run(self, fork_id)
@@ -873,8 +732,8 @@ class Engine:
         self._check_open()
         plan = self._plan_for(load_spec(spec, registry=self.registry, check_actions=check_actions))
         schedules.check_cron(cron, timezone)
-        folder = _workdir(workdir, plan.spec.name)
-        merged = _merge_inputs(plan.spec.inputs, inputs, plan.spec.name)
+        folder = workdir_for(workdir, plan.spec.name)
+        merged = merge_inputs(plan.spec.inputs, inputs, plan.spec.name)
         actor = current_user(user) if user else self.user
         self._gate.check_start(actor, plan, merged, [])  # who schedules it must be allowed to start it
         return schedules.add(self, plan, cron, merged, timezone=timezone, folder=folder, actor=actor)
@@ -893,16 +752,16 @@ class Engine:
         self._check_open()
         schedules.remove(self, schedule_id)
 
-    def _prepare_child(self, ex: Execution, step: PlannedStep, inputs: dict[str, Any]) -> _NewRun:
+    def _prepare_child(self, ex: Execution, step: PlannedStep, inputs: dict[str, Any]) -> NewRun:
         """A child workflow for ``step`` of ``ex``, checked like a start (raises AirtError)."""
         spec = read_child(step.uses or "", ex.workdir, self.registry)
         plan = self._plan_for(spec)
-        merged = _merge_inputs(plan.spec.inputs, inputs, plan.spec.name)
+        merged = merge_inputs(plan.spec.inputs, inputs, plan.spec.name)
         actor = ex.started_by or self.user
         audit_rows = self._gate.check_start(actor, plan, merged, [])
         detail = f"as step {step.name} of workflow {ex.id}"
-        return self._new_run(
-            plan, merged, actor, ex.workdir or os.getcwd(), audit_rows=audit_rows, parent=(ex.id, step.name),
+        return new_run(
+            self._host, plan, merged, actor, ex.workdir or os.getcwd(), audit_rows=audit_rows, parent=(ex.id, step.name),
             detail=detail,
         )  # fmt: skip
 
@@ -915,102 +774,16 @@ class Engine:
         (the engine that runs it was asked, and stops it at its next step
         boundary) or ``"CANCELLED"`` (nobody ran it: done here).
         """
-        return self._stop(self.resolve_id(workflow_id), "cancel", current_user(by) if by else self.user)
+        return stopping.stop(self._host, self.resolve_id(workflow_id), "cancel", current_user(by) if by else self.user)
 
     def rollback(self, workflow_id: str, *, by: str | None = None) -> str:
         """Undo every completed step (newest first); ends ROLLED_BACK (or FAILED if an undo fails).
 
         Returns ``"rollback"``, ``"requested"`` or ``"ROLLING_BACK"`` (see :meth:`cancel`).
         """
-        return self._stop(self.resolve_id(workflow_id), "rollback", current_user(by) if by else self.user)
-
-    def _stop(self, workflow_id: str, kind: str, by: str) -> str:
-        self._check_open()
-        ex = self._executions.get(workflow_id)
-        if ex is not None and not ex.abandoned and not ex.finishing:
-            ex.request_stop(kind, by)
-            return kind
-        allowed = {
-            "cancel": ("RUNNING", "PAUSED", "PENDING"),
-            "rollback": ("RUNNING", "PAUSED", "COMPLETED", "FAILED", "CANCELLED"),
-        }[kind]
-        owner = self._owner
-        take = not self._closing
-        live_owner = self._live_owner
-        told: dict[str, Any] = {}  # a child's end, recorded on its parent's step
-
-        def op(tx: Tx) -> tuple[str, WorkflowRecord]:
-            record = tx.get_workflow(workflow_id)
-            if record is None:
-                raise NotFoundError("workflow", workflow_id, db=self.db)
-            if record.status not in allowed:
-                raise WorkflowStateError(
-                    f"workflow {workflow_id} ({record.name}) is {record.status}: it cannot be "
-                    f"{'cancelled' if kind == 'cancel' else 'rolled back'} (possible when {', '.join(allowed)})",
-                    workflow_id=workflow_id,
-                    status=record.status,
-                )
-            now = now_iso()
-            holder = record.lease_owner
-            if record.status == "RUNNING" and holder and holder != owner and live_owner(holder):
-                # Its engine acts on it at its next step boundary (never lost: recorded first).
-                tx.request(workflow_id, kind)
-                tx.add_event(workflow_id, now, f"{kind}_requested", by)
-                tx.wake(holder)
-                return "requested", record
-            if kind == "cancel":
-                tx.skip_unfinished_steps(workflow_id, "CANCELLED")
-                cancel_pending(tx, workflow_id, record.name, now, by, "workflow cancelled")
-                tx.set_status(workflow_id, "CANCELLED", now, finished=True, release=True)
-                tx.add_event(workflow_id, now, "cancelled", by)
-                if record.parent_id:
-                    parent_op(self._host, record, "CANCELLED", now, result=told)(tx)
-                return "CANCELLED", record
-            # A rollback runs where the workflow lives: in its home if it is alive (woken), else here
-            # or wherever the home rules send it.
-            mine = take and (record.home in (owner, None) or not live_owner(record.home))
-            tx.reopen_failed_compensations(workflow_id)
-            cancel_pending(tx, workflow_id, record.name, now, by, "workflow rolled back")
-            tx.set_status(
-                workflow_id, "ROLLING_BACK", now, new_owner=owner if mine else None, release=not mine, clear_error=False
-            )
-            tx.add_event(workflow_id, now, "rollback_requested", by)
-            if not mine:
-                if record.home:
-                    tx.wake(record.home)
-                tx.announce_work()
-            return ("adopt" if mine else "ROLLING_BACK"), record
-
-        outcome, _record = self._store.write(op)
-        if outcome == "requested":
-            return outcome
-        status = "CANCELLED" if kind == "cancel" else "ROLLING_BACK"
-        self._emit_status(workflow_id, status)
-        self._notify()
-        if told.get("outcome"):
-            self._waited(told["workflow_id"], told["step_name"], told["outputs"], told["error"], told["outcome"])
-        if kind == "cancel":  # nobody ran it: its running children are cancelled here
-            for child in self._store.children(workflow_id):
-                if child.status in ("RUNNING", "PAUSED", "PENDING"):
-                    with contextlib.suppress(WorkflowStateError, NotFoundError):
-                        self._stop(child.workflow_id, "cancel", by)
-        if outcome == "adopt":
-            self._adopt(workflow_id)
-        return status
-
-    def _live_owner(self, owner: str | None) -> bool:
-        """Whether the engine ``owner`` is alive as far as this engine can tell now."""
-        if owner is None:
-            return False
-        if owner == self._owner:
-            return not self._closing
-        alive = self._store.engines_alive([owner])
-        if alive is not None:
-            return owner in alive
-        if is_dead_local_owner(owner):
-            return False
-        record = self._store.engine(owner)
-        return record is not None and record.gone_at(self._store.now()) is None
+        return stopping.stop(
+            self._host, self.resolve_id(workflow_id), "rollback", current_user(by) if by else self.user
+        )
 
     def resume(self, workflow_id: str) -> str:
         """Take over a RUNNING / ROLLING_BACK workflow that no live engine runs, now, here.
@@ -1018,35 +791,7 @@ class Engine:
         Returns ``"resumed"``, ``"already running here"`` or ``"owned by another live engine"``.
         """
         self._check_open()
-        workflow_id = self.resolve_id(workflow_id)
-        if workflow_id in self._executions:
-            return "already running here"
-        record = self._store.workflow(workflow_id)
-        assert record is not None
-        if record.status == "PAUSED":
-            raise WorkflowStateError(
-                f"workflow {workflow_id} ({record.name}) is PAUSED for an approval: approve or reject it",
-                workflow_id=workflow_id,
-                status=record.status,
-            )
-        if record.status not in ("RUNNING", "ROLLING_BACK"):
-            raise WorkflowStateError(
-                f"workflow {workflow_id} ({record.name}) is {record.status}: there is nothing to resume",
-                workflow_id=workflow_id,
-                status=record.status,
-            )
-        holder = record.lease_owner
-        if holder and holder != self._owner and self._live_owner(holder):
-            return "owned by another live engine"
-        now = self._store.now()
-        dead = [holder] if holder and holder != self._owner else []
-        got = self._store.write(lambda tx: tx.claim(self._owner, [workflow_id], dead, now))
-        if got:
-            self._adopt(workflow_id, lost_from=describe_owner(holder) if holder else None)
-            return "resumed"
-        if workflow_id in self._executions:
-            return "resumed"  # this engine's housekeeping took it up meanwhile
-        return "owned by another live engine"
+        return adoption.resume(self._host, self.resolve_id(workflow_id))
 
     # -- recovery ----------------------------------------------------------------------------------------------------
 
@@ -1070,125 +815,9 @@ class Engine:
             self._recovering = True
             self._store.write(lambda tx: tx.set_takes_work(self._owner, True))
 
-    def _adopt_many(self, adopted: builtins.list[tuple[str, str | None]]) -> dict[str, str | Exception | None]:
-        """Adopt workflows this engine just claimed, ``(workflow_id, lost_from)``, reading them in two
-        queries; returns, by id, what each waits for (or the error that stopped it)."""
-        ids = [w for w, _ in adopted]
-        records = self._store.workflows_by_id(ids)
-        steps = self._store.steps_by_workflow(ids)
-        out: dict[str, str | Exception | None] = {}
-        for workflow_id, lost_from in adopted:
-            try:
-                out[workflow_id] = self._adopt(
-                    workflow_id, lost_from=lost_from, record=records.get(workflow_id), steps=steps.get(workflow_id)
-                )
-            except Exception as exc:  # one bad workflow never stops the others
-                log.exception("workflow %s could not be resumed", workflow_id)
-                out[workflow_id] = exc
-        return out
-
-    def _adopt(
-        self,
-        workflow_id: str,
-        *,
-        lost_from: str | None = None,
-        record: WorkflowRecord | None = None,
-        steps: builtins.list[Any] | None = None,
-    ) -> str | None:
-        """Build the execution of a workflow this engine just claimed and continue it.
-
-        Returns what it has to wait for (a missing action's name, or a folder), if anything.
-        """
-        if record is None:
-            record = self._store.workflow(workflow_id)
-        if record is None or record.lease_owner != self._owner:
-            return None
-        if record.workdir and not os.path.isdir(record.workdir):
-            what = f"folder {record.workdir}"
-            self._store.write(lambda tx: tx.release(workflow_id, self._owner, waiting_for=what))
-            self._waiting[workflow_id] = what
-            log.info(
-                "workflow %s: waiting for its folder %s, which is not on this machine", workflow_id, record.workdir
-            )
-            return what
-        plan = self._plan_from_json(record.spec, record.spec_hash)
-        if steps is None:
-            steps = self._store.steps(workflow_id)
-        ex = Execution(self._host, record, plan, steps, inputs=json.loads(record.inputs))
-        if record.status == "RUNNING" and record.requested in ("cancel", "rollback"):
-            ex.stopping = record.requested  # asked for before this engine took the workflow over
-        if any(s.is_approval for s in plan.steps) or record.status == "ROLLING_BACK" or ex.stopping:
-            ex.load_intents()
-        missing = ex.first_missing_action()
-        if missing:
-            self._store.write(lambda tx: tx.release(workflow_id, self._owner, waiting_for=f"action {missing}"))
-            self._waiting[workflow_id] = f"action {missing}"
-            log.info("workflow %s: waiting for action %s to be defined", workflow_id, missing)
-            return missing
-        warnings = self._code_changes(steps)
-        now = now_iso()
-        here = f"{describe_owner(self._owner)} in {record.workdir or os.getcwd()}"
-
-        done_before = record.done_steps
-
-        def note(tx: Tx) -> None:  # written with the resume's first transaction
-            for w in warnings:
-                tx.add_warning(workflow_id, w)
-            tx.add_event(workflow_id, now, "resumed", self.user, here)
-            if ex.done != done_before:
-                tx.progress(workflow_id, self._owner, ex.done, now)
-
-        ex.done_written = ex.done
-        for w in warnings:
-            log.warning("workflow %s: %s", workflow_id, w)
-        with self._exec_lock:
-            old = self._executions.get(workflow_id)
-            if old is not None and not old.abandoned:
-                return None
-            self._executions[workflow_id] = ex
-        self._waiting.pop(workflow_id, None)
-        # On a worker: workflows adopted together resume at once, and their first transactions share commits.
-        self._submit(self._resume, ex, lost_from, note)
-        return None
-
-    @staticmethod
-    def _resume(ex: Execution, lost_from: str | None, note: Callable[[Tx], None]) -> None:
-        try:
-            ex.resume(lost_from=lost_from, first=[note])
-        except Exception:
-            log.exception("workflow %s could not be resumed", ex.id)
-            ex.abandon("error while resuming; this engine tries again shortly", retry=True)
-
-    def _code_changes(self, steps: builtins.list[Any]) -> builtins.list[str]:
-        warnings = []
-        for r in steps:
-            if not r.fingerprint or not r.action:
-                continue
-            act = self.registry.get(r.action)
-            if act is not None and act.fingerprint != r.fingerprint:
-                warnings.append(
-                    f"the code of action {r.action!r} changed since step {r.step_name!r} ran; "
-                    "the workflow continues with the new code"
-                )
-        return warnings
-
-    def _apply_decisions(self, ex: Execution) -> None:
-        for r in self._store.steps(ex.id):
-            if ex.state.get(r.step_name) == "WAITING" and r.status in ("COMPLETED", "REJECTED", "PENDING"):
-                # PENDING: a gated step asked again and approved (see gating); it runs now.
-                outputs = json.loads(r.outputs) if r.outputs else None
-                ex.on_decision(r.step_name, r.status != "REJECTED", outputs)
-            elif ex.state.get(r.step_name) == "WAITING" and r.status == "FAILED":  # an event timed out, a child failed
-                record = self._store.workflow(ex.id)
-                ex.on_wait_failed(r.step_name, (record.error if record else None) or r.error or "failed")
-
-    def _forget(self, ex: Execution, waiting_for: str | None = None) -> None:
-        with self._exec_lock:
-            if self._executions.get(ex.id) is ex:
-                del self._executions[ex.id]
-        if waiting_for:
-            self._waiting[ex.id] = waiting_for
-        self._notify()
+    def _adopt(self, workflow_id: str, *, lost_from: str | None = None) -> str | None:
+        """Build the execution of a workflow this engine just claimed and continue it (see :mod:`airt_nb.adoption`)."""
+        return adoption.adopt(self._host, workflow_id, lost_from=lost_from)
 
     def action_registered(self, name: str) -> None:
         """Registry callback: take up workflows that waited for this action."""
@@ -1202,97 +831,7 @@ class Engine:
         self._timers.wake()
 
     def _tick(self) -> None:
-        if self._closing:
-            return
-        mono = time.monotonic()
-        expiry = self._recovery.next_expiry
-        if self._signalled.is_set() or mono >= self._next_sweep or (expiry is not None and self._store.now() >= expiry):
-            self._signalled.clear()
-            self._next_sweep = mono + (0.5 if self._recovery.more_work else self.poll_interval)
-            self._recovery.sweep()
-            self._readopt_orphans()
-            if self._webhook is not None:
-                self._webhook.kick()  # another process may have queued a delivery
-        if mono >= self._next_progress:
-            self._next_progress = mono + PROGRESS_EVERY
-            self._flush_progress()
-
-    def _flush_progress(self) -> None:
-        """Write the progress of running workflows (and long-running implied starts) in one transaction."""
-        now = now_iso()
-        ops = [op for ex in list(self._executions.values()) if (op := ex.progress_op(now)) is not None]
-        if ops:
-
-            def op(tx: Tx) -> None:
-                for o in ops:
-                    o(tx)
-
-            with contextlib.suppress(StoreError):
-                self._store.write(op)
-
-    def _orphaned(self, ex: Execution) -> None:
-        self._orphans[ex.id] = ex
-        self._orphan_due = time.monotonic() + self._orphan_pause
-
-    def _readopt_orphans(self) -> None:
-        if not self._orphans or time.monotonic() < self._orphan_due or self._closing:
-            return
-        for workflow_id, old in list(self._orphans.items()):
-            if old.running_actions:
-                continue  # its step is still executing on a worker: never run it twice at once here
-            record = self._store.workflow(workflow_id)
-            if record is None or record.lease_owner != self._owner or record.status not in ("RUNNING", "ROLLING_BACK"):
-                self._orphans.pop(workflow_id, None)  # finished, or another engine took it over
-                continue
-            if self._orphans.get(workflow_id) is old:
-                del self._orphans[workflow_id]
-            try:
-                self._adopt(workflow_id)
-            except Exception:
-                log.exception("workflow %s could not be continued yet", workflow_id)
-        if self._orphans:
-            self._orphan_pause = min(self._orphan_pause * 2, 30.0)
-            self._orphan_due = time.monotonic() + self._orphan_pause
-        else:
-            self._orphan_pause = 1.0
-
-    def _expire_at(self, approval_id: str, due: float) -> None:
-        self._timers.at(due, functools.partial(self._submit, self._expire, approval_id))
-
-    def _approval_timer_at(self, approval_id: str, kind: str, due: float) -> None:
-        """Send the reminder (``kind="remind"``) or escalation of a pending approval at ``due``."""
-        self._timers.at(due, functools.partial(self._submit, self._approval_timer, approval_id, kind, due))
-
-    def _approval_timer(self, approval_id: str, kind: str, due: float) -> None:
-        self._recovery.forget_timer(approval_id, kind)
-        if self._closing:
-            return
-        from .reminders import escalate, remind
-
-        if kind == "escalate":
-            escalate(self._host, approval_id)
-            return
-        following = remind(self._host, approval_id)
-        if following is not None:
-            from .timeutil import to_epoch
-
-            self._recovery.note_timer(approval_id, kind, following)
-            self._approval_timer_at(approval_id, kind, to_epoch(following))
-
-    def _expire(self, approval_id: str) -> None:
-        self._recovery.forget_deadline(approval_id)
-        if not self._closing:
-            expire(self._host, approval_id)
-
-    def _expire_event_at(self, workflow_id: str, step_name: str, due: float) -> None:
-        key = f"{workflow_id}/{step_name}"
-        if self._recovery.note_deadline(key):
-            self._timers.at(due, functools.partial(self._submit, self._expire_event, workflow_id, step_name))
-
-    def _expire_event(self, workflow_id: str, step_name: str) -> None:
-        self._recovery.forget_deadline(f"{workflow_id}/{step_name}")
-        if not self._closing:
-            wait_events.expire(self._host, workflow_id, step_name)
+        self._housekeeping.tick()
 
     def _waited(self, workflow_id: str, step_name: str, outputs: Any, error: str | None, outcome: str) -> None:
         """A waiting step (an event, a child workflow) ended in a committed transaction: continue its
@@ -1308,6 +847,20 @@ class Engine:
                 self._submit(ex.on_decision, step_name, True, outputs)
             elif ex is not None:
                 self._submit(ex.on_wait_failed, step_name, error)
+
+    def _wait_child(self, child_id: str) -> str:
+        while not self._closing:
+            try:
+                status = self.wait(child_id, timeout=1.0, until="done")
+            except WaitTimeoutError:
+                continue
+            except StoreError:
+                if self._closing:
+                    break
+                raise
+            if status != "ROLLING_BACK":
+                return status
+        return "ROLLING_BACK"  # this engine closes: the rollback goes on when one opens again
 
     def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
         if self._closed:
@@ -1337,29 +890,6 @@ class Engine:
     def _emit_status(self, workflow_id: str, status: str) -> None:
         if self._events:
             self._events.emit(ev.WorkflowStatusChanged(workflow_id, status))
-
-    def _approvals_requested(self, ex: Execution, rows: builtins.list[dict[str, Any]]) -> None:
-
-        for row in rows:
-            kind = row.get("kind")
-            if kind == "event_wait":  # a wait_event step waits: arm its deadline
-                if row.get("deadline"):
-                    self._expire_event_at(row["workflow_id"], row["step_name"], to_epoch(row["deadline"]))
-                continue
-            if kind == "late_event":  # its event was sent while it started waiting
-                self._submit(wait_events.deliver_pending, self._host, row["workflow_id"], row["step_name"])
-                continue
-            if row.get("deadline"):
-                self._recovery.note_deadline(row["approval_id"])
-                self._expire_at(row["approval_id"], to_epoch(row["deadline"]))
-            for kind, column in (("remind", "next_reminder_at"), ("escalate", "escalate_at")):
-                if row.get(column):
-                    self._recovery.note_timer(row["approval_id"], kind, row[column])
-                    self._approval_timer_at(row["approval_id"], kind, to_epoch(row[column]))
-            if self._events:
-                self._events.emit(ev.ApprovalRequested(ex.id, row["approval_id"], row["step_name"], row["message"]))
-        if self._webhook is not None:
-            self._webhook.kick()
 
     # -- closing ------------------------------------------------------------------------------------------------------------
 
@@ -1395,7 +925,7 @@ class Engine:
         self._leases.stop()
         if self._webhook is not None:
             self._webhook.stop()
-        self._flush_progress()
+        self._housekeeping.flush_progress()
         owner = self._owner
 
         def release(tx: Tx) -> None:
@@ -1419,220 +949,6 @@ class Engine:
         return self.workflows(status=status, name=name, limit=limit, offset=offset)
 
 
-@dataclass
-class _NewRun:
-    """A workflow built but not yet running: commit ``op``, then launch it (``Engine._launch``)."""
-
-    workflow_id: str
-    ex: Execution
-    op: Callable[[Tx], None]
-    started: builtins.list[str]
-    settled: str | None
-
-
-class _Hosting:
-    """What executions, decisions and sweeps may ask of the engine (see their ``*Host`` protocols)."""
-
-    __slots__ = ("_e",)
-
-    def __init__(self, engine: Engine):
-        self._e = engine
-
-    # shared
-    @property
-    def store(self) -> Store:
-        return self._e._store
-
-    @property
-    def owner_id(self) -> str:
-        return self._e._owner
-
-    @property
-    def registry(self) -> Registry:
-        return self._e.registry
-
-    @property
-    def closing(self) -> bool:
-        return self._e._closing
-
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        self._e._submit(fn, *args, **kwargs)
-
-    def notify(self) -> None:
-        self._e._notify()
-
-    # ExecutionHost
-    @property
-    def compensation_attempts(self) -> int:
-        return self._e.compensation_attempts
-
-    @property
-    def policy_enforcing(self) -> bool:
-        return bool(getattr(self._e._policy, "enforcing", True))
-
-    @property
-    def listening(self) -> bool:
-        return bool(self._e._events)
-
-    def emit(self, event: ev.Event) -> None:
-        self._e._events.emit(event)
-
-    def call_at(self, due: float, fn: Callable[[], None]) -> None:
-        self._e._timers.at(due, fn)
-
-    def check_step(self, ex: Execution, step: PlannedStep, inputs: dict[str, Any]) -> Verdict | None:
-        return self._e._gate.check_step(ex.started_by or self._e.user, ex.id, ex.name, step, inputs)
-
-    def webhook_rows(self, event: str, approval: dict[str, Any], workflow_name: str) -> builtins.list[dict[str, Any]]:
-        webhook = self._e._webhook
-        if webhook is None:
-            return []
-        from .webhooks import outbox_row
-
-        return [outbox_row(event, approval, workflow_name, webhook.url)]
-
-    def approvals_requested(self, ex: Execution, rows: builtins.list[dict[str, Any]]) -> None:
-        self._e._approvals_requested(ex, rows)
-
-    def released(self, ex: Execution, waiting_for: str | None = None) -> None:
-        self._e._forget(ex, waiting_for)
-
-    def stalled(self, ex: Execution) -> None:
-        self._e._orphaned(ex)
-
-    def settled(self, ex: Execution, status: str) -> None:
-        if status == "ROLLED_BACK" and not self._e._store.carried_pending(ex.id):
-            # Every undo done: what they needed is no longer needed (unless a fork carried some).
-            with contextlib.suppress(OSError):
-                discard_undo_copies(undo_dir_for(self._e.db, ex.id))
-        told = ex.parent_result
-        if told.get("outcome"):  # this child's end was recorded on its parent's step
-            ex.parent_result = {}
-            self._e._waited(told["workflow_id"], told["step_name"], told["outputs"], told["error"], told["outcome"])
-
-    def run_async(self, coro: Any, ex: Execution) -> Any:
-        return self._e._async.run(
-            coro, cancelled=ex.cancelled, should_cancel=lambda: ex.stopping == "cancel" or self._e._closing
-        )
-
-    def spawn(self, fn: Callable[[], Any]) -> None:
-        self._e._spawn(fn)
-
-    def prepare_child(self, ex: Execution, step: PlannedStep, inputs: dict[str, Any]) -> Any:
-        return self._e._prepare_child(ex, step, inputs)
-
-    def launch_child(self, child: Any) -> None:
-        self._e._launch(child)
-
-    def stop_child(self, child_id: str, kind: str, parent_id: str) -> None:
-        try:
-            self._e._stop(child_id, kind, f"workflow {parent_id}")
-        except (WorkflowStateError, NotFoundError):
-            pass  # settled already, or being rolled back
-
-    def wait_child(self, child_id: str) -> str:
-        while not self._e._closing:
-            try:
-                status = self._e.wait(child_id, timeout=1.0, until="done")
-            except WaitTimeoutError:
-                continue
-            except StoreError:
-                if self._e._closing:
-                    break
-                raise
-            if status != "ROLLING_BACK":
-                return status
-        return "ROLLING_BACK"  # this engine closes: the rollback goes on when one opens again
-
-    def resettle_child(self, child_id: str) -> None:
-        told = resettle(self, child_id)
-        if told.get("outcome"):
-            self._e._waited(told["workflow_id"], told["step_name"], told["outputs"], told["error"], told["outcome"])
-
-    def plan_of(self, record: WorkflowRecord) -> Plan:
-        return self._e._plan_from_json(record.spec, record.spec_hash)
-
-    def waited(self, workflow_id: str, step_name: str, outputs: Any, error: str | None, outcome: str) -> None:
-        self._e._waited(workflow_id, step_name, outputs, error, outcome)
-
-    def undo_dir(self, workflow_id: str) -> str | None:
-        return undo_dir_for(self._e.db, workflow_id)
-
-    # DecisionHost
-    @property
-    def db(self) -> str:
-        return self._e.db
-
-    @property
-    def user(self) -> str:
-        return self._e.user
-
-    @property
-    def policy(self) -> Policy:
-        return self._e._policy
-
-    @property
-    def webhook_url(self) -> str | None:
-        webhook = self._e._webhook
-        return webhook.url if webhook is not None else None
-
-    @property
-    def accepting(self) -> bool:
-        return not self._e._closing
-
-    def check_open(self) -> None:
-        self._e._check_open()
-
-    def status_of(self, workflow_id: str) -> str:
-        return self._e.status_of(workflow_id)
-
-    def runs_here(self, workflow_id: str) -> bool:
-        return workflow_id in self._e._executions
-
-    def audit_row(self, event: str, user: str, verdict: Any, **kw: Any) -> dict[str, Any]:
-        return self._e._gate.row(event, user, verdict, **kw)
-
-    def audit_now(self, event: str, user: str, verdict: Any, **kw: Any) -> None:
-        self._e._gate.record(event, user, verdict, **kw)
-
-    def decided(self, approval: ApprovalRecord, approved: bool, outputs: dict[str, Any], outcome: str) -> None:
-        self._e._decided(approval, approved, outputs, outcome)
-
-    # RecoveryHost
-    @property
-    def session(self) -> str:
-        return self._e.session
-
-    @property
-    def home_grace(self) -> float:
-        return self._e.home_grace
-
-    @property
-    def takes_work(self) -> bool:
-        return self._e._recovering
-
-    def execution(self, workflow_id: str) -> Execution | None:
-        return self._e._executions.get(workflow_id)
-
-    def adopt(self, workflow_id: str, *, lost_from: str | None = None) -> str | None:
-        return self._e._adopt(workflow_id, lost_from=lost_from)
-
-    def adopt_many(self, adopted: builtins.list[tuple[str, str | None]]) -> dict[str, str | Exception | None]:
-        return self._e._adopt_many(adopted)
-
-    def apply_decisions(self, ex: Execution) -> None:
-        self._e._apply_decisions(ex)
-
-    def expire_at(self, approval_id: str, due: float) -> None:
-        self._e._expire_at(approval_id, due)
-
-    def approval_timer_at(self, approval_id: str, kind: str, due: float) -> None:
-        self._e._approval_timer_at(approval_id, kind, due)
-
-    def expire_event_at(self, workflow_id: str, step_name: str, due: float) -> None:
-        self._e._expire_event_at(workflow_id, step_name, due)
-
-
 def _home_grace(value: float | None) -> float:
     if value is None:
         text = os.environ.get("AIRT_HOME_GRACE", "").strip()
@@ -1645,40 +961,6 @@ def _home_grace(value: float | None) -> float:
     if not (0 <= value <= 86400):
         raise AirtError(f"home_grace must be between 0 and 86400 seconds, got {value}")
     return float(value)
-
-
-def _workdir(workdir: str | os.PathLike[str] | None, workflow: str) -> str:
-    """The absolute folder a workflow runs in: ``workdir`` (which must exist) or the current one."""
-    if workdir is None:
-        return os.getcwd()
-    folder = Path(workdir).expanduser()
-    if not folder.is_dir():
-        raise SpecError(
-            [(None, "workdir", f"{folder} is not an existing folder; create it or pass another")], workflow=workflow
-        )
-    return str(folder.resolve())
-
-
-def _merge_inputs(declared: Mapping[str, Any], given: Any, workflow: str) -> dict[str, Any]:
-    """The spec's input defaults with ``given`` over them; refused unless every given name is declared
-    and every value is plain JSON within the limits (:func:`airt_nb.limits.check_inputs`)."""
-    given = check_inputs(given, workflow=workflow)
-    merged = dict(declared)
-    for key, value in given.items():
-        if key not in merged:
-            names = ", ".join(merged) or "none"
-            raise SpecError(
-                [(None, f"inputs.{key}", f"the workflow declares no input {key!r} (declared: {names})")],
-                workflow=workflow,
-            )
-        merged[key] = value
-    try:
-        json.dumps(merged, allow_nan=False)
-    except RecursionError:
-        raise SpecError([(None, "inputs", "inputs are nested too deeply to be recorded")], workflow=workflow) from None
-    except (TypeError, ValueError) as exc:
-        raise SpecError([(None, "inputs", f"inputs must be JSON values ({exc})")], workflow=workflow) from None
-    return merged
 
 
 def _policy_from(policy: Policy | str | os.PathLike[str] | None) -> Policy:

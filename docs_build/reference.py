@@ -99,9 +99,9 @@ def _wide(parser: argparse.ArgumentParser) -> None:
 
 def cli_markdown() -> Result:
     """Every ``airt`` command: its usage, its arguments and what they mean, from the parser itself."""
-    from airt_nb.cli import _parser
+    from airt_nb.cliargs import build_parser
 
-    parser = _parser()
+    parser = build_parser()
     _wide(parser)
     problems: list[str] = []
     out = ["```text", parser.format_usage().strip(), "```", "", "Options every command takes:", ""]

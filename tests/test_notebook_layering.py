@@ -62,7 +62,8 @@ def test_notebook_entry_points_are_exported_and_lazy() -> None:
 # The engine hosts executions, decisions and sweeps; they reach it only through their *Host protocols.
 HOSTED = (
     "execution", "compensation", "decisions", "recovery", "leases", "policy_gate", "failures", "gating",
-    "reminders", "approval_rules", "wait_events", "subworkflows", "aioloop",
+    "reminders", "approval_rules", "wait_events", "subworkflows", "aioloop", "hosting", "adoption", "stopping",
+    "housekeeping", "newruns", "forking",
 )  # fmt: skip
 CORE = (
     "engine", *HOSTED, "spec", "plan", "actions", "context", "expressions", "limits", "ownership", "timers",

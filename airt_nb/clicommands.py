@@ -1,0 +1,327 @@
+"""What each ``airt`` command does with an open engine: ``list``, ``show``, decisions, ``resume``...
+
+Each command takes the engine and the parsed arguments and returns
+``{"text": ..., "json": ...}``, what :func:`airt_nb.cli.main` prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .clitext import approval_json, approval_text, decoded, duration, indent, table, when, workflow_json
+from .engine import Engine
+from .errors import ApprovalError, NotFoundError
+from .fields import parse_values
+from .store.records import SETTLED, TERMINAL
+
+__all__ = ["COMMANDS"]
+
+_KIND = {"human_approval": "approval", "wait_event": "event", "workflow": "workflow"}
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def _list(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
+    records = engine.list(status=args.status, name=args.name, limit=args.limit)
+    pending = {a.workflow_id: a for a in engine.store.approvals(status="PENDING")}
+    rows = []
+    for r in records:
+        a = pending.get(r.workflow_id)
+        if a is not None:
+            note = f"approval {a.step_name!r}: {a.message or ''}"
+        elif r.waiting_for:
+            note = f"waiting for {r.waiting_for}"
+        else:
+            note = r.error or ""
+        rows.append(
+            [
+                r.workflow_id,
+                r.name,
+                r.status,
+                f"{r.done_steps}/{r.total_steps}",
+                when(r.created_at),
+                r.started_by or "",
+                note,
+            ]
+        )
+    text = (
+        table(["WORKFLOW", "NAME", "STATUS", "STEPS", "CREATED (UTC)", "BY", "NOTE"], rows)
+        if rows
+        else "no workflows" + (f" with status {args.status}" if args.status else "")
+    )
+    data = [{**workflow_json(r), "pending_approval": approval_json(pending.get(r.workflow_id))} for r in records]
+    return {"text": text, "json": data}
+
+
+def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
+    workflow_id, _ = _resolve(engine, args.id)
+    run = engine.get(workflow_id)
+    rec = run.record
+    steps = run.steps()
+    approvals = run.approvals()
+    deliveries = engine.store.deliveries(workflow_id=workflow_id)
+    lines = [f"workflow {rec.workflow_id}  {rec.name}  {rec.status}"]
+    fields = [
+        ("started by", f"{rec.started_by or '?'} at {when(rec.created_at)} UTC"),
+        ("updated", f"{when(rec.updated_at)} UTC"),
+        ("finished", f"{when(rec.finished_at)} UTC" if rec.finished_at else None),
+        ("progress", f"{rec.done_steps}/{rec.total_steps} steps"),
+        ("inputs", rec.inputs),
+        ("waiting for", rec.waiting_for),
+        ("error", rec.error),
+        *(("warning", w) for w in rec.warning_list),
+    ]
+    lines += [f"  {k:<12}{v}" for k, v in fields if v]
+    lines += ["", "steps"]
+    step_rows = [
+        [
+            str(s.position + 1),
+            s.step_name,
+            _KIND.get(s.type, s.action or ""),
+            s.status,
+            str(s.attempt or ""),
+            duration(s.started_at, s.finished_at),
+            s.error or "",
+        ]
+        for s in steps
+    ]
+    lines += indent(table(["#", "STEP", "ACTION", "STATUS", "ATTEMPT", "DURATION", "ERROR"], step_rows))
+    decisions = engine.store.decisions(workflow_id=workflow_id)
+    for a in approvals:
+        lines += ["", *approval_text(a, rec, decisions)]
+    if deliveries:
+        lines += ["", "webhook deliveries"]
+        delivery_rows = [
+            [d.event, d.status, str(d.attempts), str(d.last_status or ""), d.last_error or "", d.url or ""]
+            for d in deliveries
+        ]
+        lines += indent(table(["EVENT", "STATUS", "ATTEMPTS", "HTTP", "LAST ERROR", "URL"], delivery_rows))
+    data = {
+        "workflow": workflow_json(rec),
+        "steps": [decoded(asdict(s), "inputs", "outputs", "state") for s in steps],
+        "approvals": [approval_json(a) for a in approvals],
+        "decisions": [decoded(asdict(d), "field_values") for d in decisions],
+        "compensations": [decoded(asdict(c), "inputs", "outputs", "state") for c in run.compensations()],
+        "deliveries": [
+            {**decoded(asdict(d), "payload"), "history": _history(engine, d.delivery_id)} for d in deliveries
+        ],
+    }
+    return {"text": "\n".join(lines), "json": data}
+
+
+def _decide(approve: bool) -> Any:
+    def command(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
+        workflow_id, approval_id = _resolve(engine, args.id)
+        decide = engine.approve if approve else engine.reject
+        values = _typed_values(engine, workflow_id, approval_id, args.values)
+        approval = decide(workflow_id, by=args.as_user, reason=args.reason, approval_id=approval_id, values=values)
+        status = engine.get(workflow_id).status
+        verb = "approved" if approve else "rejected"
+        reason = f": {approval.reason}" if approval.reason else ""
+        who = approval.decided_by or args.as_user or engine.user
+        text = f"{verb} step {approval.step_name!r} of workflow {workflow_id} as {who}{reason}"
+        if approval.values:
+            text += "\n  values " + ", ".join(f"{k}={json.dumps(v)}" for k, v in approval.values.items())
+        if approval.status == "PENDING":
+            more = approval.min_approvals - approval.approved_count
+            text += (
+                f"\n{approval.approved_count} of {approval.min_approvals} approvals: it waits for {more} more "
+                "from other people"
+            )
+        elif status == "RUNNING" or status == "ROLLING_BACK":
+            doing = "continues it" if approve else "rolls it back"
+            text += (
+                f"\nworkflow {workflow_id} is {status}: the engine that has this database open {doing} "
+                f"(if none is running, open the notebook or run `airt resume {workflow_id}`)"
+            )
+        else:
+            text += f"\nworkflow {workflow_id} is {status}"
+        return {"text": text, "json": {**(approval_json(approval) or {}), "workflow_status": status}}
+
+    return command
+
+
+def _typed_values(engine: Engine, workflow_id: str, approval_id: str | None, texts: list[str]) -> dict[str, Any] | None:
+    """``--value NAME=VALUE`` options, typed by the fields of the approval they decide."""
+    if not texts:
+        return None
+    if approval_id:
+        found = engine.store.approvals(approval_id=approval_id)
+    else:
+        found = engine.store.approvals(workflow_id=workflow_id, status="PENDING")
+    fields = found[0].field_specs if found else {}
+    try:
+        return parse_values(fields, texts)
+    except ValueError as exc:
+        raise ApprovalError(str(exc), workflow_id=workflow_id) from None
+
+
+def _resume(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
+    workflow_id, _ = _resolve(engine, args.id)
+    outcome = engine.resume(workflow_id)
+    run = engine.get(workflow_id)
+    if outcome != "resumed":
+        return {
+            "text": f"workflow {workflow_id} is {outcome}; nothing to do here",
+            "json": {"workflow_id": workflow_id, "outcome": outcome, "status": run.status},
+        }
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    # Runs here until it pauses, ends, waits for an action this process does not have, or loses its lease.
+    while engine.is_local(workflow_id) and run.status not in SETTLED:
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        try:
+            run.wait(timeout=0.2)
+        except TimeoutError:
+            pass
+    status = run.status
+    waiting = run.waiting_for
+    text = f"workflow {workflow_id} resumed here and is now {status}"
+    if waiting and status not in TERMINAL:
+        text += f", waiting for {waiting} (define it where the workflow was written and resume there)"
+    if run.error and status in TERMINAL:
+        text += f": {run.error}"
+    return {
+        "text": text,
+        "json": {"workflow_id": workflow_id, "outcome": outcome, "status": status, "waiting_for": waiting},
+    }
+
+
+def _rollback(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
+    workflow_id, _ = _resolve(engine, args.id)
+    outcome = engine.rollback(workflow_id)
+    if outcome == "requested":
+        text = f"asked the engine running workflow {workflow_id} to roll it back"
+    else:
+        text = (
+            f"workflow {workflow_id} is ROLLING_BACK: the engine that has this database open undoes its steps "
+            f"(if none is running, run `airt resume {workflow_id}` to do it here)"
+        )
+    return {
+        "text": text,
+        "json": {"workflow_id": workflow_id, "outcome": outcome, "status": engine.status_of(workflow_id)},
+    }
+
+
+def _cancel(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
+    workflow_id, _ = _resolve(engine, args.id)
+    outcome = engine.cancel(workflow_id)
+    if outcome == "requested":
+        text = f"asked the engine running workflow {workflow_id} to cancel it"
+    else:
+        text = f"workflow {workflow_id} is {engine.status_of(workflow_id)}"
+    return {
+        "text": text,
+        "json": {"workflow_id": workflow_id, "outcome": outcome, "status": engine.status_of(workflow_id)},
+    }
+
+
+def _run_here(engine: Engine, workflow_id: str, timeout: float | None) -> tuple[str, str | None]:
+    """Run a workflow this engine executes until it pauses, ends, waits for an action, or ``timeout``."""
+    run = engine.get(workflow_id)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while engine.is_local(workflow_id) and run.status not in SETTLED:
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        try:
+            run.wait(timeout=0.2)
+        except TimeoutError:
+            pass
+    return run.status, run.waiting_for
+
+
+def _fork(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
+    workflow_id, _ = _resolve(engine, args.id)
+    spec = Path(args.spec).read_text() if args.spec else None
+    run = engine.fork(workflow_id, args.from_step, args.inputs, spec=spec, check_actions=False)
+    status, waiting = _run_here(engine, run.id, args.timeout)
+    text = f"forked workflow {workflow_id} from step {args.from_step!r} as {run.id}, now {status}"
+    if waiting and status not in TERMINAL:
+        text += f", waiting for {waiting} (define it where the workflow was written; that engine takes it up)"
+    if run.error and status in TERMINAL:
+        text += f": {run.error}"
+    return {
+        "text": text,
+        "json": {"workflow_id": run.id, "forked_from": workflow_id, "status": status, "waiting_for": waiting},
+    }
+
+
+def _send(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
+    workflow_id = engine.resolve_id(args.id)
+    record = engine.send(workflow_id, args.event, args.data, by=args.as_user)
+    status = engine.status_of(workflow_id)
+    if record.status == "RECEIVED":
+        text = f"sent event {args.event!r} to workflow {workflow_id}: step {record.step_name!r} received it"
+        if status == "RUNNING":
+            text += "; the engine that has this database open continues it"
+    else:
+        text = f"sent event {args.event!r} to workflow {workflow_id}: kept until its step is reached"
+    return {"text": text, "json": {**asdict(record), "payload": record.data, "workflow_status": status}}
+
+
+def _schedule(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
+    if args.schedule_command == "add":
+        text = Path(args.spec).read_text()
+        record = engine.schedule(
+            text, args.cron, args.inputs, timezone=args.tz, workdir=args.workdir, check_actions=False
+        )
+        out = f"schedule {record.schedule_id}: {record.name} at {record.cron!r} ({record.timezone}), next {when(record.next_fire_at)} UTC"
+        return {"text": out + "\n`airt worker` fires it (each slot once)", "json": asdict(record)}
+    if args.schedule_command == "remove":
+        engine.unschedule(args.schedule_id)
+        return {"text": f"removed schedule {args.schedule_id}", "json": {"removed": args.schedule_id}}
+    records = engine.schedules()
+    rows = [
+        [
+            r.schedule_id,
+            r.name,
+            r.cron,
+            r.timezone,
+            when(r.next_fire_at),
+            when(r.last_fired_at),
+            r.last_workflow_id or "",
+        ]
+        for r in records
+    ]
+    text = table(["SCHEDULE", "NAME", "CRON", "ZONE", "NEXT (UTC)", "LAST (UTC)", "LAST RUN"], rows)
+    return {"text": text if rows else "no schedules", "json": [asdict(r) for r in records]}
+
+
+COMMANDS = {
+    "fork": _fork,
+    "send": _send,
+    "schedule": _schedule,
+    "list": _list,
+    "show": _show,
+    "approve": _decide(True),
+    "reject": _decide(False),
+    "resume": _resume,
+    "rollback": _rollback,
+    "cancel": _cancel,
+}
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _resolve(engine: Engine, ident: str) -> tuple[str, str | None]:
+    """``(workflow_id, approval_id or None)`` for a workflow id (or prefix) or an approval id (or prefix)."""
+    try:
+        return engine.resolve_id(ident), None
+    except NotFoundError:
+        exact = engine.store.approvals(approval_id=ident)
+        matches = exact or [a for a in engine.store.approvals(status="PENDING") if a.approval_id.startswith(ident)]
+        if len(ident) >= 4 and len(matches) == 1:
+            return matches[0].workflow_id, matches[0].approval_id
+        raise
+
+
+def _history(engine: Engine, delivery_id: str) -> list[dict[str, Any]]:
+    keys = ("attempt", "started_at", "finished_at", "outcome", "http_status", "error")
+    return [dict(zip(keys, row, strict=True)) for row in engine.store.delivery_attempts(delivery_id)]
