@@ -111,7 +111,7 @@ def raw_checkpoints(path: Path, n: int, durability: str) -> float:
     completion, fenced on the workflow's lease, the pending request read back), one commit per step.
     """
     from airt_nb.store.migrations import MIGRATIONS
-    from airt_nb.store.writes import _COMPLETE
+    from airt_nb.store.writes import COMPLETE_SQLITE
     from airt_nb.timeutil import now_iso
 
     conn = sqlite3.connect(path, isolation_level=None)
@@ -132,7 +132,7 @@ def raw_checkpoints(path: Path, n: int, durability: str) -> float:
         [(f"s{i}", i) for i in range(n)],
     )
     ids = [r[0] for r in conn.execute("SELECT step_id FROM workflow_steps ORDER BY position")]
-    sql = _COMPLETE["sqlite"]
+    sql = COMPLETE_SQLITE
     t0 = time.perf_counter()
     for i in range(n):
         now = now_iso()

@@ -59,7 +59,9 @@ __all__ = [
     "Tx",
 ]
 
-_COMPLETE_SQLITE = (
+# A step's checkpoint on SQLite, the statement benchmarks/workloads.py runs raw to measure what the
+# protocol alone costs.
+COMPLETE_SQLITE = (
     "UPDATE workflow_steps SET status = ?, attempt = ?, started_at = ?, finished_at = ?, inputs = ?, "
     "outputs = ?, fingerprint = ?, next_attempt_at = NULL, error = NULL, traceback = NULL "
     "WHERE step_id = ? AND EXISTS (SELECT 1 FROM workflows WHERE workflow_id = ? AND lease_owner = ?) "
@@ -116,7 +118,7 @@ class Tx(WorkflowWrites, StepWrites, ApprovalWrites, OutboxWrites, EventWrites, 
                 c.status, c.attempt, c.started_at, c.finished_at, c.inputs, c.outputs, c.fingerprint,
                 c.step_id, c.workflow_id, c.owner, c.workflow_id,
             )  # fmt: skip
-            row = self._c.execute(_COMPLETE_SQLITE, params).fetchone()
+            row = self._c.execute(COMPLETE_SQLITE, params).fetchone()
             if row is None:
                 raise LeaseLostError(c.workflow_id)
             if c.intent is not None:
