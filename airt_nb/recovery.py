@@ -146,6 +146,7 @@ class Recovery:
     def __init__(self, host: RecoveryHost):
         self.host = host
         self.next_expiry: str | None = None  # soonest lease of another live engine holding work
+        self._shared: set[str] = set()  # workflows this engine took from what nobody ran (fair claims)
         self._deadlines: set[str] = set()
         self._timers: dict[tuple[str, str], str] = {}  # (approval_id, kind) -> when it is armed for
         self._marked_dead: set[str] = set()
@@ -275,10 +276,14 @@ class Recovery:
         taken = 0
         index = 0
         total = store.count_unowned(dead) if fair and ids else 0
+        backlog = self.backlog() if fair and ids else 0
         while index < len(ids) and not host.closing:
             room = len(ids) - index
             if fair:
-                room = min(room, self.fair_share(total, dead) - taken)
+                share, takers = self.fair_share(total, dead)
+                # With others to share with, what this engine still runs of its earlier share counts
+                # against this one: the rest goes to the engines that are free, not the first to sweep.
+                room = min(room, share - taken - (backlog if takers > 1 else 0))
                 if room <= 0:
                     self.more_work = True
                     break
@@ -287,6 +292,8 @@ class Recovery:
             now = store.now()
             got = store.write(functools.partial(_claim, owner=host.owner_id, ids=chunk, dead=dead, now=now))
             taken += len(got)
+            if fair:
+                self._shared.update(got)
             if fair and len(got) < len(chunk):
                 # Another engine claimed some of these first: it is sharing the same work now, so look
                 # again soon (a fresh list) rather than at the slow poll, or it ends up with all of it.
@@ -303,12 +310,22 @@ class Recovery:
         mine = {c.workflow_id for c in own}
         return own, [c for c in wanted if c.workflow_id not in mine]
 
-    def fair_share(self, total: int, dead: list[str]) -> int:
-        """This engine's part of the ``total`` workflows nobody ran when the sweep began, by the live
-        engines that take up work now (asked again before each batch)."""
+    def fair_share(self, total: int, dead: list[str]) -> tuple[int, int]:
+        """``(this engine's part of the total workflows nobody ran when the sweep began, the live
+        engines that take up work now)`` (asked again before each batch)."""
         store = self.host.store
         takers = sum(1 for e in store.engines(alive_at=store.now()) if e.takes_work and e.owner_id not in dead)
-        return fair_share(total, max(takers, 1))
+        return fair_share(total, max(takers, 1)), takers
+
+    def backlog(self) -> int:
+        """How many of the workflows this engine took from the shared pool it is still running."""
+        running = set()
+        for workflow_id in self._shared:
+            ex = self.host.execution(workflow_id)
+            if ex is not None and ex.status in ("RUNNING", "ROLLING_BACK"):
+                running.add(workflow_id)
+        self._shared = running
+        return len(running)
 
     def arm_deadlines(self) -> None:
         """Arm the timers the database holds: every pending approval's deadline, reminder and

@@ -209,7 +209,8 @@ class _Child:
         eng.subscribe(self.observe)
         if cfg.get("barrier"):
             # The parent releases every child at once, each with its database open (connections
-            # made), so that they all start taking up work at the same moment.
+            # made), so that they all start taking up work at the same moment (release_together).
+            self.signal("at barrier")
             sys.stdin.readline()
         summary = eng.recover() if cfg.get("recover", True) else None
         self.signal(
@@ -323,7 +324,7 @@ class Child:
         return self.proc.pid
 
     def release(self) -> None:
-        """Let a child waiting at the barrier go."""
+        """Let a child waiting at the barrier go (see :func:`release_together`)."""
         assert self.proc.stdin is not None
         self.proc.stdin.write(b"go\n")
         self.proc.stdin.flush()
@@ -523,3 +524,11 @@ if __name__ == "__main__":
     with open(sys.argv[1]) as fh:
         _cfg = json.load(fh)
     raise SystemExit(_Child(_cfg).main())
+
+
+def release_together(children: list[Child], timeout: float = 120.0) -> None:
+    """Wait until every child has its database open and waits at the barrier, then let them all go."""
+    for child in children:
+        child.expect("at barrier", timeout=timeout)
+    for child in children:
+        child.release()

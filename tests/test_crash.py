@@ -31,6 +31,7 @@ from crashlib import (
     effects_by_step,
     overlaps,
     read_effects,
+    release_together,
     step_rows,
     wait_for_db,
     workflow_statuses,
@@ -258,8 +259,7 @@ def test_engines_opening_a_crashed_database_at_once_never_run_one_workflow_twice
     ids = set(workflow_statuses(db))
 
     children = [Child(tmp_path, config(db, effects, barrier=True), name=f"engine{i}") for i in range(engines)]
-    for child in children:
-        child.release()  # all open the database at the same moment
+    release_together(children)  # all take up work at the same moment
     summaries = [json.loads(child.expect("opened").split(" ", 1)[1]) for child in children]
     for child in children:
         child.finish()
@@ -298,8 +298,7 @@ def test_three_engines_recovering_a_crashed_database_share_its_work_fairly(tmp_p
         Child(tmp_path, config(db, effects, barrier=True, session=f"worker{i}", home_grace=0), name=f"engine{i}")
         for i in range(engines)
     ]
-    for child in children:
-        child.release()
+    release_together(children)
     summaries = [json.loads(child.expect("opened", timeout=120).split(" ", 1)[1]) for child in children]
     for child in children:
         child.finish(timeout=120)
