@@ -201,3 +201,14 @@ def test_a_worker_that_cannot_open_its_database_says_why_and_exits_1(tmp_path: P
         assert worker.expect(f"cannot open database {missing}: folder")
     finally:
         worker.kill()
+
+
+def test_a_worker_whose_import_fails_names_the_module_and_exits_1(tmp_path: Path) -> None:
+    worker = WorkerProcess(str(tmp_path / "airt.db"), tmp_path, "--import", "no_such_actions_module")
+    try:
+        assert worker.proc.wait(60) == 1
+        worker.read()
+        assert worker.expect("cannot import no_such_actions_module")
+        assert not (tmp_path / "airt.db").exists()  # nothing opened, nothing written
+    finally:
+        worker.kill()
