@@ -171,17 +171,8 @@ def _resume(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
             "text": f"workflow {workflow_id} is {outcome}; nothing to do here",
             "json": {"workflow_id": workflow_id, "outcome": outcome, "status": run.status},
         }
-    deadline = None if args.timeout is None else time.monotonic() + args.timeout
     # Runs here until it pauses, ends, waits for an action this process does not have, or loses its lease.
-    while engine.is_local(workflow_id) and run.status not in SETTLED:
-        if deadline is not None and time.monotonic() > deadline:
-            break
-        try:
-            run.wait(timeout=0.2)
-        except TimeoutError:
-            pass
-    status = run.status
-    waiting = run.waiting_for
+    status, waiting = _run_here(engine, workflow_id, args.timeout)
     text = f"workflow {workflow_id} resumed here and is now {status}"
     if waiting and status not in TERMINAL:
         text += f", waiting for {waiting} (define it where the workflow was written and resume there)"

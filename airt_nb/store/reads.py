@@ -12,6 +12,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import StoreError
+from .columns import (
+    ACTIVE_SQL,
+    APPROVAL_COLS,
+    COMP_COLS,
+    DECISION_COLS,
+    DELIVERY_COLS,
+    ENGINE_COLS,
+    EVENT_COLS,
+    SCHEDULE_COLS,
+    STEP_COLS,
+    WF_COLS,
+)
 from .records import (
     ApprovalRecord,
     CompensationRecord,
@@ -23,18 +35,6 @@ from .records import (
     SentEventRecord,
     StepRecord,
     WorkflowRecord,
-)
-from .writes import (
-    ACTIVE_SQL,
-    APPROVAL_COLS,
-    COMP_COLS,
-    DECISION_COLS,
-    DELIVERY_COLS,
-    ENGINE_COLS,
-    EVENT_COLS,
-    SCHEDULE_COLS,
-    STEP_COLS,
-    WF_COLS,
 )
 
 __all__ = ["TABLES", "Reads"]
