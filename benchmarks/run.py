@@ -86,7 +86,13 @@ def figures(recovery_n: int, memory_n: int) -> list[Figure]:
             "workflows-sequential",
             "2. 1,000 workflows × 3 steps, started one after another",
             ["workflows", "sequential"],
-            [*workflow_metrics, Metric("checkpoints_per_commit", "checkpoints per commit", "", digits=2)],
+            [
+                *workflow_metrics,
+                Metric("checkpoints_per_commit", "checkpoints per commit", "", digits=2),
+                Metric("statements_per_workflow", "SQL statements per workflow", "", digits=1),
+                Metric("sql_us_per_workflow", "µs per workflow inside SQLite (statements timed)", "µs", digits=0),
+                Metric("rest_us_per_workflow", "µs per workflow outside SQLite (Python, threads)", "µs", digits=0),
+            ],
         ),
         Figure(
             "workflows-threads",
@@ -95,6 +101,18 @@ def figures(recovery_n: int, memory_n: int) -> list[Figure]:
             [
                 *workflow_metrics,
                 Metric("checkpoints_per_commit", "checkpoints per commit (group commit)", "", digits=2),
+            ],
+        ),
+        Figure(
+            "workflow-sql",
+            "2. one 3-step workflow's statements replayed by raw sqlite3 (the floor SQLite sets)",
+            ["workflow_sql", "1000"],
+            [
+                Metric("statements_per_workflow", "statements per workflow", "", digits=0),
+                Metric("commits_per_workflow", "commits per workflow (run alone)", "", digits=0),
+                Metric("floor_us_per_workflow", "µs per workflow, SQL alone", "µs", digits=0),
+                Metric("raw_us_per_commit", "raw sqlite3 INSERT+COMMIT", "µs", digits=1),
+                Metric("best_ratio", "best workflows ratio that SQL allows", "", digits=3),
             ],
         ),
         Figure(
@@ -110,6 +128,9 @@ def figures(recovery_n: int, memory_n: int) -> list[Figure]:
             [
                 Metric("all_completed_s", "Engine(db) → all COMPLETED", "s", "≤ 2.5 s", le(2.5), digits=2),
                 Metric("first_resume_ms", "Engine(db) → first step resumed", "ms", "≤ 100 ms", le(100), digits=1),
+                Metric("recover_call_s", "of which recover(): find, claim, load", "s", digits=2),
+                Metric("sql_s", "time inside SQLite (statements timed)", "s", digits=2),
+                Metric("statements_per_workflow", "SQL statements per workflow", "", digits=1),
             ],
             setup="crashed_db",
         ),

@@ -136,9 +136,8 @@ def raw_checkpoints(path: Path, n: int, durability: str) -> float:
     t0 = time.perf_counter()
     for i in range(n):
         now = now_iso()
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(sql, ("COMPLETED", 1, now, now, "{}", "{}", "0123456789abcdef", ids[i], "w", "me", "w")).fetchone()
-        conn.execute("COMMIT")
+        # As the store runs a lone completion: one statement, its own transaction.
+        conn.execute(sql, ("COMPLETED", 1, now, now, "{}", "{}", "0123456789abcdef", ids[i], "w", "me", "w")).fetchall()
     elapsed = time.perf_counter() - t0
     conn.close()
     return elapsed
@@ -197,6 +196,51 @@ def _count_commits(store) -> dict:
     return counts
 
 
+class _TimedConnection:
+    """The store's write connection, timing every statement: how much of a workflow is SQLite's work
+    (wall time of each call, so under contention it includes waiting for the GIL on return)."""
+
+    def __init__(self, conn):
+        self._conn = conn
+        self.seconds = 0.0
+        self.statements = 0
+        self.recorded: list[tuple[str, str, object]] | None = None  # (method, sql, params) when recording
+
+    def execute(self, *args):
+        if self.recorded is not None:
+            self.recorded.append(("execute", *args) if len(args) == 2 else ("execute", args[0], ()))
+        t0 = time.perf_counter()
+        try:
+            return self._conn.execute(*args)
+        finally:
+            self.seconds += time.perf_counter() - t0
+            self.statements += 1
+
+    def executemany(self, *args):
+        if self.recorded is not None:
+            rows = list(args[1])
+            self.recorded.append(("executemany", args[0], rows))
+            args = (args[0], rows)
+        t0 = time.perf_counter()
+        try:
+            return self._conn.executemany(*args)
+        finally:
+            self.seconds += time.perf_counter() - t0
+            self.statements += 1
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def _time_sql(store) -> _TimedConnection:
+    from airt_nb.store.writes import Tx
+
+    timed = _TimedConnection(store._conn)
+    store._conn = timed
+    store._tx = Tx(timed, "sqlite")
+    return timed
+
+
 @workload
 def workflows(mode: str = "sequential", n: str = "1000") -> dict:
     """``n`` workflows of 3 steps: started one after another, from 4 threads, or each waited for."""
@@ -210,6 +254,7 @@ def workflows(mode: str = "sequential", n: str = "1000") -> dict:
     spec = chain("three", 3)
     eng.wait(eng.start(spec).id, timeout=60)  # warm the spec cache: every start below is the same spec
     counts.update(commits=0, ops=0)
+    timed = _time_sql(eng.store) if mode == "sequential" else None
     runs: list = []
     t0 = time.perf_counter()
     if mode == "sequential":
@@ -246,6 +291,82 @@ def workflows(mode: str = "sequential", n: str = "1000") -> dict:
         "commits": counts["commits"],
         "checkpoints": counts["ops"],
         "checkpoints_per_commit": counts["ops"] / max(counts["commits"], 1),
+        **(
+            {
+                "sql_us_per_workflow": timed.seconds / count * 1e6,
+                "statements_per_workflow": timed.statements / count,
+                "rest_us_per_workflow": (elapsed - timed.seconds) / count * 1e6,
+            }
+            if timed is not None
+            else {}
+        ),
+    }
+
+
+@workload
+def workflow_sql(n: str = "1000") -> dict:
+    """The statements one 3-step workflow runs, recorded from the engine and replayed ``n`` times by
+    raw sqlite3 on one thread (prepared, same pragmas, new ids each time): the least a workflow costs
+    in SQLite alone, beside raw INSERT+COMMIT measured in the same process."""
+    from airt_nb import Engine
+
+    count = int(n)
+    work = tmpdir()
+    raw = raw_commits(work / "raw.db", 2000, "normal") / 2000
+    eng = Engine(work / "airt.db", registry=registry())
+    spec = chain("three", 3)
+    eng.wait(eng.start(spec).id, timeout=60)
+    timed = _time_sql(eng.store)
+    timed.recorded = []
+    run = eng.start(spec)
+    eng.wait(run.id, timeout=60)
+    time.sleep(0.2)  # the settling commit has returned to its thread
+    recorded, timed.recorded = timed.recorded, None
+    eng.close()
+    old_id = run.id
+    conn = sqlite3.connect(work / "airt.db", isolation_level=None)
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    first_step = conn.execute("SELECT MIN(step_id) FROM workflow_steps WHERE workflow_id = ?", (old_id,)).fetchone()[0]
+
+    def swap(value, new_id, offset):
+        if value == old_id:
+            return new_id
+        if type(value) is int and first_step <= value < first_step + 3:
+            return value + offset
+        return value
+
+    def params_for(params, new_id, offset):
+        if isinstance(params, dict):
+            return {k: swap(v, new_id, offset) for k, v in params.items()}
+        return tuple(swap(v, new_id, offset) for v in params)
+
+    t0 = time.perf_counter()
+    for i in range(count):
+        new_id = f"{i:016x}"
+        offset = conn.execute("SELECT MAX(step_id) FROM workflow_steps").fetchone()[0] + 1 - first_step
+        for method, sql, params in recorded:
+            if method == "executemany":
+                conn.executemany(sql, [params_for(p, new_id, offset) for p in params])
+            else:
+                conn.execute(sql, params_for(params, new_id, offset)).fetchall()
+    floor = (time.perf_counter() - t0) / count
+    conn.close()
+    shutil.rmtree(work, ignore_errors=True)
+    commits, in_tx = 0, False
+    for _, sql, _ in recorded:
+        if sql.startswith("BEGIN"):
+            in_tx = True
+        elif sql in ("COMMIT", "ROLLBACK"):
+            commits, in_tx = commits + (sql == "COMMIT"), False
+        elif not in_tx and not sql.startswith("SELECT"):
+            commits += 1  # a statement that is its own transaction
+    return {
+        "statements_per_workflow": len(recorded),
+        "commits_per_workflow": commits,
+        "floor_us_per_workflow": floor * 1e6,
+        "raw_us_per_commit": raw * 1e6,
+        "best_ratio": raw / floor,
     }
 
 
@@ -347,6 +468,7 @@ def recovery(db: str) -> dict:
 
     t0 = time.perf_counter()
     eng = Engine(path, registry=reg, recover=False, session="bench-crash")
+    timed = _time_sql(eng.store)
     eng.subscribe(on_event)
     summary = eng.recover()
     recovered = time.perf_counter()
@@ -362,6 +484,8 @@ def recovery(db: str) -> dict:
         "first_resume_ms": (first[0] - t0) * 1000,
         "recover_call_s": recovered - t0,
         "workflows_per_s": total / (t_all - t0),
+        "sql_s": timed.seconds,
+        "statements_per_workflow": timed.statements / total,
     }
 
 

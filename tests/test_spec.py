@@ -293,3 +293,68 @@ def test_a_long_chain_written_backwards_validates_and_plans_without_recursion() 
     steps[-1]["depends_on"] = ["s0"]
     with pytest.raises(SpecError, match=r"dependency cycle s0 -> s1 -> .* -> s2999 -> s0"):
         load_spec({"name": "backwards", "steps": steps})
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "approvers: [ann]",
+        "message: hello",
+        "timeout: 1h",
+        "on_timeout: reject",
+        "event: go",
+        "schema: {type: object}",
+        "uses: child.yaml",
+        "min_approvals: 2",
+        "exclude_requester: true",
+        "authenticated: true",
+        "remind_every: 1h",
+    ],
+)
+def test_a_key_of_another_kind_of_step_on_an_action_step_is_refused(extra: str) -> None:
+    text = f"name: w\nsteps:\n  - name: a\n    action: count\n    inputs: {{n: 1}}\n    {extra}\n"
+    with pytest.raises(SpecError) as err:
+        load_spec(text, registry=_registry())
+    key = extra.split(":")[0]
+    assert f"{key!r} applies to" in str(err.value)
+    assert "steps[0]" in str(err.value)
+
+
+def test_the_stored_json_leaves_out_defaults_and_validates_to_the_same_spec() -> None:
+    from airt_nb.spec import WorkflowSpec
+
+    spec = load_spec(
+        {
+            "name": "w",
+            "inputs": {"x": None},
+            "steps": [
+                {"name": "a", "action": "count", "inputs": {"n": 1}},
+                {
+                    "name": "r",
+                    "type": "human_approval",
+                    "message": "go?",
+                    "timeout": "2h",
+                    "fields": {"n": {"type": "integer", "default": 3, "minimum": 1}},
+                    "min_approvals": 2,
+                    "escalate": {"after": "1h", "to": ["bob"]},
+                },
+                {
+                    "name": "b",
+                    "action": "count",
+                    "inputs": {"n": 2},
+                    "depends_on": ["r"],
+                    "retry": {"max_attempts": 5},
+                    "when": {"value": "${{ steps.r.outputs.values.n }}", "equals": None},
+                },
+                {"name": "e", "type": "wait_event", "event": "x", "schema": {"type": "object"}},
+            ],
+        },
+        registry=_registry(),
+    )
+    text = spec.to_json()
+    assert '"min_approvals":2' in text
+    assert '"max_parallel"' not in text
+    assert '"approvers"' not in text
+    assert '"equals":null' in text  # a comparison with null is not a default to leave out
+    assert WorkflowSpec.model_validate_json(text) == spec
+    assert WorkflowSpec.model_validate_json(text).to_json() == text

@@ -259,3 +259,69 @@ def test_both_dialects_reach_the_same_tables_and_columns(tmp_path: Path, pg_url:
     finally:
         lite.close()
         pg.close()
+
+
+def _one_step_workflow(store: SQLiteStore, owner: str) -> int:
+    def op(tx):
+        tx._c.execute(
+            "INSERT INTO workflows (workflow_id, name, status, spec, spec_hash, inputs, created_at, updated_at, "
+            "total_steps, lease_owner) VALUES ('w1', 'w', 'RUNNING', '{}', 'h', '{}', 't', 't', 1, ?)",
+            (owner,),
+        )
+        return tx.insert_steps("w1", [("w1", "a", 0, "action", "noop", "RUNNING", 1, "t")])[0]
+
+    return store.write(op)
+
+
+def _completion(step_id: int, owner: str):
+    from airt_nb.store.base import Completion
+
+    return Completion("w1", owner, step_id, 1, "t0", "t1", "{}", '{"n": 1}', "f")
+
+
+def test_a_lone_completion_commits_by_itself_before_complete_returns(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "a.db")
+    step_id = _one_step_workflow(store, "me")
+    other = sqlite3.connect(tmp_path / "a.db")
+    try:
+        assert store.complete(_completion(step_id, "me")) is None
+        # Seen by another connection at once: committed, and no transaction left open on the writer.
+        assert other.execute("SELECT status, outputs FROM workflow_steps WHERE step_id = ?", (step_id,)).fetchall() == [
+            ("COMPLETED", '{"n": 1}')
+        ]
+        assert not store._conn.in_transaction
+        other.execute("BEGIN IMMEDIATE")  # the write lock is free
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+        store.close()
+
+
+def test_a_lone_completion_of_a_workflow_held_by_another_engine_writes_nothing(tmp_path: Path) -> None:
+    from airt_nb.store.base import LeaseLostError
+
+    store = SQLiteStore(tmp_path / "a.db")
+    step_id = _one_step_workflow(store, "someone-else")
+    try:
+        with pytest.raises(LeaseLostError):
+            store.complete(_completion(step_id, "me"))
+        assert store.query("SELECT status FROM workflow_steps WHERE step_id = ?", (step_id,)) == [("RUNNING",)]
+        assert not store._conn.in_transaction
+    finally:
+        store.close()
+
+
+def test_a_lone_completion_waits_for_another_process_holding_the_write_lock(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "a.db", busy_timeout=5)
+    step_id = _one_step_workflow(store, "me")
+    other = sqlite3.connect(tmp_path / "a.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    released = threading.Timer(0.3, lambda: other.execute("ROLLBACK"))
+    released.start()
+    try:
+        assert store.complete(_completion(step_id, "me")) is None
+        assert store.query("SELECT status FROM workflow_steps WHERE step_id = ?", (step_id,)) == [("COMPLETED",)]
+    finally:
+        released.join()
+        other.close()
+        store.close()

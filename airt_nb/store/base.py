@@ -111,10 +111,11 @@ def to_pyformat(sql: str) -> str:
 
 
 class _Pending:
-    __slots__ = ("done", "error", "op", "result")
+    __slots__ = ("done", "error", "op", "result", "single")
 
-    def __init__(self, op: Callable[[Any], Any]):
+    def __init__(self, op: Callable[[Any], Any], single: bool = False):
         self.op = op
+        self.single = single  # the op runs one statement: alone, it is its own transaction
         self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
@@ -143,8 +144,10 @@ class GroupCommit:
         self._waiters = 0  # writers waiting for a commit (followers, or for the leader to finish)
         self.closed = False
 
-    def write(self, op: Callable[[Any], T]) -> T:
-        item = _Pending(op)
+    def write(self, op: Callable[[Any], T], *, single: bool = False) -> T:
+        """Run ``op`` in a transaction committed with whatever others are queued; ``single``: ``op``
+        runs exactly one statement, which the backend may run as its own transaction when alone."""
+        item = _Pending(op, single)
         cv = self._cv
         with cv:
             if self.closed:

@@ -268,7 +268,9 @@ class SQLiteStore(Store):
 
     def complete(self, completion: Completion) -> str | None:
         """Commit a step's completion (one row, fenced); returns the workflow's pending request."""
-        return self._gc.write(completion.apply)
+        # Without an intent or further ops the completion is one UPDATE: alone, it commits by itself,
+        # with no BEGIN and COMMIT around it.
+        return self._gc.write(completion.apply, single=completion.intent is None and not completion.more)
 
     def _closed_error(self) -> StoreError:
         return StoreError(f"database {self.path} is closed", path=self.path)
@@ -290,6 +292,24 @@ class SQLiteStore(Store):
 
     def _run_batch(self, batch: list[_Pending]) -> None:
         conn = self._conn
+        if len(batch) == 1 and batch[0].single:
+            item = batch[0]
+            try:
+                item.result = item.op(self._tx)
+                return
+            except sqlite3.OperationalError as exc:
+                text = str(exc).lower()
+                if "locked" not in text and "busy" not in text:
+                    item.error = self._op_error(exc)
+                    return
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                # busy beyond busy_timeout: once more in a transaction, whose start waits with back-off
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                item.error = self._op_error(exc)
+                return
         try:
             self._begin()
         except StoreError as exc:

@@ -118,9 +118,11 @@ class Tx(WorkflowWrites, StepWrites, ApprovalWrites, OutboxWrites, EventWrites, 
                 c.status, c.attempt, c.started_at, c.finished_at, c.inputs, c.outputs, c.fingerprint,
                 c.step_id, c.workflow_id, c.owner, c.workflow_id,
             )  # fmt: skip
-            row = self._c.execute(COMPLETE_SQLITE, params).fetchone()
-            if row is None:
+            # fetchall: the statement runs to its end, so that alone (no BEGIN) it has committed on return
+            rows = self._c.execute(COMPLETE_SQLITE, params).fetchall()
+            if not rows:
                 raise LeaseLostError(c.workflow_id)
+            row = rows[0]
             if c.intent is not None:
                 step_name, action, inputs, outputs, state = c.intent
                 self._c.execute(
