@@ -95,29 +95,37 @@ class Plan:
         deps = spec.dependencies()
         steps: list[PlannedStep] = []
         for i, s in enumerate(spec.steps):
-            inputs = dict(s.inputs)
-            steps.append(
-                PlannedStep(
-                    name=s.name,
-                    index=i,
-                    type=s.type,
-                    action=s.action,
-                    deps=deps[s.name],
-                    inputs=inputs,
-                    resolver=compile_value(inputs) if inputs else None,
-                    retry=s.retry,
-                    message=s.message,
-                    message_resolver=compile_value(s.message) if s.message else None,
-                    approvers=tuple(s.approvers),
-                    timeout=s.timeout,
-                    on_timeout=s.on_timeout or ON_TIMEOUT.get(s.type, ("reject",))[0],
-                    event=s.event,
-                    schema=s.payload_schema,
-                    uses=s.uses,
-                    waits=s.type in ("human_approval", "wait_event"),
-                    is_child=s.type == "workflow",
+            if s.type == "action":  # the other kinds' keys are refused on an action step: left at their defaults
+                p = PlannedStep(s.name, i, "action", s.action, deps[s.name])
+                if s.inputs:
+                    p.inputs = dict(s.inputs)
+                    p.resolver = compile_value(p.inputs)
+                p.retry = s.retry
+                steps.append(p)
+            else:
+                inputs = dict(s.inputs)
+                steps.append(
+                    PlannedStep(
+                        name=s.name,
+                        index=i,
+                        type=s.type,
+                        action=s.action,
+                        deps=deps[s.name],
+                        inputs=inputs,
+                        resolver=compile_value(inputs) if inputs else None,
+                        retry=s.retry,
+                        message=s.message,
+                        message_resolver=compile_value(s.message) if s.message else None,
+                        approvers=tuple(s.approvers),
+                        timeout=s.timeout,
+                        on_timeout=s.on_timeout or ON_TIMEOUT.get(s.type, ("reject",))[0],
+                        event=s.event,
+                        schema=s.payload_schema,
+                        uses=s.uses,
+                        waits=s.type in ("human_approval", "wait_event"),
+                        is_child=s.type == "workflow",
+                    )
                 )
-            )
             if s.type == "human_approval":
                 p = steps[-1]
                 p.fields = fields_json(s.fields) if s.fields else None

@@ -51,6 +51,7 @@ __all__ = ["Recovery", "RecoveryHost", "RecoverySummary"]
 log = logging.getLogger("airt_nb")
 
 BATCH = 64  # workflows claimed per transaction: a small batch lets other engines claim in between
+FIRST_BATCH = 8
 
 
 @dataclass
@@ -214,6 +215,7 @@ class Recovery:
         holders = [o for o in gone if o in set(host.store.lease_holders())]
         out: list[Candidate] = []
         no_folder: list[Candidate] = []
+        folders: dict[str, bool] = {}  # most workflows share a few folders: one stat each
         for row in host.store.candidates(holders, limit=5000):
             c = Candidate(*row)
             if host.execution(c.workflow_id) is not None:
@@ -231,7 +233,9 @@ class Recovery:
                 takes_work=host.takes_work,
                 home_alive=home_alive,
             ):
-                if c.workdir and not os.path.isdir(c.workdir):
+                if c.workdir and c.workdir not in folders:
+                    folders[c.workdir] = os.path.isdir(c.workdir)
+                if c.workdir and not folders[c.workdir]:
                     no_folder.append(c)  # waits for an engine on a machine that has its folder
                 else:
                     out.append(c)
@@ -287,7 +291,8 @@ class Recovery:
                 if room <= 0:
                     self.more_work = True
                     break
-            chunk = ids[index : index + min(BATCH, room)]
+            # The first batch small, so that the first workflow resumes after a few adoptions, not 64.
+            chunk = ids[index : index + min(BATCH if index else FIRST_BATCH, room)]
             index += len(chunk)
             now = store.now()
             got = store.write(functools.partial(_claim, owner=host.owner_id, ids=chunk, dead=dead, now=now))
@@ -374,11 +379,12 @@ class Recovery:
         now = host.store.now()
         self.next_expiry = None
         engines, live, gone = self.gone_engines(now)
-        wanted = self.candidates(engines, live, gone, now)
         self.more_work = False
-        own, others = self._split(wanted)
-        self.claim(own, gone, fair=False, on_each=_ignore)
-        self.claim(others, gone, fair=True, on_each=_ignore)
+        if host.takes_work:  # an engine that takes no work (yet) has nothing to look for
+            wanted = self.candidates(engines, live, gone, now)
+            own, others = self._split(wanted)
+            self.claim(own, gone, fair=False, on_each=_ignore)
+            self.claim(others, gone, fair=True, on_each=_ignore)
         self._next_lease_expiry(engines, live, now)
         self.arm_deadlines()
 
@@ -410,27 +416,7 @@ class Recovery:
         summary = RecoverySummary()
         now = store.now()
         engines, live, gone = self.gone_engines(now)
-        holders = [o for o in gone if o in set(store.lease_holders())]
-        wanted: list[Candidate] = []
-        for row in store.candidates(holders, limit=1_000_000):
-            c = Candidate(*row)
-            missing = self.missing_action(c.waiting_for)
-            if missing:
-                summary.waiting_for_action[c.workflow_id] = missing
-                continue
-            wanted.append(c)
-        wanted_ids = {c.workflow_id for c in wanted}
         takeable = self.candidates(engines, live, gone, now)
-        takeable_ids = {c.workflow_id for c in takeable}
-        for c in wanted:
-            if c.workflow_id not in takeable_ids:
-                home = describe_owner(c.home) if c.home else "another engine"
-                why = (
-                    f"its folder {c.workdir} is not on this machine"
-                    if c.workdir and not os.path.isdir(c.workdir)
-                    else f"left to its home ({home}) for now"
-                )
-                summary.skipped[c.workflow_id] = why
 
         def adopted(c: Candidate, waiting: str | Exception | None) -> None:
             if isinstance(waiting, Exception):  # one bad workflow never stops the sweep
@@ -445,6 +431,27 @@ class Recovery:
         own, others = self._split(takeable)
         self.claim(own, gone, fair=False, on_each=adopted)
         self.claim(others, gone, fair=host.takes_work, on_each=adopted)
+        # What is left, for the summary, read afterwards: the first workflows resume without waiting for it.
+        holders = [o for o in gone if o in set(store.lease_holders())]
+        wanted: list[Candidate] = []
+        for row in store.candidates(holders, limit=1_000_000):
+            c = Candidate(*row)
+            missing = self.missing_action(c.waiting_for)
+            if missing:
+                summary.waiting_for_action[c.workflow_id] = missing
+                continue
+            wanted.append(c)
+        wanted_ids = {c.workflow_id for c in wanted}
+        takeable_ids = {c.workflow_id for c in takeable}
+        for c in wanted:
+            if c.workflow_id not in takeable_ids:
+                home = describe_owner(c.home) if c.home else "another engine"
+                why = (
+                    f"its folder {c.workdir} is not on this machine"
+                    if c.workdir and not os.path.isdir(c.workdir)
+                    else f"left to its home ({home}) for now"
+                )
+                summary.skipped[c.workflow_id] = why
         resumed = set(summary.resumed)
         for c in takeable:
             if c.workflow_id in resumed or c.workflow_id in summary.waiting_for_action:

@@ -12,7 +12,13 @@ __all__ = ["Ancestry", "find_cycle"]
 
 
 def find_cycle(deps: Mapping[str, tuple[str, ...]], known: Mapping[str, int]) -> list[str]:
-    """One dependency cycle as ``[a, b, ..., a]``, or ``[]``; iterative, so long chains never recurse."""
+    """One dependency cycle as ``[a, b, ..., a]``, or ``[]``; iterative, so long chains never recurse.
+
+    ``known`` maps each step's name to its position.
+    """
+    # The usual spec: every step depends on steps written before it, so there is no cycle to look for.
+    if all(known.get(dep, -1) < known.get(name, -1) for name, ds in deps.items() for dep in ds if dep in known):
+        return []
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     for root in deps:
         if root in state:
