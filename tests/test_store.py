@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -324,4 +325,49 @@ def test_a_lone_completion_waits_for_another_process_holding_the_write_lock(tmp_
     finally:
         released.join()
         other.close()
+        store.close()
+
+
+def test_a_completion_that_fails_in_a_batch_leaves_the_others_written(tmp_path: Path) -> None:
+    from airt_nb.store.base import LeaseLostError
+
+    store = SQLiteStore(tmp_path / "a.db")
+    step_id = _one_step_workflow(store, "me")
+    gate, started = threading.Event(), threading.Event()
+
+    def hold(tx):  # keeps the writer busy so that the next writes queue up and commit as one batch
+        started.set()
+        gate.wait(5)
+        tx._c.execute("INSERT INTO airt_meta (key, value) VALUES ('held', 'x')")
+
+    results: dict[str, object] = {}
+
+    def run(name, fn):
+        try:
+            results[name] = fn()
+        except Exception as exc:  # recorded for the assertions
+            results[name] = exc
+
+    holder = threading.Thread(target=run, args=("hold", lambda: store.write(hold)))
+    holder.start()
+    started.wait(5)
+    lost = threading.Thread(target=run, args=("lost", lambda: store.complete(_completion(step_id, "not-me"))))
+    ok = threading.Thread(target=run, args=("ok", lambda: store.complete(_completion(step_id, "me"))))
+    other = threading.Thread(target=run, args=("other", lambda: store.write(lambda tx: tx._c.execute(
+        "INSERT INTO airt_meta (key, value) VALUES ('other', 'y')"))))  # fmt: skip
+    for t in (lost, ok, other):
+        t.start()
+    time.sleep(0.3)  # all three queued behind the holder
+    gate.set()
+    for t in (holder, lost, ok, other):
+        t.join()
+    try:
+        assert isinstance(results["lost"], LeaseLostError)
+        assert results["ok"] is None
+        assert store.query("SELECT status FROM workflow_steps WHERE step_id = ?", (step_id,)) == [("COMPLETED",)]
+        assert {r[0] for r in store.query("SELECT key FROM airt_meta WHERE key IN ('held', 'other')")} == {
+            "held",
+            "other",
+        }
+    finally:
         store.close()

@@ -327,6 +327,12 @@ class SQLiteStore(Store):
                     return
             else:
                 for item in batch:
+                    if item.single:  # one statement: a failed statement undoes itself, no savepoint needed
+                        try:
+                            item.result = item.op(self._tx)
+                        except BaseException as exc:
+                            item.error = self._op_error(exc)
+                        continue
                     conn.execute("SAVEPOINT op")
                     try:
                         item.result = item.op(self._tx)
