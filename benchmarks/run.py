@@ -68,6 +68,8 @@ def figures(recovery_n: int, memory_n: int) -> list[Figure]:
         Metric("start_ms", "of which start(): validate, compile, insert the steps", "ms", digits=1),
         Metric("running_us_per_step", "µs per step once started", "µs", digits=1),
         Metric("running_ratio", "ours / raw once started", "", digits=2),
+        Metric("store_us_per_step", "of which in the store's complete() (statement + commit)", "µs", digits=1),
+        Metric("outside_store_us_per_step", "of which our Python outside the store", "µs", digits=1),
     ]
     full_metrics = [
         Metric("ratio", "ours / raw", "", "≥ 0.8", ge(0.8), digits=2) if m.key == "ratio" else m for m in steps_metrics

@@ -153,6 +153,7 @@ def steps(durability: str = "normal", n: str = "2000") -> dict:
     raw = raw_commits(work / "raw.db", count, durability)
     floor = raw_checkpoints(work / "floor.db", count, durability)
     eng = Engine(work / "airt.db", registry=registry(), durability=durability)
+    in_store = _time_completions(eng.store)
     spec = chain("steps", count)
     t0 = time.perf_counter()
     run = eng.start(spec)
@@ -175,7 +176,26 @@ def steps(durability: str = "normal", n: str = "2000") -> dict:
         "start_ms": (started - t0) * 1000,
         "running_us_per_step": running / count * 1e6,
         "running_ratio": raw / running,
+        "store_us_per_step": in_store[0] / count * 1e6,
+        "outside_store_us_per_step": (running - in_store[0]) / count * 1e6,
     }
+
+
+def _time_completions(store) -> list[float]:
+    """Time spent in the store's ``complete()`` (the checkpoint's statement and its commit), so that
+    the rest of a running step is our Python outside the store."""
+    spent = [0.0]
+    complete = store.complete
+
+    def timed(completion):
+        t0 = time.perf_counter()
+        try:
+            return complete(completion)
+        finally:
+            spent[0] += time.perf_counter() - t0
+
+    store.complete = timed
+    return spent
 
 
 # -- 2. workflow throughput -----------------------------------------------------------------------
