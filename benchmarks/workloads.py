@@ -226,24 +226,18 @@ class _TimedConnection:
         self.statements = 0
         self.recorded: list[tuple[str, str, object]] | None = None  # (method, sql, params) when recording
 
-    def execute(self, *args):
-        if self.recorded is not None:
-            self.recorded.append(("execute", *args) if len(args) == 2 else ("execute", args[0], ()))
-        t0 = time.perf_counter()
-        try:
-            return self._conn.execute(*args)
-        finally:
-            self.seconds += time.perf_counter() - t0
-            self.statements += 1
+    def execute(self, sql, params=()):
+        return self._timed("execute", sql, params)
 
-    def executemany(self, *args):
+    def executemany(self, sql, rows):
+        return self._timed("executemany", sql, list(rows))
+
+    def _timed(self, method, sql, params):
         if self.recorded is not None:
-            rows = list(args[1])
-            self.recorded.append(("executemany", args[0], rows))
-            args = (args[0], rows)
+            self.recorded.append((method, sql, params))
         t0 = time.perf_counter()
         try:
-            return self._conn.executemany(*args)
+            return getattr(self._conn, method)(sql, params)
         finally:
             self.seconds += time.perf_counter() - t0
             self.statements += 1

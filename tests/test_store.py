@@ -284,8 +284,12 @@ def test_a_lone_completion_commits_by_itself_before_complete_returns(tmp_path: P
     store = SQLiteStore(tmp_path / "a.db")
     step_id = _one_step_workflow(store, "me")
     other = sqlite3.connect(tmp_path / "a.db")
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
     try:
         assert store.complete(_completion(step_id, "me")) is None
+        store._conn.set_trace_callback(None)
+        assert [s.split()[0] for s in statements] == ["UPDATE"]  # no BEGIN, no COMMIT: one statement
         # Seen by another connection at once: committed, and no transaction left open on the writer.
         assert other.execute("SELECT status, outputs FROM workflow_steps WHERE step_id = ?", (step_id,)).fetchall() == [
             ("COMPLETED", '{"n": 1}')
@@ -358,10 +362,15 @@ def test_a_completion_that_fails_in_a_batch_leaves_the_others_written(tmp_path: 
     for t in (lost, ok, other):
         t.start()
     time.sleep(0.3)  # all three queued behind the holder
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
     gate.set()
     for t in (holder, lost, ok, other):
         t.join()
+    store._conn.set_trace_callback(None)
     try:
+        # One batch of three: only the op that is not a single statement has a savepoint of its own.
+        assert sum(1 for s in statements if s.startswith("SAVEPOINT")) == 1
         assert isinstance(results["lost"], LeaseLostError)
         assert results["ok"] is None
         assert store.query("SELECT status FROM workflow_steps WHERE step_id = ?", (step_id,)) == [("COMPLETED",)]
