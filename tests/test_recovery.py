@@ -734,3 +734,64 @@ def test_a_checkpoint_that_failed_on_a_locked_database_is_retried_once_it_is_fre
         assert run.wait(timeout=30) == "COMPLETED"
     # a's completion was never recorded, so it ran again, with the same idempotency key.
     assert ran == [f"{run.id}/a/1", f"{run.id}/a/1", f"{run.id}/b/1"]
+
+
+def test_the_engines_holding_work_are_each_named_once_and_only_while_a_workflow_they_hold_is_active(files):
+    db, _ = files
+    registry = airt_nb.Registry()
+    gates = {"a": threading.Event(), "b": threading.Event()}
+
+    @registry.action("held")
+    def held(which: str) -> dict:
+        gates[which].wait(30)
+        return {}
+
+    def spec(which: str) -> dict:
+        return {"name": f"held-{which}", "steps": [{"name": "s", "action": "held", "inputs": {"which": which}}]}
+
+    with Engine(db, registry=registry, recover=False) as a, Engine(db, registry=registry, recover=False) as b:
+        first = [a.start(spec("a")) for _ in range(3)]
+        second = b.start(spec("b"))
+        assert sorted(a.store.lease_holders()) == sorted([a.owner_id, b.owner_id])
+        gates["a"].set()
+        assert all(r.wait(timeout=30) == "COMPLETED" for r in first)
+        assert a.store.lease_holders() == [b.owner_id]
+        gates["b"].set()
+        assert second.wait(timeout=30) == "COMPLETED"
+        assert a.store.lease_holders() == []
+
+
+@sqlite_only
+def test_finding_and_claiming_work_reads_only_the_rows_it_wants_not_every_active_workflow(files):
+    # SQLite has no statistics to go by: left to itself it reads the recovery queries through the status
+    # index, every active workflow for each batch (quadratic over thousands). The plans are checked on
+    # the statements the store really runs, as SQLite's trace gives them with their values.
+    db, _ = files
+    store = airt_nb.store.open_store(str(db))
+    statements: list[str] = []
+    try:
+        store._read().set_trace_callback(statements.append)
+        store._conn.set_trace_callback(statements.append)
+        store.candidates(["gone|1|host|key"], limit=8)
+        store.lease_holders()
+        batch = [f"w{i}" for i in range(64)]  # a batch as recovery claims them: with two ids SQLite chose well
+        store.write(lambda tx: tx.claim("me|1|host|key", batch, ["gone|1|host|key"], store.now()))
+        store._read().set_trace_callback(None)
+        store._conn.set_trace_callback(None)
+        explain = sqlite3.connect(db)
+        plans = {
+            s: [row[3] for row in explain.execute("EXPLAIN QUERY PLAN " + s)]
+            for s in statements
+            if s.lstrip().upper().startswith(("SELECT", "UPDATE", "WITH"))
+        }
+        assert len(plans) == 4, statements
+        for sql, plan in plans.items():
+            assert not any("workflows_by_status" in step for step in plan), (sql, plan)
+        claim = next(p for s, p in plans.items() if s.startswith("UPDATE workflows SET lease_owner"))
+        assert claim == ["SEARCH workflows USING INDEX sqlite_autoindex_workflows_1 (workflow_id=?)"], claim
+        free = next(p for s, p in plans.items() if "lease_owner IS NULL AND" in s)
+        assert free == ["SCAN workflows USING INDEX workflows_free"], free  # oldest first, stops at the limit
+        holders = next(p for s, p in plans.items() if s.startswith("WITH RECURSIVE"))
+        assert not any("TEMP B-TREE" in step for step in holders), holders
+    finally:
+        store.close()

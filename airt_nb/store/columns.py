@@ -14,6 +14,7 @@ __all__ = [
     "SCHEDULE_COLS",
     "STEP_COLS",
     "WF_COLS",
+    "indexed_by",
 ]
 
 # Rows written since migration 3 keep their spec in workflow_specs (see migrations.py).
@@ -59,6 +60,16 @@ SCHEDULE_COLS = (
 )
 
 ACTIVE_SQL = "('RUNNING', 'ROLLING_BACK')"
+
+
+def indexed_by(dialect: str, index: str) -> str:
+    """``INDEXED BY index`` on SQLite, nothing on PostgreSQL (whose planner has statistics).
+
+    Without statistics SQLite prefers the status index for ``status IN ('RUNNING', ...)``, which
+    reads every active workflow: with thousands active, each sweep or claim did that much work.
+    """
+    return f" INDEXED BY {index}" if dialect == "sqlite" else ""
+
 
 # The server's clock as airt_nb's text format (PostgreSQL only).
 PG_NOW = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"

@@ -137,7 +137,9 @@ class WorkflowWrites(TxBase):
                 f"AND status IN {ACTIVE_SQL} AND {held} FOR UPDATE SKIP LOCKED)"
             )
         else:
-            where = f"workflow_id IN ({ids}) AND status IN {ACTIVE_SQL} AND {held}"
+            # By the primary key: SQLite, left to choose, reads every active workflow through the status
+            # index for each batch (recovering thousands of workflows was quadratic).
+            where = f"workflow_id IN ({ids}) AND +status IN {ACTIVE_SQL} AND {held}"
         rows = self._c.execute(
             "UPDATE workflows SET lease_owner = ?, lease_expires = NULL, home = ?, updated_at = ?, "
             f"waiting_for = NULL WHERE {where} RETURNING workflow_id",
