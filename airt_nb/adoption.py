@@ -155,12 +155,16 @@ def adopt(
 
 
 def resume_execution(ex: Execution, lost_from: str | None, note: Callable[[Tx], None]) -> None:
-    """Continue an adopted execution (on a worker); an error leaves it to be rebuilt shortly."""
+    """Continue an adopted execution (on a worker, which then runs its first step); an error leaves it
+    to be rebuilt shortly."""
     try:
-        ex.resume(lost_from=lost_from, first=[note])
+        name = ex.resume(lost_from=lost_from, first=[note], keep=True)
     except Exception:
         log.exception("workflow %s could not be resumed", ex.id)
         ex.abandon("error while resuming; this engine tries again shortly", retry=True)
+        return
+    if name is not None:
+        ex.host.run_guarded(ex.drive, name)
 
 
 def code_changes(registry: Registry, steps: list[Any]) -> list[str]:

@@ -108,6 +108,10 @@ class ExecutionHost(Protocol):
         """Run ``fn(*args)`` on a worker thread."""
         ...
 
+    def run_guarded(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on this (worker) thread, its errors handled as a worker handles them."""
+        ...
+
     def call_at(self, due: float, fn: Callable[[], None]) -> None:
         """Call ``fn`` on the timer thread at epoch time ``due``."""
         ...
@@ -560,15 +564,16 @@ class Execution:
 
     # -- progress ------------------------------------------------------------------------------------
 
-    def progress_op(self, now: str) -> Callable[[Tx], Any] | None:
+    def progress_op(self, now: str, cutoff: str) -> Callable[[Tx], Any] | None:
         """An op that brings the progress counter up to date and writes the starts of steps that have
-        run on an implied start for more than a second (so that other kernels see them running);
+        run on an implied start since before ``cutoff`` (so that other kernels see them running);
         None when there is nothing to write.  It writes nothing if the lease was lost meanwhile."""
+        if not self.implied and self.done == self.done_written:
+            return None  # most of thousands of executions, every second: no lock for them (a stale read waits a tick)
         ops: list[Callable[[Tx], Any]] = []
         with self.lock:
             if self.abandoned or self.finishing:
                 return None
-            cutoff = iso(time.time() - IMPLIED_FOR)
             for name in [n for n in self.implied if (self.started_at[n] or now) < cutoff]:
                 ops.append(self._start_op(name))
                 self.implied.discard(name)
@@ -589,12 +594,16 @@ class Execution:
 
     # -- entry points -----------------------------------------------------------------------------------
 
-    def resume(self, *, lost_from: str | None = None, first: list[Callable[[Tx], Any]] | None = None) -> None:
+    def resume(
+        self, *, lost_from: str | None = None, first: list[Callable[[Tx], Any]] | None = None, keep: bool = False
+    ) -> str | None:
         """Continue from the recorded state (new run, recovery, or after a decision).
 
         ``lost_from`` describes the engine that died while running it: its
         steps in flight are recorded as interrupted before they run again.
         ``first`` are ops to commit with the first transaction (the adopting engine's notes).
+        ``keep``: the caller is a worker that runs the step returned itself (``drive``), rather than
+        handing it to another worker; the other steps that can run go to the pool.
         """
         now = now_iso()
         ops: list[Callable[[Tx], Any]] = list(first or ())
@@ -607,7 +616,7 @@ class Execution:
                 self.finishing = True
                 self._flush(ops, now)
                 self.host.submit(self._finish_cancel)
-                return
+                return None
             if self.status == "ROLLING_BACK" or self.stopping == "rollback":
                 self.stopping = self.stopping or "rollback"
                 # A step in flight when a crash interrupted the run may have had its effect: it runs
@@ -623,7 +632,7 @@ class Execution:
                     self.finishing = True
                     self._flush(ops, now)
                     self._start_compensating()
-                    return
+                    return None
                 self.finish_first.update(in_flight)
                 self.executing.update(in_flight)
                 for name in in_flight:
@@ -634,13 +643,10 @@ class Execution:
                 try:
                     self._write(ops, now=now)
                 except Abandon:
-                    return
+                    return None
                 self.status = "ROLLING_BACK"
         if in_flight:
-            for name in in_flight:
-                self._emit_started(name)
-                self.host.submit(self.drive, name)
-            return
+            return self._hand_out(in_flight, keep)
         with self.lock:
             for name in self.to_run:
                 self.executing.add(name)
@@ -662,14 +668,21 @@ class Execution:
                 try:
                     self._write(ops, now=now)
                 except Abandon:
-                    return
+                    return None
             if settled:
                 self._settled(settled)
             if self.status == "RUNNING" and not self.executing and not self.ready:
                 self._maybe_finish()
-        for name in run_now:
+        return self._hand_out(run_now, keep)
+
+    def _hand_out(self, names: list[str], keep: bool) -> str | None:
+        """Announce ``names`` as started and give them to workers; with ``keep``, return the first for the
+        calling worker (a hand-off to another thread costs a wake-up per resumed workflow)."""
+        for name in names:
             self._emit_started(name)
+        for name in names[1:] if keep else names:
             self.host.submit(self.drive, name)
+        return names[0] if keep and names else None
 
     def _interrupted_ops(self, ops: list[Callable[[Tx], Any]], lost_from: str, now: str) -> None:
         """Record the attempts a dead engine left in flight as INTERRUPTED (the step's history)."""

@@ -67,6 +67,10 @@ class EngineHost:
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         self._e._submit(fn, *args, **kwargs)
 
+    def run_guarded(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn`` on this thread as a worker runs what is submitted (same handling of its errors)."""
+        self._e._guard(fn, *args)
+
     def notify(self) -> None:
         self._e._notify()
 

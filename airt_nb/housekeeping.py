@@ -23,7 +23,8 @@ from . import adoption, wait_events
 from . import events as ev
 from .decisions import expire
 from .errors import StoreError
-from .timeutil import now_iso, to_epoch
+from .execution import IMPLIED_FOR
+from .timeutil import iso, now_iso, to_epoch
 
 if TYPE_CHECKING:
     from .execution import Execution
@@ -73,7 +74,8 @@ class Housekeeping:
     def flush_progress(self) -> None:
         """Write the progress of running workflows (and long-running implied starts) in one transaction."""
         now = now_iso()
-        ops = [op for ex in list(self._host.executions.values()) if (op := ex.progress_op(now)) is not None]
+        cutoff = iso(time.time() - IMPLIED_FOR)  # a step started on an implied start before this is written
+        ops = [op for ex in list(self._host.executions.values()) if (op := ex.progress_op(now, cutoff)) is not None]
         if ops:
 
             def op(tx: Tx) -> None:

@@ -18,6 +18,7 @@ Imports nothing of airt_nb.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import secrets
@@ -99,6 +100,7 @@ def parse_owner(owner: str) -> OwnerInfo | None:
     return OwnerInfo(parts[0], pid, parts[2], parts[3] if len(parts) == 5 else None)
 
 
+@functools.lru_cache(maxsize=256)  # recovery describes the same few engines for every workflow it adopts
 def describe_owner(owner: str | None) -> str:
     """``"host pid 1234"`` for people."""
     info = parse_owner(owner) if owner else None
