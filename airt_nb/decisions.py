@@ -34,12 +34,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .approval_rules import agree, check_rules, clean_values
 from .errors import ApprovalError, NotFoundError, PolicyError
-from .store.records import ApprovalRecord
+from .store.records import ApprovalRecord, row_of
 from .timeutil import now_iso
 from .webhooks import outbox_row
 
@@ -232,7 +231,7 @@ def cancel_pending(tx: Tx, workflow_id: str, workflow_name: str, now: str, by: s
     """Cancel a workflow's pending approvals and tell the webhooks that were told of them."""
     for approval in tx.cancel_approvals(workflow_id, now, by, reason):
         for url in tx.delivery_urls(approval.approval_id):
-            tx.insert_delivery(outbox_row("approval.cancelled", asdict(approval), workflow_name, url))
+            tx.insert_delivery(outbox_row("approval.cancelled", row_of(approval), workflow_name, url))
 
 
 def _past_deadline(approval: ApprovalRecord, now: str) -> bool:
@@ -327,7 +326,7 @@ def decide(
         values_json = json.dumps(agreed) if agreed else None
         for row in audit:
             tx.insert_audit(row)
-        row = {**asdict(latest), "approved_count": count, "field_values": values_json}
+        row = {**row_of(latest), "approved_count": count, "field_values": values_json}
         partial = approve and not system and count < latest.min_approvals
         decision = {
             "approval_id": latest.approval_id,

@@ -23,10 +23,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from .decisions import notify_approval
+from .store.records import row_of
 from .timeutil import iso, now_iso, to_epoch
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def remind(engine: DecisionHost, approval_id: str) -> str | None:
         if not tx.remind_approval(approval_id, due, next_at):
             return False  # reminded by another engine, or decided meanwhile
         workflow = tx.get_workflow(approval.workflow_id)
-        row = {**asdict(approval), "reminders": count, "next_reminder_at": next_at}
+        row = {**row_of(approval), "reminders": count, "next_reminder_at": next_at}
         notify_approval(tx, engine, "approval.reminder", row, workflow.name if workflow else "")
         tx.add_event(approval.workflow_id, now, "reminded", None, f"{approval.step_name}: reminder {count}")
         return True
@@ -87,7 +87,7 @@ def escalate(engine: DecisionHost, approval_id: str) -> None:
         if not tx.escalate_approval(approval_id, json.dumps(widened), now):
             return False
         workflow = tx.get_workflow(approval.workflow_id)
-        row = {**asdict(approval), "approvers": json.dumps(widened), "escalated_at": now, "escalated_to": added}
+        row = {**row_of(approval), "approvers": json.dumps(widened), "escalated_at": now, "escalated_to": added}
         notify_approval(tx, engine, "approval.escalated", row, workflow.name if workflow else "")
         who = ", ".join(added) or "nobody new"
         tx.add_event(approval.workflow_id, now, "escalated", None, f"{approval.step_name}: approvers added: {who}")

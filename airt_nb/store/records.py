@@ -7,7 +7,7 @@ need a status).  A PostgreSQL store returns the same records.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "SentEventRecord",
     "StepRecord",
     "WorkflowRecord",
+    "row_of",
 ]
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "ROLLED_BACK", "CANCELLED"})
@@ -33,6 +34,16 @@ ACTIVE = ("RUNNING", "ROLLING_BACK")  # statuses an engine executes (and holds a
 
 def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+def row_of(record: Any) -> dict[str, Any]:
+    """A record's columns as a dict: its fields are all text, numbers or None, so a shallow copy is
+    the whole row (``dataclasses.asdict`` deep-copies each value, a third of a decision's time).
+
+    >>> row_of(record)["status"]  # doctest: +SKIP
+    'PENDING'
+    """
+    return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
 @dataclass(frozen=True, slots=True)
