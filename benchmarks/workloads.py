@@ -217,12 +217,17 @@ def _count_commits(store) -> dict:
 
 
 class _TimedConnection:
-    """The store's write connection, timing every statement: how much of a workflow is SQLite's work
-    (wall time of each call, so under contention it includes waiting for the GIL on return)."""
+    """The store's write connection, timing every statement: how much of a workflow is SQLite's work.
+
+    ``seconds`` is the wall time of the calls: with other threads running it includes waiting for the
+    GIL (and the write lock) on the way back, so ``cpu_seconds``, the calling thread's CPU time in
+    them, is SQLite's own share.
+    """
 
     def __init__(self, conn):
         self._conn = conn
         self.seconds = 0.0
+        self.cpu_seconds = 0.0
         self.statements = 0
         self.recorded: list[tuple[str, str, object]] | None = None  # (method, sql, params) when recording
 
@@ -235,15 +240,22 @@ class _TimedConnection:
     def _timed(self, method, sql, params):
         if self.recorded is not None:
             self.recorded.append((method, sql, params))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         try:
             return getattr(self._conn, method)(sql, params)
         finally:
             self.seconds += time.perf_counter() - t0
+            self.cpu_seconds += time.thread_time() - c0
             self.statements += 1
 
     def __getattr__(self, name):
         return getattr(self._conn, name)
+
+
+def _process_cpu() -> float:
+    """CPU seconds of this process, every thread (user + system)."""
+    t = os.times()
+    return t.user + t.system
 
 
 def _time_sql(store) -> _TimedConnection:
@@ -270,6 +282,7 @@ def workflows(mode: str = "sequential", n: str = "1000") -> dict:
     counts.update(commits=0, ops=0)
     timed = _time_sql(eng.store) if mode == "sequential" else None
     runs: list = []
+    cpu0 = _process_cpu()
     t0 = time.perf_counter()
     if mode == "sequential":
         runs = [eng.start(spec) for _ in range(count)]
@@ -295,6 +308,7 @@ def workflows(mode: str = "sequential", n: str = "1000") -> dict:
         raise SystemExit(f"unknown mode {mode!r}")
     statuses = [eng.wait(r.id, timeout=600) for r in runs]
     elapsed = time.perf_counter() - t0
+    cpu = _process_cpu() - cpu0
     eng.close()
     shutil.rmtree(work, ignore_errors=True)
     assert statuses.count("COMPLETED") == len(runs) == count, statuses[:3]
@@ -308,6 +322,8 @@ def workflows(mode: str = "sequential", n: str = "1000") -> dict:
         **(
             {
                 "sql_us_per_workflow": timed.seconds / count * 1e6,
+                "sql_cpu_us_per_workflow": timed.cpu_seconds / count * 1e6,
+                "cpu_us_per_workflow": cpu / count * 1e6,
                 "statements_per_workflow": timed.statements / count,
                 "rest_us_per_workflow": (elapsed - timed.seconds) / count * 1e6,
             }
@@ -480,6 +496,7 @@ def recovery(db: str) -> dict:
                 if finished[0] == total:
                     done.set()
 
+    cpu_start = _process_cpu()
     t0 = time.perf_counter()
     eng = Engine(path, registry=reg, recover=False, session="bench-crash")
     timed = _time_sql(eng.store)
@@ -488,6 +505,7 @@ def recovery(db: str) -> dict:
     recovered = time.perf_counter()
     done.wait(timeout=300)
     t_all = time.perf_counter()
+    cpu_end = _process_cpu()
     completed = eng.store.count_workflows(status="COMPLETED")
     eng.close()
     shutil.rmtree(work, ignore_errors=True)
@@ -499,6 +517,8 @@ def recovery(db: str) -> dict:
         "recover_call_s": recovered - t0,
         "workflows_per_s": total / (t_all - t0),
         "sql_s": timed.seconds,
+        "sql_cpu_s": timed.cpu_seconds,
+        "cpu_s": cpu_end - cpu_start,
         "statements_per_workflow": timed.statements / total,
     }
 
