@@ -19,14 +19,16 @@ Imports nothing of the engine.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import logging
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .actions import StepInterrupted
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["POLL", "AsyncRunner"]
 
@@ -63,6 +65,8 @@ class AsyncRunner:
             if self._closed:
                 raise StepInterrupted("the engine is closing")
             if self._loop is None:
+                import asyncio  # here: most workflows have no async action, and asyncio takes 20 ms to import
+
                 loop = asyncio.new_event_loop()
                 ready = threading.Event()
 
@@ -97,6 +101,8 @@ class AsyncRunner:
         except BaseException:
             coro.close()
             raise
+        import asyncio
+
         future = asyncio.run_coroutine_threadsafe(coro, loop)
         if cancelled is None:
             return future.result()
@@ -123,6 +129,7 @@ class AsyncRunner:
             loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
+        import asyncio
 
         async def _cancel_all() -> None:
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
