@@ -23,7 +23,7 @@ import contextlib
 import json
 import json.scanner
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import pandas as pd
 
@@ -207,7 +207,7 @@ def _frame(
 
 # The C scanner json.loads ends in: the stored JSON is ours (compact, one value), and for 100,000 rows
 # the Python layers around the scanner cost more than the scanning.
-_scan = json.scanner.make_scanner(json.JSONDecoder())
+_scan = json.scanner.make_scanner(cast(Any, json.JSONDecoder()))  # typeshed types the decoder as a scanner
 
 
 def _loads(text: str) -> Any:
