@@ -38,7 +38,7 @@ def loads(text: str | None) -> Any:
 
 def row_of(record: Any) -> dict[str, Any]:
     """A record's columns as a dict: its fields are all text, numbers or None, so a shallow copy is
-    the whole row (``dataclasses.asdict`` deep-copies each value, a third of a decision's time).
+    the whole row (``dataclasses.asdict`` deep-copies each value: a sixth of a decision's time).
 
     >>> row_of(record)["status"]  # doctest: +SKIP
     'PENDING'
