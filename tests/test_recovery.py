@@ -795,3 +795,23 @@ def test_finding_and_claiming_work_reads_only_the_rows_it_wants_not_every_active
         assert not any("TEMP B-TREE" in step for step in holders), holders
     finally:
         store.close()
+
+
+@sqlite_only
+def test_an_engine_whose_leases_are_only_on_finished_workflows_holds_no_work(files):
+    db, _ = files
+    store = airt_nb.store.open_store(str(db))
+    try:
+        conn = sqlite3.connect(db)
+        columns = "workflow_id, name, status, spec, spec_hash, inputs, created_at, updated_at, total_steps, lease_owner"
+        rows = [
+            ("w1", "x", "COMPLETED", "{}", "h", "{}", "t1", "t1", 0, "stale|1|host|key"),
+            ("w2", "x", "ROLLING_BACK", "{}", "h", "{}", "t2", "t2", 0, "live|2|host|key"),
+            ("w3", "x", "RUNNING", "{}", "h", "{}", "t3", "t3", 0, "live|2|host|key"),
+            ("w4", "x", "PAUSED", "{}", "h", "{}", "t4", "t4", 0, "another|3|host|key"),
+        ]
+        conn.executemany(f"INSERT INTO workflows ({columns}) VALUES ({', '.join('?' * 10)})", rows)
+        conn.commit()
+        assert store.lease_holders() == ["live|2|host|key"]
+    finally:
+        store.close()
