@@ -32,6 +32,7 @@ __all__ = [
     "CellOptions",
     "UsageProblem",
     "banner",
+    "line_parser",
     "parse_cell_line",
     "run_line",
     "start_cell",
@@ -182,7 +183,8 @@ def _inputs(expr: str, evaluate: Callable[[str], Any] | None, prog: str) -> Mapp
 # -- %workflow --------------------------------------------------------------------------------------------
 
 
-def _line_parser() -> _Parser:
+def line_parser() -> argparse.ArgumentParser:
+    """The parser of ``%workflow`` lines (its subcommands are the reference's table of them)."""
     parser = _Parser(prog="%workflow")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     listing = sub.add_parser("list")
@@ -221,7 +223,7 @@ def run_line(line: str, engine: Engine | None = None, evaluate: Callable[[str], 
     if not words or words[0] in ("help", "-h", "--help"):
         return LINE_USAGE
     try:
-        args = _line_parser().parse_args(words)
+        args = line_parser().parse_args(words)
     except argparse.ArgumentError as exc:
         raise UsageProblem(f"%workflow: {exc}; see %workflow help") from None
     if args.command == "config":

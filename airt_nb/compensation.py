@@ -72,7 +72,7 @@ def finish_cancel(ex: Execution) -> None:
     except LeaseLostError:
         ex.abandon("lease lost while cancelling")
         return
-    ex._set_status("CANCELLED")
+    ex.set_status("CANCELLED")
 
 
 def compensate(ex: Execution) -> None:
@@ -85,13 +85,13 @@ def compensate(ex: Execution) -> None:
         if ex.status != "ROLLING_BACK":
             now = now_iso()
             ops: list[Callable[[Tx], Any]] = []
-            ex._write_implied(ops)
+            ex.write_implied(ops)
             ops.append(lambda tx: tx.set_status(ex.id, "ROLLING_BACK", now, owner=ex.owner))
             try:
-                ex._write(ops)
+                ex.write(ops)
             except Abandon:
                 return
-            ex._set_status("ROLLING_BACK")
+            ex.set_status("ROLLING_BACK")
     if any(s.is_child for s in ex.plan.steps):
         subworkflows.stop_running_children(ex, "rollback")  # the newest work: undone first
         if host.closing:
@@ -116,7 +116,7 @@ def compensate(ex: Execution) -> None:
             ex.executing.clear()
             ex.finishing = False
             with ex.lock:
-                ex._maybe_finish()
+                ex.maybe_finish()
             return
         done_by = intent.origin or ex.id  # a fork undoes what the original did with the original's copies
         ctx = CompensationContext(
@@ -131,7 +131,7 @@ def compensate(ex: Execution) -> None:
         attempts = 0
         for attempts in range(1, host.compensation_attempts + 1):
             try:
-                with ex._running_action():
+                with ex.running_action():
                     note = act.run_compensation(inputs, outputs, ctx, run_async=lambda c: host.run_async(c, ex))
                 error = None
                 break
@@ -174,7 +174,7 @@ def compensate(ex: Execution) -> None:
         except LeaseLostError:
             ex.abandon("lease lost while finishing the rollback")
             return
-        ex._set_status(final, error=error_text)
+        ex.set_status(final, error=error_text)
 
 
 def _record_undo(
@@ -190,7 +190,7 @@ def _record_undo(
             return False
         try:
             done = functools.partial(_finished, ids=(comp_id, ex.id, step_name), outcome=(status, step_status))
-            ex._write([functools.partial(done, attempts=attempts, error=error, note=note, now=now)], now=now)
+            ex.write([functools.partial(done, attempts=attempts, error=error, note=note, now=now)], now=now)
         except Abandon:
             return False
     if error:

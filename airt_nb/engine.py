@@ -401,7 +401,7 @@ class Engine:
         if self._events:
             self._events.emit(ev.WorkflowStatusChanged(new.workflow_id, "RUNNING"))
         for step_name in new.started:
-            ex._emit_started(step_name)
+            ex.emit_started(step_name)
             self._submit(ex.drive, step_name)
 
     # -- looking up ---------------------------------------------------------------------------------------

@@ -188,7 +188,15 @@ class ExecutionHost(Protocol):
 
 
 class Execution:
-    """The in-memory state of one workflow this engine runs (see the module docstring)."""
+    """The in-memory state of one workflow this engine runs (see the module docstring).
+
+    Its parts in modules of their own (:mod:`airt_nb.compensation`,
+    :mod:`airt_nb.subworkflows`, :mod:`airt_nb.wait_events`) use its public
+    methods: :meth:`write`, :meth:`write_implied`, :meth:`set_status`,
+    :meth:`fail_step`, :meth:`maybe_finish`, :meth:`running_action`, and
+    :attr:`after_commit` (timer rows handed to the host once the checkpoint
+    that needs them has committed).
+    """
 
     def __init__(
         self,
@@ -245,7 +253,7 @@ class Execution:
         self.done = 0  # completed steps, written in batches (see flush_progress)
         self.done_written = record.done_steps
         self.inferred: str | None = None  # the one ready step a lost engine may have been running
-        self._after: list[dict[str, Any]] = []
+        self.after_commit: list[dict[str, Any]] = []  # rows for the host, once this checkpoint commits
         self._settle_request: str | None = None
         self.bad_when: dict[str, str] = {}  # conditional steps whose when could not be looked up: they fail
         self.gate_cache: dict[str, Any] | None = None  # approved previews of gated steps (see gating)
@@ -337,13 +345,14 @@ class Execution:
 
     def committed(self, settled: str | None) -> None:
         """The first transaction is in the database: announce approvals, settle."""
-        if self._after:
-            rows, self._after = self._after, []
+        if self.after_commit:
+            rows, self.after_commit = self.after_commit, []
             self.host.approvals_requested(self, rows)
         if settled:
             self._settled(settled)
 
-    def _emit_started(self, name: str) -> None:
+    def emit_started(self, name: str) -> None:
+        """Tell listeners that ``name`` started (once its start is committed or implied)."""
         if self.host.listening:
             self.host.emit(ev.StepStarted(self.id, name, self.attempt.get(name, 1)))
 
@@ -393,11 +402,11 @@ class Execution:
         if may_imply and len(started) == 1 and len(self.executing) == 1 and not self.ready and not self.stopping:
             self.implied.add(started[0])
             return
-        self._write_implied(tx_ops)
+        self.write_implied(tx_ops)
         for name in started:
             tx_ops.append(self._start_op(name))
 
-    def _write_implied(self, tx_ops: list[Callable[[Tx], Any]]) -> None:
+    def write_implied(self, tx_ops: list[Callable[[Tx], Any]]) -> None:
         """Write the starts of steps running on an implied start (a second step starts, a stop...)."""
         for name in self.implied:
             tx_ops.append(self._start_op(name))
@@ -445,7 +454,7 @@ class Execution:
 
     def _request_op(self, row: dict[str, Any], hold: Callable[[Tx], Any]) -> Callable[[Tx], Any]:
         """The op that records an approval request (and its webhooks); announced once committed."""
-        self._after.append(row)
+        self.after_commit.append(row)
         deliveries = self.host.webhook_rows("approval.requested", row, self.name)
 
         def op(tx: Tx) -> None:
@@ -506,9 +515,9 @@ class Execution:
             self.request_stop(kind, None, record=False)
         else:
             self.done_written = self.done
-            self._set_status(status)
+            self.set_status(status)
 
-    def _write(self, ops: list[Callable[[Tx], Any]], now: str | None = None) -> None:
+    def write(self, ops: list[Callable[[Tx], Any]], now: str | None = None) -> None:
         """Commit ``ops`` (plus the lease fence) in one transaction; lose the workflow if fenced out."""
         wf, owner = self.id, self.owner
 
@@ -521,14 +530,14 @@ class Execution:
         try:
             requested = self.store.write(op)
         except LeaseLostError:
-            self._after = []
+            self.after_commit = []
             self.abandon("another engine took over this workflow (its lease expired)")
             raise Abandon from None
         except BaseException:
-            self._after = []
+            self.after_commit = []
             raise
-        if self._after:
-            rows, self._after = self._after, []
+        if self.after_commit:
+            rows, self.after_commit = self.after_commit, []
             self.host.approvals_requested(self, rows)
         self._heard(requested)
 
@@ -553,7 +562,9 @@ class Execution:
                 self.host.stalled(self)
 
     @contextlib.contextmanager
-    def _running_action(self) -> Any:
+    def running_action(self) -> Any:
+        """Count an action (or an undo) as running while inside: an abandoned workflow is not taken up
+        again here while one of its functions still runs."""
         with self.lock:
             self.running_actions += 1
         try:
@@ -641,7 +652,7 @@ class Execution:
                         ops.append(self._start_op(name))
                 ops.append(lambda tx: tx.set_status(self.id, "ROLLING_BACK", now, owner=self.owner))
                 try:
-                    self._write(ops, now=now)
+                    self.write(ops, now=now)
                 except Abandon:
                     return None
                 self.status = "ROLLING_BACK"
@@ -666,20 +677,20 @@ class Execution:
             settled = self._settle_ops(ops, now)
             if ops:
                 try:
-                    self._write(ops, now=now)
+                    self.write(ops, now=now)
                 except Abandon:
                     return None
             if settled:
                 self._settled(settled)
             if self.status == "RUNNING" and not self.executing and not self.ready:
-                self._maybe_finish()
+                self.maybe_finish()
         return self._hand_out(run_now, keep)
 
     def _hand_out(self, names: list[str], keep: bool) -> str | None:
         """Announce ``names`` as started and give them to workers; with ``keep``, return the first for the
         calling worker (a hand-off to another thread costs a wake-up per resumed workflow)."""
         for name in names:
-            self._emit_started(name)
+            self.emit_started(name)
         for name in names[1:] if keep else names:
             self.host.submit(self.drive, name)
         return names[0] if keep and names else None
@@ -702,7 +713,7 @@ class Execution:
     def _flush(self, ops: list[Callable[[Tx], Any]], now: str) -> None:
         if ops:
             with contextlib.suppress(Abandon):
-                self._write(ops, now=now)
+                self.write(ops, now=now)
             ops.clear()
 
     def drive(self, name: str | None) -> None:
@@ -727,11 +738,11 @@ class Execution:
             with self.lock:
                 self.executing.discard(name)
                 self.implied.discard(name)
-                self._maybe_finish()
+                self.maybe_finish()
             return None
         host = self.host
         if step.conditional and name in self.bad_when:
-            return self._fail_step(name, None, self.bad_when.pop(name))
+            return self.fail_step(name, None, self.bad_when.pop(name))
         # Checked on a step's first start only: a retry, or a step that had started before a crash,
         # may have had its effect already (see gating).
         if (
@@ -745,13 +756,13 @@ class Execution:
         try:
             inputs = step.resolve_inputs(self.context)
         except ExpressionError as exc:
-            return self._fail_step(name, None, f"cannot resolve inputs: {exc}")
+            return self.fail_step(name, None, f"cannot resolve inputs: {exc}")
         if step.is_child:
             if self.stopping:  # run again after a crash only to record an effect; a child is not started now
                 with self.lock:
                     self.executing.discard(name)
                     self.implied.discard(name)
-                    self._maybe_finish()
+                    self.maybe_finish()
                 return None
             subworkflows.run_child_step(self, name, step, inputs)
             return None
@@ -763,11 +774,11 @@ class Execution:
             try:
                 verdict = host.check_step(self, step, act.intent_inputs(inputs, self.workdir))
             except PolicyError as exc:
-                return self._fail_step(name, inputs, f"refused by policy: {exc}")
+                return self.fail_step(name, inputs, f"refused by policy: {exc}")
         try:
             kwargs = act.validate(inputs)
         except ActionError as exc:
-            return self._fail_step(name, inputs, f"{exc}; fix the step's inputs")
+            return self.fail_step(name, inputs, f"{exc}; fix the step's inputs")
         if act.ctx_param:
             kwargs[act.ctx_param] = StepContext(
                 workflow_id=self.id,
@@ -800,7 +811,7 @@ class Execution:
                 if name in self.implied:
                     self.implied.discard(name)
                     self._flush([self._start_op(name)], now_iso())
-                self._maybe_finish()
+                self.maybe_finish()
             return None
         except Exception as exc:
             return self._attempt_failed(name, inputs, exc)
@@ -832,7 +843,7 @@ class Execution:
 
     def _bad_outputs(self, name: str, step: PlannedStep, inputs: dict[str, Any], exc: BaseException) -> str | None:
         why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        return self._fail_step(
+        return self.fail_step(
             name,
             inputs,
             f"action {step.action!r} returned outputs that are not JSON ({why}); return a dict, list, str, "
@@ -848,7 +859,7 @@ class Execution:
             if name in self.implied:  # state saved for a run must name the run's attempt
                 self.implied.discard(name)
                 ops.insert(0, self._start_op(name))
-            self._write(ops)
+            self.write(ops)
 
     def _complete(
         self, name: str, step: PlannedStep, act: Action, inputs: dict[str, Any], outputs: Any, out_json: str
@@ -897,14 +908,14 @@ class Execution:
             try:
                 requested = self.store.complete(completion)
             except LeaseLostError:
-                self._after = []
+                self.after_commit = []
                 self.abandon("another engine took over this workflow (its lease expired)")
                 raise Abandon from None
             except BaseException:
-                self._after = []
+                self.after_commit = []
                 raise
-            if self._after:
-                rows, self._after = self._after, []
+            if self.after_commit:
+                rows, self.after_commit = self.after_commit, []
                 host.approvals_requested(self, rows)
             if settled:
                 self._settled(settled)
@@ -914,11 +925,11 @@ class Execution:
                 started = []
                 self._heard(requested)
             elif not self.executing:
-                self._maybe_finish()
+                self.maybe_finish()
         if host.listening:
             host.emit(ev.StepFinished(self.id, name, self.attempt[name], "COMPLETED", outputs=outputs))
             for n in started:
-                self._emit_started(n)
+                self.emit_started(n)
         if not started:
             return None
         for extra in started[1:]:
@@ -947,7 +958,7 @@ class Execution:
         detail = format_traceback(exc)
         retry = step.retry
         if retry is None or attempt >= retry.max_attempts or self.stopping or self.host.closing:
-            return self._fail_step(name, inputs, error, detail=detail)
+            return self.fail_step(name, inputs, error, detail=detail)
         delay = retry.delay(attempt)
         if retry.jitter:
             delay *= random.uniform(0.8, 1.2)
@@ -960,7 +971,7 @@ class Execution:
             self.state[name] = "RETRYING"
             self.implied.discard(name)
             started, step_id = self.started_at[name], self.step_id[name]
-            self._write(
+            self.write(
                 [
                     lambda tx: tx.record_attempt(self.id, name, attempt, "FAILED", started, now, error, detail),
                     lambda tx: tx.schedule_retry(step_id, attempt, iso(due), error, now, in_json, detail),
@@ -978,22 +989,22 @@ class Execution:
                 return
             if self.stopping or self.host.closing:
                 self.executing.discard(name)
-                self._maybe_finish()
+                self.maybe_finish()
                 return
             now = now_iso()
             self.attempt[name] += 1
             self.state[name] = "RUNNING"
             self.started_at[name] = now
             ops: list[Callable[[Tx], Any]] = [self._start_op(name)]
-            self._write_implied(ops)
+            self.write_implied(ops)
             try:
-                self._write(ops, now=now)
+                self.write(ops, now=now)
             except Abandon:
                 return
-        self._emit_started(name)
+        self.emit_started(name)
         self.drive(name)
 
-    def _fail_step(self, name: str, inputs: dict[str, Any] | None, error: str, detail: str | None = None) -> str | None:
+    def fail_step(self, name: str, inputs: dict[str, Any] | None, error: str, detail: str | None = None) -> str | None:
         """Fail ``name`` for good; returns None (no next step) so callers can ``return`` it."""
         self._fail(name, inputs, error, detail)
         return None
@@ -1026,16 +1037,16 @@ class Execution:
             ]
             if first:
                 failure = self.failure
-                self._write_implied(ops)  # a rollback must know every step in flight
+                self.write_implied(ops)  # a rollback must know every step in flight
                 ops.append(lambda tx: tx.set_status(self.id, "ROLLING_BACK", now, owner=self.owner, error=failure))
                 ops.append(lambda tx: tx.add_event(self.id, now, "failed", None, failure))
-            self._write(ops, now=now)
+            self.write(ops, now=now)
             if first:
-                self._set_status("ROLLING_BACK", error=self.failure)
+                self.set_status("ROLLING_BACK", error=self.failure)
             log.info("workflow %s (%s): step %s failed: %s", self.id, self.name, name, error)
             if self.host.listening:
                 self.host.emit(ev.StepFinished(self.id, name, attempt, "FAILED", error=error))
-            self._maybe_finish()
+            self.maybe_finish()
 
     def _defer(self, name: str, what: str) -> None:
         with self.lock:
@@ -1044,11 +1055,11 @@ class Execution:
             self.to_run.append(name)
             if self.deferred_on is None:
                 self.deferred_on = what
-            self._maybe_finish()
+            self.maybe_finish()
 
     # -- ending -----------------------------------------------------------------------------------------
 
-    def _maybe_finish(self) -> None:
+    def maybe_finish(self) -> None:
         """Called with the lock held whenever a step stops executing."""
         if self.executing or self.abandoned or self.finishing:
             return
@@ -1084,7 +1095,7 @@ class Execution:
         else:
             self.host.submit(self._compensate)
 
-    def _set_status(self, status: str, error: str | None = None) -> None:
+    def set_status(self, status: str, error: str | None = None) -> None:
         """After the transaction that recorded ``status``: tell listeners, then let ``wait()`` see it.
 
         Listeners (panels) hear it first, so that a cell waiting for the run never ends before the
@@ -1119,7 +1130,7 @@ class Execution:
                 return
             now = now_iso()
             ops: list[Callable[[Tx], Any]] = []
-            self._write_implied(ops)
+            self.write_implied(ops)
             if record:
                 ops.append(lambda tx: tx.request(self.id, kind))
                 ops.append(lambda tx: tx.add_event(self.id, now, f"{kind}_requested", by))
@@ -1128,7 +1139,7 @@ class Execution:
             self.stop_by = by
             if ops:
                 try:
-                    self._write(ops, now=now)
+                    self.write(ops, now=now)
                 except Abandon:
                     return
                 except BaseException:
@@ -1137,7 +1148,7 @@ class Execution:
             self.cancelled.set()
             for name in [n for n in self.executing if self.state[n] == "RETRYING"]:
                 self.executing.discard(name)  # its back-off timer finds the workflow stopping
-            self._maybe_finish()
+            self.maybe_finish()
 
     def _asked_again(self, name: str, step: PlannedStep) -> bool:
         """A gated step about to run: if what it would do is not what was approved, it does not run; its
@@ -1173,15 +1184,15 @@ class Execution:
             settled = self._settle_ops(ops, now)
             log.info("workflow %s: step %s did not run: %s; its approval is asked for again", wf, name, why)
             try:
-                self._write(ops, now=now)
+                self.write(ops, now=now)
             except Abandon:
                 return True
             if settled:
                 self._settled(settled)
             elif not self.executing:
-                self._maybe_finish()
+                self.maybe_finish()
         for n in started:
-            self._emit_started(n)
+            self.emit_started(n)
             self.host.submit(self.drive, n)
         return True
 
@@ -1207,10 +1218,10 @@ class Execution:
             if self.stopping is None:
                 self.stopping = "fail"
                 ops: list[Callable[[Tx], Any]] = []
-                self._write_implied(ops)
+                self.write_implied(ops)
                 self._flush(ops, now_iso())
-                self._set_status("ROLLING_BACK", error=error)
-            self._maybe_finish()
+                self.set_status("ROLLING_BACK", error=error)
+            self.maybe_finish()
 
     def on_decision(self, name: str, approved: bool, outputs: Any) -> None:
         """A waiting step of this (running, locally owned) workflow ended: an approval was decided, an
@@ -1225,10 +1236,10 @@ class Execution:
                 if self.stopping is None:
                     self.stopping = "rollback"
                     ops: list[Callable[[Tx], Any]] = []
-                    self._write_implied(ops)
+                    self.write_implied(ops)
                     self._flush(ops, now_iso())
-                    self._set_status("ROLLING_BACK")
-                self._maybe_finish()
+                    self.set_status("ROLLING_BACK")
+                self.maybe_finish()
                 return
             now = now_iso()
             step = self.plan.by_name[name]
@@ -1251,13 +1262,13 @@ class Execution:
             settled = self._settle_ops(ops, now)
             if ops:
                 try:
-                    self._write(ops, now=now)
+                    self.write(ops, now=now)
                 except Abandon:
                     return
             if settled:
                 self._settled(settled)
         for n in started:
-            self._emit_started(n)
+            self.emit_started(n)
             self.host.submit(self.drive, n)
 
 

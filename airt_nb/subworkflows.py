@@ -128,7 +128,7 @@ def run_child_step(ex: Execution, name: str, step: PlannedStep, inputs: dict[str
         try:
             child = host.prepare_child(ex, step, inputs)
         except AirtError as exc:
-            ex._fail_step(name, inputs, " ".join(str(exc).split()))
+            ex.fail_step(name, inputs, " ".join(str(exc).split()))
             return
     now = now_iso()
     workflow_id, in_json = ex.id, json.dumps(inputs, default=str)
@@ -148,11 +148,11 @@ def run_child_step(ex: Execution, name: str, step: PlannedStep, inputs: dict[str
         from .failures import Abandon
 
         try:
-            ex._write(ops, now=now)
+            ex.write(ops, now=now)
         except Abandon:
             return
         if ex.stopping is None and not ex.executing and not ex.ready:
-            ex._maybe_finish()
+            ex.maybe_finish()
     if child is not None:
         host.launch_child(child)
     elif existing is not None and existing.status in TERMINAL:

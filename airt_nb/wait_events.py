@@ -148,9 +148,11 @@ def wait_op(ex: Execution, step: PlannedStep, now: str) -> Callable:
     def op(tx: Tx) -> None:
         tx.wait_event_step(workflow_id, name, now, deadline)
         tx.add_event(workflow_id, now, "waiting_for_event", None, event)
-        ex._after.append({"kind": "event_wait", "workflow_id": workflow_id, "step_name": name, "deadline": deadline})
+        ex.after_commit.append(
+            {"kind": "event_wait", "workflow_id": workflow_id, "step_name": name, "deadline": deadline}
+        )
         if tx.pending_event(workflow_id, event or "") is not None:  # sent between our look and this transaction
-            ex._after.append({"kind": "late_event", "workflow_id": workflow_id, "step_name": name})
+            ex.after_commit.append({"kind": "late_event", "workflow_id": workflow_id, "step_name": name})
 
     return op
 

@@ -145,7 +145,7 @@ def magics_markdown(meanings: Mapping[str, Any]) -> Result:
     out.append(_table(["option", "meaning"], [[_code(o), _cell(cell_meanings.get(o, ""))] for o in options]))
 
     line_meanings = meanings.get("line", {})
-    parser = commands._line_parser()
+    parser = commands.line_parser()
     names = [name for name, _, _ in _subcommands(parser, "")]
     names = [n.strip() for n in names]
     problems += _described("%workflow command", names, line_meanings)

@@ -289,5 +289,5 @@ def test_dashboard_does_not_reload_when_nothing_changed(engine: airt_nb.Engine) 
     board = DashboardPanel(engine)
     renders = board.render_count
 
-    assert not board._poll(True, time.time() + 5)  # the database changed, but not its workflows
+    assert not board.poll_due(True, time.time() + 5)  # the database changed, but not its workflows
     assert board.render_count == renders

@@ -17,9 +17,10 @@ Imports no driver: the backends do.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -184,9 +185,26 @@ class GroupCommit:
             raise item.error
         return item.result  # type: ignore[no-any-return]
 
-    def exclusive(self) -> _Exclusive:
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
         """Hold the writer (no transaction in progress) for one statement outside any transaction."""
-        return _Exclusive(self)
+        cv = self._cv
+        with cv:
+            self._waiters += 1
+            try:
+                while self._leading:
+                    cv.wait()
+            finally:
+                self._waiters -= 1
+            if self.closed:
+                raise self._closed_error()
+            self._leading = True
+        try:
+            yield
+        finally:
+            with cv:
+                self._leading = False
+                cv.notify_all()
 
     def close(self) -> None:
         """Refuse new writes; wait for the commit in progress."""
@@ -198,29 +216,3 @@ class GroupCommit:
             finally:
                 self._waiters -= 1
             self.closed = True
-
-
-class _Exclusive:
-    __slots__ = ("_gc",)
-
-    def __init__(self, gc: GroupCommit):
-        self._gc = gc
-
-    def __enter__(self) -> None:
-        gc = self._gc
-        with gc._cv:
-            gc._waiters += 1
-            try:
-                while gc._leading:
-                    gc._cv.wait()
-            finally:
-                gc._waiters -= 1
-            if gc.closed:
-                raise gc._closed_error()
-            gc._leading = True
-
-    def __exit__(self, *exc: object) -> None:
-        gc = self._gc
-        with gc._cv:
-            gc._leading = False
-            gc._cv.notify_all()

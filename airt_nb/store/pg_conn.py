@@ -138,13 +138,14 @@ class Connections:
         try:
             return self.raw_connect(purpose, read_only=read_only)
         except psycopg.Error as exc:
-            raise self._translate(exc, "connect") from exc
+            raise self.store_error(exc, "connect") from exc
 
     def scrub(self, text: str) -> str:
         """``text`` without the password (psycopg's messages never carry it; ours must not either)."""
         return text.replace(self._secret, "***") if self._secret else text
 
-    def _translate(self, exc: BaseException, doing: str) -> StoreError:
+    def store_error(self, exc: BaseException, doing: str) -> StoreError:
+        """The :class:`StoreError` that says what ``exc`` means while ``doing`` (password removed)."""
         text = self.scrub(" ".join(str(exc).split()))
         state = getattr(exc, "sqlstate", None)
         if doing == "connect":

@@ -80,7 +80,7 @@ class Listener:
             try:
                 got = self._relock(self._connection())
             except psycopg.Error as exc:
-                raise self._store._translate(exc, "take the engine's lock") from exc
+                raise self._store.store_error(exc, "take the engine's lock") from exc
         if not got:
             raise StoreError(
                 f"database {self._store.path}: the lock of engine {owner} is held by another session; "
@@ -95,7 +95,7 @@ class Listener:
             try:
                 self._listen(self._connection())
             except psycopg.Error as exc:
-                raise self._store._translate(exc, "listen for wake-ups") from exc
+                raise self._store.store_error(exc, "listen for wake-ups") from exc
         self._thread = threading.Thread(target=self._loop, args=(owner, callback), name="airt-listen", daemon=True)
         self._thread.start()
 

@@ -227,7 +227,7 @@ class BatchWriter(Connections):
                 item.result, item.error = None, error
 
     def _op_error(self, exc: BaseException, doing: str) -> BaseException:
-        error = self._translate(exc, doing)
+        error = self.store_error(exc, doing)
         error.__cause__ = exc
         return error
 

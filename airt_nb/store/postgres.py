@@ -104,7 +104,7 @@ class PostgresStore(BatchWriter, Store):
             row = self._conn.execute("SELECT session_user, has_table_privilege('approvals', 'UPDATE')").fetchone()
         except psycopg.Error as exc:
             self._conn.close()
-            raise self._translate(exc, "open") from exc
+            raise self.store_error(exc, "open") from exc
         except BaseException:
             self._conn.close()
             raise
@@ -163,7 +163,7 @@ class PostgresStore(BatchWriter, Store):
                     path=self.path,
                 ) from exc
             except psycopg.Error as exc:
-                raise self._translate(exc, f"apply migration {m.number} ({m.title})") from exc
+                raise self.store_error(exc, f"apply migration {m.number} ({m.title})") from exc
 
     @property
     def schema_version(self) -> int:
@@ -213,7 +213,7 @@ class PostgresStore(BatchWriter, Store):
                     return rows
             except psycopg.Error as exc:
                 if self._transient(exc, conn) is None or time.monotonic() - began > self._busy or self._closed:
-                    raise self._translate(exc, "read") from exc
+                    raise self.store_error(exc, "read") from exc
                 delay = self._pause(began, delay)
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:

@@ -157,13 +157,14 @@ class SQLiteStore(Store):
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
-            raise self._translate(exc, "open") from exc
+            raise self.store_error(exc, "open") from exc
         except BaseException:
             if conn is not None:
                 conn.close()
             raise
 
-    def _translate(self, exc: sqlite3.Error, doing: str, *, waited: float | None = None) -> StoreError:
+    def store_error(self, exc: sqlite3.Error, doing: str, *, waited: float | None = None) -> StoreError:
+        """The :class:`StoreError` that says what ``exc`` means while ``doing`` and what to do about it."""
         text = str(exc)
         low = text.lower()
         if "not a database" in low or "malformed" in low or "corrupt" in low:
@@ -196,7 +197,7 @@ class SQLiteStore(Store):
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as exc:
-            raise self._translate(exc, "read the schema version") from exc
+            raise self.store_error(exc, "read the schema version") from exc
         if version > LATEST:
             raise StoreError(
                 f"database {self.path} was written by a newer airt_nb (schema version {version}, this one "
@@ -233,7 +234,7 @@ class SQLiteStore(Store):
                 except sqlite3.DatabaseError as exc:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
-                    raise self._translate(exc, f"apply migration {m.number} ({m.title})") from exc
+                    raise self.store_error(exc, f"apply migration {m.number} ({m.title})") from exc
         finally:
             conn.execute("PRAGMA foreign_keys = ON")
 
@@ -284,11 +285,11 @@ class SQLiteStore(Store):
                 return
             except sqlite3.OperationalError as exc:
                 if ("locked" not in str(exc).lower() and "busy" not in str(exc).lower()) or attempt == 5:
-                    raise self._translate(exc, "start a transaction", waited=time.monotonic() - began) from exc
+                    raise self.store_error(exc, "start a transaction", waited=time.monotonic() - began) from exc
                 time.sleep(delay * (1 + random.random()))
                 delay *= 2
             except sqlite3.DatabaseError as exc:
-                raise self._translate(exc, "start a transaction") from exc
+                raise self.store_error(exc, "start a transaction") from exc
 
     def _run_batch(self, batch: list[_Pending]) -> None:
         conn = self._conn
@@ -345,7 +346,7 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            error = self._translate(exc, "commit")
+            error = self.store_error(exc, "commit")
             for item in batch:
                 if item.error is None:
                     item.error = error
@@ -353,7 +354,7 @@ class SQLiteStore(Store):
     def _op_error(self, exc: BaseException) -> BaseException:
         """What a failed op raises to its caller: SQLite's own errors become a StoreError naming the file."""
         if isinstance(exc, sqlite3.Error):
-            error = self._translate(exc, "write")
+            error = self.store_error(exc, "write")
             error.__cause__ = exc
             return error
         return exc
@@ -414,14 +415,14 @@ class SQLiteStore(Store):
         try:
             return self._read().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise self._translate(exc, "read") from exc
+            raise self.store_error(exc, "read") from exc
 
     def columns_and_rows(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
         try:
             cur = self._read().execute(sql, params)
             return [d[0] for d in cur.description], cur.fetchall()
         except sqlite3.Error as exc:
-            raise self._translate(exc, "read") from exc
+            raise self.store_error(exc, "read") from exc
 
     # -- closing ----------------------------------------------------------------------------------------
 

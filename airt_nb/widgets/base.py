@@ -104,7 +104,7 @@ class LivePanel:
     """Mixin of the panels the :class:`Refresher` keeps up to date.
 
     A panel implements :meth:`_render` (read the store, set widget values)
-    and may override :meth:`_poll` (whether a database change, or the
+    and may override :meth:`poll_due` (whether a database change, or the
     passing of time, calls for a render).
     """
 
@@ -219,11 +219,12 @@ class LivePanel:
     def _render(self) -> None:
         raise NotImplementedError
 
-    def _wants(self, event: Event) -> bool:
+    def wants(self, event: Event) -> bool:
         """Whether an engine event concerns this panel (called on engine threads: keep it trivial)."""
         return event.workflow_id == self.live_workflow
 
-    def _poll(self, changed: bool, now: float) -> bool:
+    def poll_due(self, changed: bool, now: float) -> bool:
+        """Whether to render at this poll: ``changed`` says the database changed since the last one."""
         return changed
 
     def _show_error(self, text: str) -> None:
@@ -313,7 +314,7 @@ class Refresher:
     def _on_event(self, engine: Engine, event: Event) -> None:
         # Runs on engine threads: only bookkeeping, never rendering.
         with self._lock:
-            hit = [p for p in self._panels if p.engine is engine and p._wants(event)]
+            hit = [p for p in self._panels if p.engine is engine and p.wants(event)]
             self._dirty.update(hit)
         if hit:
             self._wake.set()
@@ -380,7 +381,7 @@ class Refresher:
                 continue
             changed = self._versions.get(key) != version
             self._versions[key] = version
-            wanted += [p for p in panels if p._poll(changed, now)]
+            wanted += [p for p in panels if p.poll_due(changed, now)]
         if wanted:
             with self._lock:
                 self._dirty.update(p for p in wanted if p in self._panels)

@@ -187,10 +187,10 @@ class DashboardPanel(LivePanel, widgets.VBox):
         self.prev_button.disabled = self.page == 0
         self.next_button.disabled = self.page >= pages - 1
 
-    def _wants(self, event: Event) -> bool:
+    def wants(self, event: Event) -> bool:
         return False  # the dashboard follows the database, not one engine's events
 
-    def _poll(self, changed: bool, now: float) -> bool:
+    def poll_due(self, changed: bool, now: float) -> bool:
         self._changed = self._changed or changed
         if not self._changed or now - self._last_check < self.check_every:
             return False

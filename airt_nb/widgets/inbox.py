@@ -220,7 +220,7 @@ class InboxPanel(LivePanel, widgets.VBox):
         self.limit = self.page_size
         self.refresh()
 
-    def _wants(self, event: Event) -> bool:
+    def wants(self, event: Event) -> bool:
         return isinstance(event, ApprovalRequested | ApprovalDecided | WorkflowStatusChanged)
 
     def _decided(self, record: ApprovalRecord) -> None:
@@ -235,7 +235,7 @@ class InboxPanel(LivePanel, widgets.VBox):
         self.limit += self.page_size
         self.refresh()
 
-    def _poll(self, changed: bool, now: float) -> bool:
+    def poll_due(self, changed: bool, now: float) -> bool:
         # deadlines count down: re-render once a second while one is shown
         if self._deadlines and now - self._last_tick >= 1.0:
             self._last_tick = now

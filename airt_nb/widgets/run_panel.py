@@ -81,6 +81,7 @@ class RunPanel(LivePanel, widgets.VBox):
             layout=widgets.Layout(width="300px"),
             _dom_classes=("airt-progress", "airt-bar-run"),
         )
+        self._bar = "airt-bar-run"  # the class that colours the bar (one of them at a time)
         self.notice_html = html("", "airt-run-notice", display="none")
         # A short workflow: one widget per step row (a row someone opened stays open while others
         # update).  A long one: a window of rows, with counts, in one widget (one message a render).
@@ -149,9 +150,10 @@ class RunPanel(LivePanel, widgets.VBox):
             self.progress.max = maximum
             self.progress.value = value
             self.progress.description = text
-            classes = ("airt-progress", f"airt-bar-{role}")
-            if tuple(self.progress._dom_classes) != classes:
-                self.progress._dom_classes = classes
+            bar = f"airt-bar-{role}"
+            if bar != self._bar:
+                self.progress.remove_class(self._bar).add_class(bar)
+                self._bar = bar
         set_html(self.notice_html, notice_html(state))
         self._render_rows(state)
         pending = state.pending
@@ -239,7 +241,7 @@ class RunPanel(LivePanel, widgets.VBox):
         if (self._asking == "rollback" and not can_rollback) or (self._asking == "cancel" and not can_cancel):
             self._ask(None)
 
-    def _poll(self, changed: bool, now: float) -> bool:
+    def poll_due(self, changed: bool, now: float) -> bool:
         state = self.state
         if state is None:
             return changed
