@@ -25,7 +25,8 @@ from typing import Any, get_type_hints, overload
 
 import pydantic
 
-from .context import CompensationContext, StepContext, absolute_path
+from .builtin_actions import BUILTINS
+from .context import CompensationContext, StepContext, StepInterrupted, absolute_path
 from .errors import ActionError
 
 __all__ = [
@@ -38,24 +39,6 @@ __all__ = [
     "action",
     "default_registry",
 ]
-
-
-class StepInterrupted(Exception):
-    """Raised by an action that stops early because the engine is closing.
-
-    The step stays recorded as running and runs again (same attempt, same
-    idempotency key) when the workflow is resumed.
-
-    Examples
-    --------
-    >>> from airt_nb import StepContext, StepInterrupted, action
-    >>> @action
-    ... def crawl(pages: int, ctx: StepContext) -> dict:
-    ...     for page in range(pages):
-    ...         if ctx.cancelled.is_set():       # the engine is closing: stop, run again later
-    ...             raise StepInterrupted(f"stopped at page {page}")
-    ...     return {"pages": pages}
-    """
 
 
 def _fingerprint(fn: Callable[..., Any]) -> str:
@@ -288,6 +271,10 @@ class Action:
         return values
 
 
+def _asks_for_undo(inputs: Mapping[str, Any]) -> bool:
+    return bool(inputs.get("undo"))
+
+
 def _message(err: Any) -> str:
     """A pydantic error as one clause: our own ValueErrors as they are, others with the bad value."""
     if err["type"] == "value_error":
@@ -325,9 +312,15 @@ class Registry:
         self._listeners: weakref.WeakSet[Any] = weakref.WeakSet()
         self._callbacks: list[Callable[[str], None]] = []
         if builtins:
-            from .builtin_actions import install
-
-            install(self)
+            for builtin in BUILTINS:
+                # Their models are built on first use: every Registry() has these, and most use few of them.
+                act = Action(builtin.fn, builtin.name, lazy=True)
+                if builtin.undo is not None:
+                    act.compensate(builtin.undo)
+                if builtin.undone_if_asked:  # undone only when the step gives an undo
+                    act.compensable_if = _asks_for_undo
+                act.path_inputs = builtin.path_inputs
+                self.register(act)
 
     def register(self, act: Action) -> Action:
         """Add (or replace) an action; replacing is how a re-run notebook cell updates one."""

@@ -1,5 +1,5 @@
 """Built-in actions: ``file.write``, ``file.delete``, ``file.copy``,
-``http.request``, ``python.call`` and ``wait``, and :func:`install`.
+``http.request``, ``python.call`` and ``wait``, listed in :data:`BUILTINS` (every registry has them).
 
 The file actions live in :mod:`airt_nb.file_actions`.  Each action that
 changes the world saves what it is about to overwrite with
@@ -20,21 +20,18 @@ from __future__ import annotations
 import importlib
 import re
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import AfterValidator, BeforeValidator
 
 from . import limits
-from .actions import Action, CompensationContext, StepContext, StepInterrupted
+from .context import CompensationContext, StepContext, StepInterrupted
 from .errors import ActionError
 from .file_actions import file_copy, file_delete, file_write, undo_file
 from .urls import url_problem
 
-if TYPE_CHECKING:
-    from .actions import Registry
-
-__all__ = ["install"]
+__all__ = ["BUILTINS", "Builtin"]
 
 
 # -- python.call -----------------------------------------------------------------
@@ -216,23 +213,22 @@ def wait(seconds: Seconds, ctx: StepContext) -> dict:
     return {"waited": seconds}
 
 
-def install(registry: Registry) -> None:
-    """Register the built-in actions into ``registry``."""
-    conditional = {"python.call", "http.request"}  # undone only when the step gives an undo
-    paths = {"file.write": ("path",), "file.delete": ("path",), "file.copy": ("src", "dst")}
-    for name, fn, undo in (
-        ("file.write", file_write, undo_file),
-        ("file.delete", file_delete, undo_file),
-        ("file.copy", file_copy, undo_file),
-        ("python.call", python_call, _python_undo),
-        ("http.request", http_request, _http_undo),
-        ("wait", wait, None),
-    ):
-        # Their models are built on first use: every Registry() installs these, and most use few of them.
-        act = Action(fn, name, lazy=True)
-        if undo is not None:
-            act.compensate(undo)
-        if name in conditional:
-            act.compensable_if = lambda inputs: bool(inputs.get("undo"))
-        act.path_inputs = paths.get(name, ())
-        registry.register(act)
+class Builtin(NamedTuple):
+    """A built-in action as every :class:`~airt_nb.Registry` installs it."""
+
+    name: str
+    fn: Callable[..., Any]
+    undo: Callable[..., Any] | None = None
+    undone_if_asked: bool = False  # undone only when the step's inputs give an undo
+    path_inputs: tuple[str, ...] = ()  # inputs naming files, which a path policy checks
+
+
+#: The built-in actions, in the order a registry lists them.
+BUILTINS = (
+    Builtin("file.write", file_write, undo_file, path_inputs=("path",)),
+    Builtin("file.delete", file_delete, undo_file, path_inputs=("path",)),
+    Builtin("file.copy", file_copy, undo_file, path_inputs=("src", "dst")),
+    Builtin("python.call", python_call, _python_undo, undone_if_asked=True),
+    Builtin("http.request", http_request, _http_undo, undone_if_asked=True),
+    Builtin("wait", wait),
+)

@@ -1,4 +1,5 @@
-"""What a step and a compensation are told when they run: :class:`StepContext`, :class:`CompensationContext`.
+"""What a step and a compensation are told when they run: :class:`StepContext`, :class:`CompensationContext`;
+and what a step raises to stop early and run again later (:class:`StepInterrupted`).
 
 Both are plain objects built by the engine (or by a test) and handed to an
 action that asks for one; they carry who the step is, its durable scratch
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
-__all__ = ["CompensationContext", "StepContext", "absolute_path"]
+__all__ = ["CompensationContext", "StepContext", "StepInterrupted", "absolute_path"]
 
 
 class StepContext:
@@ -161,3 +162,21 @@ def absolute_path(path: str, workdir: str | None) -> str:
     """
     base = workdir if workdir is not None else os.getcwd()
     return str(PurePath(os.path.join(base, path)))
+
+
+class StepInterrupted(Exception):
+    """Raised by an action that stops early because the engine is closing.
+
+    The step stays recorded as running and runs again (same attempt, same
+    idempotency key) when the workflow is resumed.
+
+    Examples
+    --------
+    >>> from airt_nb import StepContext, StepInterrupted, action
+    >>> @action
+    ... def crawl(pages: int, ctx: StepContext) -> dict:
+    ...     for page in range(pages):
+    ...         if ctx.cancelled.is_set():       # the engine is closing: stop, run again later
+    ...             raise StepInterrupted(f"stopped at page {page}")
+    ...     return {"pages": pages}
+    """

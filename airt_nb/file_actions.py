@@ -37,7 +37,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
-from .actions import CompensationContext, StepContext, absolute_path
+from .context import CompensationContext, StepContext, absolute_path
 from .errors import ActionError
 from .fileops import Owner, Place, digest, open_place, remove_folders
 from .undocopies import keep_copy, read_copy, undo_key
