@@ -69,6 +69,7 @@ CORE = (
     "engine", *HOSTED, "spec", "plan", "actions", "context", "expressions", "limits", "ownership", "timers",
     "events", "errors", "identity", "timeutil", "run", "webhooks", "urls", "undocopies", "store", "session",
     "fields", "conditions", "approvalspec", "preview", "specgraph", "policy", "stepkinds", "forks", "schedules",
+    "builtin_actions", "file_actions", "fileops", "yamltext",
 )  # fmt: skip
 
 
