@@ -414,3 +414,21 @@ def test_durability_full_sets_synchronous_full(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     with Engine(tmp_path / "normal.db") as eng:
         assert eng.store._conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+
+
+def test_a_long_workflow_writes_each_steps_record_on_its_own_row(engine: Engine, registry: Registry) -> None:
+    # Its step rows are inserted a hundred at a time; each step's checkpoint must still land on its own.
+    @registry.action
+    def echo(i: int) -> dict:
+        return {"i": i}
+
+    steps = [{"name": f"s{i}", "action": "echo", "inputs": {"i": i}} for i in range(250)]
+    short = engine.start({"name": "short", "steps": steps[:3]})  # the long run's rows do not start at id 1
+    assert short.wait(timeout=60) == "COMPLETED"
+    run = engine.start({"name": "long", "steps": steps})
+    assert run.wait(timeout=120) == "COMPLETED"
+    records = run.steps()
+    assert [(r.step_name, r.status, r.attempt) for r in records] == [(f"s{i}", "COMPLETED", 1) for i in range(250)]
+    assert run.outputs == {f"s{i}": {"i": i} for i in range(250)}
+    assert [json.loads(r.inputs or "{}") for r in records] == [{"i": i} for i in range(250)]
+    assert len({r.step_id for r in records}) == 250

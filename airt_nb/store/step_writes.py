@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
 from .txbase import TxBase
 
 __all__ = ["StepWrites"]
+
+
+_INSERT_STEP = (
+    "INSERT INTO workflow_steps (workflow_id, step_name, position, type, action, status, attempt, started_at) VALUES "
+)
+_STEP_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?)"
+_ROWS_PER_INSERT = 100
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_steps_sql(count: int) -> str:
+    return _INSERT_STEP + ", ".join([_STEP_VALUES] * count)
 
 
 class StepWrites(TxBase):
@@ -30,16 +43,17 @@ class StepWrites(TxBase):
                 [list(c) for c in cols],
             ).fetchall()
             return [step_id for _position, step_id in sorted(found)]
-        self._c.executemany(
-            "INSERT INTO workflow_steps (workflow_id, step_name, position, type, action, status, attempt, "
-            "started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
         if self.dialect == "sqlite":
-            # One writer, one statement: the new rows took the next ids in order (rowids count up from the
+            # A statement per 100 rows (800 parameters: under every SQLite's limit) rather than one
+            # per row.  One writer: the new rows took the next ids in order (rowids count up from the
             # largest), so the last one names them all.
-            last = int(self._c.execute("SELECT last_insert_rowid()").fetchone()[0])
+            last = 0
+            for k in range(0, len(rows), _ROWS_PER_INSERT):
+                chunk = rows[k : k + _ROWS_PER_INSERT]
+                cursor = self._c.execute(_insert_steps_sql(len(chunk)), [v for row in chunk for v in row])
+                last = int(cursor.lastrowid)
             return list(range(last - len(rows) + 1, last + 1))
+        self._c.executemany(_INSERT_STEP + _STEP_VALUES, rows)
         found = self._c.execute(
             "SELECT step_id FROM workflow_steps WHERE workflow_id = ? ORDER BY position", (workflow_id,)
         ).fetchall()
