@@ -70,12 +70,13 @@ def main() -> None:
             rejected.wait(timeout=30)
             rejected.reject(by="reviewer", reason="not this week")
             print(
-                f"2. {rejected.id}: rejected -> {rejected.wait(timeout=30)}; "
+                f"2. {rejected.name} {rejected.id}: rejected -> {rejected.wait(timeout=30)}; "
                 f"out/rejected exists: {Path('out/rejected').exists()}"
             )
 
             failing = eng.start(FAILING)
-            print(f"3. {failing.name} {failing.id}: {failing.wait(timeout=30)}: {failing.error}")
+            print(f"3. {failing.name} {failing.id} (its deploy step fails on purpose): {failing.wait(timeout=30)}")
+            print(f"   {failing.error}; its staged file was undone: {not Path('out/deploy/staged.txt').exists()}")
 
         cols = ["workflow_id", "name", "status", "started_by", "duration", "error"]
         print("\nruns()\n", airt_nb.runs(db)[cols].to_string(index=False), sep="")
