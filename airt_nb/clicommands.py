@@ -18,6 +18,7 @@ from .engine import Engine
 from .errors import ApprovalError, NotFoundError
 from .fields import parse_values
 from .store.records import SETTLED, TERMINAL
+from .views import workflow_note
 
 __all__ = ["COMMANDS"]
 
@@ -32,13 +33,7 @@ def _list(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     pending = {a.workflow_id: a for a in engine.store.approvals(status="PENDING")}
     rows = []
     for r in records:
-        a = pending.get(r.workflow_id)
-        if a is not None:
-            note = f"approval {a.step_name!r}: {a.message or ''}"
-        elif r.waiting_for:
-            note = f"waiting for {r.waiting_for}"
-        else:
-            note = r.error or ""
+        note = workflow_note(r, pending.get(r.workflow_id))
         rows.append(
             [
                 r.workflow_id,

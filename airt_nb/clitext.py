@@ -48,7 +48,7 @@ def approval_text(a: ApprovalRecord, rec: WorkflowRecord, decisions: list[Decisi
     outcome = "approved" if a.on_timeout == "approve" else "rejected"
     deadline = f"{when(a.deadline)} UTC, then {outcome} automatically" if a.deadline else "none"
     lines += [
-        f"  {'message':<12}{a.message or ''}",
+        f"  {'message':<12}{a.message or '(none)'}",
         f"  {'approvers':<12}{', '.join(a.approver_list) or 'anyone'}",
         f"  {'requested':<12}{when(a.requested_at)} UTC",
         f"  {'deadline':<12}{deadline}",

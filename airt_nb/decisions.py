@@ -252,9 +252,9 @@ def decide(
 ) -> ApprovalRecord:
     """Record a decision on the workflow's pending approval; the workflow continues or rolls back.
 
-    ``values`` fill in the approval step's typed ``fields`` (checked first:
-    a bad value raises :class:`~airt_nb.ApprovalError` and nothing is
-    recorded).  With ``min_approvals: N`` an approval counts one person and
+    ``values`` fill in the approval step's typed ``fields`` (checked once
+    the decider is known to be allowed: a bad value raises
+    :class:`~airt_nb.ApprovalError` and nothing is recorded).  With ``min_approvals: N`` an approval counts one person and
     the workflow goes on once N distinct people approved (all approving the
     values the first one gave); one rejection rejects.  Every individual
     decision is a row of ``approval_decisions``.
@@ -277,9 +277,9 @@ def decide(
     """
     engine.check_open()
     approval = _pending(engine, workflow_id, approval_id)
-    clean = clean_values(approval, values, approve, system=system)  # before anything is written
     audit: list[dict[str, Any]] = []
     if system:
+        clean = clean_values(approval, values, approve, system=True)
         user, auth = SYSTEM, "system"
     else:
         if engine.store.authenticated_user is not None:
@@ -290,6 +290,9 @@ def decide(
             auth = authenticated_by or "asserted"
         check_rules(engine, approval, user, auth)
         audit.append(_authorise(engine, approval, user))
+        # Who may not decide is told so (and the refusal recorded) whatever values they gave; a bad
+        # value of someone who may is refused before anything is written.
+        clean = clean_values(approval, values, approve, system=False)
         if authenticated_by:
             detail = audit[-1]["detail"]
             audit[-1]["detail"] = f"authenticated by {authenticated_by}" + (f"; {detail}" if detail else "")

@@ -181,6 +181,21 @@ def test_a_bad_value_is_refused_and_nothing_is_recorded(
     assert run.status == "PAUSED"
 
 
+def test_who_may_not_decide_is_refused_as_such_whatever_values_they_give(engine: airt_nb.Engine) -> None:
+    run = engine.start(SPEC.replace("    message:", "    approvers: [bob]\n    message:"))
+    assert run.wait(10) == "PAUSED"
+    assert engine.user != "bob"
+    with pytest.raises(airt_nb.PolicyError, match="may not decide this approval"):
+        run.approve(values={})  # the field 'plan' has no default: a value is missing as well
+    columns, rows = engine.store.all_rows("audit_log")
+    refused = [dict(zip(columns, r, strict=True)) for r in rows]
+    assert [(a["event"], a["decision"], a["user"]) for a in refused if a["decision"] != "allow"] == [
+        ("approval", "deny", engine.user)
+    ]
+    assert engine.store.decisions(workflow_id=run.id) == []
+    assert run.status == "PAUSED"
+
+
 def test_values_that_are_not_a_mapping_and_values_for_an_approval_without_fields_are_refused(
     engine: airt_nb.Engine,
 ) -> None:

@@ -13,7 +13,7 @@ from textual.widgets import DataTable
 
 from ..fields import describe_field, parse_values
 from ..store.records import ApprovalRecord, WorkflowRecord
-from ..views import ROLE, fmt_time, short
+from ..views import ROLE, fmt_time, short, workflow_note
 
 __all__ = [
     "approval_details",
@@ -54,12 +54,7 @@ def refill(table: DataTable[Any], rows: list[tuple[str, tuple[Any, ...]]]) -> No
 
 
 def workflow_row(r: WorkflowRecord, pending: ApprovalRecord | None) -> tuple[Any, ...]:
-    if pending is not None:
-        note = f"approval {pending.step_name!r}: {pending.message or ''}"
-    elif r.waiting_for:
-        note = f"waiting for {r.waiting_for}"
-    else:
-        note = r.error or ""
+    note = workflow_note(r, pending)
     return (
         r.workflow_id,
         r.name,

@@ -36,6 +36,7 @@ from .text import (
     short,
     stamp,
     where_running,
+    workflow_note,
 )
 from .theme import PALETTE, ROLE, stylesheet
 
@@ -64,4 +65,5 @@ __all__ = [
     "summary_text",
     "this_notebook",
     "where_running",
+    "workflow_note",
 ]

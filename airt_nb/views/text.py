@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..timeutil import to_epoch
 
 if TYPE_CHECKING:
-    from ..store.records import WorkflowRecord
+    from ..store.records import ApprovalRecord, WorkflowRecord
 
 __all__ = [
     "TERMINAL",
@@ -32,6 +32,7 @@ __all__ = [
     "short",
     "stamp",
     "where_running",
+    "workflow_note",
 ]
 
 TERMINAL = ("COMPLETED", "FAILED", "ROLLED_BACK", "CANCELLED")
@@ -138,6 +139,20 @@ def countdown(deadline: str | None, now: float | None = None) -> str:
 def short(value: Any, limit: int = 80) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def workflow_note(record: WorkflowRecord, pending: ApprovalRecord | None) -> str:
+    """What a list of workflows says beside one: its pending approval, what it waits for, or its error.
+
+    >>> from types import SimpleNamespace as R
+    >>> workflow_note(R(waiting_for=None, error=None), R(step_name="review", message=""))
+    "approval 'review'"
+    """
+    if pending is not None:
+        return f"approval {pending.step_name!r}" + (f": {pending.message}" if pending.message else "")
+    if record.waiting_for:
+        return f"waiting for {record.waiting_for}"
+    return record.error or ""
 
 
 def _pid_host(owner: str) -> str:
