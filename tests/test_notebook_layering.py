@@ -69,8 +69,11 @@ CORE = (
     "engine", *HOSTED, "spec", "plan", "actions", "context", "expressions", "limits", "ownership", "timers",
     "events", "errors", "identity", "timeutil", "run", "webhooks", "urls", "undocopies", "store", "session",
     "fields", "conditions", "approvalspec", "preview", "specgraph", "policy", "stepkinds", "forks", "schedules",
-    "builtin_actions", "file_actions", "fileops", "yamltext",
+    "builtin_actions", "file_actions", "fileops", "yamltext", "suggest",
 )  # fmt: skip
+# A Run is also what a notebook shows and reads as frames: these methods of it import the layer above
+# when they are called (pandas, IPython, ipywidgets), never before.
+RUN_VIEWS = {"frames", "magics", "timelines", "widgets"}
 
 
 def _airt_imports(path: Path) -> set[str]:
@@ -125,6 +128,15 @@ def test_the_core_imports_form_no_circle() -> None:
     for module in sorted(graph):
         if module not in state:
             visit(module, [module])
+
+
+def test_the_core_imports_nothing_above_it_but_the_runs_views() -> None:
+    graph = _graph()
+    upward = {(m, d) for m in CORE for d in graph.get(m, set()) if d not in CORE and d != "__init__"}
+    assert upward == {("run", view) for view in RUN_VIEWS}
+    run_source = (PACKAGE / "run.py").read_text()
+    top_level = run_source.split("\nclass ", 1)[0]  # module level: before the first class
+    assert not any(f"from .{view}" in top_level for view in RUN_VIEWS)
 
 
 def test_what_the_engine_hosts_never_imports_the_engine() -> None:
