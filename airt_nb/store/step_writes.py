@@ -43,21 +43,15 @@ class StepWrites(TxBase):
                 [list(c) for c in cols],
             ).fetchall()
             return [step_id for _position, step_id in sorted(found)]
-        if self.dialect == "sqlite":
-            # A statement per 100 rows (800 parameters: under every SQLite's limit) rather than one
-            # per row.  One writer: the new rows took the next ids in order (rowids count up from the
-            # largest), so the last one names them all.
-            last = 0
-            for k in range(0, len(rows), _ROWS_PER_INSERT):
-                chunk = rows[k : k + _ROWS_PER_INSERT]
-                cursor = self._c.execute(_insert_steps_sql(len(chunk)), [v for row in chunk for v in row])
-                last = int(cursor.lastrowid)
-            return list(range(last - len(rows) + 1, last + 1))
-        self._c.executemany(_INSERT_STEP + _STEP_VALUES, rows)
-        found = self._c.execute(
-            "SELECT step_id FROM workflow_steps WHERE workflow_id = ? ORDER BY position", (workflow_id,)
-        ).fetchall()
-        return [r[0] for r in found]
+        # SQLite: a statement per 100 rows (800 parameters: under every SQLite's limit) rather than one
+        # per row.  One writer: the new rows took the next ids in order (rowids count up from the
+        # largest), so the last one names them all.
+        last = 0
+        for k in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[k : k + _ROWS_PER_INSERT]
+            cursor = self._c.execute(_insert_steps_sql(len(chunk)), [v for row in chunk for v in row])
+            last = int(cursor.lastrowid)
+        return list(range(last - len(rows) + 1, last + 1))
 
     def start_step(self, step_id: int, attempt: int, now: str) -> None:
         self._c.execute(
