@@ -48,14 +48,13 @@ from .hosting import EngineHost
 from .housekeeping import Housekeeping
 from .identity import current_user
 from .leases import LeaseKeeper
-from .limits import is_plain
 from .newruns import NewRun, merge_inputs, new_run, workdir_for
 from .ownership import MACHINE, describe_owner, make_owner_id, parse_owner
 from .plan import Plan
 from .policy import AllowAll, Policy
 from .policy_gate import PolicyGate
 from .recovery import Recovery, RecoverySummary
-from .spec import WorkflowSpec, fingerprint_of, load_spec
+from .spec import WorkflowSpec, fingerprint_of, is_plain_spec, load_plain_spec, load_spec
 from .store import open_store
 from .store.base import LeaseLostError
 from .store.protocol import Store
@@ -312,15 +311,20 @@ class Engine:
         """The validated, compiled plan of ``spec``; the same spec started again is not validated again
         (until an action is added or replaced: validation depends on the registered actions)."""
         key: Any = None
+        plain = False
         if isinstance(spec, str):
             key = spec
-        elif type(spec) is dict and is_plain(spec):
+        elif type(spec) is dict and is_plain_spec(spec):
+            plain = True
             key = json.dumps(spec, sort_keys=True)
         if key is not None:
             cached = self._validated.get((key, self.registry.version))
             if cached is not None:
                 return cached
-        plan = self._plan_for(load_spec(spec, registry=self.registry))
+        if plain:  # looked at already: validated without walking every value again
+            plan = self._plan_for(load_plain_spec(spec, registry=self.registry))  # type: ignore[arg-type]
+        else:
+            plan = self._plan_for(load_spec(spec, registry=self.registry))
         if key is not None:
             if len(self._validated) >= 256:
                 self._validated.pop(next(iter(self._validated)))

@@ -821,7 +821,9 @@ class Execution:
             self._fail(name, inputs, f"interrupted by {format_error(exc)}", format_traceback(exc))
             raise
         outputs: Any
-        if result is None or isinstance(result, _SCALARS):
+        if type(result) is dict and not result:  # the most common outputs of all: nothing to encode
+            out_json, outputs = "{}", {}
+        elif result is None or isinstance(result, _SCALARS):
             try:
                 out_json = _dump_outputs(result)
             except ValueError as exc:

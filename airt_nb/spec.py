@@ -31,7 +31,7 @@ from .stepkinds import ON_TIMEOUT, event_problems, kind_problems
 from .suggest import did_you_mean
 from .yamltext import YamlTextError, field_path, line_of, parse
 
-__all__ = ["RetrySpec", "StepSpec", "WorkflowSpec", "load_spec", "parse_duration"]
+__all__ = ["RetrySpec", "StepSpec", "WorkflowSpec", "is_plain_spec", "load_plain_spec", "load_spec", "parse_duration"]
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 
@@ -118,8 +118,12 @@ class StepSpec(_Model):
     @classmethod
     def _default_on_timeout(cls, data: Any) -> Any:
         # Each kind that waits has its own default (approvals: reject; events: fail).
-        if isinstance(data, Mapping) and data.get("on_timeout") is None and data.get("type") in ON_TIMEOUT:
-            return {**data, "on_timeout": ON_TIMEOUT[data["type"]][0]}
+        # type() first: a plain dict is the usual step, and an ABC check costs more than the rest.
+        # A type that is not text (a list...) is left for the field's own message.
+        if type(data) is dict or isinstance(data, Mapping):
+            kind = data.get("type")
+            if type(kind) is str and kind in ON_TIMEOUT and data.get("on_timeout") is None:
+                return {**data, "on_timeout": ON_TIMEOUT[kind][0]}
         return data
 
     @field_validator("timeout", "remind_every", mode="before")
@@ -449,8 +453,30 @@ def load_spec(
     if not isinstance(data, Mapping):
         got = "nothing" if data is None else type(data).__name__
         raise SpecError([(1 if lines else None, "", f"a workflow spec is a mapping with name: and steps:, got {got}")])
+    return _validated(data, lines, registry, plain=is_plain_spec(data), check_actions=check_actions)
+
+
+def is_plain_spec(data: Any) -> bool:
+    """True if ``data`` is certainly plain JSON within a spec's limits (:func:`~airt_nb.limits.is_plain`
+    with :data:`~airt_nb.limits.MAX_SPEC_NODES`): what :func:`load_plain_spec` may be given."""
+    return limits.is_plain(data, max_depth=limits.MAX_DEPTH, max_nodes=limits.MAX_SPEC_NODES)
+
+
+def load_plain_spec(data: dict[str, Any], *, registry: Registry | None = None) -> WorkflowSpec:
+    """:func:`load_spec` of a dict that :func:`is_plain_spec` has accepted: the walk over every value
+    is not done twice (the engine looks first, to key its cache of validated specs).
+
+    >>> data = {"name": "one", "steps": [{"name": "a", "action": "wait", "inputs": {"seconds": 0}}]}
+    >>> is_plain_spec(data) and load_plain_spec(data).name
+    'one'
+    """
+    return _validated(dict(data), {}, registry or default_registry, plain=True, check_actions=True)
+
+
+def _validated(
+    data: Mapping[str, Any], lines: Mapping, registry: Registry, *, plain: bool, check_actions: bool
+) -> WorkflowSpec:
     name = data.get("name") if isinstance(data.get("name"), str) else None
-    plain = limits.is_plain(data, max_depth=limits.MAX_DEPTH, max_nodes=limits.MAX_SPEC_NODES)
     if not plain or (
         isinstance(data.get("steps"), list) and len(data["steps"]) > limits.MAX_STEPS
     ):  # look closer: say what and where

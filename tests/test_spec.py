@@ -174,6 +174,12 @@ BAD = [
         "steps[0].type",
         "'human_approval', 'wait_event' or 'workflow'",
     ),
+    (  # a type that is not text: the field's message, not a crash while looking up its defaults
+        "name: x\nsteps:\n  - name: r\n    type: [human_approval]\n",
+        4,
+        "steps[0].type",
+        "'human_approval', 'wait_event' or 'workflow'",
+    ),
     ("name: x\nsteps: []\n", 2, "steps", "at least 1 item"),
     ("steps:\n  - name: a\n    action: count\n    inputs: {n: 1}\n", 1, "name", "'name' is required"),
     ("name: x\nname: y\nsteps: []\n", 2, "name", "appears twice"),
