@@ -20,10 +20,16 @@ def format_error(exc: BaseException) -> str:
     >>> format_error(ValueError("bad"))
     'ValueError: bad'
     """
-    text = str(exc)
+    try:
+        text = str(exc)
+    except Exception:  # an exception whose __str__ fails (or returns no text) still fails its step
+        text = "<its text could not be read: its __str__ failed>"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def format_traceback(exc: BaseException) -> str:
     """The whole traceback, kept with the failure so that its cause can be read later."""
-    return "".join(traceback.format_exception(exc)).strip()
+    try:
+        return "".join(traceback.format_exception(exc)).strip()
+    except Exception:  # a broken exception object: what can be said of it
+        return format_error(exc)

@@ -108,4 +108,53 @@ def schema_problem(schema: Any) -> str | None:
     except jsonschema.SchemaError as exc:
         at = "/".join(str(p) for p in exc.absolute_path)
         return f"not a valid JSON Schema{' at ' + at if at else ''}: {exc.message}"
+    return _reference_problem(schema)
+
+
+#: keywords whose values are data, not schemas: a "$ref" key inside them is not a reference
+_DATA_KEYWORDS = frozenset({"enum", "const", "default", "examples"})
+
+
+def _reference_problem(schema: Any) -> str | None:
+    """A ``$ref`` the payload check could not follow: nothing is fetched from elsewhere, so every
+    reference must point inside the schema itself (``#/$defs/...``, or a ``$anchor``)."""
+    refs: list[tuple[str, str]] = []
+    anchors: set[str] = set()
+    stack: list[tuple[Any, str]] = [(schema, "")]
+    while stack:
+        node, at = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("$ref", "$dynamicRef", "$recursiveRef") and isinstance(value, str):
+                    refs.append((value, at or "/"))
+                elif key in ("$anchor", "$dynamicAnchor") and isinstance(value, str):
+                    anchors.add(value)
+                elif key not in _DATA_KEYWORDS:
+                    stack.append((value, f"{at}/{key}"))
+        elif isinstance(node, list):
+            stack.extend((item, f"{at}/{i}") for i, item in enumerate(node))
+    for ref, at in sorted(refs, key=lambda r: r[1]):
+        where = f"$ref {ref!r} at {at}"
+        if not ref.startswith("#"):
+            return f"{where} points outside the schema, which is never fetched; put the definition under $defs and refer to it as '#/$defs/NAME'"
+        if ref.startswith("#/") or ref == "#":
+            if not _pointer_resolves(schema, ref[1:]):
+                return f"{where} points at nothing in the schema; check the path (definitions go under $defs)"
+        elif ref[1:] not in anchors:
+            return f"{where} names no $anchor of the schema; add the anchor or refer to '#/$defs/NAME'"
     return None
+
+
+def _pointer_resolves(schema: Any, pointer: str) -> bool:
+    from urllib.parse import unquote
+
+    node = schema
+    for raw in pointer.split("/")[1:] if pointer else []:
+        part = unquote(raw).replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True

@@ -188,9 +188,19 @@ def check_payload(step: PlannedStep, workflow_id: str, payload: Any) -> str:
         raise EventError(f"event {step.event!r} for workflow {workflow_id}: {where}: {message}", event=step.event)
     if step.schema is not None:
         import jsonschema
+        from referencing.exceptions import Unresolvable
 
         validator = jsonschema.validators.validator_for(step.schema)(step.schema)
-        errors = sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path))
+        try:
+            errors = sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path))
+        except Unresolvable as exc:  # a spec recorded before references were checked when it was loaded
+            raise EventError(
+                f"event {step.event!r} for workflow {workflow_id}: the schema of step {step.name!r} refers to "
+                f"something it does not contain ({exc}), so no payload can be checked; cancel the workflow and "
+                "start it again from a spec whose schema keeps its definitions under $defs",
+                workflow_id=workflow_id,
+                event=step.event,
+            ) from None
         if errors:
             shown = "; ".join(f"payload{''.join(f'[{p!r}]' for p in e.absolute_path)}: {e.message}" for e in errors[:5])
             raise EventError(

@@ -245,6 +245,29 @@ def test_an_action_that_raises_fails_the_step_with_its_error(engine: Engine, reg
     assert airt_nb.steps(engine, run.id)["inputs"].tolist() == [{"x": 7}]
 
 
+@pytest.mark.parametrize("broken", ["raises", "not text"])
+def test_an_exception_whose_text_cannot_be_read_still_fails_its_step_once(
+    engine: Engine, registry: Registry, broken: str
+) -> None:
+    calls = []
+
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            if broken == "raises":
+                raise RuntimeError("no text")
+            return 42  # type: ignore[return-value]
+
+    @registry.action("unprintable")
+    def unprintable() -> None:
+        calls.append(1)
+        raise Unprintable()
+
+    run = engine.start({"name": "unprintable", "steps": [{"name": "s", "action": "unprintable"}]})
+    assert run.wait(timeout=10) == "FAILED"
+    assert run.error == "step 's' failed: Unprintable: <its text could not be read: its __str__ failed>"
+    assert calls == [1]  # never run again as if the engine had stopped half-way
+
+
 def test_input_of_the_wrong_type_at_run_time_fails_before_the_action_runs(engine: Engine, registry: Registry) -> None:
     ran = []
 

@@ -250,6 +250,49 @@ def test_a_wait_event_spec_is_checked(registry: Registry) -> None:
     assert problems == {(6, "steps[0].schema"), (9, "steps[1].event"), (10, "steps[1].inputs")}
 
 
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ({"$ref": "http://127.0.0.1:1/x.json"}, "$ref 'http://127.0.0.1:1/x.json' at / points outside the schema"),
+        ({"properties": {"a": {"$ref": "#/$defs/p"}}}, "$ref '#/$defs/p' at /properties/a points at nothing"),
+        ({"$ref": "#thing"}, "$ref '#thing' at / names no $anchor of the schema"),
+    ],
+)
+def test_a_schema_refers_only_to_what_it_contains(registry: Registry, schema: dict, message: str) -> None:
+    step = {"name": "w", "type": "wait_event", "event": "go", "schema": schema}
+    with pytest.raises(airt_nb.SpecError) as info:
+        airt_nb.load_spec({"name": "refs", "steps": [step]}, registry=registry)
+    [(_line, field, text)] = info.value.problems
+    assert field == "steps[0].schema"
+    assert text.startswith(message)
+
+
+def test_a_schema_with_its_own_definitions_checks_payloads(engine: airt_nb.Engine) -> None:
+    schema = {
+        "$defs": {"flag": {"type": "boolean"}, "n": {"$anchor": "count", "type": "integer"}},
+        "properties": {"passed": {"$ref": "#/$defs/flag"}, "n": {"$ref": "#count"}, "e": {"enum": [{"$ref": "x"}]}},
+    }
+    run = engine.start(
+        {"name": "defs", "steps": [{"name": "w", "type": "wait_event", "event": "go", "schema": schema}]}
+    )
+    assert run.wait(timeout=10) == "PAUSED"
+    with pytest.raises(EventError, match=r"payload\['n'\]: 'two' is not of type 'integer'"):
+        engine.send(run.id, "go", {"passed": True, "n": "two"})
+    engine.send(run.id, "go", {"passed": True, "n": 2})
+    assert run.wait(timeout=10) == "COMPLETED"
+
+
+def test_a_reference_that_cannot_be_followed_is_said_at_send(engine: airt_nb.Engine) -> None:
+    # Resolved against the nested $id, not the root: loading cannot tell, the payload check can.
+    schema = {"$defs": {"p": {}}, "properties": {"a": {"$id": "http://example.invalid/a.json", "$ref": "#/$defs/p"}}}
+    run = engine.start({"name": "ids", "steps": [{"name": "w", "type": "wait_event", "event": "go", "schema": schema}]})
+    assert run.wait(timeout=10) == "PAUSED"
+    with pytest.raises(EventError, match="the schema of step 'w' refers to something it does not contain"):
+        engine.send(run.id, "go", {"a": 1})
+    assert engine.store.sent_events(workflow_id=run.id) == []
+    assert run.status == "PAUSED"
+
+
 def test_the_panel_says_what_the_run_waits_for(engine: airt_nb.Engine, effects: Counter[str]) -> None:
     from airt_nb.views import read_run, snapshot_html, summary_text
 
