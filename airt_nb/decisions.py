@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .approval_rules import agree, check_rules, clean_values
 from .errors import ApprovalError, NotFoundError, PolicyError
+from .identity import SYSTEM, check_name
 from .store.records import ApprovalRecord, row_of
 from .timeutil import now_iso
 from .webhooks import outbox_row
@@ -52,8 +53,9 @@ __all__ = ["SYSTEM", "TIMED_OUT", "DecisionHost", "cancel_pending", "decide", "e
 
 log = logging.getLogger("airt_nb")
 
-SYSTEM = "system"
 TIMED_OUT = "timed out"
+#: the longest reason a decision records (characters)
+MAX_REASON = 10_000
 
 
 class DecisionHost(Protocol):
@@ -108,7 +110,10 @@ class _AlreadyDecidedError(Exception):
 
 def _pending(engine: DecisionHost, workflow_id: str, approval_id: str | None) -> ApprovalRecord:
     store = engine.store
-    if approval_id:
+    if approval_id is not None:
+        if not isinstance(approval_id, str) or not approval_id.strip():
+            # Never "not given": an empty or odd id must not decide whichever approval is pending.
+            raise NotFoundError(f"approval of workflow {workflow_id} with id", repr(approval_id)[:80], db=engine.db)
         found = store.approvals(approval_id=approval_id)
         if not found or found[0].workflow_id != workflow_id:
             raise NotFoundError(f"approval of workflow {workflow_id} with id", approval_id, db=engine.db)
@@ -154,21 +159,14 @@ def _decider(engine: DecisionHost, approval: ApprovalRecord, by: str | None, aut
         if authenticated_by:
             raise PolicyError(f"{where}: authenticated_by= needs by=, the authenticated name", step=approval.step_name)
         return engine.user
-    user = by.strip()
-    if not user:
+    try:
+        user = check_name(by, "by=")
+    except PolicyError as exc:
         raise PolicyError(
-            f"{where}: by= is empty; give the name of the person deciding, or leave it out to decide as yourself",
+            f"{where}: {exc} (or leave by= out to decide as yourself)",
             workflow=approval.workflow_id,
             step=approval.step_name,
-        )
-    if user == SYSTEM:
-        raise PolicyError(
-            f"{where}: {SYSTEM!r} is reserved for decisions the engine takes itself (timeouts); "
-            "decide under your own name",
-            user=user,
-            workflow=approval.workflow_id,
-            step=approval.step_name,
-        )
+        ) from None
     if user != engine.user and not authenticated_by:
         # Deciding under another name is acting as that person: the policy must allow it, as at start.
         verdict = engine.policy.check_act_as(engine.user, user)
@@ -276,6 +274,19 @@ def decide(
     ApprovalRecord(..., status='APPROVED', decided_by='ann', reason='looks good')
     """
     engine.check_open()
+    if reason is not None and not isinstance(reason, str):
+        raise ApprovalError(
+            f"workflow {workflow_id}: reason= must be text, not {type(reason).__name__}; nothing was decided",
+            workflow_id=workflow_id,
+        )
+    if reason is not None and len(reason) > MAX_REASON:
+        raise ApprovalError(
+            f"workflow {workflow_id}: reason= is {len(reason):,} characters long, more than {MAX_REASON:,}; "
+            "shorten it (nothing was decided)",
+            workflow_id=workflow_id,
+        )
+    if authenticated_by is not None:
+        authenticated_by = check_name(authenticated_by, "authenticated_by=")
     approval = _pending(engine, workflow_id, approval_id)
     audit: list[dict[str, Any]] = []
     if system:

@@ -42,13 +42,14 @@ from . import events as ev
 from .actions import Registry, default_registry
 from .aioloop import AsyncRunner
 from .decisions import decide
-from .errors import AirtError, NotFoundError, StoreError, WorkflowStateError
+from .errors import AirtError, NotFoundError, PolicyError, StoreError, WorkflowStateError
 from .execution import Execution
 from .hosting import EngineHost
 from .housekeeping import Housekeeping
-from .identity import current_user
+from .identity import check_name, current_user
 from .leases import LeaseKeeper
-from .newruns import NewRun, merge_inputs, new_run, workdir_for
+from .limits import number
+from .newruns import NewRun, check_step_inputs, merge_inputs, new_run, workdir_for
 from .ownership import MACHINE, describe_owner, make_owner_id, parse_owner
 from .plan import Plan
 from .policy import AllowAll, Policy
@@ -58,7 +59,7 @@ from .spec import WorkflowSpec, fingerprint_of, is_plain_spec, load_plain_spec, 
 from .store import open_store
 from .store.base import LeaseLostError
 from .store.protocol import Store
-from .store.records import SETTLED, TERMINAL, WorkflowRecord
+from .store.records import SETTLED, TERMINAL, WORKFLOW_STATUSES, WorkflowRecord
 from .subworkflows import check_uses, read_child
 from .timers import Timers
 from .timeutil import iso, now_iso
@@ -192,16 +193,32 @@ class Engine:
         home_grace: float | None = None,
     ):
         # The policy and the settings first: a bad one stops the engine before it opens anything.
+        _check_settings(
+            max_workers=(max_workers, 1, 1024, True),
+            lease_ttl=(lease_ttl, 0.001, 86400, False),
+            poll_interval=(poll_interval, 0.001, 3600, False),
+            compensation_attempts=(compensation_attempts, 1, 100, True),
+            webhook_timeout=(webhook_timeout, 0.001, 3600, False),
+            webhook_max_attempts=(webhook_max_attempts, 1, 1_000_000, True),
+            webhook_initial_delay=(webhook_initial_delay, 0, 86400, False),
+            webhook_max_delay=(webhook_max_delay, 0, 7 * 86400, False),
+            busy_timeout=(busy_timeout, 0, 3600, False),
+        )
+        for label, text in (("webhook_secret", webhook_secret), ("session", session), ("webhook_url", webhook_url)):
+            if text is not None and not isinstance(text, str):
+                raise AirtError(f"Engine({label}=...) must be text, not {type(text).__name__}")
+        if registry is not None and not isinstance(registry, Registry):
+            raise AirtError(
+                f"Engine(registry=...) must be an airt_nb.Registry, not {type(registry).__name__}; "
+                "leave it out to use the actions defined with @airt_nb.action"
+            )
+        claimed_user = current_user(user)
         policy_obj: Policy = _policy_from(policy)
         url = webhook_url if webhook_url is not None else os.environ.get("AIRT_WEBHOOK_URL")
         secret = webhook_secret if webhook_secret is not None else os.environ.get("AIRT_WEBHOOK_SECRET")
         if url:
             url = check_webhook_url(url)
         grace = _home_grace(home_grace)
-        if lease_ttl <= 0 or poll_interval <= 0:
-            raise AirtError(
-                f"lease_ttl and poll_interval must be more than 0 seconds, got {lease_ttl}, {poll_interval}"
-            )
         self._store: Store = open_store(db, durability=durability, busy_timeout=busy_timeout)
         try:
             self._store.check_writable()
@@ -211,7 +228,7 @@ class Engine:
         self.db = self._store.path
         self.registry = registry or default_registry
         # A per-user PostgreSQL role is who acts here, whatever AIRT_USER or user= claim.
-        self.user = self._store.authenticated_user or current_user(user)
+        self.user = self._store.authenticated_user or claimed_user
         self.lease_ttl = lease_ttl
         self.poll_interval = poll_interval
         self.compensation_attempts = max(1, compensation_attempts)
@@ -380,8 +397,12 @@ class Engine:
         if plan.has_children:
             check_uses(plan.spec, folder, self.registry)
         merged = merge_inputs(plan.spec.inputs, inputs, name)
+        if plan.takes_inputs:
+            check_step_inputs(plan, merged, self.registry)
         actor = current_user(user) if user else self.user
         audit_rows: list[dict[str, Any]] = []  # recorded with the workflow, in one transaction
+        if as_user is not None and as_user != "":
+            as_user = check_name(as_user, "as_user=")
         if as_user and as_user != actor:
             audit_rows.append(self._gate.act_as(actor, as_user))
             actor = as_user
@@ -408,6 +429,10 @@ class Engine:
             ex.emit_started(step_name)
             self._submit(ex.drive, step_name)
 
+    def _who(self, by: str | None) -> str:
+        """Who acts: ``by`` (checked as a name) when given, else this engine's user."""
+        return self.user if by is None else check_name(by, "by=")
+
     # -- looking up ---------------------------------------------------------------------------------------
 
     def get(self, workflow_id: str) -> Run:
@@ -418,6 +443,7 @@ class Engine:
 
     def resolve_id(self, workflow_id: str) -> str:
         """The full id of the workflow ``workflow_id`` names (itself, or a unique prefix of 4+ characters)."""
+        self._check_not_closed()
         if not isinstance(workflow_id, str) or not workflow_id:
             raise NotFoundError("workflow", str(workflow_id), db=self.db)
         if self._store.workflow_status(workflow_id) is not None:
@@ -434,6 +460,12 @@ class Engine:
         self, *, status: str | None = None, name: str | None = None, limit: int = 50, offset: int = 0
     ) -> builtins.list[WorkflowRecord]:
         """Workflows in the database, newest first (all kernels, all processes); also ``Engine.list``."""
+        self._check_not_closed()
+        if status is not None and status not in WORKFLOW_STATUSES:
+            raise AirtError(f"status={status!r} is not a workflow status; use one of {', '.join(WORKFLOW_STATUSES)}")
+        if name is not None and not isinstance(name, str):
+            raise AirtError(f"name= is text that workflow names contain, not {type(name).__name__}")
+        _check_settings("{}=", limit=(limit, 0, 10**9, True), offset=(offset, 0, 10**12, True))
         return self._store.list_workflows(status=status, name=name, limit=limit, offset=offset)
 
     @property
@@ -483,8 +515,10 @@ class Engine:
         if ex is not None:
             return ex.status
         found = self._store.workflow_status(workflow_id)
-        if found is None:
-            raise NotFoundError("workflow", workflow_id, db=self.db)
+        if found is None:  # a unique prefix names a workflow too, as for get() (NotFoundError if none)
+            found = self._store.workflow_status(self.resolve_id(workflow_id))
+            if found is None:
+                raise NotFoundError("workflow", workflow_id, db=self.db)
         return found[0]
 
     def wait(self, workflow_id: str, timeout: float | None = None, *, until: str = "settled") -> str:
@@ -495,6 +529,12 @@ class Engine:
         """
         if until not in ("settled", "done"):
             raise AirtError(f"until must be 'settled' (finished or paused) or 'done' (finished), got {until!r}")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0
+        ):
+            raise AirtError(
+                f"timeout= must be a number of seconds, 0 or more (or None to wait as long as it takes), not {timeout!r}"
+            )
         wanted = SETTLED if until == "settled" else TERMINAL
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cv:
@@ -690,7 +730,7 @@ class Engine:
         >>> eng.send(run.id, "ci.done", {"passed": True}).status   # doctest: +SKIP
         'RECEIVED'
         """
-        who = (by or "").strip() or self.user
+        who = self._who(by)
         record = wait_events.send(
             self._host, self.resolve_id(workflow_id), event, payload, by=who, auth=authenticated_by
         )
@@ -738,6 +778,8 @@ class Engine:
         schedules.check_cron(cron, timezone)
         folder = workdir_for(workdir, plan.spec.name)
         merged = merge_inputs(plan.spec.inputs, inputs, plan.spec.name)
+        if plan.takes_inputs:
+            check_step_inputs(plan, merged, self.registry)
         actor = current_user(user) if user else self.user
         self._gate.check_start(actor, plan, merged, [])  # who schedules it must be allowed to start it
         return schedules.add(self, plan, cron, merged, timezone=timezone, folder=folder, actor=actor)
@@ -778,16 +820,14 @@ class Engine:
         (the engine that runs it was asked, and stops it at its next step
         boundary) or ``"CANCELLED"`` (nobody ran it: done here).
         """
-        return stopping.stop(self._host, self.resolve_id(workflow_id), "cancel", current_user(by) if by else self.user)
+        return stopping.stop(self._host, self.resolve_id(workflow_id), "cancel", self._who(by))
 
     def rollback(self, workflow_id: str, *, by: str | None = None) -> str:
         """Undo every completed step (newest first); ends ROLLED_BACK (or FAILED if an undo fails).
 
         Returns ``"rollback"``, ``"requested"`` or ``"ROLLING_BACK"`` (see :meth:`cancel`).
         """
-        return stopping.stop(
-            self._host, self.resolve_id(workflow_id), "rollback", current_user(by) if by else self.user
-        )
+        return stopping.stop(self._host, self.resolve_id(workflow_id), "rollback", self._who(by))
 
     def resume(self, workflow_id: str) -> str:
         """Take over a RUNNING / ROLLING_BACK workflow that no live engine runs, now, here.
@@ -901,6 +941,11 @@ class Engine:
         if self._closing:
             raise WorkflowStateError(f"the engine on {self.db} is closed; create a new Engine")
 
+    def _check_not_closed(self) -> None:
+        """Reading needs the database open: after close() returned, say so rather than fail in the store."""
+        if self._closed:
+            raise WorkflowStateError(f"the engine on {self.db} is closed; create a new Engine to read it")
+
     def close(self, timeout: float | None = None) -> None:
         """Let in-flight steps finish and checkpoint, release every lease, and close the database.
 
@@ -967,6 +1012,15 @@ def _home_grace(value: float | None) -> float:
     return float(value)
 
 
+def _check_settings(label: str = "Engine({}=...)", **settings: tuple[Any, float, float, bool]) -> None:
+    """Each setting ``name=(value, low, high, whole)`` a finite number in range, or an AirtError naming it."""
+    for name, (value, low, high, whole) in settings.items():
+        try:
+            number(value, low=low, high=high, integer=whole)
+        except ValueError as exc:
+            raise AirtError(f"{label.format(name)}: {exc}") from None
+
+
 def _policy_from(policy: Policy | str | os.PathLike[str] | None) -> Policy:
     """``policy`` itself, the file it names, the file ``AIRT_POLICY`` names, or allow-all."""
     if policy is None:
@@ -976,5 +1030,14 @@ def _policy_from(policy: Policy | str | os.PathLike[str] | None) -> Policy:
     if isinstance(policy, str | os.PathLike):
         from .policy import load_policy
 
+        if not os.fspath(policy).strip():
+            raise PolicyError("policy= is empty; give the path of a policy file, or leave it out", path="")
         return load_policy(policy)
+    needed = ("roles_of", "check_action", "check_approval", "check_act_as", "check_pending", "approval_rules")
+    if not hasattr(policy, "enforcing") or not all(callable(getattr(policy, m, None)) for m in needed):
+        raise PolicyError(
+            f"policy= must be a policy file's path or a Policy (from airt_nb.policy.load_policy), not "
+            f"{type(policy).__name__}; write the rules to a YAML file and give its path",
+            path=None,
+        )
     return policy

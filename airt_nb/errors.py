@@ -78,8 +78,8 @@ class SpecError(AirtError):
         head = f"workflow {workflow!r}: " if workflow else ""
         lines = []
         for line, field, message in self.problems:
-            where = f"line {line}" if line else "spec"
-            lines.append(f"{where}, {field or '(top level)'}: {message}")
+            where = f"line {line}, " if line else ""
+            lines.append(f"{where}{field or '(top level)'}: {message}")
         if len(lines) == 1:
             text = f"{head}invalid workflow spec: {lines[0]}"
         else:

@@ -64,7 +64,14 @@ def _is_number(value: Any) -> bool:
 
 
 def _scalar_text(value: Any) -> str:
-    return json.dumps(value) if not isinstance(value, str) else repr(value)
+    """How a refused value is shown: as JSON, or by its type when it is not JSON (an object, bytes...)."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 80 else f"{value[:77]!r}..."
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        return f"a value of type {type(value).__name__}"
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 class FieldSpec(BaseModel):

@@ -27,8 +27,8 @@ from typing import Any, ClassVar, cast
 
 import pandas as pd
 
-from .errors import StoreError
-from .store import Store, opened
+from .errors import AirtError, StoreError
+from .store import Store, opened, records
 from .views.diff import FIELDS, diff_html, diff_text
 from .views.text import fmt_duration
 
@@ -46,7 +46,7 @@ __all__ = [
     "steps",
 ]
 
-WORKFLOW_STATUSES = ["PENDING", "RUNNING", "PAUSED", "COMPLETED", "FAILED", "ROLLING_BACK", "ROLLED_BACK", "CANCELLED"]
+WORKFLOW_STATUSES = list(records.WORKFLOW_STATUSES)
 STEP_STATUSES = [
     "PENDING",
     "RUNNING",
@@ -187,6 +187,14 @@ def _store(db: Any) -> contextlib.AbstractContextManager[Store]:
     return opened(db)
 
 
+_STATUSES_OF = {
+    "workflows": WORKFLOW_STATUSES,
+    "workflow_steps": STEP_STATUSES,
+    "approvals": APPROVAL_STATUSES,
+    "compensation_log": COMPENSATION_STATUSES,
+}
+
+
 def _frame(
     store: Store,
     table: str,
@@ -196,6 +204,11 @@ def _frame(
     optional: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """One table's rows; a table the database does not have yet reads as no rows of ``optional`` columns."""
+    if workflow_id is not None and not isinstance(workflow_id, str):
+        raise AirtError(f"workflow_id= is a workflow's id (text), not {type(workflow_id).__name__}")
+    allowed = _STATUSES_OF.get(table)
+    if status is not None and allowed is not None and status not in allowed:
+        raise AirtError(f"status={status!r} is not a status of {table}; use one of {', '.join(allowed)}")
     try:
         columns, rows = store.all_rows(table, workflow_id=workflow_id, status=status)
     except StoreError as exc:

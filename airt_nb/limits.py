@@ -322,7 +322,7 @@ def check_value(
     >>> check_value({"n": float("nan")}, what="inputs")
     Traceback (most recent call last):
     ...
-    airt_nb.errors.SpecError: invalid workflow spec: spec, inputs.n: nan is not a JSON number; use a finite number or text
+    airt_nb.errors.SpecError: invalid workflow spec: inputs.n: nan is not a JSON number; use a finite number or text
     """
     if is_plain(value, max_depth=max_depth, max_nodes=max_nodes):
         return
@@ -342,7 +342,7 @@ def check_inputs(inputs: Any, *, workflow: str | None = None) -> dict[str, Any]:
     >>> check_inputs("x")
     Traceback (most recent call last):
     ...
-    airt_nb.errors.SpecError: invalid workflow spec: spec, inputs: inputs must be a mapping of input names to values, got str 'x'; pass e.g. inputs={"target": "out/r"}
+    airt_nb.errors.SpecError: invalid workflow spec: inputs: inputs must be a mapping of input names to values, got str 'x'; pass e.g. inputs={"target": "out/r"}
     """
     if inputs is None:
         return {}

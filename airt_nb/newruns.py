@@ -21,16 +21,18 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import SpecError
 from .execution import Execution
+from .expressions import ExpressionError, compile_value, find_references
 from .limits import check_inputs
 from .store.records import WorkflowRecord
 from .timeutil import now_iso
 
 if TYPE_CHECKING:
+    from .actions import Registry
     from .hosting import EngineHost
-    from .plan import Plan
+    from .plan import Plan, PlannedStep
     from .store.writes import Tx
 
-__all__ = ["NewRun", "merge_inputs", "new_run", "workdir_for"]
+__all__ = ["NewRun", "check_step_inputs", "merge_inputs", "new_run", "workdir_for"]
 
 
 @dataclass
@@ -148,6 +150,56 @@ def workdir_for(workdir: str | os.PathLike[str] | None, workflow: str) -> str:
             [(None, "workdir", f"{folder} is not an existing folder; create it or pass another")], workflow=workflow
         )
     return str(folder.resolve())
+
+
+def check_step_inputs(plan: Plan, merged: Mapping[str, Any], registry: Registry) -> None:
+    """Refuse a start whose workflow inputs do not fit the actions that take them (a
+    :class:`~airt_nb.SpecError` naming the step, its input and the workflow input; nothing is written).
+
+    Only what depends on the workflow's inputs alone is known before the run: an input that also
+    looks up another step's outputs is checked when its step runs.
+    """
+    problems: list[tuple[int | None, str, str]] = []
+    context = {"inputs": merged}
+    for step in plan.steps:
+        if not step.from_inputs or step.action is None:
+            continue
+        act = registry.get(step.action)
+        if act is None:
+            continue  # said when the step runs (the run waits for the action)
+        values = dict(step.inputs)
+        dynamic = set(_with_expressions(step))
+        for key in step.from_inputs:
+            resolve = compile_value(step.inputs[key])
+            try:
+                values[key] = resolve(context) if resolve is not None else step.inputs[key]
+            except ExpressionError:
+                continue  # a lookup inside an input that is not there: said when the step runs
+            dynamic.discard(key)
+        for message in act.check_inputs(values, dynamic=frozenset(dynamic)):
+            key, _, text = message.partition(": ")
+            names = sorted(
+                {str(ref.parts[1]) for _, ref in find_references(step.inputs.get(key)) if len(ref.parts) > 1}
+            )
+            given = ", ".join(f"inputs.{n} = {_shown(merged.get(n))}" for n in names)
+            problems.append(
+                (
+                    None,
+                    f"steps[{step.index}].inputs.{key}",
+                    f"{text} (from {given}); start it with a value that fits action {step.action!r}" if names else text,
+                )
+            )
+    if problems:
+        raise SpecError(problems, workflow=plan.spec.name)
+
+
+def _with_expressions(step: PlannedStep) -> set[str]:
+    return {k for k, v in step.inputs.items() if any(True for _ in find_references(v))}
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def merge_inputs(declared: Mapping[str, Any], given: Any, workflow: str) -> dict[str, Any]:

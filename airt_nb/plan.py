@@ -60,6 +60,9 @@ class PlannedStep:
     event: str | None = None
     schema: Any = None
     uses: str | None = None
+    #: an action step's inputs whose values look up the workflow's inputs and nothing else: checked
+    #: against the action when a run starts (the others only when the step runs)
+    from_inputs: tuple[str, ...] = ()
     # Precomputed, so that the hot path asks one attribute, not the type's text:
     waits: bool = False  # waits for something outside (a decision, an event): never runs on a worker
     is_child: bool = False  # runs a child workflow
@@ -88,6 +91,7 @@ class Plan:
     by_name: dict[str, PlannedStep]
     max_parallel: int
     has_children: bool = False  # some step runs a child workflow
+    takes_inputs: bool = False  # some action step's inputs look up the workflow's inputs alone
 
     @classmethod
     def compile(cls, spec: WorkflowSpec, *, spec_json: str | None = None) -> Plan:
@@ -100,6 +104,8 @@ class Plan:
                 if s.inputs:
                     p.inputs = dict(s.inputs)
                     p.resolver = compile_value(p.inputs)
+                    if p.resolver is not None:
+                        p.from_inputs = _from_inputs(p.inputs)
                 p.retry = s.retry
                 steps.append(p)
             else:
@@ -153,6 +159,7 @@ class Plan:
             by_name=by_name,
             max_parallel=spec.max_parallel,
             has_children=any(p.is_child for p in steps),
+            takes_inputs=any(p.from_inputs for p in steps),
         )
 
     def levels(self) -> list[list[str]]:
@@ -189,6 +196,16 @@ class Plan:
 
 
 Compiler = Callable[[WorkflowSpec], Plan]
+
+
+def _from_inputs(inputs: Mapping[str, Any]) -> tuple[str, ...]:
+    """The keys of ``inputs`` whose values have expressions, every one of them ``inputs.*``."""
+    keys = []
+    for key, value in inputs.items():
+        roots = {ref.root for _, ref in find_references(value)}
+        if roots == {"inputs"}:
+            keys.append(key)
+    return tuple(keys)
 
 
 def plan_steps_conditions(spec: WorkflowSpec, steps: list[PlannedStep], by_name: dict[str, PlannedStep]) -> None:

@@ -62,8 +62,9 @@ def _zone(name: str) -> Any:
 
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SpecError([(None, "timezone", f"unknown time zone {name!r}; use e.g. UTC or Europe/Paris")]) from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
+        shown = name if len(name) <= 80 else f"{name[:77]}..."
+        raise SpecError([(None, "timezone", f"unknown time zone {shown!r}; use e.g. UTC or Europe/Paris")]) from None
 
 
 def check_cron(cron: str, timezone: str = "UTC") -> None:
@@ -73,16 +74,25 @@ def check_cron(cron: str, timezone: str = "UTC") -> None:
     >>> check_cron("at six")
     Traceback (most recent call last):
     ...
-    airt_nb.errors.SpecError: invalid workflow spec: spec, cron: 'at six' is not a cron expression; use five fields (minute hour day month weekday), e.g. '0 6 * * 1' for 06:00 on Mondays, or six with seconds last
+    airt_nb.errors.SpecError: invalid workflow spec: cron: 'at six' is not a cron expression; use five fields (minute hour day month weekday), e.g. '0 6 * * 1' for 06:00 on Mondays, or six with seconds last
     """
-    from croniter import croniter
+    from croniter import CroniterError, croniter
 
-    if not isinstance(cron, str) or not croniter.is_valid(cron.strip()):
+    fields = cron.split() if isinstance(cron, str) else []
+    if len(fields) not in (5, 6) or not croniter.is_valid(" ".join(fields)):
         raise SpecError(
             [(None, "cron", f"{cron!r} is not a cron expression; use five fields (minute hour day month weekday), "
               "e.g. '0 6 * * 1' for 06:00 on Mondays, or six with seconds last")]
         )  # fmt: skip
-    _zone(timezone)
+    if not isinstance(timezone, str):
+        raise SpecError([(None, "timezone", f"a time zone is a name such as UTC or Europe/Paris, not {timezone!r}")])
+    zone = _zone(timezone)
+    try:
+        croniter(" ".join(fields), datetime.now(zone)).get_next(datetime)
+    except CroniterError:  # e.g. '0 0 31 2 *': the 31st of February
+        raise SpecError(
+            [(None, "cron", f"{cron!r} never fires (no date matches its day and month); check those fields")]
+        ) from None
 
 
 def next_slot(cron: str, timezone: str, after: str) -> str:

@@ -21,6 +21,7 @@ Imports no engine and no store.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -70,6 +71,11 @@ def kind_problems(step: Any, add: Callable[[tuple[Any, ...], str], None], where:
             problem = schema_problem(step.payload_schema)
             if problem:
                 add((*where, "schema"), problem)
+    elif kind == "human_approval":
+        for i, name in enumerate(step.approvers):
+            problem = _approver_problem(name)
+            if problem:
+                add((*where, "approvers", i), f"{name!r} {problem}")
     elif kind == "workflow" and not step.uses:
         add(where, "a workflow step needs 'uses: path/to/spec.yaml' (relative to the working directory)")
     choices = ON_TIMEOUT.get(kind)
@@ -79,6 +85,17 @@ def kind_problems(step: Any, add: Callable[[tuple[Any, ...], str], None], where:
             f"on_timeout of a {kind} step must be {' or '.join(map(repr, choices))} (default {choices[0]!r}), "
             f"got {step.on_timeout!r}",
         )
+
+
+def _approver_problem(name: str) -> str | None:
+    if not name.strip():
+        return "is empty: nobody could ever decide; name a user or a policy role"
+    hidden = next((ch for ch in name if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")), None)
+    if hidden is not None:
+        return f"contains U+{ord(hidden):04X} (an invisible or control character); write the name as plain text"
+    if name != name.strip():
+        return "has spaces around it; write the name alone"
+    return None
 
 
 def event_problems(steps: Sequence[Any], add: Callable[[tuple[Any, ...], str], None]) -> None:

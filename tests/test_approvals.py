@@ -264,7 +264,7 @@ def test_members_of_an_approver_role_may_decide(db: str, registry: Registry, tmp
 
 def test_system_is_reserved_for_the_engine(engine: airt_nb.Engine, tmp_path: Path) -> None:
     run = paused(engine, SPEC, tmp_path / "out")
-    with pytest.raises(PolicyError, match="'system' is reserved for decisions the engine takes itself"):
+    with pytest.raises(PolicyError, match="by='system' is reserved for what the engine decides itself"):
         run.approve(by="system")
     with pytest.raises(PolicyError, match="by= is empty"):
         run.approve(by="  ")

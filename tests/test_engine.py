@@ -268,8 +268,30 @@ def test_an_exception_whose_text_cannot_be_read_still_fails_its_step_once(
     assert calls == [1]  # never run again as if the engine had stopped half-way
 
 
+def test_a_workflow_input_that_does_not_fit_its_action_is_refused_at_start(engine: Engine, registry: Registry) -> None:
+    @registry.action("needs_int")
+    def needs_int(n: int) -> None:
+        raise AssertionError("never runs")
+
+    spec = {
+        "name": "types",
+        "inputs": {"n": 3},
+        "steps": [{"name": "s", "action": "needs_int", "inputs": {"n": "${{ inputs.n }}"}}],
+    }
+    with pytest.raises(SpecError) as info:
+        engine.start(spec, inputs={"n": "three"})
+    assert info.value.field == "steps[0].inputs.n"
+    assert "Input should be a valid integer" in str(info.value)
+    assert "(from inputs.n = 'three'); start it with a value that fits action 'needs_int'" in str(info.value)
+    assert engine.list() == []
+
+
 def test_input_of_the_wrong_type_at_run_time_fails_before_the_action_runs(engine: Engine, registry: Registry) -> None:
     ran = []
+
+    @registry.action("say_three")
+    def say_three() -> dict:
+        return {"n": "three"}
 
     @registry.action("needs_int")
     def needs_int(n: int) -> None:
@@ -277,8 +299,10 @@ def test_input_of_the_wrong_type_at_run_time_fails_before_the_action_runs(engine
 
     spec = {
         "name": "types",
-        "inputs": {"n": "three"},
-        "steps": [{"name": "s", "action": "needs_int", "inputs": {"n": "${{ inputs.n }}"}}],
+        "steps": [
+            {"name": "a", "action": "say_three"},
+            {"name": "s", "action": "needs_int", "inputs": {"n": "${{ steps.a.outputs.n }}"}},
+        ],
     }
     run = engine.start(spec)
     assert run.wait(timeout=10) == "FAILED"
@@ -296,7 +320,7 @@ def test_unknown_input_at_start_is_refused(engine: Engine) -> None:
     with pytest.raises(SpecError) as info:
         engine.start(SEED, inputs={"taget": "x"})
     assert str(info.value) == (
-        "workflow 'publish-report': invalid workflow spec: spec, inputs.taget: the workflow declares no input "
+        "workflow 'publish-report': invalid workflow spec: inputs.taget: the workflow declares no input "
         "'taget' (declared: target)"
     )
     assert engine.list() == []

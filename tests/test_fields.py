@@ -150,6 +150,9 @@ BAD_VALUES = [
     ({"plan": "full", "colour": "red"}, "colour: no such field (the fields are: replicas, plan, ratio, dry_run, note)"),
     ({"plan": None}, "plan: a value is required (it is not optional)"),
     ({"plan": ["full"]}, 'plan: ["full"] is not one of the options'),
+    ({"plan": "full", "note": object()}, "note: a value of type object is not text"),
+    ({"plan": "full", "replicas": b"3"}, "replicas: a value of type bytes is not a whole number"),
+    ({"plan": "full", "note": ["x" * 200]}, 'note: ["xxxxxxxx'),
 ]
 
 

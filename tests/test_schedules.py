@@ -37,6 +37,16 @@ def test_a_schedule_is_checked_and_listed(engine: airt_nb.Engine) -> None:
         engine.schedule(QUICK, cron="0 6 * * 1", timezone="Mars/Olympus")
     with pytest.raises(SpecError, match="declares no input 'm'"):
         engine.schedule(QUICK, cron="0 6 * * 1", inputs={"m": 1})
+    with pytest.raises(SpecError, match=r"'0 0 31 2 \*' never fires"):
+        engine.schedule(QUICK, cron="0 0 31 2 *")
+    for other in ("* * * * * * *", "@daily"):  # what the docs do not offer is refused, not guessed at
+        with pytest.raises(SpecError, match="is not a cron expression; use five fields"):
+            engine.schedule(QUICK, cron=other)
+    with pytest.raises(SpecError, match="a time zone is a name such as UTC or Europe/Paris, not None"):
+        engine.schedule(QUICK, cron="0 6 * * 1", timezone=None)  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match=r"unknown time zone 'xxx.*\.\.\.'"):
+        engine.schedule(QUICK, cron="0 6 * * 1", timezone="x" * 10_000)
+    assert engine.schedules() == [record]
 
     engine.unschedule(record.schedule_id[:6])
     assert engine.schedules() == []

@@ -172,7 +172,7 @@ def test_a_child_spec_broken_after_the_start_fails_the_step(engine: airt_nb.Engi
     run.approve()
 
     assert run.wait(timeout=10, until="done") == "FAILED"
-    assert "step 'sub' failed: invalid workflow spec: spec, uses: " in (run.error or "")
+    assert "step 'sub' failed: invalid workflow spec: uses: " in (run.error or "")
     assert "child.yaml: line 2" in (run.error or "")
     assert log == ["do p1", "undo p1"]
 

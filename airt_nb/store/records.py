@@ -27,6 +27,8 @@ __all__ = [
     "row_of",
 ]
 
+#: every status a workflow can have, in the order a run goes through them
+WORKFLOW_STATUSES = ("PENDING", "RUNNING", "PAUSED", "COMPLETED", "FAILED", "ROLLING_BACK", "ROLLED_BACK", "CANCELLED")
 TERMINAL = frozenset({"COMPLETED", "FAILED", "ROLLED_BACK", "CANCELLED"})
 SETTLED = TERMINAL | {"PAUSED"}
 ACTIVE = ("RUNNING", "ROLLING_BACK")  # statuses an engine executes (and holds a lease for)
