@@ -75,7 +75,8 @@ class SpecError(AirtError):
     def __init__(self, problems: list[tuple[int | None, str, str]], *, workflow: str | None = None):
         self.problems = list(problems)
         self.workflow = workflow
-        head = f"workflow {workflow!r}: " if workflow else ""
+        shown = workflow if workflow is None or len(workflow) <= 80 else f"{workflow[:77]}..."
+        head = f"workflow {shown!r}: " if shown else ""
         lines = []
         for line, field, message in self.problems:
             where = f"line {line}, " if line else ""
@@ -257,7 +258,12 @@ class NotFoundError(AirtError):
         self.what = what
         self.ident = ident
         where = f" in {db}" if db else ""
-        super().__init__(f"no {what} {ident!r}{where}; list them with `airt list` or airt_nb.runs() and check the id")
+        shown = ident if len(ident) <= 80 else f"{ident[:77]}..."
+        if what.startswith("schedule"):
+            hint = "list them with `airt schedule list` or eng.schedules()"
+        else:
+            hint = "list them with `airt list` or airt_nb.runs()"
+        super().__init__(f"no {what} {shown!r}{where}; {hint} and check the id")
 
 
 class StoreError(AirtError):

@@ -845,6 +845,8 @@ class Execution:
 
     def _bad_outputs(self, name: str, step: PlannedStep, inputs: dict[str, Any], exc: BaseException) -> str | None:
         why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        if "integer string conversion" in why:  # not Python's advice to raise its limit: the value's fault
+            why = "an integer of more than 4,300 digits; return it as text"
         return self.fail_step(
             name,
             inputs,

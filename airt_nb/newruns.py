@@ -144,10 +144,20 @@ def workdir_for(workdir: str | os.PathLike[str] | None, workflow: str) -> str:
     """The absolute folder a workflow runs in: ``workdir`` (which must exist) or the current one."""
     if workdir is None:
         return os.getcwd()
-    folder = Path(workdir).expanduser()
-    if not folder.is_dir():
+    if not isinstance(workdir, str | os.PathLike):
         raise SpecError(
-            [(None, "workdir", f"{folder} is not an existing folder; create it or pass another")], workflow=workflow
+            [(None, "workdir", f"workdir= is a folder's path, not {type(workdir).__name__}")], workflow=workflow
+        )
+    try:
+        folder = Path(workdir).expanduser()
+        found = folder.is_dir()
+    except (OSError, ValueError, TypeError):  # a NUL in it, a name too long for the system, bytes
+        found = False
+    if not found:
+        shown = os.fspath(workdir)
+        shown = shown if len(shown) <= 200 else f"{shown[:197]}..."
+        raise SpecError(
+            [(None, "workdir", f"{shown!r} is not an existing folder; create it or pass another")], workflow=workflow
         )
     return str(folder.resolve())
 
@@ -220,5 +230,18 @@ def merge_inputs(declared: Mapping[str, Any], given: Any, workflow: str) -> dict
     except RecursionError:
         raise SpecError([(None, "inputs", "inputs are nested too deeply to be recorded")], workflow=workflow) from None
     except (TypeError, ValueError) as exc:
-        raise SpecError([(None, "inputs", f"inputs must be JSON values ({exc})")], workflow=workflow) from None
+        field, why = "inputs", f"inputs must be JSON values ({exc})"
+        for key, value in merged.items():  # name the input that cannot be recorded
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError) as one:
+                field, why = f"inputs.{key}", _not_json(one)
+                break
+        raise SpecError([(None, field, why)], workflow=workflow) from None
     return merged
+
+
+def _not_json(exc: BaseException) -> str:
+    if "integer string conversion" in str(exc):  # Python's own limit on the digits of an int turned to text
+        return "an integer of more than 4,300 digits cannot be recorded; pass it as text"
+    return f"not a JSON value ({exc})"

@@ -216,6 +216,29 @@ _HINTS = {
 }
 
 
+_WANTED = {
+    "string_type": "text",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+}
+
+
+def _wrong_type(wanted: str, given: Any, from_yaml: bool) -> str:
+    shown = repr(given) if not isinstance(given, dict | list) else type(given).__name__
+    shown = shown if len(shown) <= 60 else f"{shown[:57]}..."
+    msg = f"must be {wanted}, got {shown}"
+    if from_yaml and wanted == "text" and (isinstance(given, bool | int | float) or given is None):
+        # YAML reads yes/no/on/off/true/false as booleans, bare numbers as numbers and null or ~ as nothing
+        msg += "; put the value in quotes to keep it as text"
+    return msg
+
+
 def _pydantic_problems(exc: pydantic.ValidationError, data: Any, lines: Mapping) -> list[tuple]:
     problems = []
     for err in exc.errors():
@@ -232,6 +255,10 @@ def _pydantic_problems(exc: pydantic.ValidationError, data: Any, lines: Mapping)
             msg = f"{err['msg'].replace('Input should be', 'must be')} (got {err.get('input')!r})"
         elif err["type"].startswith("value_error"):
             msg = str(err.get("ctx", {}).get("error", err["msg"]))
+        elif err["type"] in _WANTED:
+            msg = _wrong_type(_WANTED[err["type"]], err.get("input"), bool(lines))
+        elif err["type"] == "string_too_long":
+            msg = f"{err['msg'].replace('String should have', 'has more than').replace('at most ', '')}; shorten it"
         problems.append((_line_of(lines, loc), _field(loc), msg))
     return problems
 

@@ -82,7 +82,7 @@ BAD_DEFINITIONS = [
     ("{type: integer, default: 2.5}", "fields.x", "default 2.5 does not fit the field: 2.5 is not a whole number"),
     ("{type: integer, default: 20, maximum: 10}", "fields.x", "default 20 does not fit the field"),
     ("{type: boolean, default: 'yes'}", "fields.x", "default 'yes' does not fit the field"),
-    ("{type: string, required: 'no'}", "fields.x.required", "Input should be a valid boolean"),
+    ("{type: string, required: 'no'}", "fields.x.required", "must be true or false, got 'no'"),
     ("{type: string, colour: red}", "fields.x.colour", "unknown key 'colour'"),
 ]
 

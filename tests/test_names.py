@@ -204,3 +204,27 @@ def test_a_closed_engine_says_it_is_closed_whatever_is_asked(db_path: Path) -> N
     ):
         with pytest.raises(airt_nb.WorkflowStateError, match="is closed; create a new Engine"):
             call()
+
+
+def test_values_that_cannot_be_recorded_are_named_with_what_to_do(db_path: Path, registry: Registry) -> None:
+    @registry.action("huge")
+    def huge() -> dict:
+        return {"n": 10**5000}
+
+    eng = airt_nb.Engine(db_path, user="tester", registry=registry)
+    try:
+        spec = {"name": "big", "inputs": {"t": 0}, "steps": [{"name": "s", "action": "huge"}]}
+        with pytest.raises(SpecError, match=r"inputs\.t: an integer of more than 4,300 digits cannot be recorded"):
+            eng.start(spec, inputs={"t": 10**5000})
+        for bad in (1, "a\x00b", "x" * 5000):
+            with pytest.raises(SpecError, match="workdir"):
+                eng.start(spec, workdir=bad)  # type: ignore[arg-type]
+        assert eng.workflows() == []
+        run = eng.start(spec)
+        assert run.wait(timeout=10) == "FAILED"
+        assert "an integer of more than 4,300 digits; return it as text" in (run.error or "")
+        with pytest.raises(NotFoundError) as info:
+            eng.get("f" * 100_000)
+        assert len(str(info.value)) < 300
+    finally:
+        eng.close()

@@ -181,6 +181,13 @@ BAD = [
         "'human_approval', 'wait_event' or 'workflow'",
     ),
     ("name: x\nsteps: []\n", 2, "steps", "at least 1 item"),
+    (  # YAML reads yes as a boolean: say how to keep it as text
+        "name: yes\nsteps:\n  - name: a\n    action: count\n    inputs: {n: 1}\n",
+        1,
+        "name",
+        "must be text, got True; put the value in quotes to keep it as text",
+    ),
+    ("name: x\nsteps: {a: 1}\n", 2, "steps", "must be a list, got dict"),
     ("steps:\n  - name: a\n    action: count\n    inputs: {n: 1}\n", 1, "name", "'name' is required"),
     ("name: x\nname: y\nsteps: []\n", 2, "name", "appears twice"),
     ("- just\n- a list\n", 1, "", "a workflow spec is a mapping"),
