@@ -153,13 +153,23 @@ class Action:
             def _(inputs, outputs):
                 os.remove(outputs["path"])
         """
+        if not callable(fn):
+            raise ActionError(f"compensate() needs a function, got {type(fn).__name__}", action=self.name)
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):
+            raise ActionError(f"{fn!r} has no signature to read; wrap it in a def", action=self.name) from None
+        params = [p for p in signature.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        required = [p for p in params if p.default is p.empty]
+        varargs = any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values())
+        if len(required) > 3 or (len(params) < 2 and not varargs):
+            raise ActionError(
+                f"its undo function takes {len(params)} positional parameters; it is called with (inputs, outputs), "
+                "or (inputs, outputs, ctx) to receive a CompensationContext",
+                action=self.name,
+            )
         self.compensation = fn
         self._compensation_is_async = inspect.iscoroutinefunction(fn)
-        params = [
-            p
-            for p in inspect.signature(fn).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
         self._compensation_takes_ctx = len(params) >= 3
         return fn
 
@@ -362,13 +372,35 @@ class Registry:
                 fn = fn.fn
             if not callable(fn):
                 raise ActionError(f"@action needs a function, got {type(fn).__name__}")
-            return self.register(Action(fn, name or fn.__name__))
+            if name is None and not isinstance(getattr(fn, "__name__", None), str):
+                raise ActionError(
+                    f"a {type(fn).__name__} has no name to register it under; give one: @action('my_action')"
+                )
+            chosen = fn.__name__ if name is None else name
+            problem = _name_problem(chosen)
+            if problem:
+                raise ActionError(f"action name {chosen[:80]!r} {problem}", action=None)
+            try:
+                return self.register(Action(fn, chosen))
+            except ValueError as exc:  # no signature to read (a builtin type such as str)
+                raise ActionError(f"{fn!r} cannot be an action: {exc}; wrap it in a def", action=chosen) from None
 
         if callable(name_or_fn) and not isinstance(name_or_fn, str):
             return wrap(name_or_fn, None)
         if name_or_fn is not None and not isinstance(name_or_fn, str):
             raise ActionError(f"@action(name) takes the action's name as a string, got {name_or_fn!r}")
         return lambda fn: wrap(fn, name_or_fn)
+
+
+def _name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name an action in a spec's ``action:``, or None."""
+    if not name.strip():
+        return "is empty; give the action a name"
+    if len(name) > 100:
+        return "is longer than 100 characters; give it a shorter name"
+    if any(ch.isspace() or not ch.isprintable() for ch in name) or "${{" in name:
+        return "may hold letters, digits and punctuation only (no spaces, no ${{ }}); e.g. 'deploy' or 'files.copy'"
+    return None
 
 
 default_registry = Registry()

@@ -20,7 +20,12 @@
 enough) or the id of a pending approval.  Tables for people by default,
 ``--json`` for scripts; exit status 0 on success, 1 with a one-line message
 on stderr when airt_nb refuses (not found, already decided, not an
-approver...), 2 for a usage error.
+approver...) or when a run this command executed (``resume``, ``fork``,
+``rollback``) ends FAILED or ROLLED_BACK against its wish or is given up at
+``--timeout``, 2 for a usage error.  Every command needs an existing airt_nb
+database: none creates one, nor adds airt_nb's tables to another SQLite file.
+Text from the database is shown with control characters escaped
+(:func:`airt_nb.views.text.term_safe`); ``--json`` is exact.
 
 The command sits on the public API only.  Its engine is opened with
 ``recover=False`` and no webhook sender: it never takes up a workflow that
@@ -39,7 +44,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
+import sqlite3
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,6 +58,7 @@ from .clicommands import COMMANDS
 from .engine import Engine
 from .errors import AirtError, StoreError
 from .store import is_postgres_url
+from .views.text import term_safe
 
 __all__ = ["main"]
 
@@ -73,19 +82,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             engine.close()
     except AirtError as exc:
-        text = " ".join(str(exc).split())
+        text = _cli_wording(" ".join(str(exc).split()))
         if as_json:
             print(json.dumps({"error": text, "type": type(exc).__name__}))
-        print(f"airt: {text}", file=sys.stderr)
+        print(f"airt: {term_safe(text)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("airt: interrupted", file=sys.stderr)
         return 130
     if as_json:
-        print(json.dumps(result["json"], indent=2, default=str))
+        print(json.dumps(result["json"], indent=2, default=str))  # exact: json escapes every control character
     else:
-        print(result["text"])
+        print(term_safe(result["text"], newlines=True))
+    problem = result.get("problem")
+    if problem:  # the run this command executed ended badly, or was given up: say so, exit 1
+        print(f"airt: {term_safe(' '.join(problem.split()))}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _cli_wording(text: str) -> str:
+    """The engine's refusals speak Python (``by=``); on the command line the option is ``--as``."""
+    return text.replace("leave by= out", "leave --as out")
 
 
 def _open(db: str | None) -> Engine:
@@ -93,9 +111,39 @@ def _open(db: str | None) -> Engine:
     plain = path[len("sqlite:///") :] if path.startswith("sqlite:///") else path
     if not is_postgres_url(path) and not Path(plain).is_file():
         raise StoreError(f"no airt_nb database at {plain}; pass --db PATH or set AIRT_DB", path=plain)
+    if not is_postgres_url(path) and "://" not in path:
+        _check_airt_file(plain)
     # recover=False: never take up a workflow another engine runs; no webhook sender: the
     # engines that run workflows deliver the notifications this command queues.
     return Engine(path, recover=False, webhook_url="")
+
+
+# Tables every airt_nb database has had since its first schema version.
+_AIRT_TABLES = {"airt_meta", "workflows"}
+
+
+def _check_airt_file(plain: str) -> None:
+    """Refuse a SQLite file that is not an airt_nb database, before the store would migrate it into one.
+
+    Read with a read-only connection: the file is left byte for byte as it was.  A file SQLite
+    cannot read at all is left to the store, which says what is wrong with it.
+    """
+    uri = f"file:{urllib.parse.quote(os.path.abspath(plain))}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return
+    if names >= _AIRT_TABLES:
+        return
+    what = "an empty file" if not names else "a SQLite database without airt_nb's tables"
+    raise StoreError(
+        f"no airt_nb database at {plain} (it is {what}; left unchanged); check --db / AIRT_DB",
+        path=plain,
+    )
 
 
 def _db(args: argparse.Namespace, as_json: bool) -> int:
@@ -117,7 +165,7 @@ def _db(args: argparse.Namespace, as_json: bool) -> int:
         finally:
             store.close()
     except AirtError as exc:
-        print(f"airt: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"airt: {term_safe(' '.join(str(exc).split()))}", file=sys.stderr)
         return 1
     if as_json:
         print(json.dumps({"user": report.user, "group": report.group, "done": report.lines()}, indent=2))
@@ -131,7 +179,15 @@ def _app(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from .server.serve import serve
 
-        return serve(db=db, ip=args.ip, port=args.port, token=args.token)
+        where = f"{args.ip or '127.0.0.1'}:{args.port or 8765}"
+        try:
+            if args.ip:
+                socket.getaddrinfo(args.ip, args.port or 8765, type=socket.SOCK_STREAM)
+            return serve(db=db, ip=args.ip, port=args.port, token=args.token)
+        except OSError as exc:  # socket.gaierror included: an address that does not resolve
+            reason = exc.strerror or str(exc)
+            print(f"airt: cannot listen on {term_safe(where)}: {reason}; check --ip and --port", file=sys.stderr)
+            return 1
     try:
         from .tui import run_dashboard
     except ImportError as exc:
@@ -140,7 +196,7 @@ def _app(args: argparse.Namespace) -> int:
     try:
         return run_dashboard(_open(db), as_user=args.as_user)
     except AirtError as exc:
-        print(f"airt: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"airt: {term_safe(' '.join(str(exc).split()))}", file=sys.stderr)
         return 1
 
 

@@ -18,15 +18,33 @@ STATUSES = ("PENDING", "RUNNING", "PAUSED", "COMPLETED", "FAILED", "ROLLING_BACK
 MAX_LIST = 100_000
 
 
-def _count(text: str) -> int:
-    """``--limit``: a whole number from 1 to MAX_LIST (argparse turns the error into exit status 2)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give e.g. --limit 20") from None
-    if not 1 <= value <= MAX_LIST:
-        raise argparse.ArgumentTypeError(f"{value} is out of range; give a number from 1 to {MAX_LIST:,}")
-    return value
+def _whole(example: str, maximum: int) -> Any:
+    """A whole number from 1 to ``maximum`` (argparse turns the error into exit status 2)."""
+
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give e.g. {example}") from None
+        if not 1 <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{value} is out of range; give a number from 1 to {maximum:,}")
+        return value
+
+    return check
+
+
+_count = _whole("--limit 20", MAX_LIST)  # --limit
+_workers = _whole("--max-workers 16", MAX_LIST)  # worker --max-workers
+_port = _whole("--port 8765", 65535)  # serve --port
+
+
+def _db_path(text: str) -> str:
+    """``--db``: a database file path or URL; an empty one (an unset shell variable) is not a default."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "empty path; give the database (--db airt.db), or leave --db out to use $AIRT_DB or ./airt.db"
+        )
+    return text
 
 
 def _ident(text: str) -> str:
@@ -46,13 +64,34 @@ def _value_text(text: str) -> str:
 
 
 def _json_value(text: str) -> Any:
-    """``--data``: any JSON value (``-`` reads it from stdin)."""
+    """``--data``: any JSON value (``-`` reads it from stdin), nested at most MAX_DEPTH levels."""
+    from .limits import MAX_DEPTH
+
     if text == "-":
         text = sys.stdin.read()
+    too_deep = argparse.ArgumentTypeError(f"nests too deep (at most {MAX_DEPTH} levels of lists and objects)")
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not JSON ({exc}); e.g. --data '{{\"passed\": true}}'") from None
+    except RecursionError:
+        raise too_deep from None
+    if _depth(value) > MAX_DEPTH:
+        raise too_deep
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How many lists and objects deep ``value`` nests (without recursion: it may be very deep)."""
+    deepest = 0
+    todo = [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            todo.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -71,17 +110,47 @@ def _seconds(text: str) -> float:
         value: Any = float(text)
     except ValueError:
         value = text
+    if isinstance(value, float) and value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive duration; give e.g. 30 (seconds) or 5m")
     try:
         return seconds(value)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise argparse.ArgumentTypeError(str(exc).replace(" (MAX_DURATION)", "")) from None
+
+
+def _cron(text: str) -> str:
+    """``--cron``: five fields (minute hour day month weekday) or six with seconds last, that fire some day."""
+    from .errors import SpecError
+    from .schedules import check_cron
+
+    try:
+        check_cron(text)
+    except SpecError as exc:  # one problem, said without the spec's framing
+        raise argparse.ArgumentTypeError(exc.problems[0][2]) from None
+    return " ".join(text.split())
+
+
+def _zone(text: str) -> str:
+    """``--tz``: an IANA time zone name."""
+    from .errors import SpecError
+    from .schedules import check_timezone
+
+    try:
+        check_timezone(text)
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(exc.problems[0][2]) from None
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     common.add_argument(
-        "--db", metavar="PATH", default=argparse.SUPPRESS, help="database (default $AIRT_DB or ./airt.db)"
+        "--db",
+        metavar="PATH",
+        type=_db_path,
+        default=argparse.SUPPRESS,
+        help="database (default $AIRT_DB or ./airt.db)",
     )
     parser = argparse.ArgumentParser(
         prog="airt",
@@ -135,16 +204,18 @@ def build_parser() -> argparse.ArgumentParser:
     sched = p.add_subparsers(dest="schedule_command", required=True, metavar="add|list|remove")
     q = sched.add_parser("add", parents=[common], help="add a schedule")
     q.add_argument("spec", metavar="SPEC.yaml", help="the workflow spec file")
-    q.add_argument("--cron", required=True, metavar="EXPR", help='e.g. "0 6 * * 1" (06:00 on Mondays)')
+    q.add_argument("--cron", required=True, type=_cron, metavar="EXPR", help='e.g. "0 6 * * 1" (06:00 on Mondays)')
     q.add_argument("--inputs", type=_json_object, metavar="JSON", help="the runs' inputs")
-    q.add_argument("--tz", default="UTC", metavar="ZONE", help="the zone the cron expression is read in (default UTC)")
+    q.add_argument(
+        "--tz", default="UTC", type=_zone, metavar="ZONE", help="the zone the cron expression is read in (default UTC)"
+    )
     q.add_argument("--workdir", metavar="DIR", help="the folder its runs run in (default: the current one)")
     sched.add_parser("list", parents=[common], help="every schedule, with when it fires next")
     q = sched.add_parser("remove", parents=[common], help="remove a schedule (its runs stay)")
     q.add_argument("schedule_id", metavar="ID", type=_ident, help="the schedule's id (airt schedule list)")
     p = sub.add_parser("serve", parents=[common], help="the approvals page on its own (token, or JupyterHub's OAuth)")
     p.add_argument("--ip", help="address to listen on (default 127.0.0.1; under JupyterHub the service's)")
-    p.add_argument("--port", type=int, help="port (default 8765; under JupyterHub the service's)")
+    p.add_argument("--port", type=_port, help="port, 1 to 65535 (default 8765; under JupyterHub the service's)")
     p.add_argument("--token", help="access token (default $JUPYTER_TOKEN, else a new one printed with the URL)")
     p = sub.add_parser("dashboard", parents=[common], help="terminal dashboard: workflows, detail, approvals")
     p.add_argument("--as", dest="as_user", metavar="USER", help="decide as USER (default $AIRT_USER or you)")
@@ -159,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--health-every", type=_seconds, default=60.0, metavar="S", help="health line period (60)")
     p.add_argument("--drain-timeout", type=_seconds, default=60.0, metavar="S", help="wait for steps on stop (60)")
     p.add_argument("--session", help="its session name (default worker:HOST:PID)")
-    p.add_argument("--max-workers", type=_count, default=None, metavar="N", help="steps run at once (16)")
+    p.add_argument("--max-workers", type=_workers, default=None, metavar="N", help="steps run at once (16)")
     p = sub.add_parser("db", parents=[common], help="database administration (PostgreSQL)")
     db_sub = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     g = db_sub.add_parser("grant", parents=[common], help="create or grant a role whose decisions are its own")

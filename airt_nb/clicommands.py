@@ -1,7 +1,9 @@
 """What each ``airt`` command does with an open engine: ``list``, ``show``, decisions, ``resume``...
 
 Each command takes the engine and the parsed arguments and returns
-``{"text": ..., "json": ...}``, what :func:`airt_nb.cli.main` prints.
+``{"text": ..., "json": ...}``, what :func:`airt_nb.cli.main` prints, and
+``"problem"``: a line for stderr when the run the command executed ended
+FAILED or ROLLED_BACK against its wish, or was given up (exit status 1).
 """
 
 from __future__ import annotations
@@ -15,12 +17,19 @@ from typing import Any
 
 from .clitext import approval_json, approval_text, decoded, duration, indent, table, when, workflow_json
 from .engine import Engine
-from .errors import ApprovalError, NotFoundError
+from .errors import AirtError, ApprovalError, NotFoundError
 from .fields import parse_values
+from .store import redact
 from .store.records import SETTLED, TERMINAL
 from .views import workflow_note
+from .views.text import term_safe
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "CliError"]
+
+
+class CliError(AirtError):
+    """Something the command itself cannot do (a spec file it cannot read, a schedule id it cannot find)."""
+
 
 _KIND = {"human_approval": "approval", "wait_event": "event", "workflow": "workflow"}
 
@@ -48,7 +57,7 @@ def _list(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     text = (
         table(["WORKFLOW", "NAME", "STATUS", "STEPS", "CREATED (UTC)", "BY", "NOTE"], rows)
         if rows
-        else "no workflows" + (f" with status {args.status}" if args.status else "")
+        else "no workflows" + _filters(args)
     )
     data = [{**workflow_json(r), "pending_approval": approval_json(pending.get(r.workflow_id))} for r in records]
     return {"text": text, "json": data}
@@ -61,9 +70,9 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     steps = run.steps()
     approvals = run.approvals()
     deliveries = engine.store.deliveries(workflow_id=workflow_id)
-    lines = [f"workflow {rec.workflow_id}  {rec.name}  {rec.status}"]
+    lines = [f"workflow {rec.workflow_id}  {term_safe(rec.name)}  {rec.status}"]
     fields = [
-        ("started by", f"{rec.started_by or '?'} at {when(rec.created_at)} UTC"),
+        ("started by", f"{term_safe(rec.started_by or '?')} at {when(rec.created_at)} UTC"),
         ("updated", f"{when(rec.updated_at)} UTC"),
         ("finished", f"{when(rec.finished_at)} UTC" if rec.finished_at else None),
         ("progress", f"{rec.done_steps}/{rec.total_steps} steps"),
@@ -72,7 +81,7 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         ("error", rec.error),
         *(("warning", w) for w in rec.warning_list),
     ]
-    lines += [f"  {k:<12}{v}" for k, v in fields if v]
+    lines += [f"  {k:<12}{term_safe(v)}" for k, v in fields if v]
     lines += ["", "steps"]
     step_rows = [
         [
@@ -118,8 +127,8 @@ def _decide(approve: bool) -> Any:
         approval = decide(workflow_id, by=args.as_user, reason=args.reason, approval_id=approval_id, values=values)
         status = engine.get(workflow_id).status
         verb = "approved" if approve else "rejected"
-        reason = f": {approval.reason}" if approval.reason else ""
-        who = approval.decided_by or args.as_user or engine.user
+        reason = f": {term_safe(approval.reason)}" if approval.reason else ""
+        who = term_safe(approval.decided_by or args.as_user or engine.user)
         text = f"{verb} step {approval.step_name!r} of workflow {workflow_id} as {who}{reason}"
         if approval.values:
             text += "\n  values " + ", ".join(f"{k}={json.dumps(v)}" for k, v in approval.values.items())
@@ -159,6 +168,7 @@ def _typed_values(engine: Engine, workflow_id: str, approval_id: str | None, tex
 
 def _resume(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     workflow_id, _ = _resolve(engine, args.id)
+    before = engine.status_of(workflow_id)
     outcome = engine.resume(workflow_id)
     run = engine.get(workflow_id)
     if outcome != "resumed":
@@ -167,23 +177,55 @@ def _resume(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
             "json": {"workflow_id": workflow_id, "outcome": outcome, "status": run.status},
         }
     # Runs here until it pauses, ends, waits for an action this process does not have, or loses its lease.
-    status, waiting = _run_here(engine, workflow_id, args.timeout)
+    status, waiting, gave_up = _run_here(engine, workflow_id, args.timeout)
     text = f"workflow {workflow_id} resumed here and is now {status}"
     if waiting and status not in TERMINAL:
         text += f", waiting for {waiting} (define it where the workflow was written and resume there)"
     if run.error and status in TERMINAL:
         text += f": {run.error}"
+    # A rollback asked for (ROLLING_BACK when resumed) that ends ROLLED_BACK did what was asked.
+    problem = _ended_badly(workflow_id, status, run.error, wanted_rollback=before == "ROLLING_BACK")
+    if gave_up:
+        problem = _gave_up(workflow_id, args.timeout)
     return {
         "text": text,
-        "json": {"workflow_id": workflow_id, "outcome": outcome, "status": status, "waiting_for": waiting},
+        "json": {
+            "workflow_id": workflow_id,
+            "outcome": outcome,
+            "status": status,
+            "waiting_for": waiting,
+            "gave_up": gave_up,
+        },
+        "problem": problem,
     }
 
 
 def _rollback(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     workflow_id, _ = _resolve(engine, args.id)
     outcome = engine.rollback(workflow_id)
+    problem = None
     if outcome == "requested":
         text = f"asked the engine running workflow {workflow_id} to roll it back"
+    elif engine.is_local(workflow_id) or engine.status_of(workflow_id) != "ROLLING_BACK":
+        # Nobody ran it and its home engine is gone: this engine took the rollback up (DESIGN §8). It is
+        # run to its end here; closing the engine half-way would leave it to chance how far it got.
+        status, waiting, _ = _run_here(engine, workflow_id, None)
+        run = engine.get(workflow_id)
+        text = f"workflow {workflow_id} was rolled back here and is now {status}"
+        if waiting and status not in TERMINAL:
+            text += f", waiting for {waiting} (define it where the workflow was written; that engine takes it up)"
+        if status == "FAILED":
+            failed = [c.step_name for c in run.compensations() if c.status == "FAILED"]
+            if failed:
+                text += f": undoing {', '.join(failed)} failed: {run.error}"
+                problem = f"the rollback of workflow {workflow_id} ended FAILED: undoing {', '.join(failed)} failed"
+            else:
+                text += " (nothing was left to undo: its completed steps were undone when it failed)"
+        return {
+            "text": text,
+            "json": {"workflow_id": workflow_id, "outcome": "rolled back here", "status": status},
+            "problem": problem,
+        }
     else:
         text = (
             f"workflow {workflow_id} is ROLLING_BACK: the engine that has this database open undoes its steps "
@@ -208,33 +250,80 @@ def _cancel(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _run_here(engine: Engine, workflow_id: str, timeout: float | None) -> tuple[str, str | None]:
-    """Run a workflow this engine executes until it pauses, ends, waits for an action, or ``timeout``."""
+def _run_here(engine: Engine, workflow_id: str, timeout: float | None) -> tuple[str, str | None, bool]:
+    """Run a workflow this engine executes until it pauses, ends, waits for an action, or ``timeout``.
+
+    Returns its status, what it waits for, and whether ``timeout`` gave it up while it still ran here.
+    """
     run = engine.get(workflow_id)
     deadline = None if timeout is None else time.monotonic() + timeout
     while engine.is_local(workflow_id) and run.status not in SETTLED:
         if deadline is not None and time.monotonic() > deadline:
-            break
+            return run.status, run.waiting_for, True
         try:
             run.wait(timeout=0.2)
         except TimeoutError:
             pass
-    return run.status, run.waiting_for
+    return run.status, run.waiting_for, False
+
+
+def _ended_badly(workflow_id: str, status: str, error: str | None, *, wanted_rollback: bool = False) -> str | None:
+    """The stderr line (exit status 1) for a run this command executed that ended FAILED or ROLLED_BACK."""
+    if status == "FAILED" or (status == "ROLLED_BACK" and not wanted_rollback):
+        return f"workflow {workflow_id} ended {status}" + (f": {error}" if error else "")
+    return None
+
+
+def _gave_up(workflow_id: str, timeout: float | None) -> str:
+    return (
+        f"gave up after {timeout:g}s; workflow {workflow_id} is left RUNNING for the next engine "
+        f"(airt resume {workflow_id}, or airt worker)"
+    )
+
+
+def _read_spec(path: str) -> str:
+    """The text of a spec file, or a :class:`CliError` that says why it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        why = f"it is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+    except IsADirectoryError:
+        why = "it is a folder; give a YAML file"
+    except FileNotFoundError:
+        why = "no such file"
+    except OSError as exc:
+        why = (exc.strerror or str(exc)).lower()
+    raise CliError(f"cannot read spec file {path}: {why}")
+
+
+def _filters(args: argparse.Namespace) -> str:
+    """`` with status PAUSED and a name containing 'x'``: what emptied a list."""
+    said = [f"status {args.status}" if args.status else "", f"a name containing {args.name!r}" if args.name else ""]
+    said = [s for s in said if s]
+    return (" with " + " and ".join(said)) if said else ""
 
 
 def _fork(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     workflow_id, _ = _resolve(engine, args.id)
-    spec = Path(args.spec).read_text() if args.spec else None
+    spec = _read_spec(args.spec) if args.spec else None
     run = engine.fork(workflow_id, args.from_step, args.inputs, spec=spec, check_actions=False)
-    status, waiting = _run_here(engine, run.id, args.timeout)
+    status, waiting, gave_up = _run_here(engine, run.id, args.timeout)
     text = f"forked workflow {workflow_id} from step {args.from_step!r} as {run.id}, now {status}"
     if waiting and status not in TERMINAL:
         text += f", waiting for {waiting} (define it where the workflow was written; that engine takes it up)"
     if run.error and status in TERMINAL:
         text += f": {run.error}"
+    problem = _gave_up(run.id, args.timeout) if gave_up else _ended_badly(run.id, status, run.error)
     return {
         "text": text,
-        "json": {"workflow_id": run.id, "forked_from": workflow_id, "status": status, "waiting_for": waiting},
+        "json": {
+            "workflow_id": run.id,
+            "forked_from": workflow_id,
+            "status": status,
+            "waiting_for": waiting,
+            "gave_up": gave_up,
+        },
+        "problem": problem,
     }
 
 
@@ -253,15 +342,22 @@ def _send(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
 
 def _schedule(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     if args.schedule_command == "add":
-        text = Path(args.spec).read_text()
+        text = _read_spec(args.spec)
         record = engine.schedule(
             text, args.cron, args.inputs, timezone=args.tz, workdir=args.workdir, check_actions=False
         )
         out = f"schedule {record.schedule_id}: {record.name} at {record.cron!r} ({record.timezone}), next {when(record.next_fire_at)} UTC"
         return {"text": out + "\n`airt worker` fires it (each slot once)", "json": asdict(record)}
     if args.schedule_command == "remove":
-        engine.unschedule(args.schedule_id)
-        return {"text": f"removed schedule {args.schedule_id}", "json": {"removed": args.schedule_id}}
+        found = [r.schedule_id for r in engine.schedules() if r.schedule_id.startswith(args.schedule_id)]
+        try:
+            engine.unschedule(args.schedule_id)
+        except NotFoundError:
+            raise CliError(
+                f"no schedule {args.schedule_id!r} in {redact(str(engine.db))}; list them with `airt schedule list` and check the id"
+            ) from None
+        removed = found[0] if len(found) == 1 else args.schedule_id
+        return {"text": f"removed schedule {removed}", "json": {"removed": removed}}
     records = engine.schedules()
     rows = [
         [

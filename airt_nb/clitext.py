@@ -15,6 +15,7 @@ from .fields import describe_field
 from .store.records import ApprovalRecord, DecisionRecord, WorkflowRecord
 from .timeutil import to_epoch
 from .views.approval_html import preview_text
+from .views.text import one_line, term_safe
 
 __all__ = [
     "approval_json",
@@ -22,6 +23,7 @@ __all__ = [
     "decoded",
     "duration",
     "indent",
+    "safe_lines",
     "table",
     "when",
     "workflow_json",
@@ -32,9 +34,10 @@ def approval_text(a: ApprovalRecord, rec: WorkflowRecord, decisions: list[Decisi
     context = json.loads(a.context) if a.context else {}
     mine = [d for d in decisions if d.approval_id == a.approval_id]
     if a.status != "PENDING":
-        reason = f" ({a.reason})" if a.reason else ""
+        reason = f" ({term_safe(a.reason)})" if a.reason else ""
         lines = [
-            f"approval {a.approval_id} (step {a.step_name!r}): {a.status} by {a.decided_by} at {when(a.decided_at)} UTC{reason}"
+            f"approval {a.approval_id} (step {a.step_name!r}): {a.status} by {term_safe(a.decided_by)} "
+            f"at {when(a.decided_at)} UTC{reason}"
         ]
         if a.values:
             lines.append(f"  {'values':<12}" + ", ".join(f"{k}={json.dumps(v)}" for k, v in a.values.items()))
@@ -48,8 +51,8 @@ def approval_text(a: ApprovalRecord, rec: WorkflowRecord, decisions: list[Decisi
     outcome = "approved" if a.on_timeout == "approve" else "rejected"
     deadline = f"{when(a.deadline)} UTC, then {outcome} automatically" if a.deadline else "none"
     lines += [
-        f"  {'message':<12}{a.message or '(none)'}",
-        f"  {'approvers':<12}{', '.join(a.approver_list) or 'anyone'}",
+        f"  {'message':<12}{safe_lines(a.message, 14) if a.message else '(none)'}",
+        f"  {'approvers':<12}{term_safe(', '.join(a.approver_list)) or 'anyone'}",
         f"  {'requested':<12}{when(a.requested_at)} UTC",
         f"  {'deadline':<12}{deadline}",
     ]
@@ -88,8 +91,8 @@ def approval_text(a: ApprovalRecord, rec: WorkflowRecord, decisions: list[Decisi
 
 def decision_lines(decisions: list[DecisionRecord]) -> list[str]:
     return [
-        f"    {d.decision.lower()} by {d.decided_by} at {when(d.decided_at)} UTC"
-        + (f" ({d.reason})" if d.reason else "")
+        f"    {d.decision.lower()} by {term_safe(d.decided_by)} at {when(d.decided_at)} UTC"
+        + (f" ({term_safe(d.reason)})" if d.reason else "")
         + (f" [{d.auth}]" if d.auth and d.auth != "asserted" else "")
         for d in decisions
     ]
@@ -138,8 +141,14 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], max_width: int 
 
 
 def _cell(value: str, max_width: int) -> str:
-    text = " ".join(str(value).split())
+    text = one_line(value)
     return text if len(text) <= max_width else text[: max_width - 1] + "…"
+
+
+def safe_lines(text: str, hang: int) -> str:
+    """A multi-line text (an approval's message) for the terminal: each line escaped (:func:`term_safe`),
+    the lines after the first indented by ``hang`` so that none can pass for a line of its own."""
+    return ("\n" + " " * hang).join(term_safe(line) for line in str(text).split("\n"))
 
 
 def indent(text: str) -> list[str]:

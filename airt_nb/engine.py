@@ -448,12 +448,25 @@ class Engine:
             raise NotFoundError("workflow", str(workflow_id), db=self.db)
         if self._store.workflow_status(workflow_id) is not None:
             return workflow_id
-        prefix_ok = len(workflow_id) >= 4 and all(c in "0123456789abcdef" for c in workflow_id)
-        matches = self._store.ids_with_prefix(workflow_id) if prefix_ok else []
+        wanted = workflow_id.strip().lower()  # ids are lower-case hex; one copied in capitals is the same id
+        hexadecimal = all(c in "0123456789abcdef" for c in wanted)
+        if hexadecimal and wanted != workflow_id and self._store.workflow_status(wanted) is not None:
+            return wanted
+        if hexadecimal and 0 < len(wanted) < 4:
+            raise NotFoundError(
+                "workflow", workflow_id, db=self.db, hint="a prefix needs at least 4 characters; give more of the id"
+            )
+        matches = self._store.ids_with_prefix(wanted, limit=6) if hexadecimal and wanted else []
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
-            raise NotFoundError("unique workflow with the prefix", workflow_id, db=self.db)
+            shown = ", ".join(matches[:5]) + (" or more" if len(matches) > 5 else "")
+            raise NotFoundError(
+                "unique workflow with the prefix",
+                workflow_id,
+                db=self.db,
+                hint=f"it could be {shown}; give more of the id",
+            )
         raise NotFoundError("workflow", workflow_id, db=self.db)
 
     def workflows(

@@ -254,16 +254,19 @@ class NotFoundError(AirtError):
     0123456789abcdef
     """
 
-    def __init__(self, what: str, ident: str, *, db: str | None = None):
+    def __init__(self, what: str, ident: str, *, db: str | None = None, hint: str | None = None):
         self.what = what
         self.ident = ident
         where = f" in {db}" if db else ""
         shown = ident if len(ident) <= 80 else f"{ident[:77]}..."
-        if what.startswith("schedule"):
-            hint = "list them with `airt schedule list` or eng.schedules()"
-        else:
-            hint = "list them with `airt list` or airt_nb.runs()"
-        super().__init__(f"no {what} {shown!r}{where}; {hint} and check the id")
+        if hint is None:
+            listing = (
+                "`airt schedule list` or eng.schedules()"
+                if what.startswith("schedule")
+                else "`airt list` or airt_nb.runs()"
+            )
+            hint = f"list them with {listing} and check the id"
+        super().__init__(f"no {what} {shown!r}{where}; {hint}")
 
 
 class StoreError(AirtError):

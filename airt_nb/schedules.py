@@ -50,7 +50,16 @@ if TYPE_CHECKING:
     from .store.records import ScheduleRecord
     from .store.writes import Tx
 
-__all__ = ["MAX_MISSED_COUNTED", "Scheduler", "add", "check_cron", "next_slot", "remove", "slots_between"]
+__all__ = [
+    "MAX_MISSED_COUNTED",
+    "Scheduler",
+    "add",
+    "check_cron",
+    "check_timezone",
+    "next_slot",
+    "remove",
+    "slots_between",
+]
 
 log = logging.getLogger("airt_nb")
 
@@ -65,6 +74,17 @@ def _zone(name: str) -> Any:
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
         shown = name if len(name) <= 80 else f"{name[:77]}..."
         raise SpecError([(None, "timezone", f"unknown time zone {shown!r}; use e.g. UTC or Europe/Paris")]) from None
+
+
+def check_timezone(timezone: str) -> Any:
+    """The time zone named ``timezone``, or :class:`~airt_nb.SpecError` saying it is not one.
+
+    >>> check_timezone("Europe/Paris")
+    zoneinfo.ZoneInfo(key='Europe/Paris')
+    """
+    if not isinstance(timezone, str):
+        raise SpecError([(None, "timezone", f"a time zone is a name such as UTC or Europe/Paris, not {timezone!r}")])
+    return _zone(timezone)
 
 
 def check_cron(cron: str, timezone: str = "UTC") -> None:
@@ -84,9 +104,7 @@ def check_cron(cron: str, timezone: str = "UTC") -> None:
             [(None, "cron", f"{cron!r} is not a cron expression; use five fields (minute hour day month weekday), "
               "e.g. '0 6 * * 1' for 06:00 on Mondays, or six with seconds last")]
         )  # fmt: skip
-    if not isinstance(timezone, str):
-        raise SpecError([(None, "timezone", f"a time zone is a name such as UTC or Europe/Paris, not {timezone!r}")])
-    zone = _zone(timezone)
+    zone = check_timezone(timezone)
     try:
         croniter(" ".join(fields), datetime.now(zone)).get_next(datetime)
     except CroniterError:  # e.g. '0 0 31 2 *': the 31st of February

@@ -64,7 +64,7 @@ class RetrySpec(_Model):
     backoff: Literal["exponential", "linear", "fixed"] = "exponential"
     initial_delay: float = 0.5
     max_delay: float = 30.0
-    jitter: bool = True
+    jitter: StrictBool = True
 
     @field_validator("max_attempts", mode="before")
     @classmethod

@@ -255,7 +255,7 @@ CLI_BAD = [
     (["list", "--limit", "0"], "from 1 to 100,000"),
     (["list", "--limit", "many"], "'many' is not a whole number"),
     (["list", "--limit", "10000000000"], "out of range"),
-    (["resume", "abcd", "--timeout", "-1"], "negative"),
+    (["resume", "abcd", "--timeout", "-1"], "is not a positive duration"),
     (["resume", "abcd", "--timeout", "inf"], "not a finite duration"),
     (["resume", "abcd", "--timeout", "nan"], "not a finite duration"),
     (["show", ""], "is not a workflow or approval id"),

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import pytest
 
-from airt_nb import Engine
+from airt_nb import Engine, Registry, SpecError
 
 
 def _run(engine: Engine, steps: list[dict]) -> object:
@@ -167,7 +167,7 @@ def test_wait_takes_seconds_or_a_duration(engine: Engine) -> None:
     assert run.outputs["a"] == {"waited": 0.02}
 
 
-def test_a_bad_value_known_only_at_run_time_fails_the_step_clearly(engine: Engine, tmp_path: Path) -> None:
+def test_a_bad_value_from_the_workflow_inputs_is_refused_at_start(engine: Engine, tmp_path: Path) -> None:
     spec = {
         "name": "late",
         "inputs": {"delay": "forever", "enc": "klingon"},
@@ -175,9 +175,9 @@ def test_a_bad_value_known_only_at_run_time_fails_the_step_clearly(engine: Engin
             {"name": "a", "action": "wait", "inputs": {"seconds": "${{ inputs.delay }}"}},
         ],
     }
-    run = engine.start(spec)
-    assert run.wait(timeout=10) == "FAILED"
-    assert "seconds: 'forever' is not a duration" in run.error
+    with pytest.raises(SpecError, match="seconds: 'forever' is not a duration"):  # known at start already
+        engine.start(spec)
+    assert engine.list() == []
     spec = {
         "name": "late",
         "inputs": {"enc": "klingon"},
@@ -189,7 +189,27 @@ def test_a_bad_value_known_only_at_run_time_fails_the_step_clearly(engine: Engin
             }
         ],
     }
-    run = engine.start(spec)
+    with pytest.raises(SpecError, match=r"steps\[0\]\.inputs\.encoding: unknown encoding 'klingon'"):
+        engine.start(spec)
+    assert not (tmp_path / "a.txt").exists()
+
+
+def test_a_bad_value_known_only_at_run_time_fails_the_step_clearly(
+    engine: Engine, registry: Registry, tmp_path: Path
+) -> None:
+    @registry.action("pick")
+    def pick() -> dict:
+        return {"enc": "klingon"}
+
+    steps = [
+        {"name": "p", "action": "pick"},
+        {
+            "name": "w",
+            "action": "file.write",
+            "inputs": {"path": "a.txt", "content": "x", "encoding": "${{ steps.p.outputs.enc }}"},
+        },
+    ]
+    run = _run(engine, steps)
     assert run.wait(timeout=10) == "FAILED"
     assert "unknown encoding 'klingon'" in run.error
     assert not (tmp_path / "a.txt").exists()

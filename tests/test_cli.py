@@ -270,12 +270,9 @@ def test_rollback_and_cancel(db: str, tmp_path: Path, capsys: pytest.CaptureFixt
     done = paused_here(db, tmp_path / "done")
     assert run_cli(capsys, "--db", db, "approve", done, "--as", "ann")[0] == 0
     assert run_cli(capsys, "--db", db, "resume", done)[0] == 0
+    # Nobody runs it and the engine that ran it is gone: the command takes the rollback up and ends it.
     code, out, _ = run_cli(capsys, "--db", db, "rollback", done)
-    assert code == 0
-    assert out.startswith(f"workflow {done} is ROLLING_BACK: the engine that has this database open undoes its steps")
-    assert (tmp_path / "done" / "b.txt").exists()  # nothing undone by the command itself
-    code, out, _ = run_cli(capsys, "--db", db, "resume", done)
-    assert (code, out) == (0, f"workflow {done} resumed here and is now ROLLED_BACK\n")
+    assert (code, out) == (0, f"workflow {done} was rolled back here and is now ROLLED_BACK\n")
     assert not (tmp_path / "done" / "b.txt").exists()
 
     waiting = paused_here(db, tmp_path / "waiting")

@@ -3,6 +3,8 @@ arguments refused with an AirtError that says what to give, before anything is w
 
 from __future__ import annotations
 
+import functools
+import re
 import sqlite3
 from pathlib import Path
 
@@ -226,5 +228,72 @@ def test_values_that_cannot_be_recorded_are_named_with_what_to_do(db_path: Path,
         with pytest.raises(NotFoundError) as info:
             eng.get("f" * 100_000)
         assert len(str(info.value)) < 300
+    finally:
+        eng.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("", "is empty"),
+        ("a b", "no spaces"),
+        ("x" * 101, "is longer than 100 characters"),
+        ("${{ inputs.x }}", "no ${{ }}"),
+    ],
+)
+def test_an_action_is_registered_under_a_name_a_spec_can_use(name: str, message: str) -> None:
+    registry = Registry()
+
+    def f(x: int) -> dict:
+        return {}
+
+    with pytest.raises(airt_nb.ActionError, match=re.escape(message)):
+        registry.action(name)(f)
+    assert name not in registry
+
+
+def test_what_cannot_be_an_action_or_an_undo_is_said_where_it_is_defined() -> None:
+    registry = Registry()
+
+    def f(x: int) -> dict:
+        return {}
+
+    with pytest.raises(airt_nb.ActionError, match="has no name to register it under; give one"):
+        registry.action(functools.partial(f, x=1))
+    with pytest.raises(airt_nb.ActionError, match="cannot be an action: no signature found"):
+        registry.action("strcls")(str)
+    act = registry.action("good")(f)
+    for bad, message in [
+        (None, "compensate() needs a function, got NoneType"),
+        (lambda: None, "takes 0 positional parameters"),
+        (lambda a, b, c, d: None, "takes 4 positional parameters"),
+    ]:
+        with pytest.raises(airt_nb.ActionError, match=re.escape(message)):
+            act.compensate(bad)  # type: ignore[arg-type]
+    assert act.compensation is None
+    act.compensate(lambda inputs, outputs, ctx: None)
+    assert act.compensation is not None
+
+
+def test_an_id_prefix_is_helped_along(db_path: Path) -> None:
+    eng = airt_nb.Engine(db_path, user="tester")
+    try:
+        run = eng.start(REVIEW)
+        assert eng.get(run.id.upper()).id == run.id
+        assert eng.get(run.id[:6].upper()).id == run.id
+        with pytest.raises(NotFoundError, match="a prefix needs at least 4 characters; give more of the id"):
+            eng.get(run.id[:3])
+        with sqlite3.connect(db_path) as conn:  # two runs whose ids share their first 12 characters
+            for suffix in ("0001", "0002"):
+                conn.execute(
+                    "INSERT INTO workflows (workflow_id, name, status, spec, spec_hash, inputs, created_at, "
+                    "updated_at, total_steps) SELECT ?, name, 'COMPLETED', spec, spec_hash, inputs, created_at, "
+                    "updated_at, total_steps FROM workflows WHERE workflow_id = ?",
+                    ("abcdef01234d" + suffix, run.id),
+                )
+        with pytest.raises(NotFoundError) as info:
+            eng.get("ABCDEF01")
+        assert str(info.value).endswith("it could be abcdef01234d0001, abcdef01234d0002; give more of the id")
+        assert eng.get("abcdef01234d0002").status == "COMPLETED"
     finally:
         eng.close()

@@ -185,7 +185,9 @@ def test_airt_schedule_add_list_remove(db_path: Path, tmp_path: Path, capsys: py
     listing = capsys.readouterr().out
     assert added["schedule_id"] in listing
     assert "Europe/Paris" in listing
-    assert main(["--db", str(db_path), "schedule", "add", str(spec), "--cron", "soon"]) == 1
+    with pytest.raises(SystemExit) as usage:  # a bad --cron is a usage error, like any bad option
+        main(["--db", str(db_path), "schedule", "add", str(spec), "--cron", "soon"])
+    assert usage.value.code == 2
     assert "'soon' is not a cron expression" in capsys.readouterr().err
     assert main(["--db", str(db_path), "schedule", "remove", added["schedule_id"]]) == 0
     capsys.readouterr()

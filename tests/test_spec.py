@@ -188,6 +188,12 @@ BAD = [
         "must be text, got True; put the value in quotes to keep it as text",
     ),
     ("name: x\nsteps: {a: 1}\n", 2, "steps", "must be a list, got dict"),
+    (
+        "name: x\nsteps:\n  - name: a\n    action: count\n    inputs: {n: 1}\n    retry: {jitter: 'yes'}\n",
+        6,
+        "steps[0].retry.jitter",
+        "must be true or false, got 'yes'",
+    ),
     ("steps:\n  - name: a\n    action: count\n    inputs: {n: 1}\n", 1, "name", "'name' is required"),
     ("name: x\nname: y\nsteps: []\n", 2, "name", "appears twice"),
     ("- just\n- a list\n", 1, "", "a workflow spec is a mapping"),

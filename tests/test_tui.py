@@ -388,3 +388,41 @@ async def test_approve_takes_values_typed_before_the_reason_and_says_how_many_ap
         assert "recorded: 1 of 2; it waits for the others" in flat(screen_text(app))
     (decision,) = run.decisions()
     assert (decision.decided_by, decision.values, decision.reason) == ("ann", {"replicas": 1}, "one is enough")
+
+
+HOSTILE_SPEC = r"""
+name: cleanup
+steps:
+  - name: review
+    type: human_approval
+    message: "Delete the production database?\r\x1b[2K[black on black]Refresh the README \u202eharmless"
+"""
+RAW = ("\r", "\x1b", "\u202e")
+
+
+@in_own_loop
+async def test_text_from_the_database_is_shown_escaped_never_raw_or_as_markup(
+    notebook: airt_nb.Engine, viewer: airt_nb.Engine, tmp_path: Path
+) -> None:
+    """A spec an agent wrote cannot hide, through the terminal, what the person at the dashboard approves."""
+    run = notebook.start(HOSTILE_SPEC)
+    assert run.wait(timeout=20) == "PAUSED"
+    app = DashboardApp(viewer, as_user="ann")
+    shown = "Delete the production database?\\r\\x1b[2K[black on black]Refresh the README \\u202eharmless"
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot, lambda: "q Quit" in screen_text(app))
+        note = rows(app, "#workflows")[0][6]
+        message = rows(app, "#approvals")[0][3]
+        assert note.startswith("approval 'review': Delete the production database?\\r\\x1b[2K[bla")
+        assert message.startswith("Delete the production database?\\r\\x1b[2K[black on")
+        assert not any(raw in note + message for raw in RAW)
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, DetailScreen))
+        detail = str(app.screen.query_one("#approvals-text").render())
+        assert shown in detail
+        assert not any(raw in detail for raw in RAW)
+        await pilot.press("a")
+        await settle(pilot, lambda: isinstance(app.screen, ReasonDialog))
+        asked = str(app.screen.query_one("Label").render())
+        assert shown in asked
+        assert not any(raw in asked for raw in RAW)

@@ -20,12 +20,14 @@ from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Stati
 from ..errors import AirtError
 from ..store.records import ApprovalRecord
 from ..views import fmt_duration, fmt_time, seconds_between, short
+from ..views.text import term_safe
 from .dialogs import ConfirmDialog, ReasonDialog
 from .rows import (
     approval_details,
     approval_row,
     approvals_text,
     cursor_key,
+    plain,
     refill,
     split_values,
     status_text,
@@ -81,10 +83,10 @@ class _Base(Screen[None]):
             self.notify(f"workflow {workflow_id} waits for no approval", severity="warning")
             return
         verb = "Approve" if approve else "Reject"
-        details = "".join(f"\n{line}" for line in approval_details(pending))
+        details = "".join(f"\n{term_safe(line)}" for line in approval_details(pending))
         question = (
-            f"{verb} step {pending.step_name!r} of workflow {workflow_id} as {self.dash.user}?\n{pending.message or ''}"
-            f"{details}"
+            f"{verb} step {term_safe(pending.step_name)!r} of workflow {workflow_id} as {term_safe(self.dash.user)}?"
+            f"\n{term_safe(pending.message or '')}{details}"
         )
         fields = pending.field_specs if approve else {}
         if fields:
@@ -103,7 +105,7 @@ class _Base(Screen[None]):
             self.dash.decide(pending, approve, text or None, values)
             self.reload()
 
-        self.app.push_screen(ReasonDialog(question), answered)
+        self.app.push_screen(ReasonDialog(plain(question)), answered)
 
     def action_stop(self, kind: str) -> None:
         workflow_id, _ = self.target()
@@ -168,8 +170,10 @@ class WorkflowsScreen(_Base):
         refill(approvals, [(a.approval_id, approval_row(a, name)) for a, name in pending])
         shown = f"{len(records)} of {total}" if total > len(records) else str(total)
         self.query_one("#filter", Static).update(
-            f"status: {self.status_filter}  ·  {shown} workflows  ·  {len(pending)} pending approvals"
-            f"  ·  deciding as {self.dash.user}  ·  f: next filter"
+            plain(
+                f"status: {self.status_filter}  ·  {shown} workflows  ·  {len(pending)} pending approvals"
+                f"  ·  deciding as {self.dash.user}  ·  f: next filter"
+            )
         )
 
     def target(self) -> tuple[str | None, str | None]:
@@ -237,23 +241,23 @@ class DetailScreen(_Base):
         store = self.dash.engine.store
         record = store.workflow(self.workflow_id)
         if record is None:
-            self.query_one("#summary", Static).update(f"no workflow {self.workflow_id}")
+            self.query_one("#summary", Static).update(plain(f"no workflow {self.workflow_id}"))
             return
         summary = Text.assemble(
-            (f"{record.name} ", "bold"),
+            (f"{term_safe(record.name)} ", "bold"),
             (record.workflow_id, "dim"),
             "  ",
             status_text(record.status),
             f"  {record.done_steps}/{record.total_steps} steps",
-            f"\nstarted by {record.started_by or '?'} at {fmt_time(record.created_at)}",
+            f"\nstarted by {term_safe(record.started_by or '?')} at {fmt_time(record.created_at)}",
             f"  ·  updated {fmt_time(record.updated_at)}",
         )
         if record.waiting_for:
-            summary.append(f"\nwaiting for {record.waiting_for}", style="yellow")
+            summary.append(f"\nwaiting for {term_safe(record.waiting_for)}", style="yellow")
         if record.error:
-            summary.append(f"\nerror: {record.error}", style="bold red")
+            summary.append(f"\nerror: {term_safe(record.error, newlines=True)}", style="bold red")
         for warning in record.warning_list:
-            summary.append(f"\nwarning: {warning}", style="yellow")
+            summary.append(f"\nwarning: {term_safe(warning)}", style="yellow")
         self.query_one("#summary", Static).update(summary)
         self.query_one("#progress", ProgressBar).update(total=max(record.total_steps, 1), progress=record.done_steps)
         steps = store.steps(self.workflow_id)
@@ -335,8 +339,10 @@ class DashboardApp(App[int]):
                 self.screen.reload()
 
     def notify(self, message: str, **kwargs: Any) -> None:  # type: ignore[override]
+        # Messages quote records (names, reasons, errors): shown escaped, never read as markup.
+        message = term_safe(message, newlines=True)
         self.messages.append(message)
-        super().notify(message, **kwargs)
+        super().notify(message, **{**kwargs, "markup": False})
 
     # -- actions -------------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -27,7 +28,7 @@ class ReasonDialog(ModalScreen[str | None]):
     DEFAULT_CSS = CSS
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss_none", "Back")]
 
-    def __init__(self, question: str):
+    def __init__(self, question: str | Text):
         super().__init__()
         self.question = question
 

@@ -14,12 +14,14 @@ from textual.widgets import DataTable
 from ..fields import describe_field, parse_values
 from ..store.records import ApprovalRecord, WorkflowRecord
 from ..views import ROLE, fmt_time, short, workflow_note
+from ..views.text import one_line, term_safe
 
 __all__ = [
     "approval_details",
     "approval_row",
     "approvals_text",
     "cursor_key",
+    "plain",
     "refill",
     "split_values",
     "status_text",
@@ -29,6 +31,12 @@ __all__ = [
 
 # The notebook's status roles (views.theme.ROLE) in the terminal's own colours, readable on dark and light.
 _TERMINAL = {"ok": "green", "error": "red", "warn": "yellow", "run": "dodger_blue2", "undo": "magenta"}
+
+
+def plain(value: object, style: str = "") -> Text:
+    """Text from a record as the terminal must show it: no markup read into it, control and invisible
+    characters escaped (:func:`~airt_nb.views.text.term_safe`), so that a spec cannot hide what it asks."""
+    return Text(term_safe(value, newlines=True), style=style)
 
 
 def status_text(status: str) -> Text:
@@ -47,7 +55,7 @@ def refill(table: DataTable[Any], rows: list[tuple[str, tuple[Any, ...]]]) -> No
     keep = cursor_key(table)
     table.clear()
     for key, row in rows:
-        table.add_row(*row, key=key)
+        table.add_row(*(Text(one_line(c)) if isinstance(c, str) else c for c in row), key=key)
     keys = [key for key, _ in rows]
     if keep in keys:
         table.move_cursor(row=keys.index(keep), animate=False)
@@ -121,13 +129,15 @@ def approvals_text(approvals: list[ApprovalRecord]) -> Text:
         if text:
             text.append("\n")
         text.append_text(status_text(a.status))
-        text.append(f" {a.step_name}  {a.message or ''}")
+        text.append(term_safe(f" {a.step_name}  {a.message or ''}"))
         if a.status == "PENDING":
             for line in approval_details(a):
-                text.append(f"\n  {line}", style="dim")
-            text.append(f"\n  approvers: {', '.join(a.approver_list) or 'anyone'}", style="dim")
+                text.append(term_safe(f"\n  {line}", newlines=True), style="dim")
+            text.append(
+                term_safe(f"\n  approvers: {', '.join(a.approver_list) or 'anyone'}", newlines=True), style="dim"
+            )
             text.append("   a: approve   x: reject", style="bold")
         else:
-            reason = f": {a.reason}" if a.reason else ""
-            text.append(f"\n  by {a.decided_by} at {fmt_time(a.decided_at)}{reason}", style="dim")
+            reason = f": {term_safe(a.reason)}" if a.reason else ""
+            text.append(f"\n  by {term_safe(a.decided_by)} at {fmt_time(a.decided_at)}{reason}", style="dim")
     return text

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import html
 import json
+import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +30,11 @@ __all__ = [
     "esc",
     "fmt_duration",
     "fmt_time",
+    "one_line",
     "seconds_between",
     "short",
     "stamp",
+    "term_safe",
     "where_running",
     "workflow_note",
 ]
@@ -40,6 +44,58 @@ TERMINAL = ("COMPLETED", "FAILED", "ROLLED_BACK", "CANCELLED")
 
 def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
+
+
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+# Control (C0, DEL, C1), format (bidi overrides and isolates, zero-width characters), line and paragraph
+# separators, surrogates and private use: nothing a terminal should be handed from a record as it is.
+_HIDDEN = frozenset(("Cc", "Cf", "Zl", "Zp", "Cs", "Co"))
+
+
+def term_safe(value: Any, *, newlines: bool = False) -> str:
+    r"""``value`` as text a terminal shows as it is: control and invisible characters escaped.
+
+    Text from a record (an approval's message, a reason, a user name, an error) may come from a
+    spec an agent wrote; sent raw, a carriage return, an escape sequence or a bidi override could
+    make the person deciding read something other than what is recorded.  Each such character is
+    shown escaped (``\r``, ``\x1b``, ``\u202e``); ``newlines=True`` keeps line feeds (for a whole
+    output whose lines are intended).  JSON output never goes through this: it stays exact.
+
+    >>> print(term_safe("ok\r\x1b[2Kfake \u202eevil"))
+    ok\r\x1b[2Kfake \u202eevil
+    >>> print(term_safe("two\nlines", newlines=True))
+    two
+    lines
+    """
+    text = "" if value is None else str(value)
+    if text.isprintable() or (newlines and text.replace("\n", "").isprintable()):
+        return text
+    out = []
+    for ch in text:
+        if ch == "\n" and newlines:
+            out.append(ch)
+        elif ch in _NAMED:
+            out.append(_NAMED[ch])
+        elif unicodedata.category(ch) in _HIDDEN:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def one_line(value: Any) -> str:
+    r"""``value`` for one cell of a table: runs of spaces, tabs and line feeds become one space, every
+    other control or invisible character is escaped (:func:`term_safe`; a ``\r`` shows as ``\r``).
+
+    >>> print(one_line("two\n  lines\rback"))
+    two lines\rback
+    """
+    text = "" if value is None else str(value)
+    return " ".join(term_safe(part) for part in _BLANKS.split(text.strip(" \t\n")))
+
+
+_BLANKS = re.compile(r"[ \t\n]+")
 
 
 def badge(status: str, label: str | None = None) -> str:
