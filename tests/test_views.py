@@ -163,6 +163,18 @@ def test_an_approval_step_that_went_on_reads_approved() -> None:
     assert "airt-status-APPROVED" in step_row_html(run, row)
 
 
+def test_a_message_that_would_read_otherwise_shows_its_hidden_characters() -> None:
+    row = replace(step("review", "WAITING"), type="human_approval", action=None)
+    message = "Delete harmless.\u202etxt.dorp\u202c?\rApprove"
+    pending = ApprovalRecord("a1", "0123456789abcdef", "review", "PENDING", message, None, None, at(-60), None,
+                             "reject", None, None, None)  # fmt: skip
+    html = snapshot_html(state([row], approvals=[pending]))
+
+    assert r"Delete harmless.\u202etxt.dorp\u202c?\rApprove" in html
+    assert "\u202e" not in html
+    assert "\r" not in html
+
+
 # -- the run ------------------------------------------------------------------------------------------------
 
 

@@ -43,7 +43,14 @@ TERMINAL = ("COMPLETED", "FAILED", "ROLLED_BACK", "CANCELLED")
 
 
 def esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
+    r"""``value`` as HTML text, its control and invisible characters shown escaped (:func:`term_safe`):
+    a direction override or a carriage return in a message shows as ``\u202e`` / ``\r``, never as
+    text that reads otherwise than it is recorded.
+
+    >>> print(esc("<b>go</b>\u202e"))
+    &lt;b&gt;go&lt;/b&gt;\u202e
+    """
+    return html.escape(term_safe(value, newlines=True))
 
 
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}

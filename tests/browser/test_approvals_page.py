@@ -102,3 +102,32 @@ def test_the_page_on_airt_serve_decides_with_its_cookie_and_xsrf_token(browser_p
         assert run.wait(timeout=20) == "ROLLED_BACK"
         (decided,) = run.approvals()
     assert (decided.decided_by, decided.reason) == ("olga", "not this week")
+
+
+def test_the_page_shows_invisible_characters_of_a_message_escaped(browser_page: Any, tmp_path: Path) -> None:
+    """An agent's message that would read otherwise than it is recorded (a direction override turns
+    'txt.dorp' around; a zero-width space hides in a word) shows its characters as escapes."""
+    db = tmp_path / "airt.db"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "airt_nb.cli", "--db", str(db), "serve", "--port", str(port), "--token", TOKEN]
+    message = "Delete harmless.\u202etxt.dorp\u202c? Ap\u200bprove"
+    spec = {"name": "tricky", "steps": [{"name": "ok", "type": "human_approval", "message": message}]}
+    with airt_nb.Engine(db, registry=Registry(), user="sam") as notebook:
+        run = notebook.start(spec)
+        assert run.wait(timeout=20) == "PAUSED"
+        (approval,) = run.approvals()
+
+        def ready() -> bool:
+            return httpx.get(f"{url}/airt/api/approvals", headers={"Authorization": f"token {TOKEN}"}).is_success
+
+        env = jupyter_env(tmp_path / "home", AIRT_USER="olga")
+        with server_process(command, env=env, cwd=tmp_path, log=tmp_path / "serve.log", ready=ready):
+            reviewer = browser_page.context.new_page()
+            try:
+                reviewer.goto(f"{url}/airt/?approval={approval.approval_id}&token={TOKEN}")
+                card = reviewer.locator("#airt-focus article.airt-focused")
+                expect(card).to_contain_text(r"Delete harmless.\u202etxt.dorp\u202c? Ap\u200bprove")
+                assert "\u202e" not in card.inner_text()
+            finally:
+                reviewer.close()

@@ -1,6 +1,8 @@
 // The approvals page: reads /airt/api/..., decides with POST .../decision.  Plain JS, no build step.
 // Everything the server sends is shown through textContent (never innerHTML): messages and outputs
-// come from workflows and may contain anything.
+// come from workflows and may contain anything.  Control and invisible characters in it (a carriage
+// return, a zero-width space, a direction override that shows text backwards) are shown escaped
+// (visible()), so that the person deciding reads what is recorded.
 "use strict";
 
 (function () {
@@ -10,6 +12,11 @@
   const cards = new Map(); // approval_id -> {el, key}
   let status = "PENDING";
   let timer = null;
+
+  // C0 and C1 controls (not tab or line feed), soft hyphen, Arabic letter mark, zero-width and
+  // direction marks, embeddings, overrides and isolates, word joiners, BOM, interlinear annotations.
+  const HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/g;
+  const visible = (text) => String(text).replace(HIDDEN, (ch) => "\\u" + ch.charCodeAt(0).toString(16).padStart(4, "0"));
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -21,7 +28,7 @@
     }
     for (const c of children.flat(Infinity)) {
       if (c === null || c === undefined || c === false) continue;
-      node.append(c instanceof Node ? c : String(c));
+      node.append(c instanceof Node ? c : visible(c));
     }
     return node;
   }
@@ -176,20 +183,20 @@
         const data = await request("POST", `approvals/${encodeURIComponent(a.approval_id)}/decision`, body);
         const d = data.approval;
         if (d.status === "PENDING") {  // one of several approvals it needs
-          result.textContent = `your approval is recorded: ${d.approved_count} of ${d.min_approvals} approvals; it waits for the others`;
+          result.textContent = visible(`your approval is recorded: ${d.approved_count} of ${d.min_approvals} approvals; it waits for the others`);
           form.remove();
           buttonRow.remove();
           card.classList.add("airt-decided");
           return;
         }
-        result.textContent = `${d.status.toLowerCase()} by ${d.decided_by}; the workflow is ${data.workflow_status}`;
+        result.textContent = visible(`${d.status.toLowerCase()} by ${d.decided_by}; the workflow is ${data.workflow_status}`);
         card.classList.add("airt-decided");
         card.querySelector(".airt-status").replaceWith(Object.assign(badge(d.status), { className: `airt-badge airt-status s-${d.status}` }));
         form.remove();
         buttonRow.remove();
       } catch (err) {
         result.className = "airt-result airt-error";
-        result.textContent = err.message;
+        result.textContent = visible(err.message);
         buttons.forEach((b) => (b.disabled = false));
       }
     };
@@ -219,7 +226,7 @@
             el("td", { class: "mono" }, s.type === "human_approval" ? "approval" : s.action || ""),
             el("td", {}, badge(s.status)), el("td", {}, s.attempt || ""), el("td", {}, s.error || "")))));
     } catch (err) {
-      holder.textContent = err.message;
+      holder.textContent = visible(err.message);
     }
   }
 
@@ -295,13 +302,13 @@
       const data = await request("GET", `approvals?status=${status}`);
       const how = { jupyterhub: "authenticated by JupyterHub", jupyter: "authenticated by Jupyter" }[data.user.authenticated_by]
         || "this server authenticates nobody: the name is its owner's";
-      document.getElementById("airt-whoami").textContent = `deciding as ${data.user.name} (${how})`;
-      document.getElementById("airt-footer").textContent = `database: ${data.db}`;
+      document.getElementById("airt-whoami").textContent = visible(`deciding as ${data.user.name} (${how})`);
+      document.getElementById("airt-footer").textContent = visible(`database: ${data.db}`);
       render(document.getElementById("airt-list"), data.approvals);
       const n = data.approvals.filter((a) => a.approval_id !== focusId).length;
       note.textContent = n ? "" : status === "PENDING" ? "Nothing waits for a decision." : `No ${status.toLowerCase()} approvals.`;
     } catch (err) {
-      note.textContent = err.message;
+      note.textContent = visible(err.message);
     }
   }
 
@@ -326,7 +333,7 @@
       refresh();
     });
   }
-  document.getElementById("airt-whoami").textContent = `deciding as ${settings.user}`;
+  document.getElementById("airt-whoami").textContent = visible(`deciding as ${settings.user}`);
   showFocused();
   refresh();
   timer = setInterval(() => { if (!document.hidden) refresh(); }, 3000);
