@@ -20,10 +20,21 @@ def fmt(value: object, digits: int) -> str:
     return f"{value:,.{digits}f}"
 
 
+def shown_digits(row: dict) -> int:
+    """The row's digits, one more while a missed median would read as its target once rounded
+    (0.4975 against "≥ 0.5" shows as 0.497, not 0.50)."""
+    d = int(row.get("digits", 0))
+    target = "".join(c for c in row.get("target", "") if c.isdigit() or c == ".")
+    if row.get("met") is False and isinstance(row.get("median"), float) and target:
+        while d < 4 and fmt(row["median"], d) == fmt(float(target), d):
+            d += 1
+    return d
+
+
 def cell(row: dict) -> str:
     if row.get("median") in (None, "n/a"):
         return "n/a"
-    d = row.get("digits", 0)
+    d = shown_digits(row)
     text = fmt(row["median"], d)
     if "min" in row and row["min"] != row["max"]:
         text += f" ({fmt(row['min'], d)}–{fmt(row['max'], d)})"

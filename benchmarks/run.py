@@ -29,6 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from report import shown_digits  # noqa: E402
 from workloads import child_env, make_crashed_db  # noqa: E402
 
 
@@ -266,7 +267,7 @@ def print_table(rows: list[dict]) -> None:
         if r["figure"] != current:
             current = r["figure"]
             lines.append(("## " + current,))
-        d = r["digits"]
+        d = shown_digits(r)
         spread = f"{fmt(r['min'], d)}–{fmt(r['max'], d)}" if "min" in r else ""
         met = {True: "ok", False: "MISSED", None: ""}[r.get("met")]
         median = fmt(r["median"], d) if r["median"] != "n/a" else "n/a"
