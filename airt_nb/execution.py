@@ -44,7 +44,7 @@ from . import events as ev
 from . import subworkflows, wait_events
 from .actions import Action, StepContext, StepInterrupted
 from .compensation import compensate, finish_cancel
-from .errors import ActionError, PolicyError
+from .errors import ActionError, PolicyError, StoreError
 from .expressions import ExpressionError
 from .failures import Abandon, format_error, format_traceback
 from .gating import changed, gate_entries, reask_row, request_row
@@ -64,6 +64,8 @@ __all__ = ["Execution", "ExecutionHost"]
 log = logging.getLogger("airt_nb")
 
 _DONE = ("COMPLETED", "SKIPPED")  # what lets the steps after it start
+#: how many times our own code may break while running one step before the step fails (see drive)
+MAX_BREAKS = 3
 # json.dumps(obj, allow_nan=False) / (obj, default=str) without building an encoder on every call.
 _dump_outputs = json.JSONEncoder(allow_nan=False).encode
 _dump_inputs = json.JSONEncoder(default=str).encode
@@ -135,6 +137,10 @@ class ExecutionHost(Protocol):
 
     def stalled(self, ex: Execution) -> None:
         """This execution stopped on an error: rebuild it from its last checkpoint later."""
+        ...
+
+    def broke(self, workflow_id: str, step_name: str) -> int:
+        """Our code broke while running that step: how many times it has in this engine, this one included."""
         ...
 
     def settled(self, ex: Execution, status: str) -> None:
@@ -719,14 +725,40 @@ class Execution:
     def drive(self, name: str | None) -> None:
         """Run ``name``, then keep running the next ready step on this thread."""
         while name is not None and not self.abandoned:
+            running = name
             try:
-                name = self._run_step(name)
+                name = self._run_step(running)
             except Abandon:
                 return
-            except Exception:  # a bug of ours: never leave the workflow silently stuck
-                log.exception("workflow %s: error while running step %s", self.id, name)
+            except Exception as exc:  # a bug of ours: never leave the workflow silently stuck
+                log.exception("workflow %s: error while running step %s", self.id, running)
+                if self._give_up(running, exc):
+                    return
                 self.abandon("error; this engine continues it from its last checkpoint shortly", retry=True)
                 return
+
+    def _give_up(self, name: str, exc: Exception) -> bool:
+        """Fail ``name`` once our own code has broken :data:`MAX_BREAKS` times while running it here:
+        continuing from the last checkpoint runs its action again each time, so a fault that comes back
+        would repeat the action's effect forever.  Failed, the workflow rolls back as on any failure.
+        The database's errors are not counted (trying again later is right when it is away)."""
+        if isinstance(exc, StoreError) or self.host.broke(self.id, name) < MAX_BREAKS:
+            return False
+        try:
+            recorded = {r.step_name: r.status for r in self.store.steps(self.id)}
+            if recorded.get(name) not in ("RUNNING", "PENDING"):
+                return False  # its outcome is recorded already: nothing to fail
+            self._fail(
+                name,
+                None,
+                f"airt_nb failed {MAX_BREAKS} times while running this step ({format_error(exc)}); it is not run "
+                "again: the traceback is kept with the step, please report it",
+                format_traceback(exc),
+            )
+        except Exception:  # failing it broke too: leave it to be continued as before
+            log.exception("workflow %s: step %s could not be failed", self.id, name)
+            return False
+        return True
 
     # -- one step ---------------------------------------------------------------------------------------
 

@@ -119,6 +119,9 @@ class EngineHost:
     def stalled(self, ex: Execution) -> None:
         self._e._housekeeping.orphaned(ex)
 
+    def broke(self, workflow_id: str, step_name: str) -> int:
+        return self._e._housekeeping.broke(workflow_id, step_name)
+
     def settled(self, ex: Execution, status: str) -> None:
         if status == "ROLLED_BACK" and not self._e._store.carried_pending(ex.id):
             # Every undo done: what they needed is no longer needed (unless a fork carried some).

@@ -52,6 +52,8 @@ class Housekeeping:
         # Executions stopped by an error (e.g. a checkpoint the locked database refused): rebuilt from
         # their last checkpoint by housekeeping, with a growing pause, instead of staying stuck.
         self._orphans: dict[str, Execution] = {}
+        self._breaks: dict[tuple[str, str], int] = {}  # (workflow, step) -> times our code broke running it
+        self._breaks_lock = threading.Lock()
         self._orphan_due = 0.0
         self._orphan_pause = 1.0
 
@@ -84,6 +86,13 @@ class Housekeeping:
 
             with contextlib.suppress(StoreError):
                 self._host.store.write(op)
+
+    def broke(self, workflow_id: str, step_name: str) -> int:
+        """Count one more time our code broke while running that step here; returns the count."""
+        with self._breaks_lock:
+            count = self._breaks.get((workflow_id, step_name), 0) + 1
+            self._breaks[(workflow_id, step_name)] = count
+        return count
 
     def orphaned(self, ex: Execution) -> None:
         self._orphans[ex.id] = ex

@@ -268,6 +268,33 @@ def test_an_exception_whose_text_cannot_be_read_still_fails_its_step_once(
     assert calls == [1]  # never run again as if the engine had stopped half-way
 
 
+def test_a_step_that_keeps_breaking_the_engine_fails_instead_of_running_again_forever(
+    engine: Engine, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection into our own code: whatever breaks after an action ran, the engine continues from
+    the last checkpoint, so the action runs again; the third time the step fails and is rolled back."""
+    calls = []
+
+    @registry.action("effect")
+    def effect() -> dict:
+        calls.append(time.monotonic())
+        return {"n": len(calls)}
+
+    def broken(self: object, *args: object, **kwargs: object) -> None:
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(airt_nb.execution.Execution, "_complete", broken)
+    run = engine.start({"name": "breaks", "steps": [{"name": "s", "action": "effect"}]})
+    assert run.wait(timeout=30) == "FAILED"
+    assert len(calls) == airt_nb.execution.MAX_BREAKS == 3
+    assert run.error is not None
+    assert "airt_nb failed 3 times while running this step (RuntimeError: injected fault)" in run.error
+    (step,) = run.steps()
+    assert step.status == "FAILED"
+    time.sleep(1.5)  # no further attempt after the failure
+    assert len(calls) == 3
+
+
 def test_a_workflow_input_that_does_not_fit_its_action_is_refused_at_start(engine: Engine, registry: Registry) -> None:
     @registry.action("needs_int")
     def needs_int(n: int) -> None:
