@@ -297,3 +297,9 @@ def test_an_id_prefix_is_helped_along(db_path: Path) -> None:
         assert eng.get("abcdef01234d0002").status == "COMPLETED"
     finally:
         eng.close()
+
+
+def test_frames_say_what_db_may_be() -> None:
+    for bad in (1, b"airt.db", []):
+        with pytest.raises(AirtError, match="db= is an Engine, a database's path or URL, or None"):
+            airt_nb.runs(bad)

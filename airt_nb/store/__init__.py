@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import StoreError
+from ..errors import AirtError, StoreError
 from .base import Completion, LeaseLostError, redact
 from .protocol import Store
 from .records import (
@@ -104,6 +104,10 @@ def opened(db: Any = None, *, must_exist: bool = True) -> Iterator[Store]:
     if inner is not None:
         yield inner
         return
+    if db is not None and not isinstance(db, str | os.PathLike):
+        raise AirtError(
+            f"db= is an Engine, a database's path or URL, or None for $AIRT_DB / ./airt.db; not {type(db).__name__}"
+        )
     text = os.fspath(db) if db is not None else default_db()
     if must_exist and not is_postgres_url(text):
         path = text[len("sqlite:///") :] if text.startswith("sqlite:///") else text
