@@ -22,8 +22,10 @@ enough) or the id of a pending approval.  Tables for people by default,
 on stderr when airt_nb refuses (not found, already decided, not an
 approver...) or when a run this command executed (``resume``, ``fork``,
 ``rollback``) ends FAILED or ROLLED_BACK against its wish or is given up at
-``--timeout``, 2 for a usage error.  Every command needs an existing airt_nb
-database: none creates one, nor adds airt_nb's tables to another SQLite file.
+``--timeout``, 2 for a usage error (and for ``dashboard`` without a terminal).
+Every command needs an existing airt_nb database: none creates one, nor adds
+airt_nb's tables to another SQLite file; ``serve`` checks it before it starts.
+Tables fit the terminal's width (``$COLUMNS``; 160 when not a terminal).
 Text from the database is shown with control characters escaped
 (:func:`airt_nb.views.text.term_safe`); ``--json`` is exact.
 
@@ -107,15 +109,26 @@ def _cli_wording(text: str) -> str:
 
 
 def _open(db: str | None) -> Engine:
-    path = db or os.environ.get("AIRT_DB") or "airt.db"
-    plain = path[len("sqlite:///") :] if path.startswith("sqlite:///") else path
-    if not is_postgres_url(path) and not Path(plain).is_file():
-        raise StoreError(f"no airt_nb database at {plain}; pass --db PATH or set AIRT_DB", path=plain)
-    if not is_postgres_url(path) and "://" not in path:
-        _check_airt_file(plain)
+    path = _database(db)
     # recover=False: never take up a workflow another engine runs; no webhook sender: the
     # engines that run workflows deliver the notifications this command queues.
     return Engine(path, recover=False, webhook_url="")
+
+
+def _database(db: str | None) -> str:
+    """The database the command works on (``--db``, ``$AIRT_DB``, ``./airt.db``), checked to be one.
+
+    A missing file, a folder, an empty file or another application's SQLite database raises a
+    :class:`StoreError` that says so; a PostgreSQL URL is left to the store.
+    """
+    path = db or os.environ.get("AIRT_DB") or "airt.db"
+    plain = path[len("sqlite:///") :] if path.startswith("sqlite:///") else path
+    if not is_postgres_url(path) and not Path(plain).is_file():
+        what = " (it is a folder)" if Path(plain).is_dir() else ""
+        raise StoreError(f"no airt_nb database at {plain}{what}; pass --db PATH or set AIRT_DB", path=plain)
+    if not is_postgres_url(path) and "://" not in path:
+        _check_airt_file(plain)
+    return path
 
 
 # Tables every airt_nb database has had since its first schema version.
@@ -174,6 +187,24 @@ def _db(args: argparse.Namespace, as_json: bool) -> int:
     return 0
 
 
+def _cannot_listen(where: str, exc: OSError) -> int:
+    reason = exc.strerror or str(exc)
+    print(f"airt: cannot listen on {term_safe(where)}: {reason}; check --ip and --port", file=sys.stderr)
+    return 1
+
+
+def _served_database(db: str | None) -> str:
+    """The database ``airt serve`` serves, checked before the server starts (not at each request,
+    which would answer 503 to every one): the path the server is given.  A SQLite file is opened
+    once, so that a corrupt or unreadable one is refused here too; a PostgreSQL URL is not checked."""
+    path = _database(db)
+    if not is_postgres_url(path):
+        from .store import open_store
+
+        open_store(path).close()
+    return path
+
+
 def _app(args: argparse.Namespace) -> int:
     db = getattr(args, "db", None)
     if args.command == "serve":
@@ -183,11 +214,20 @@ def _app(args: argparse.Namespace) -> int:
         try:
             if args.ip:
                 socket.getaddrinfo(args.ip, args.port or 8765, type=socket.SOCK_STREAM)
-            return serve(db=db, ip=args.ip, port=args.port, token=args.token)
         except OSError as exc:  # socket.gaierror included: an address that does not resolve
-            reason = exc.strerror or str(exc)
-            print(f"airt: cannot listen on {term_safe(where)}: {reason}; check --ip and --port", file=sys.stderr)
+            return _cannot_listen(where, exc)
+        try:
+            path = _served_database(db)
+        except AirtError as exc:
+            print(f"airt: {term_safe(' '.join(str(exc).split()))}", file=sys.stderr)
             return 1
+        try:
+            return serve(db=path, ip=args.ip, port=args.port, token=args.token)
+        except OSError as exc:
+            return _cannot_listen(where, exc)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):  # piped or redirected: no screen to draw on
+        print("airt dashboard needs a terminal; use `airt list` / `airt show` in scripts", file=sys.stderr)
+        return 2
     try:
         from .tui import run_dashboard
     except ImportError as exc:

@@ -15,7 +15,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .clitext import approval_json, approval_text, decoded, duration, indent, table, when, workflow_json
+from .clitext import (
+    approval_json,
+    approval_text,
+    decoded,
+    duration,
+    indent,
+    table,
+    terminal_width,
+    when,
+    workflow_json,
+)
 from .engine import Engine
 from .errors import AirtError, ApprovalError, NotFoundError
 from .fields import parse_values
@@ -55,7 +65,7 @@ def _list(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
             ]
         )
     text = (
-        table(["WORKFLOW", "NAME", "STATUS", "STEPS", "CREATED (UTC)", "BY", "NOTE"], rows)
+        table(["WORKFLOW", "NAME", "STATUS", "STEPS", "CREATED (UTC)", "BY", "NOTE"], rows, free=("NAME", "BY", "NOTE"))
         if rows
         else "no workflows" + _filters(args)
     )
@@ -95,7 +105,8 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         ]
         for s in steps
     ]
-    lines += indent(table(["#", "STEP", "ACTION", "STATUS", "ATTEMPT", "DURATION", "ERROR"], step_rows))
+    step_headers = ["#", "STEP", "ACTION", "STATUS", "ATTEMPT", "DURATION", "ERROR"]
+    lines += indent(table(step_headers, step_rows, free=("STEP", "ACTION", "ERROR"), width=terminal_width() - 2))
     decisions = engine.store.decisions(workflow_id=workflow_id)
     for a in approvals:
         lines += ["", *approval_text(a, rec, decisions)]
@@ -105,7 +116,9 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
             [d.event, d.status, str(d.attempts), str(d.last_status or ""), d.last_error or "", d.url or ""]
             for d in deliveries
         ]
-        lines += indent(table(["EVENT", "STATUS", "ATTEMPTS", "HTTP", "LAST ERROR", "URL"], delivery_rows))
+        delivery_headers = ["EVENT", "STATUS", "ATTEMPTS", "HTTP", "LAST ERROR", "URL"]
+        free = ("EVENT", "LAST ERROR", "URL")
+        lines += indent(table(delivery_headers, delivery_rows, free=free, width=terminal_width() - 2))
     data = {
         "workflow": workflow_json(rec),
         "steps": [decoded(asdict(s), "inputs", "outputs", "state") for s in steps],
@@ -371,7 +384,8 @@ def _schedule(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         ]
         for r in records
     ]
-    text = table(["SCHEDULE", "NAME", "CRON", "ZONE", "NEXT (UTC)", "LAST (UTC)", "LAST RUN"], rows)
+    headers = ["SCHEDULE", "NAME", "CRON", "ZONE", "NEXT (UTC)", "LAST (UTC)", "LAST RUN"]
+    text = table(headers, rows, free=("NAME",))
     return {"text": text if rows else "no schedules", "json": [asdict(r) for r in records]}
 
 

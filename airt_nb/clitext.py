@@ -7,6 +7,7 @@ that :mod:`airt_nb.cli` stays the commands themselves.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = [
     "indent",
     "safe_lines",
     "table",
+    "terminal_width",
     "when",
     "workflow_json",
 ]
@@ -132,17 +134,71 @@ def duration(start: str | None, end: str | None) -> str:
     return f"{seconds:.2f}s" if seconds < 60 else f"{seconds / 60:.1f}m"
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[str]], max_width: int = 60) -> str:
+# The width of a table when the output is not a terminal (a pipe, a file) and COLUMNS is not set:
+# wide enough for a log or a pager, narrow enough that a row is not a screenful.
+UNBOUNDED_WIDTH = 160
+# A column that may shrink to fit the terminal keeps at least this many characters (or its header's).
+MIN_FREE_WIDTH = 8
+
+
+def terminal_width() -> int:
+    """The columns tables are fitted to: ``$COLUMNS``, else the terminal's, else :data:`UNBOUNDED_WIDTH`.
+
+    :func:`shutil.get_terminal_size` reads ``$COLUMNS`` first, then the terminal of stdout; when stdout
+    is not a terminal it answers the fallback.
+    """
+    columns = shutil.get_terminal_size((UNBOUNDED_WIDTH, 24)).columns
+    return columns if columns > 0 else UNBOUNDED_WIDTH
+
+
+def table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    max_width: int = 60,
+    *,
+    free: Sequence[str] = (),
+    width: int | None = None,
+) -> str:
+    """Rows under their headers, no cell wider than ``max_width`` (cut with "…").
+
+    The columns named in ``free`` (free text: names, notes, errors) are then cut further, the widest
+    first, until the lines fit ``width`` (default :func:`terminal_width`), none below
+    :data:`MIN_FREE_WIDTH` or its header; the other columns (ids, statuses, dates) are never cut, so a
+    table may stay wider than a very narrow terminal.
+    """
     cells = [[_cell(c, max_width) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    if free:
+        fitted = _fit(headers, widths, free, terminal_width() if width is None else width)
+        if fitted != widths:
+            widths = fitted
+            cells = [[_cut(c, w) for c, w in zip(r, widths, strict=True)] for r in cells]
     out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(out)
 
 
+def _fit(headers: Sequence[str], widths: list[int], free: Sequence[str], width: int) -> list[int]:
+    """``widths`` with the ``free`` columns narrowed, the widest first, until a line fits ``width``."""
+    widths = list(widths)
+    floors = {i: max(len(h), MIN_FREE_WIDTH) for i, h in enumerate(headers) if h in free}
+    excess = sum(widths) + 2 * (len(widths) - 1) - width
+    while excess > 0:
+        can = [i for i, floor in floors.items() if widths[i] > floor]
+        if not can:
+            break
+        widest = max(can, key=lambda i: widths[i])
+        widths[widest] -= 1
+        excess -= 1
+    return widths
+
+
 def _cell(value: str, max_width: int) -> str:
-    text = one_line(value)
-    return text if len(text) <= max_width else text[: max_width - 1] + "…"
+    return _cut(one_line(value), max_width)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def safe_lines(text: str, hang: int) -> str:

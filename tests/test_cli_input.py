@@ -283,6 +283,52 @@ def test_an_empty_db_option_is_a_usage_error(tmp_path: Path, capsys: pytest.Capt
     assert "argument --db: empty path" in usage_error(capsys, "--db", "", "list")
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder", "empty", "other", "not sqlite"])
+def test_serve_refuses_a_database_that_is_not_one_before_it_starts(kind: str, tmp_path: Path) -> None:
+    """Not a server that answers 503 to every request: one line, exit status 1, the file left as it was."""
+    path = {"missing": tmp_path / "nope" / "x.db", "folder": tmp_path}.get(kind, tmp_path / "app.db")
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "other":
+        _other_app_db(path)
+    elif kind == "not sqlite":
+        path.write_text("name: not a database\n")
+    before = path.read_bytes() if path.is_file() else None
+    proc = subprocess.run(
+        [sys.executable, "-m", "airt_nb.cli", "--db", str(path), "serve", "--port", str(_free_port()), "--token", "t"],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=30,  # a server that started would run until killed
+    )
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr.count("\n") == 1
+    expected = {
+        "missing": f"airt: no airt_nb database at {path}; pass --db PATH or set AIRT_DB",
+        "folder": f"airt: no airt_nb database at {path} (it is a folder); pass --db PATH or set AIRT_DB",
+        "empty": f"airt: no airt_nb database at {path} (it is an empty file; left unchanged)",
+        "other": f"airt: no airt_nb database at {path} (it is a SQLite database without airt_nb's tables",
+        "not sqlite": f"airt: database {path} is not a valid SQLite database",
+    }[kind]
+    assert proc.stderr.startswith(expected)
+    if before is not None:
+        assert path.read_bytes() == before
+
+
+def test_serve_without_db_refuses_a_folder_without_airt_db(tmp_path: Path) -> None:
+    proc = airt("serve", "--port", str(_free_port()), "--token", "t", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr == "airt: no airt_nb database at airt.db; pass --db PATH or set AIRT_DB\n"
+
+
 # -- 4. exit codes of the runs the command executes ------------------------------------------------------------
 
 
@@ -360,3 +406,95 @@ def test_rollback_of_a_failed_workflow_nobody_runs_ends_here_and_says_how(db_pat
         shown = json.loads(airt("--db", str(copy), "--json", "show", run.id).stdout)
         assert reply["status"] == shown["workflow"]["status"] == "FAILED"
         assert "nothing was left to undo" in airt("--db", str(copy), "rollback", run.id).stdout
+
+
+# -- 6. tables fit the terminal ---------------------------------------------------------------------------------------
+
+LONG = "a-workflow-name-that-goes-on-" * 3
+LONG_PAUSED = f"""
+name: {LONG}paused
+steps:
+  - name: a
+    action: file.write
+    inputs: {{path: "a.txt", content: "x"}}
+  - name: review-the-report-with-a-long-step-name
+    type: human_approval
+    message: "{"Check every line of the report before it is published to everyone. " * 3}"
+"""
+LONG_FAILS = f"""
+name: {LONG}fails
+steps:
+  - name: fetch-the-figures-from-somewhere-far-away
+    action: boom
+"""
+
+
+def _long_database(db_path: Path, tmp_path: Path) -> list[str]:
+    registry = Registry()
+
+    @registry.action("boom")
+    def boom() -> dict:
+        raise RuntimeError("upstream said 503: " + "a long explanation of what went wrong, " * 5)
+
+    paused = started(db_path, LONG_PAUSED, tmp_path / "w", registry)
+    failed = started(db_path, LONG_FAILS, tmp_path / "w", registry)
+    assert (paused.status, failed.status) == ("PAUSED", "FAILED")
+    return [paused.id, failed.id]
+
+
+@pytest.mark.parametrize("columns", [80, 100, 120])
+def test_list_and_show_fit_the_terminal_width_and_keep_ids_whole(
+    columns: int, db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _long_database(db_path, tmp_path)
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, out, _ = run_cli(capsys, "--db", str(db_path), "list")
+    assert code == 0
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= columns, out
+    assert "…" in out  # the names and notes are cut, ...
+    for workflow_id in ids:  # ... never the ids people copy
+        assert any(line.startswith(workflow_id + "  ") for line in lines)
+    for shown in ("PAUSED", "FAILED", "CREATED (UTC)"):  # statuses and dates whole
+        assert shown in out
+
+    code, out, _ = run_cli(capsys, "--db", str(db_path), "show", ids[1])
+    assert code == 0
+    steps = out.split("\nsteps\n")[1].split("\n\n")[0].splitlines()
+    assert steps[0].startswith("  #  STEP")
+    assert max(len(line) for line in steps) <= columns, "\n".join(steps)
+    assert "RuntimeError: ups" in steps[1]
+
+    code, out, _ = run_cli(capsys, "--db", str(db_path), "--json", "list")  # JSON is exact whatever the width
+    assert sorted(w["name"] for w in json.loads(out)) == [f"{LONG}fails", f"{LONG}paused"]
+
+
+def test_a_very_narrow_terminal_cuts_free_text_only_down_to_a_minimum(
+    db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _long_database(db_path, tmp_path)
+    monkeypatch.setenv("COLUMNS", "40")
+    code, out, _ = run_cli(capsys, "--db", str(db_path), "list")
+    assert code == 0
+    header, *rows = out.splitlines()
+    assert header.split() == ["WORKFLOW", "NAME", "STATUS", "STEPS", "CREATED", "(UTC)", "BY", "NOTE"]
+    for row in rows:
+        workflow_id, name = row.split()[:2]
+        assert workflow_id in ids
+        assert name == LONG[:7] + "…"  # 8 characters at least
+
+
+def test_a_table_piped_without_columns_is_fixed_and_generous(db_path: Path, tmp_path: Path) -> None:
+    _long_database(db_path, tmp_path)
+    e = env()
+    e.pop("COLUMNS", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "airt_nb.cli", "--db", str(db_path), "list"],
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    widest = max(len(line) for line in proc.stdout.splitlines())
+    assert 120 < widest <= 160

@@ -342,6 +342,24 @@ def test_a_real_run_in_a_pseudo_terminal(notebook: airt_nb.Engine, db_path: Path
     assert (approval.decided_by, approval.reason) == ("ann", "from a terminal")
 
 
+def test_without_a_terminal_the_dashboard_refuses_at_once(notebook: airt_nb.Engine, db_path: Path) -> None:
+    """Piped or redirected, it writes no escape codes and does not run until it is killed."""
+    import subprocess
+
+    paused(notebook, db_path.parent)
+    proc = subprocess.run(
+        [sys.executable, "-m", "airt_nb.cli", "--db", str(db_path), "dashboard"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm-256color"),
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr == "airt dashboard needs a terminal; use `airt list` / `airt show` in scripts\n"
+
+
 def flat(text: str) -> str:
     """Screen text with a notification's wrapping and border undone."""
     return " ".join(text.replace("▌", " ").replace("▐", " ").split())
