@@ -6,7 +6,9 @@ approval) and ``approvals-page-notebook.png`` (the panel afterwards).
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,37 +70,45 @@ def test_approving_on_the_page_continues_the_notebooks_workflow(page: Any, lab: 
     assert (lab.root / "approvals-page/out/report/b.txt").read_text() == "5"
 
 
-def test_the_page_on_airt_serve_decides_with_its_cookie_and_xsrf_token(browser_page: Any, tmp_path: Path) -> None:
-    """A reviewer follows a webhook's link (``?approval=ID``) to ``airt serve``: token once, then the
-    login cookie; the script sends the XSRF token with its POST (this server checks it)."""
-    db = tmp_path / "airt.db"
+@contextlib.contextmanager
+def reviewing(
+    browser_page: Any, tmp_path: Path, notebook: airt_nb.Engine, run: airt_nb.Run
+) -> Iterator[tuple[Any, Any]]:
+    """``airt serve`` on the notebook's database, and a reviewer's page (as olga) open on the run's
+    approval, as a webhook's link (``?approval=ID``) opens it: ``(page, its card)``."""
+    (approval,) = run.approvals()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "airt_nb.cli", "--db", str(db), "serve", "--port", str(port), "--token", TOKEN]
-    with airt_nb.Engine(db, registry=Registry(), user="sam") as notebook:
+    command = [sys.executable, "-m", "airt_nb.cli", "--db", notebook.db, "serve", "--port", str(port), "--token", TOKEN]
+
+    def ready() -> bool:
+        return httpx.get(f"{url}/airt/api/approvals", headers={"Authorization": f"token {TOKEN}"}).is_success
+
+    env = jupyter_env(tmp_path / "home", AIRT_USER="olga")
+    with server_process(command, env=env, cwd=tmp_path, log=tmp_path / "serve.log", ready=ready):
+        reviewer = browser_page.context.new_page()
+        try:
+            reviewer.goto(f"{url}/airt/?approval={approval.approval_id}&token={TOKEN}")
+            yield reviewer, reviewer.locator("#airt-focus article.airt-focused")
+        finally:
+            reviewer.close()
+
+
+def test_the_page_on_airt_serve_decides_with_its_cookie_and_xsrf_token(browser_page: Any, tmp_path: Path) -> None:
+    """A reviewer follows a webhook's link to ``airt serve``: token once, then the login cookie; the
+    script sends the XSRF token with its POST (this server checks it)."""
+    with airt_nb.Engine(tmp_path / "airt.db", registry=Registry(), user="sam") as notebook:
         run = notebook.start(SEED_SPEC, inputs={"target": str(tmp_path / "out")})
         assert run.wait(timeout=20) == "PAUSED"
-        (approval,) = run.approvals()
-
-        def ready() -> bool:
-            return httpx.get(f"{url}/airt/api/approvals", headers={"Authorization": f"token {TOKEN}"}).is_success
-
-        env = jupyter_env(tmp_path / "home", AIRT_USER="olga")
-        with server_process(command, env=env, cwd=tmp_path, log=tmp_path / "serve.log", ready=ready):
-            reviewer = browser_page.context.new_page()
-            try:
-                reviewer.goto(f"{url}/airt/?approval={approval.approval_id}&token={TOKEN}")
-                card = reviewer.locator("#airt-focus article.airt-focused")
-                expect(card).to_contain_text("Publish B next to")
-                expect(reviewer.locator("#airt-whoami")).to_have_text("deciding as olga (authenticated by Jupyter)")
-                card.get_by_role("button", name=f"workflow {run.id}").click()
-                expect(card.locator("table.airt-steps")).to_contain_text("write_a")
-                expect(card.locator(".airt-progress > div")).to_have_attribute("style", "width: 33%")
-                card.locator("textarea.airt-reason").fill("not this week")
-                card.get_by_role("button", name="Reject", exact=True).click()
-                expect(card.locator(".airt-result")).to_contain_text("rejected by olga")
-            finally:
-                reviewer.close()
+        with reviewing(browser_page, tmp_path, notebook, run) as (reviewer, card):
+            expect(card).to_contain_text("Publish B next to")
+            expect(reviewer.locator("#airt-whoami")).to_have_text("deciding as olga (authenticated by Jupyter)")
+            card.get_by_role("button", name=f"workflow {run.id}").click()
+            expect(card.locator("table.airt-steps")).to_contain_text("write_a")
+            expect(card.locator(".airt-progress > div")).to_have_attribute("style", "width: 33%")
+            card.locator("textarea.airt-reason").fill("not this week")
+            card.get_by_role("button", name="Reject", exact=True).click()
+            expect(card.locator(".airt-result")).to_contain_text("rejected by olga")
         assert run.wait(timeout=20) == "ROLLED_BACK"
         (decided,) = run.approvals()
     assert (decided.decided_by, decided.reason) == ("olga", "not this week")
@@ -107,27 +117,11 @@ def test_the_page_on_airt_serve_decides_with_its_cookie_and_xsrf_token(browser_p
 def test_the_page_shows_invisible_characters_of_a_message_escaped(browser_page: Any, tmp_path: Path) -> None:
     """An agent's message that would read otherwise than it is recorded (a direction override turns
     'txt.dorp' around; a zero-width space hides in a word) shows its characters as escapes."""
-    db = tmp_path / "airt.db"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "airt_nb.cli", "--db", str(db), "serve", "--port", str(port), "--token", TOKEN]
     message = "Delete harmless.\u202etxt.dorp\u202c? Ap\u200bprove"
     spec = {"name": "tricky", "steps": [{"name": "ok", "type": "human_approval", "message": message}]}
-    with airt_nb.Engine(db, registry=Registry(), user="sam") as notebook:
+    with airt_nb.Engine(tmp_path / "airt.db", registry=Registry(), user="sam") as notebook:
         run = notebook.start(spec)
         assert run.wait(timeout=20) == "PAUSED"
-        (approval,) = run.approvals()
-
-        def ready() -> bool:
-            return httpx.get(f"{url}/airt/api/approvals", headers={"Authorization": f"token {TOKEN}"}).is_success
-
-        env = jupyter_env(tmp_path / "home", AIRT_USER="olga")
-        with server_process(command, env=env, cwd=tmp_path, log=tmp_path / "serve.log", ready=ready):
-            reviewer = browser_page.context.new_page()
-            try:
-                reviewer.goto(f"{url}/airt/?approval={approval.approval_id}&token={TOKEN}")
-                card = reviewer.locator("#airt-focus article.airt-focused")
-                expect(card).to_contain_text(r"Delete harmless.\u202etxt.dorp\u202c? Ap\u200bprove")
-                assert "\u202e" not in card.inner_text()
-            finally:
-                reviewer.close()
+        with reviewing(browser_page, tmp_path, notebook, run) as (_reviewer, card):
+            expect(card).to_contain_text(r"Delete harmless.\u202etxt.dorp\u202c? Ap\u200bprove")
+            assert "\u202e" not in card.inner_text()
