@@ -263,6 +263,52 @@ def _pydantic_problems(exc: pydantic.ValidationError, data: Any, lines: Mapping)
     return problems
 
 
+def _duplicate_name(name: str, first: int) -> str:
+    return f"duplicate step name {name!r} (also steps[{first}]); rename one"
+
+
+def _no_step(dep: str, names: Mapping[str, int]) -> str:
+    hint = did_you_mean(dep, names)
+    return f"no step named {dep!r}; {hint + ' ' if hint else ''}steps are: {', '.join(names)}"
+
+
+def _unknown_action(action: str, registry: Registry) -> str:
+    known = ", ".join(registry.names()) or "none"
+    hint = did_you_mean(action, registry.names())
+    return f"unknown action {action!r}; {hint + ' ' if hint else ''}define it with @action before starting (registered: {known})"
+
+
+def _shape_problems(data: Mapping[str, Any], lines: Mapping, registry: Registry, check_actions: bool) -> list[tuple]:
+    """What the semantic checks would also say, read from the raw spec when pydantic refused part of it
+    (duplicate names, unknown dependencies, unknown actions): so that one round of fixes is enough."""
+    steps = data.get("steps")
+    if not isinstance(steps, list):
+        return []
+    problems: list[tuple] = []
+    names: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        name = step.get("name") if isinstance(step, Mapping) else None
+        if isinstance(name, str):
+            if name in names:
+                path: tuple[Any, ...] = ("steps", i, "name")
+                problems.append((_line_of(lines, path), _field(path), _duplicate_name(name, names[name])))
+            else:
+                names[name] = i
+    for i, step in enumerate(steps):
+        if not isinstance(step, Mapping):
+            continue
+        deps = step.get("depends_on")
+        for j, dep in enumerate([deps] if isinstance(deps, str) else deps if isinstance(deps, list) else []):
+            if isinstance(dep, str) and dep not in names:
+                path = ("steps", i, "depends_on", j)
+                problems.append((_line_of(lines, path), _field(path), _no_step(dep, names)))
+        act = step.get("action")
+        if check_actions and isinstance(act, str) and step.get("type", "action") == "action" and act not in registry:
+            path = ("steps", i, "action")
+            problems.append((_line_of(lines, path), _field(path), _unknown_action(act, registry)))
+    return problems
+
+
 def _allowed_keys(loc: tuple[Any, ...], data: Any) -> list[str]:
     if len(loc) == 1:
         return list(WorkflowSpec.model_fields)
@@ -298,7 +344,7 @@ def _semantic_problems(
     index: dict[str, int] = {}
     for i, step in enumerate(spec.steps):
         if step.name in index:
-            add(("steps", i, "name"), f"duplicate step name {step.name!r} (also steps[{index[step.name]}]); rename one")
+            add(("steps", i, "name"), _duplicate_name(step.name, index[step.name]))
         else:
             index[step.name] = i
 
@@ -309,8 +355,7 @@ def _semantic_problems(
             if dep == step.name:
                 add(path, f"step {step.name!r} cannot depend on itself")
             elif dep not in index:
-                hint = did_you_mean(dep, index)
-                add(path, f"no step named {dep!r}; {hint + ' ' if hint else ''}steps are: {', '.join(index)}")
+                add(path, _no_step(dep, index))
 
     cycle = find_cycle(deps, index)
     if cycle:
@@ -373,13 +418,7 @@ def _semantic_problems(
             if act is None and not check_actions:
                 pass
             elif act is None:
-                known = ", ".join(n for n in registry.names()) or "none"
-                hint = did_you_mean(step.action, registry.names())
-                add(
-                    ("steps", i, "action"),
-                    f"unknown action {step.action!r}; {hint + ' ' if hint else ''}"
-                    f"define it with @action before starting (registered: {known})",
-                )
+                add(("steps", i, "action"), _unknown_action(step.action, registry))
             else:
                 for message in act.check_inputs(step.inputs, dynamic=frozenset(dynamic)):
                     key = message.split(":", 1)[0]
@@ -511,8 +550,10 @@ def _validated(
     try:
         spec = WorkflowSpec.model_validate(data)
     except pydantic.ValidationError as exc:
-        problems = sorted(_pydantic_problems(exc, data, lines), key=lambda p: p[0] or 0)
-        raise SpecError(problems, workflow=name) from None
+        found = _pydantic_problems(exc, data, lines)
+        seen = {field for _, field, _ in found}
+        found += [p for p in _shape_problems(data, lines, registry, check_actions) if p[1] not in seen]
+        raise SpecError(sorted(found, key=lambda p: p[0] or 0), workflow=name) from None
     problems = _semantic_problems(spec, lines, registry, finite_checked=plain, check_actions=check_actions)
     if problems:
         raise SpecError(sorted(problems, key=lambda p: p[0] or 0), workflow=spec.name)

@@ -377,3 +377,22 @@ def test_the_stored_json_leaves_out_defaults_and_validates_to_the_same_spec() ->
     assert '"equals":null' in text  # a comparison with null is not a default to leave out
     assert WorkflowSpec.model_validate_json(text) == spec
     assert WorkflowSpec.model_validate_json(text).to_json() == text
+
+
+def test_problems_of_shape_and_of_meaning_are_said_in_one_round() -> None:
+    """A field of the wrong type does not hide the unknown action, the missing dependency or the
+    duplicate name beside it: one round of fixes is enough."""
+    text = (
+        "name: x\nsteps:\n  - name: a\n    action: cuont\n    inputs: {n: 1}\n"
+        "  - name: b\n    action: count\n    inputs: {n: 1}\n    retry: {max_attempts: lots}\n    depends_on: [c]\n"
+        "  - name: a\n    action: count\n    inputs: {n: 1}\n"
+    )
+    with pytest.raises(SpecError) as info:
+        load_spec(text, registry=_registry())
+    assert [(line, field) for line, field, _ in info.value.problems] == [
+        (4, "steps[0].action"),
+        (9, "steps[1].retry.max_attempts"),
+        (10, "steps[1].depends_on[0]"),
+        (11, "steps[2].name"),
+    ]
+    assert "unknown action 'cuont'; did you mean `count`?" in str(info.value)
