@@ -24,6 +24,7 @@ from .engine import Engine
 from .fields import parse_values
 from .plan import Plan
 from .run import Run
+from .store.records import WORKFLOW_STATUSES
 from .views import Banner, PlanView, WorkflowList, this_notebook
 
 __all__ = [
@@ -72,6 +73,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageProblem(f"{self.prog}: {message}; {self.hint}")
 
 
+#: options whose value is a Python expression of the kernel's namespace (quotes are part of it)
+_EXPRESSION_OPTIONS = frozenset({"--inputs", "--data"})
+
+
 def _split(line: str, prog: str) -> list[str]:
     """Words of a magic's line, as a shell splits them, except that a Python literal starting with
     ``{``, ``[`` or ``(`` stays one word: ``--inputs {'version': '2.0'}`` needs no quotes around it."""
@@ -103,6 +108,12 @@ def _split(line: str, prog: str) -> list[str]:
     for word in words:
         if word[0] in "([{":
             out.append(word)  # a Python expression, kept as written
+            continue
+        if out and out[-1] in _EXPRESSION_OPTIONS and word[0] in "'\"":
+            # The value of --data / --inputs is Python: --data 'ok' is the text ok.  A whole expression
+            # in quotes, as a shell would want it (--inputs "{'a': 1}"), is that expression.
+            inner = word[1:-1] if len(word) > 1 and word[-1] == word[0] else ""
+            out.append(inner if inner[:1] in ("(", "[", "{") else word)
             continue
         try:
             out += shlex.split(word)
@@ -237,8 +248,16 @@ def run_line(line: str, engine: Engine | None = None, evaluate: Callable[[str], 
     eng = engine or session.engine()
     command = args.command
     if command == "list":
-        records = eng.store.list_workflows(status=args.status, name=args.name, limit=max(1, args.limit))
-        total = eng.store.count_workflows(status=args.status, name=args.name)
+        status = args.status.upper() if args.status else None
+        if status is not None and status not in WORKFLOW_STATUSES:
+            raise UsageProblem(
+                f"%workflow list: --status {args.status!r} is not a workflow status; use one of "
+                f"{', '.join(WORKFLOW_STATUSES)}"
+            )
+        if not 1 <= args.limit <= 10_000:
+            raise UsageProblem(f"%workflow list: --limit {args.limit} is out of range; give 1 to 10,000")
+        records = eng.store.list_workflows(status=status, name=args.name, limit=args.limit)
+        total = eng.store.count_workflows(status=status, name=args.name)
         return WorkflowList(records, total, eng.owner_id)
     if command == "show":
         return eng.get(args.id)

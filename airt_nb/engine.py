@@ -401,7 +401,7 @@ class Engine:
             check_step_inputs(plan, merged, self.registry)
         actor = current_user(user) if user else self.user
         audit_rows: list[dict[str, Any]] = []  # recorded with the workflow, in one transaction
-        if as_user is not None and as_user != "":
+        if as_user is not None:
             as_user = check_name(as_user, "as_user=")
         if as_user and as_user != actor:
             audit_rows.append(self._gate.act_as(actor, as_user))

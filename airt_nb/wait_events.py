@@ -212,6 +212,15 @@ def check_payload(step: PlannedStep, workflow_id: str, payload: Any) -> str:
     return json.dumps(payload, allow_nan=False)
 
 
+def _over(workflow_id: str, name: str, status: str, event: str) -> EventError:
+    return EventError(
+        f"workflow {workflow_id} ({name}) is {status}: it no longer waits for events",
+        workflow_id=workflow_id,
+        event=event,
+        conflict=True,
+    )
+
+
 def send(
     host: EventHost,
     workflow_id: str,
@@ -231,6 +240,8 @@ def send(
     record = host.store.workflow(workflow_id)
     if record is None:
         raise NotFoundError("workflow", workflow_id, db=host.db)
+    if record.status in TERMINAL or record.status == "ROLLING_BACK":  # said first: whatever the name, it is over
+        raise _over(record.workflow_id, record.name, record.status, event)
     step = _waiting_step(host, record, event)
     payload_json = check_payload(step, workflow_id, payload)
     now = now_iso()
@@ -246,13 +257,8 @@ def send(
     def op(tx: Tx) -> str:
         current = tx.get_workflow(workflow_id)
         assert current is not None
-        if current.status in TERMINAL or current.status == "ROLLING_BACK":
-            raise EventError(
-                f"workflow {workflow_id} ({current.name}) is {current.status}: it no longer waits for events",
-                workflow_id=workflow_id,
-                event=event,
-                conflict=True,
-            )
+        if current.status in TERMINAL or current.status == "ROLLING_BACK":  # it ended meanwhile
+            raise _over(workflow_id, current.name, current.status, event)
         status = tx.step_status(workflow_id, step.name)
         if status not in ("PENDING", "WAITING"):
             raise EventError(

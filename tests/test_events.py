@@ -303,3 +303,14 @@ def test_the_panel_says_what_the_run_waits_for(engine: airt_nb.Engine, effects: 
     assert "waiting for event ci.done" in summary_text(state)
     assert f"airt send {run.id} ci.done" in snapshot_html(state)
     assert poll_until(lambda: engine.store.event_deadlines() == [], 1)
+
+
+def test_a_finished_run_says_so_whatever_event_is_sent(engine: airt_nb.Engine) -> None:
+    run = engine.start({"name": "over", "steps": [{"name": "w", "type": "wait_event", "event": "go"}]})
+    assert run.wait(timeout=10) == "PAUSED"
+    engine.send(run.id, "go", {})
+    assert run.wait(timeout=10) == "COMPLETED"
+    for event in ("go", "another"):
+        with pytest.raises(EventError, match="is COMPLETED: it no longer waits for events") as info:
+            engine.send(run.id, event, {})
+        assert info.value.conflict

@@ -359,6 +359,12 @@ def test_line_command_errors_are_usage_errors(shell: ReraisingShell, tmp_path: P
         shell.run_cell("%workflow bogus")
     _, cap = run(shell, "%workflow")
     assert cap.stdout.startswith("%workflow list [--status S]")
+    with pytest.raises(UsageError, match=r"--status 'nope' is not a workflow status; use one of PENDING, RUNNING"):
+        shell.run_cell("%workflow list --status nope")
+    with pytest.raises(UsageError, match=r"--limit 99999999999999999999999 is out of range; give 1 to 10,000"):
+        shell.run_cell("%workflow list --limit 99999999999999999999999")
+    with pytest.raises(UsageError, match=r"as_user= is empty"):
+        shell.run_cell("%%workflow --as ''\n" + SPEC)
 
 
 def test_policy_refusal_is_shown_without_traceback(shell: ReraisingShell) -> None:
@@ -459,6 +465,16 @@ def test_inputs_take_a_python_literal_without_quotes(shell: ReraisingShell, tmp_
     assert (tmp_path / "out/unquoted/a.txt").read_text() == "hello"
     with pytest.raises(UsageError, match=r"a closing bracket is missing"):
         shell.run_cell("%%workflow --inputs {'target': 'x'\n" + SPEC)
+
+
+def test_quotes_of_an_expression_are_part_of_it(shell: ReraisingShell) -> None:
+    run(shell, "%load_ext airt_nb")
+    spec = "name: hear\nsteps:\n  - name: w\n    type: wait_event\n    event: ready\n"
+    job, _ = run(shell, "%%workflow --wait -o job\n" + spec)
+    run(shell, f"%workflow send {job.id} ready --data 'ok'")  # the text ok, not a name of the kernel
+    assert job.wait(timeout=10) == "COMPLETED"
+    assert job.outputs["w"] == "ok"
+    run(shell, "%workflow list --status paused")  # a status in lower case is the same status
 
 
 def test_a_run_shows_as_its_panel_and_snapshot_without_the_extension(shell: ReraisingShell, tmp_path: Path) -> None:

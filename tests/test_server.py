@@ -264,6 +264,8 @@ def test_a_cookie_authenticated_post_needs_the_xsrf_token(
     [
         (b"not json", "must be JSON"),
         (b"[1, 2]", "must be a JSON object"),
+        (b"[" * 100_000 + b"]" * 100_000, "the body nests too deeply to be read"),
+        (b'{"decision": "approve", "reason": ' + b"7" * 5000 + b"}", "an integer of more than 4,300 digits"),
         (b'{"reason": "x"}', '"decision" must be "approve" or "reject", not None'),
         (b'{"decision": "maybe"}', "not 'maybe'"),
         (b'{"decision": "approve", "reason": 3}', '"reason" must be text'),
@@ -308,6 +310,15 @@ def test_each_refusal_has_its_status(server: Server, notebook: airt_nb.Engine, t
     assert first.status_code == 200
     assert second.status_code == 409
     assert f"already approved by {OWNER}" in second.json()["message"]
+
+
+def test_a_path_under_the_api_that_is_no_route_answers_json(server: Server) -> None:
+    with server.client() as client:
+        answers = [client.get("/airt/api/nothing/here"), client.post("/airt/api/approvals/x/decide", content=b"{}")]
+    for answer in answers:
+        assert answer.status_code == 404
+        assert answer.headers["Content-Type"].startswith("application/json")
+        assert "the routes are: GET /airt/api/approvals" in answer.json()["message"]
 
 
 def test_decided_approvals_are_listed_by_status(server: Server, notebook: airt_nb.Engine, tmp_path: Path) -> None:

@@ -165,16 +165,25 @@ def _event_json(record: Any) -> dict[str, Any]:
     return data
 
 
+def _json_body(body: bytes, shape: str) -> Any:
+    """The request body's JSON, or a 400 that says what is wrong with it and what is expected."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ApiError(400, f"the body nests too deeply to be read; send {shape}") from None
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):
+            raise ApiError(400, "the body holds an integer of more than 4,300 digits; send it as text") from None
+        raise ApiError(400, f"the body must be JSON: {shape}") from None
+
+
 def parse_event(body: bytes) -> Any:
     """The payload of an event from a request body ``{"payload": ...}`` (absent: null); a name in it is ignored.
 
     >>> parse_event(b'{"payload": {"passed": true}, "by": "mallory"}')
     {'passed': True}
     """
-    try:
-        data = json.loads(body or b"{}")
-    except ValueError:
-        raise ApiError(400, 'the body must be JSON: {"payload": ...}') from None
+    data = _json_body(body or b"{}", '{"payload": ...}')
     if not isinstance(data, dict):
         raise ApiError(400, 'the body must be a JSON object: {"payload": ...}')
     return data.get("payload")
@@ -204,10 +213,7 @@ def parse_decision(body: bytes) -> tuple[bool, str | None, dict[str, Any] | None
     >>> parse_decision(b'{"decision": "approve", "reason": "ok", "by": "mallory"}')
     (True, 'ok', None)
     """
-    try:
-        data = json.loads(body or b"null")
-    except ValueError:
-        raise ApiError(400, 'the body must be JSON: {"decision": "approve" | "reject", "reason": "..."}') from None
+    data = _json_body(body or b"null", '{"decision": "approve" | "reject", "reason": "..."}')
     if not isinstance(data, dict):
         raise ApiError(400, 'the body must be a JSON object: {"decision": "approve" | "reject", "reason": "..."}')
     decision = data.get("decision")

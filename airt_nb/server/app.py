@@ -30,7 +30,15 @@ from traitlets import Unicode, default
 from ..identity import current_user
 from ..store.base import redact
 from . import api
-from .handlers import ApprovalsHandler, DecisionHandler, EventHandler, PageHandler, StaticHandler, WorkflowHandler
+from .handlers import (
+    ApprovalsHandler,
+    DecisionHandler,
+    EventHandler,
+    NoRouteHandler,
+    PageHandler,
+    StaticHandler,
+    WorkflowHandler,
+)
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -125,6 +133,7 @@ class AirtApp(ExtensionApp):
                     rf"/airt/api/workflows/{_ID.format('workflow_id')}/events/{_ID.format('event')}",
                     EventHandler,
                 ),
+                (r"/airt/api/(?P<path>.*)", NoRouteHandler),  # last: what no route above matched
             ]
         )
 

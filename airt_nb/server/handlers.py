@@ -150,7 +150,7 @@ class ApprovalsHandler(_Api):
     @authorized
     async def get(self) -> None:
         name, how = self.whoami()
-        status = self.get_argument("status", "PENDING")
+        status = self.get_argument("status", "") or "PENDING"
         workflow_id = self.get_argument("workflow_id", None)
         approval_id = self.get_argument("approval_id", None)
         approvals = await self.call(api.list_approvals, status, workflow_id, approval_id)
@@ -198,3 +198,21 @@ class EventHandler(_Api):
         result = await self.call(api.send_event, workflow_id, event, payload, user=name, authenticated_by=how)
         self.log.info("airt: %s sent event %s to workflow %s", name, event, workflow_id)
         self.send(result)
+
+
+class NoRouteHandler(_Api):
+    """Any other path under ``/airt/api/``: a JSON 404 that lists the routes (not Jupyter's HTML page)."""
+
+    ROUTES = (
+        "GET /airt/api/approvals?status=PENDING",
+        "POST /airt/api/approvals/{approval_id}/decision",
+        "GET /airt/api/workflows/{workflow_id}",
+        "POST /airt/api/workflows/{workflow_id}/events/{event}",
+    )
+
+    @web.authenticated
+    @authorized
+    async def get(self, path: str) -> None:
+        raise api.ApiError(404, f"no API route /airt/api/{path[:80]}; the routes are: {'; '.join(self.ROUTES)}")
+
+    post = put = delete = patch = get
