@@ -14,7 +14,7 @@ import unicodedata
 
 from .errors import PolicyError
 
-__all__ = ["MAX_NAME", "SYSTEM", "check_name", "current_user"]
+__all__ = ["MAX_NAME", "SYSTEM", "check_name", "current_user", "name_problem"]
 
 #: the name under which the engine records what it decides itself (a deadline's decision)
 SYSTEM = "system"
@@ -37,27 +37,32 @@ def check_name(value: object, what: str = "by=") -> str:
     ...
     airt_nb.errors.PolicyError: by='ann\\u200b' contains U+200B (an invisible or control character); give the name as plain text
     """
+    problem = name_problem(value)
+    if problem is not None:
+        shown = "" if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME else repr(value.strip())
+        raise PolicyError(f"{what}{shown} {problem}" if shown else f"{what} {problem}", user=None)
+    return str(value).strip()
+
+
+def name_problem(value: object) -> str | None:
+    """What makes ``value`` unusable as a person's name (``"is empty; ..."``), or None.
+
+    >>> name_problem("SYSTEM")
+    "is reserved for what the engine decides itself (a deadline's decision); act under your own name"
+    """
     if not isinstance(value, str):
-        raise PolicyError(f"{what} must be a person's name as text, not {type(value).__name__}", user=None)
+        return f"must be a person's name as text, not {type(value).__name__}"
     name = value.strip()
     if not name:
-        raise PolicyError(f"{what} is empty; give the name of a person", user=None)
+        return "is empty; give the name of a person"
     if len(name) > MAX_NAME:
-        raise PolicyError(f"{what} is {len(name):,} characters long; a name has at most {MAX_NAME}", user=None)
+        return f"is {len(name):,} characters long; a name has at most {MAX_NAME}"
     for ch in name:
         if unicodedata.category(ch) in _HIDDEN:
-            raise PolicyError(
-                f"{what}{name!r} contains U+{ord(ch):04X} (an invisible or control character); "
-                "give the name as plain text",
-                user=None,
-            )
+            return f"contains U+{ord(ch):04X} (an invisible or control character); give the name as plain text"
     if name.casefold() == SYSTEM:
-        raise PolicyError(
-            f"{what}{name!r} is reserved for what the engine decides itself (a deadline's decision); "
-            "act under your own name",
-            user=None,
-        )
-    return name
+        return "is reserved for what the engine decides itself (a deadline's decision); act under your own name"
+    return None
 
 
 def current_user(explicit: str | None = None) -> str:

@@ -73,6 +73,8 @@ MALFORMED = {
     "bad yaml": ("roles:\n  r:\n    allow: [wait\n  s: {}\n", 3, ""),  # where the [ opens
     "repeated key": ("roles:\n  r: {}\n  r: {approve: true}\n", 3, "roles.r"),
     "wrong type": ("roles:\n  r:\n    approve: perhaps\n", 3, "roles.r.approve"),
+    "reserved user": ("users:\n  ann: [r]\n  System: [r]\nroles:\n  r: {}\n", 3, "users.System"),
+    "invisible user": ('users:\n  "ann\\u200b": [r]\nroles:\n  r: {}\n', 2, "users.ann\u200b"),
 }
 
 

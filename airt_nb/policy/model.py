@@ -17,6 +17,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import PolicyError
+from ..identity import name_problem
 from ..yamltext import Lines, YamlTextError, field_path, line_of, parse
 
 __all__ = ["ApprovalRuleSpec", "HttpSpec", "PolicySpec", "RoleSpec", "parse_policy"]
@@ -183,6 +184,12 @@ def _semantic(spec: PolicySpec, lines: Lines) -> list[tuple[int | None, str, str
     problems = []
     defined = ", ".join(spec.roles) or "none"
     for user, roles in spec.users.items():
+        # A name no one can act under would never match anyone: said here, not found out later.
+        problem = name_problem(user) or ("has spaces around it; write the name alone" if user != user.strip() else None)
+        if problem is not None:
+            where: tuple[Any, ...] = ("users", user)
+            problems.append((line_of(lines, where), field_path(where), f"user {user[:80]!r} {problem}"))
+            continue
         for i, role in enumerate(roles):
             if role not in spec.roles:
                 path = ("users", user, i)
