@@ -21,9 +21,10 @@ Imports no engine and no store.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from .identity import name_problem
 
 __all__ = ["KINDS", "ON_TIMEOUT", "event_problems", "kind_problems", "schema_problem"]
 
@@ -90,12 +91,9 @@ def kind_problems(step: Any, add: Callable[[tuple[Any, ...], str], None], where:
 def _approver_problem(name: str) -> str | None:
     if not name.strip():
         return "is empty: nobody could ever decide; name a user or a policy role"
-    hidden = next((ch for ch in name if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")), None)
-    if hidden is not None:
-        return f"contains U+{ord(hidden):04X} (an invisible or control character); write the name as plain text"
     if name != name.strip():
         return "has spaces around it; write the name alone"
-    return None
+    return name_problem(name)  # the rules of every name: no one could decide under another
 
 
 def event_problems(steps: Sequence[Any], add: Callable[[tuple[Any, ...], str], None]) -> None:
