@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _cli_wording(text: str) -> str:
     """The engine's refusals speak Python (``by=``); on the command line the option is ``--as``."""
-    return text.replace("leave by= out", "leave --as out")
+    return text.replace("by='", "--as '").replace('by="', '--as "').replace("by= ", "--as ")
 
 
 def _open(db: str | None) -> Engine:

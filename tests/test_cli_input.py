@@ -139,6 +139,18 @@ def test_an_error_line_is_escaped_too(
     assert err == "airt: step 'b' failed: RuntimeError: ok \\x1b[2Kall good \\u202e\n"
 
 
+def test_a_name_refused_on_the_command_line_is_said_as_its_option(
+    db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = started(db_path, HOSTILE_SPEC, tmp_path / "w")
+    code, _, err = run_cli(capsys, "--db", str(db_path), "approve", run.id, "--as", "ann\u200b")
+    assert code == 1
+    assert err == (
+        f"airt: workflow {run.id}, step 'review': --as 'ann\\u200b' contains U+200B (an invisible or control "
+        "character); give the name as plain text (or leave --as out to decide as yourself)\n"
+    )
+
+
 # -- 2. no tracebacks -----------------------------------------------------------------------------------------
 
 
