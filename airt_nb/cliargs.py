@@ -65,7 +65,7 @@ def _value_text(text: str) -> str:
 
 def _json_value(text: str) -> Any:
     """``--data``: any JSON value (``-`` reads it from stdin), nested at most MAX_DEPTH levels."""
-    from .limits import MAX_DEPTH
+    from .limits import MAX_DEPTH, depth_problem
 
     if text == "-":
         text = sys.stdin.read()
@@ -76,22 +76,9 @@ def _json_value(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not JSON ({exc}); e.g. --data '{{\"passed\": true}}'") from None
     except RecursionError:
         raise too_deep from None
-    if _depth(value) > MAX_DEPTH:
+    if depth_problem(value, MAX_DEPTH) is not None:
         raise too_deep
     return value
-
-
-def _depth(value: Any) -> int:
-    """How many lists and objects deep ``value`` nests (without recursion: it may be very deep)."""
-    deepest = 0
-    todo = [(value, 1)]
-    while todo:
-        item, level = todo.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is not None:
-            deepest = max(deepest, level)
-            todo.extend((child, level + 1) for child in children)
-    return deepest
 
 
 def _json_object(text: str) -> dict[str, Any]:

@@ -48,6 +48,7 @@ from .errors import ActionError, PolicyError, StoreError
 from .expressions import ExpressionError
 from .failures import Abandon, format_error, format_traceback
 from .gating import changed, gate_entries, reask_row, request_row
+from .limits import is_digit_limit
 from .store.base import Completion, LeaseLostError
 from .timeutil import iso, now_iso, to_epoch
 
@@ -877,7 +878,7 @@ class Execution:
 
     def _bad_outputs(self, name: str, step: PlannedStep, inputs: dict[str, Any], exc: BaseException) -> str | None:
         why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        if "integer string conversion" in why:  # not Python's advice to raise its limit: the value's fault
+        if is_digit_limit(exc):  # not Python's advice to raise its limit: the value's fault
             why = "an integer of more than 4,300 digits; return it as text"
         return self.fail_step(
             name,

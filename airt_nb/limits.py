@@ -224,6 +224,19 @@ def check_depth(value: Any, *, what: str, limit: int = MAX_DEPTH, error: type[Ai
         _raise(error, what, *found)
 
 
+def is_digit_limit(exc: BaseException) -> bool:
+    """Whether ``exc`` is Python refusing to turn an integer of more than 4,300 digits into text
+    (``sys.int_max_str_digits``): the value's fault, not a limit to raise.
+
+    >>> try:
+    ...     str(10**5000)
+    ... except ValueError as exc:
+    ...     is_digit_limit(exc)
+    True
+    """
+    return isinstance(exc, ValueError) and "integer string conversion" in str(exc)
+
+
 _PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
 
 

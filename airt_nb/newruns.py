@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import SpecError
 from .execution import Execution
 from .expressions import ExpressionError, compile_value, find_references
-from .limits import check_inputs
+from .limits import check_inputs, is_digit_limit
 from .store.records import WorkflowRecord
 from .timeutil import now_iso
 
@@ -242,6 +242,6 @@ def merge_inputs(declared: Mapping[str, Any], given: Any, workflow: str) -> dict
 
 
 def _not_json(exc: BaseException) -> str:
-    if "integer string conversion" in str(exc):  # Python's own limit on the digits of an int turned to text
+    if is_digit_limit(exc):
         return "an integer of more than 4,300 digits cannot be recorded; pass it as text"
     return f"not a JSON value ({exc})"

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import AirtError, ApprovalError, EventError, NotFoundError, PolicyError, WorkflowStateError
 from ..fields import describe_field
+from ..limits import is_digit_limit
 from ..store.records import ApprovalRecord, DecisionRecord, WorkflowRecord
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ def _json_body(body: bytes, shape: str) -> Any:
     except RecursionError:
         raise ApiError(400, f"the body nests too deeply to be read; send {shape}") from None
     except ValueError as exc:
-        if "integer string conversion" in str(exc):
+        if is_digit_limit(exc):
             raise ApiError(400, "the body holds an integer of more than 4,300 digits; send it as text") from None
         raise ApiError(400, f"the body must be JSON: {shape}") from None
 
