@@ -366,7 +366,28 @@ def _semantic_problems(
 
     depends_on = Ancestry(deps) if not cycle else None
     event_problems(spec.steps, add)
+    bare: dict[str, list[tuple[str, str]]] = {}  # an action's problems when a step gives it no inputs
     for i, step in enumerate(spec.steps):
+        if (
+            not step.inputs
+            and step.when is None
+            and step.type == "action"
+            and step.action
+            and step.model_fields_set <= _ACTION_KEYS
+        ):
+            # The commonest step of a long spec, validated at every first start: an action step with
+            # only action keys and no inputs. Its action's problems are all it can have.
+            found = bare.get(step.action)
+            if found is None:
+                act = registry.get(step.action)
+                if act is None:
+                    found = [("action", _unknown_action(step.action, registry))] if check_actions else []
+                else:
+                    found = [("inputs", m.split(": ", 1)[1] if ": " in m else m) for m in act.check_inputs({})]
+                bare[step.action] = found
+            for field_name, message in found:
+                add(("steps", i, field_name), message)
+            continue
         # An action step that names only action keys has nothing for the kind checks to find: the
         # common case, and a long spec of such steps is validated at every first start.
         if step.type != "action" or not step.action or not step.model_fields_set <= _ACTION_KEYS:
@@ -375,7 +396,7 @@ def _semantic_problems(
         dynamic: set[str] = set()
         when = step.when.value if step.when is not None else None
         for field_name, value in (("inputs", step.inputs), ("message", step.message), ("when", when)):
-            if value is None or value == {}:
+            if not value and (value is None or value == {}):
                 continue
             try:
                 refs = list(find_references(value))

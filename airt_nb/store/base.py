@@ -139,7 +139,10 @@ class GroupCommit:
     def __init__(self, run_batch: Callable[[list[_Pending]], None], closed_error: Callable[[], Exception]):
         self._run_batch = run_batch
         self._closed_error = closed_error
-        self._cv = threading.Condition()
+        # The lock is taken directly (a C-level context manager) on the path of a lone writer; the
+        # condition over it is only for writers that have to wait.
+        self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)
         self._queue: list[_Pending] = []
         self._leading = False
         self._waiters = 0  # writers waiting for a commit (followers, or for the leader to finish)
@@ -150,7 +153,7 @@ class GroupCommit:
         runs exactly one statement, which the backend may run as its own transaction when alone."""
         item = _Pending(op, single)
         cv = self._cv
-        with cv:
+        with self._lock:
             if self.closed:
                 raise self._closed_error()
             if not self._leading and not self._queue:
@@ -175,7 +178,7 @@ class GroupCommit:
         try:
             self._run_batch(batch)
         finally:
-            with cv:
+            with self._lock:
                 self._leading = False
                 for done in batch:
                     done.done = True
