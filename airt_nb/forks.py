@@ -144,7 +144,7 @@ def fork_op(
     fork_id, original_id = row["workflow_id"], row["forked_from"]
     now = now_iso()
     row = {**row, "created_at": now, "updated_at": now}
-    step_rows = [(fork_id, s.name, s.index, s.type, s.action, "PENDING", 0, None) for s in plan.steps]
+    step_rows = [(s.name, s.index, s.type, s.action) for s in plan.steps]
     by_name = {r.step_name: r for r in original}
 
     def op(tx: Tx) -> None:

@@ -110,25 +110,15 @@ def new_run(
     }
     with ex.lock:
         ops, started, settled = ex.begin(now)
-    running = set(started)
-    step_rows = [
-        (
-            workflow_id,
-            s.name,
-            s.index,
-            s.type,
-            s.action,
-            *(("RUNNING", 1, now) if s.name in running else ("PENDING", 0, None)),
-        )
-        for s in plan.steps
-    ]
+    step_rows = [(s.name, s.index, s.type, s.action) for s in plan.steps]
+    began = dict.fromkeys(started, now)
     started_detail = detail or f"in {folder}"
 
     spec_stored = plan.spec_hash in host.stored_specs
 
     def op(tx: Tx) -> None:
         tx.insert_workflow(row, spec_stored=spec_stored)
-        ids = tx.insert_steps(workflow_id, step_rows)
+        ids = tx.insert_steps(workflow_id, step_rows, began)
         for audit in audit_rows:
             tx.insert_audit({**audit, "workflow_id": workflow_id})
         tx.add_event(workflow_id, now, "started", actor, started_detail)

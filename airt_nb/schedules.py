@@ -238,7 +238,7 @@ class Scheduler:
             "workdir": schedule.workdir,
             "session": None,
         }
-        step_rows = [(workflow_id, s.name, s.index, s.type, s.action, "PENDING", 0, None) for s in plan.steps]
+        step_rows = [(s.name, s.index, s.type, s.action) for s in plan.steps]
         skipped = f"; {missed} earlier slot{'s' * (missed != 1)} missed while no worker ran" if missed else ""
         detail = f"by schedule {schedule.schedule_id} ({schedule.cron}) for {slot}{skipped}"
         firing = {"workflow_id": workflow_id, "fired_at": fired, "fired_by": engine.owner_id, "missed": missed}

@@ -506,3 +506,30 @@ def test_a_long_workflow_writes_each_steps_record_on_its_own_row(engine: Engine,
     assert run.outputs == {f"s{i}": {"i": i} for i in range(250)}
     assert [json.loads(r.inputs or "{}") for r in records] == [{"i": i} for i in range(250)]
     assert len({r.step_id for r in records}) == 250
+
+
+def test_a_new_runs_step_rows_are_written_in_order_with_its_first_starts(db: str) -> None:
+    # 250 rows: three statements on SQLite, a started row in each (the first, one in the middle, the last).
+    names = [f"s{i}" for i in range(250)]
+    started = {"s0": "2026-01-01T00:00:00.000000Z", "s120": "2026-01-01T00:00:01.000000Z", "s249": "x"}
+    now = "2026-01-01T00:00:00.000000Z"
+
+    def op(tx):
+        tx.insert_workflow(
+            {"workflow_id": "w1", "name": "w", "status": "RUNNING", "spec": "{}", "spec_hash": "h", "inputs": "{}",
+             "created_at": now, "updated_at": now, "started_by": "sam", "total_steps": 250, "lease_owner": None,
+             "workdir": "/tmp", "session": "s"}
+        )  # fmt: skip
+        return tx.insert_steps("w1", [(n, i, "action", "noop") for i, n in enumerate(names)], started)
+
+    with Engine(db) as eng:
+        ids = eng.store.write(op)
+        rows = eng.store.query(
+            "SELECT step_id, step_name, position, type, action, status, attempt, started_at FROM workflow_steps "
+            "WHERE workflow_id = 'w1' ORDER BY position"
+        )
+    assert [r[0] for r in rows] == ids
+    assert ids == sorted(ids)
+    assert [r[1:5] for r in rows] == [(n, i, "action", "noop") for i, n in enumerate(names)]
+    assert {r[1]: r[5:] for r in rows if r[5] != "PENDING"} == {n: ("RUNNING", 1, at) for n, at in started.items()}
+    assert {r[5:] for r in rows if r[1] not in started} == {("PENDING", 0, None)}

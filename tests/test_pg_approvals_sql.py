@@ -69,8 +69,7 @@ def test_migration_5_and_the_approval_statements_run_on_postgresql(conn: Any) ->
              "created_at": T, "updated_at": T, "started_by": "sam", "total_steps": 2, "lease_owner": None,
              "workdir": "/tmp", "session": "s"}
         )  # fmt: skip
-        tx.insert_steps("w1", [("w1", "review", 0, "human_approval", None, "PENDING", 0, None),
-                               ("w1", "go", 1, "action", "wait", "PENDING", 0, None)])  # fmt: skip
+        tx.insert_steps("w1", [("review", 0, "human_approval", None), ("go", 1, "action", "wait")])
         tx.insert_approval(
             {"approval_id": "a1", "workflow_id": "w1", "step_name": "review", "message": "go?", "context": "{}",
              "approvers": '["ann"]', "requested_at": T, "deadline": None, "on_timeout": "reject",

@@ -369,7 +369,7 @@ def test_a_server_restart_does_not_make_live_engines_look_dead(own_server: PgSer
 
 def test_an_error_inside_a_write_is_a_store_error_naming_the_database(pg_db: str) -> None:
     with Engine(pg_db) as eng:
-        bad_row = [("nope", "a", 0, "action", "effect", "PENDING", 0, None)]
+        bad_row = [("a", 0, "action", "effect")]
         with pytest.raises(StoreError) as info:
             eng.store.write(lambda tx: tx.insert_steps("nope", bad_row))
         text = str(info.value)

@@ -614,7 +614,7 @@ def test_sqlite_error_inside_a_write_is_a_store_error_naming_the_file(files):
     db, _ = files
     with Engine(db) as eng:
         # A step row for a workflow that does not exist: the foreign key refuses it.
-        bad_row = [("nope", "a", 0, "action", "effect", "PENDING", 0, None)]
+        bad_row = [("a", 0, "action", "effect")]
         with pytest.raises(airt_nb.StoreError) as info:
             eng.store.write(lambda tx: tx.insert_steps("nope", bad_row))
         assert str(info.value) == f"database {db}: FOREIGN KEY constraint failed while trying to write"

@@ -269,7 +269,7 @@ def _one_step_workflow(store: SQLiteStore, owner: str) -> int:
             "total_steps, lease_owner) VALUES ('w1', 'w', 'RUNNING', '{}', 'h', '{}', 't', 't', 1, ?)",
             (owner,),
         )
-        return tx.insert_steps("w1", [("w1", "a", 0, "action", "noop", "RUNNING", 1, "t")])[0]
+        return tx.insert_steps("w1", [("a", 0, "action", "noop")], {"a": "t"})[0]
 
     return store.write(op)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
-from typing import Any
+import itertools
+from collections.abc import Mapping, Sequence
 
 from .txbase import TxBase
 
@@ -14,13 +14,17 @@ __all__ = ["StepWrites"]
 _INSERT_STEP = (
     "INSERT INTO workflow_steps (workflow_id, step_name, position, type, action, status, attempt, started_at) VALUES "
 )
-_STEP_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?)"
-_ROWS_PER_INSERT = 100
+# ?1 is the workflow's id, bound once per statement; a pending row (nearly every row of a new run)
+# binds only its name, position, type and action: SQLite binds half as many values.
+_STEP_PENDING = "(?1, ?, ?, ?, ?, 'PENDING', 0, NULL)"
+_STEP_STARTED = "(?1, ?, ?, ?, ?, 'RUNNING', 1, ?)"
+_ROWS_PER_INSERT = 100  # at most 601 values: under every SQLite's limit of 999
 
 
-@functools.lru_cache(maxsize=16)
-def _insert_steps_sql(count: int) -> str:
-    return _INSERT_STEP + ", ".join([_STEP_VALUES] * count)
+@functools.lru_cache(maxsize=64)
+def _insert_steps_sql(count: int, started: tuple[int, ...]) -> str:
+    """The INSERT of ``count`` rows, those at the positions ``started`` started."""
+    return _INSERT_STEP + ", ".join(_STEP_STARTED if i in started else _STEP_PENDING for i in range(count))
 
 
 class StepWrites(TxBase):
@@ -30,28 +34,44 @@ class StepWrites(TxBase):
 
     # -- steps -----------------------------------------------------------------------------
 
-    def insert_steps(self, workflow_id: str, rows: Iterable[tuple[Any, ...]]) -> list[int]:
-        """Rows of (workflow_id, step_name, position, type, action, status, attempt, started_at);
-        returns the new rows' step ids in position order."""
-        rows = list(rows)
+    def insert_steps(
+        self,
+        workflow_id: str,
+        steps: Sequence[tuple[str, int, str, str | None]],
+        started: Mapping[str, str] | None = None,
+    ) -> list[int]:
+        """Insert a new run's steps, rows of ``(step_name, position, type, action)``: PENDING, except
+        those named in ``started`` (``{name: started_at}``), RUNNING in their first attempt.  Returns
+        the new rows' step ids in position order."""
         if self.dialect == "postgresql":  # one statement whatever the number of steps
-            cols = list(zip(*rows, strict=True)) or [()] * 8
+            names, positions, types, actions = (list(c) for c in zip(*steps, strict=True)) if steps else ([],) * 4
+            began = [started.get(n) for n in names] if started else [None] * len(names)
             found = self._c.execute(
                 "INSERT INTO workflow_steps (workflow_id, step_name, position, type, action, status, attempt, "
-                "started_at) SELECT * FROM unnest(?::text[], ?::text[], ?::int[], ?::text[], ?::text[], ?::text[], "
-                "?::int[], ?::text[]) RETURNING position, step_id",
-                [list(c) for c in cols],
+                "started_at) SELECT ?::text, n, p, t, a, CASE WHEN s IS NULL THEN 'PENDING' ELSE 'RUNNING' END, "
+                "CASE WHEN s IS NULL THEN 0 ELSE 1 END, s "
+                "FROM unnest(?::text[], ?::int[], ?::text[], ?::text[], ?::text[]) AS r (n, p, t, a, s) "
+                "RETURNING position, step_id",
+                [workflow_id, names, positions, types, actions, began],
             ).fetchall()
             return [step_id for _position, step_id in sorted(found)]
-        # SQLite: a statement per 100 rows (800 parameters: under every SQLite's limit) rather than one
-        # per row.  One writer: the new rows took the next ids in order (rowids count up from the
-        # largest), so the last one names them all.
+        # SQLite: a statement per 100 rows rather than one per row.  One writer: the new rows took the
+        # next ids in order (rowids count up from the largest), so the last one names them all.
+        marked = [k for k, row in enumerate(steps) if row[0] in started] if started else []
         last = 0
-        for k in range(0, len(rows), _ROWS_PER_INSERT):
-            chunk = rows[k : k + _ROWS_PER_INSERT]
-            cursor = self._c.execute(_insert_steps_sql(len(chunk)), [v for row in chunk for v in row])
+        for k in range(0, len(steps), _ROWS_PER_INSERT):
+            chunk = steps[k : k + _ROWS_PER_INSERT]
+            here = tuple(m - k for m in marked if k <= m < k + len(chunk))
+            if not here:
+                params = [workflow_id, *itertools.chain.from_iterable(chunk)]
+            else:
+                assert started is not None
+                params = [workflow_id]
+                for j, row in enumerate(chunk):
+                    params += (*row, started[row[0]]) if j in here else row
+            cursor = self._c.execute(_insert_steps_sql(len(chunk), here), params)
             last = int(cursor.lastrowid)
-        return list(range(last - len(rows) + 1, last + 1))
+        return list(range(last - len(steps) + 1, last + 1))
 
     def start_step(self, step_id: int, attempt: int, now: str) -> None:
         self._c.execute(
