@@ -114,18 +114,6 @@ class StepSpec(_Model):
     payload_schema: dict[str, Any] | bool | None = Field(default=None, alias="schema")
     uses: str | None = Field(default=None, max_length=4096)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _default_on_timeout(cls, data: Any) -> Any:
-        # Each kind that waits has its own default (approvals: reject; events: fail).
-        # type() first: a plain dict is the usual step, and an ABC check costs more than the rest.
-        # A type that is not text (a list...) is left for the field's own message.
-        if type(data) is dict or isinstance(data, Mapping):
-            kind = data.get("type")
-            if type(kind) is str and kind in ON_TIMEOUT and data.get("on_timeout") is None:
-                return {**data, "on_timeout": ON_TIMEOUT[kind][0]}
-        return data
-
     @field_validator("timeout", "remind_every", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
@@ -170,6 +158,26 @@ class WorkflowSpec(_Model):
     @classmethod
     def _parallel(cls, value: Any) -> Any:
         return limits.number(value, low=1, high=256, integer=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_on_timeout(cls, data: Any) -> Any:
+        # Each kind of step that waits has its own default (approvals: reject; events: fail).  Set
+        # here, in one call for the whole spec, rather than by a validator of each step: a long
+        # spec's steps are validated without calling Python for each.
+        # A type that is not text (a list...) is left for the field's own message.
+        steps = data.get("steps") if type(data) is dict or isinstance(data, Mapping) else None
+        if not isinstance(steps, list | tuple):
+            return data
+        filled = None
+        for i, step in enumerate(steps):
+            if type(step) is dict or isinstance(step, Mapping):
+                kind = step.get("type")
+                if type(kind) is str and kind in ON_TIMEOUT and step.get("on_timeout") is None:
+                    if filled is None:
+                        filled = list(steps)
+                    filled[i] = {**step, "on_timeout": ON_TIMEOUT[kind][0]}
+        return data if filled is None else {**data, "steps": filled}
 
     def dependencies(self) -> dict[str, tuple[str, ...]]:
         """Each step's direct dependencies (the step before it when ``depends_on`` is absent)."""
