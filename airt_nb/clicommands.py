@@ -20,6 +20,8 @@ from .clitext import (
     approval_text,
     decoded,
     duration,
+    fit,
+    hanging,
     indent,
     table,
     terminal_width,
@@ -80,7 +82,7 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     steps = run.steps()
     approvals = run.approvals()
     deliveries = engine.store.deliveries(workflow_id=workflow_id)
-    lines = [f"workflow {rec.workflow_id}  {term_safe(rec.name)}  {rec.status}"]
+    lines = [hanging([f"workflow {rec.workflow_id}  {term_safe(rec.name)}  {rec.status}"], 2)]
     fields = [
         ("started by", f"{term_safe(rec.started_by or '?')} at {when(rec.created_at)} UTC"),
         ("updated", f"{when(rec.updated_at)} UTC"),
@@ -91,7 +93,7 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         ("error", rec.error),
         *(("warning", w) for w in rec.warning_list),
     ]
-    lines += [f"  {k:<12}{term_safe(v)}" for k, v in fields if v]
+    lines += [f"  {k:<12}{hanging([term_safe(v)], 14)}" for k, v in fields if v]
     lines += ["", "steps"]
     step_rows = [
         [
@@ -129,7 +131,7 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
             {**decoded(asdict(d), "payload"), "history": _history(engine, d.delivery_id)} for d in deliveries
         ],
     }
-    return {"text": "\n".join(lines), "json": data}
+    return {"text": "\n".join(fit(lines)), "json": data}
 
 
 def _decide(approve: bool) -> Any:

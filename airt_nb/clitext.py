@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Any
@@ -23,6 +24,8 @@ __all__ = [
     "approval_text",
     "decoded",
     "duration",
+    "fit",
+    "hanging",
     "indent",
     "safe_lines",
     "table",
@@ -38,8 +41,13 @@ def approval_text(a: ApprovalRecord, rec: WorkflowRecord, decisions: list[Decisi
     if a.status != "PENDING":
         reason = f" ({term_safe(a.reason)})" if a.reason else ""
         lines = [
-            f"approval {a.approval_id} (step {a.step_name!r}): {a.status} by {term_safe(a.decided_by)} "
-            f"at {when(a.decided_at)} UTC{reason}"
+            hanging(
+                [
+                    f"approval {a.approval_id} (step {a.step_name!r}): {a.status} by {term_safe(a.decided_by)} "
+                    f"at {when(a.decided_at)} UTC{reason}"
+                ],
+                4,
+            )
         ]
         if a.values:
             lines.append(f"  {'values':<12}" + ", ".join(f"{k}={json.dumps(v)}" for k, v in a.values.items()))
@@ -84,18 +92,24 @@ def approval_text(a: ApprovalRecord, rec: WorkflowRecord, decisions: list[Decisi
              ("authenticated", "only authenticated decisions (the approvals page, JupyterHub, PostgreSQL roles)")]  # fmt: skip
     lines += [f"  {'rule':<12}{text}" for flag, text in rules if getattr(a, flag)]
     example = " ".join(f"--value {n}=..." for n, s in fields.items() if s.get("required", True) and "default" not in s)
-    lines.append(
-        f"  decide: airt approve {rec.workflow_id} {example + ' ' if example else ''}--reason ...   |   "
-        f"airt reject {rec.workflow_id} --reason ..."
-    )
+    lines += [
+        f"  decide: airt approve {rec.workflow_id} {example + ' ' if example else ''}--reason ...",
+        f"      or: airt reject {rec.workflow_id} --reason ...",
+    ]
     return lines
 
 
 def decision_lines(decisions: list[DecisionRecord]) -> list[str]:
     return [
-        f"    {d.decision.lower()} by {term_safe(d.decided_by)} at {when(d.decided_at)} UTC"
-        + (f" ({term_safe(d.reason)})" if d.reason else "")
-        + (f" [{d.auth}]" if d.auth and d.auth != "asserted" else "")
+        "    "
+        + hanging(
+            [
+                f"{d.decision.lower()} by {term_safe(d.decided_by)} at {when(d.decided_at)} UTC"
+                + (f" ({term_safe(d.reason)})" if d.reason else "")
+                + (f" [{d.auth}]" if d.auth and d.auth != "asserted" else "")
+            ],
+            6,
+        )
         for d in decisions
     ]
 
@@ -201,10 +215,57 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def safe_lines(text: str, hang: int) -> str:
-    """A multi-line text (an approval's message) for the terminal: each line escaped (:func:`term_safe`),
-    the lines after the first indented by ``hang`` so that none can pass for a line of its own."""
-    return ("\n" + " " * hang).join(term_safe(line) for line in str(text).split("\n"))
+def safe_lines(text: str, hang: int, width: int | None = None) -> str:
+    r"""A multi-line text (an approval's message) for the terminal after a label ``hang`` columns wide:
+    each line escaped (:func:`term_safe`), then :func:`hanging`.
+
+    >>> print("  message   " + safe_lines("deploy build 7 to prod\nthen warm the cache", 12, width=40))
+      message   deploy build 7 to prod
+                then warm the cache
+    """
+    return hanging([term_safe(line) for line in str(text).split("\n")], hang, width)
+
+
+def hanging(lines: Sequence[str], hang: int, width: int | None = None) -> str:
+    """``lines`` (escaped already) after a label ``hang`` columns wide: each wrapped to ``width``
+    (default :func:`terminal_width`) and every line after the first indented by ``hang``, so that a
+    long line neither runs back to the left edge (where it could pass for a line of its own) nor is
+    cut.  A line's own leading spaces are kept on the lines it wraps to.
+
+    >>> print("  error     " + hanging(["step b failed: the file out/report.csv is missing"], 12, width=40))
+      error     step b failed: the file
+                out/report.csv is missing
+    """
+    room = max((terminal_width() if width is None else width) - hang, MIN_FREE_WIDTH * 2)
+    out: list[str] = []
+    for line in lines:
+        if len(line) <= room:
+            out.append(line)
+            continue
+        lead = line[: len(line) - len(line.lstrip(" "))]
+        wrapper = textwrap.TextWrapper(room, subsequent_indent=lead, break_on_hyphens=False, expand_tabs=False)
+        out += wrapper.wrap(line) or [line]
+    return ("\n" + " " * hang).join(out)
+
+
+def fit(lines: Iterable[str], width: int | None = None) -> list[str]:
+    """``lines`` (an entry may hold several) with each one longer than ``width`` (default :func:`terminal_width`) wrapped, the
+    lines it wraps to indented four columns deeper than it, so that they read as its continuation.
+
+    >>> fit(["  a: {'path': '/srv/data/reports/2026/q4/summary.csv'}"], width=50)
+    ["  a: {'path':", "      '/srv/data/reports/2026/q4/summary.csv'}"]
+    """
+    width = terminal_width() if width is None else width
+    out: list[str] = []
+    for line in (part for entry in lines for part in entry.split("\n")):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        deeper = " " * (len(line) - len(line.lstrip(" ")) + 4)
+        room = max(width, len(deeper) + MIN_FREE_WIDTH * 2)
+        wrapper = textwrap.TextWrapper(room, subsequent_indent=deeper, break_on_hyphens=False, expand_tabs=False)
+        out += wrapper.wrap(line) or [line]
+    return out
 
 
 def indent(text: str) -> list[str]:

@@ -481,6 +481,35 @@ def test_list_and_show_fit_the_terminal_width_and_keep_ids_whole(
     assert sorted(w["name"] for w in json.loads(out)) == [f"{LONG}fails", f"{LONG}paused"]
 
 
+def test_show_wraps_long_messages_errors_and_names_under_their_labels(
+    db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paused, failed = _long_database(db_path, tmp_path)
+    monkeypatch.setenv("COLUMNS", "80")
+    for workflow_id, label, text in (
+        (paused, "message", "Check every line of the report before it is published to everyone. " * 3),
+        (failed, "error", "a long explanation of what went wrong, " * 5),
+    ):
+        code, out, _ = run_cli(capsys, "--db", str(db_path), "show", workflow_id)
+        assert code == 0
+        lines = out.splitlines()
+        assert max(len(line) for line in lines) <= 80, out
+        first = next(i for i, line in enumerate(lines) if line.startswith(f"  {label:<12}"))
+        held = [lines[first][14:]]
+        for line in lines[first + 1 :]:
+            if not line.startswith(" " * 14):
+                break
+            held.append(line[14:])  # a wrapped line never runs back to the left edge
+        assert len(held) > 1, out
+        assert text.strip() in " ".join(held)  # wrapped, not cut
+        assert lines[0].startswith(f"workflow {workflow_id}  ")
+        assert lines[1].startswith("  ")  # the header's long name goes on, indented
+        assert LONG in lines[0] + lines[1].strip()
+        if label == "message":  # the two commands, each on a line of its own
+            assert f"  decide: airt approve {workflow_id} --reason ..." in lines
+            assert f"      or: airt reject {workflow_id} --reason ..." in lines
+
+
 def test_a_very_narrow_terminal_cuts_free_text_only_down_to_a_minimum(
     db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
