@@ -77,9 +77,10 @@ class _Parser(argparse.ArgumentParser):
 _EXPRESSION_OPTIONS = frozenset({"--inputs", "--data"})
 
 
-def _split(line: str, prog: str) -> list[str]:
+def _split(line: str, prog: str, hint: str) -> list[str]:
     """Words of a magic's line, as a shell splits them, except that a Python literal starting with
-    ``{``, ``[`` or ``(`` stays one word: ``--inputs {'version': '2.0'}`` needs no quotes around it."""
+    ``{``, ``[`` or ``(`` stays one word: ``--inputs {'version': '2.0'}`` needs no quotes around it.
+    ``hint`` ends the message of a line that cannot be split (where to read the magic's usage)."""
     words: list[str] = []
     current, depth, quote = "", 0, ""
     for ch in line:
@@ -101,7 +102,7 @@ def _split(line: str, prog: str) -> list[str]:
         current += ch
     if quote or depth:
         missing = f"closing {quote}" if quote else "a closing bracket"
-        raise UsageProblem(f"{prog}: {missing} is missing (check the quotes and brackets); usage: {CELL_USAGE}")
+        raise UsageProblem(f"{prog}: {missing} is missing (check the quotes and brackets); {hint}")
     if current:
         words.append(current)
     out: list[str] = []
@@ -118,7 +119,7 @@ def _split(line: str, prog: str) -> list[str]:
         try:
             out += shlex.split(word)
         except ValueError as exc:
-            raise UsageProblem(f"{prog}: {exc} (check the quotes); usage: {CELL_USAGE}") from None
+            raise UsageProblem(f"{prog}: {exc} (check the quotes); {hint}") from None
     return out
 
 
@@ -144,7 +145,7 @@ def parse_cell_line(line: str) -> CellOptions:
     parser.add_argument("--as", dest="as_user")
     parser.add_argument("--dry-run", action="store_true")
     try:
-        args = parser.parse_args(_split(line, "%%workflow"))
+        args = parser.parse_args(_split(line, "%%workflow", f"usage: {CELL_USAGE}"))
     except argparse.ArgumentError as exc:
         raise UsageProblem(f"%%workflow: {exc}; usage: {CELL_USAGE}") from None
     if args.var is not None and not args.var.isidentifier():
@@ -230,7 +231,7 @@ def run_line(line: str, engine: Engine | None = None, evaluate: Callable[[str], 
 
     ``evaluate`` evaluates the Python expressions of ``--inputs`` and ``--data`` (the kernel's namespace).
     """
-    words = _split(line, "%workflow")
+    words = _split(line, "%workflow", "see %workflow help")
     if not words or words[0] in ("help", "-h", "--help"):
         return LINE_USAGE
     try:

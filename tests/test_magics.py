@@ -463,8 +463,13 @@ def test_inputs_take_a_python_literal_without_quotes(shell: ReraisingShell, tmp_
 
     assert value.inputs == {"target": "out/unquoted"}
     assert (tmp_path / "out/unquoted/a.txt").read_text() == "hello"
-    with pytest.raises(UsageError, match=r"a closing bracket is missing"):
+    with pytest.raises(UsageError, match=r"a closing bracket is missing .*; usage: %%workflow \[-o VAR\]"):
         shell.run_cell("%%workflow --inputs {'target': 'x'\n" + SPEC)
+    # On a line of %workflow the hint is its own help, not the cell's usage.
+    with pytest.raises(UsageError, match=r"^%workflow: a closing bracket is missing .*; see %workflow help$"):
+        shell.run_cell("%workflow send 0123abcd ready --data {'a': 1")
+    with pytest.raises(UsageError, match=r'^%workflow: closing " is missing \(check the quotes and brackets\); see %w'):
+        shell.run_cell("%workflow approve 0123abcd --reason \"it's")
 
 
 def test_quotes_of_an_expression_are_part_of_it(shell: ReraisingShell) -> None:
