@@ -34,8 +34,9 @@ The command sits on the public API only.  Its engine is opened with
 a notebook (or another process) runs.  A decision leaves the workflow
 RUNNING without a lease and the engine that has the database open picks it
 up at its next housekeeping tick (0.1 s); a rollback of a workflow nobody
-runs is left ROLLING_BACK for such an engine.  ``resume`` and ``fork``
-execute steps, in this process, until the run pauses or ends; ``worker``
+runs is left ROLLING_BACK for its engine if that engine is alive, and is
+run to its end here if it is gone.  ``resume`` and ``fork`` execute steps,
+in this process, until the run pauses or ends; ``worker``
 is a long-running engine (see :mod:`airt_nb.worker`).
 
 It imports neither pandas nor IPython, so it starts fast.

@@ -64,6 +64,7 @@ from .subworkflows import check_uses, read_child
 from .timers import Timers
 from .timeutil import iso, now_iso
 from .urls import check_webhook_url
+from .workflow_ids import resolve_workflow_id
 
 if TYPE_CHECKING:
     from .plan import PlannedStep
@@ -444,30 +445,7 @@ class Engine:
     def resolve_id(self, workflow_id: str) -> str:
         """The full id of the workflow ``workflow_id`` names (itself, or a unique prefix of 4+ characters)."""
         self._check_not_closed()
-        if not isinstance(workflow_id, str) or not workflow_id:
-            raise NotFoundError("workflow", str(workflow_id), db=self.db)
-        if self._store.workflow_status(workflow_id) is not None:
-            return workflow_id
-        wanted = workflow_id.strip().lower()  # ids are lower-case hex; one copied in capitals is the same id
-        hexadecimal = all(c in "0123456789abcdef" for c in wanted)
-        if hexadecimal and wanted != workflow_id and self._store.workflow_status(wanted) is not None:
-            return wanted
-        if hexadecimal and 0 < len(wanted) < 4:
-            raise NotFoundError(
-                "workflow", workflow_id, db=self.db, hint="a prefix needs at least 4 characters; give more of the id"
-            )
-        matches = self._store.ids_with_prefix(wanted, limit=6) if hexadecimal and wanted else []
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            shown = ", ".join(matches[:5]) + (" or more" if len(matches) > 5 else "")
-            raise NotFoundError(
-                "unique workflow with the prefix",
-                workflow_id,
-                db=self.db,
-                hint=f"it could be {shown}; give more of the id",
-            )
-        raise NotFoundError("workflow", workflow_id, db=self.db)
+        return resolve_workflow_id(self._store, workflow_id, db=self.db)
 
     def workflows(
         self, *, status: str | None = None, name: str | None = None, limit: int = 50, offset: int = 0

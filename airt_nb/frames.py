@@ -31,6 +31,7 @@ from .errors import AirtError, StoreError
 from .store import Store, opened, records
 from .views.diff import FIELDS, diff_html, diff_text
 from .views.text import fmt_duration
+from .workflow_ids import resolve_workflow_id
 
 __all__ = [
     "DiffFrame",
@@ -206,6 +207,8 @@ def _frame(
     """One table's rows; a table the database does not have yet reads as no rows of ``optional`` columns."""
     if workflow_id is not None and not isinstance(workflow_id, str):
         raise AirtError(f"workflow_id= is a workflow's id (text), not {type(workflow_id).__name__}")
+    if workflow_id is not None:
+        workflow_id = resolve_workflow_id(store, workflow_id)  # a prefix, as everywhere an id is asked for
     allowed = _STATUSES_OF.get(table)
     if status is not None and allowed is not None and status not in allowed:
         raise AirtError(f"status={status!r} is not a status of {table}; use one of {', '.join(allowed)}")
@@ -500,8 +503,10 @@ def history(db: Any = None, workflow_id: str | None = None) -> Frame:
 
     Events: ``started``, ``paused``, ``approved``, ``rejected``, ``cancel_requested``,
     ``rollback_requested``, ``cancelled``, ``rolled_back``, ``completed``, ``failed``,
-    ``engine_lost`` (``detail`` names the engine that stopped) and ``resumed`` (by which
-    engine).  A database written before the history was recorded gives an empty frame.
+    ``engine_lost`` (``detail`` names the engine that stopped), ``resumed`` (by which
+    engine), and those of branches, reminders, forks, events and children (``skipped``,
+    ``reminded``, ``forked``, ``event_received``, ``child_failed``...: :data:`HISTORY_EVENTS`
+    lists them all).  A database written before the history was recorded gives an empty frame.
 
     Examples
     --------
@@ -549,14 +554,7 @@ def _run_id(run: Any, store: Store) -> str:
     ident = getattr(run, "id", run)
     if not isinstance(ident, str) or not ident:
         raise StoreError(f"diff() takes two runs or workflow ids, not {run!r}")
-    if store.workflow_status(ident) is not None:
-        return ident
-    matches = store.ids_with_prefix(ident) if len(ident) >= 4 else []
-    if len(matches) == 1:
-        return matches[0]
-    from .errors import NotFoundError
-
-    raise NotFoundError("workflow" if not matches else "unique workflow with the prefix", ident, db=store.path)
+    return resolve_workflow_id(store, ident)
 
 
 def diff(a: Any, b: Any, db: Any = None) -> DiffFrame:

@@ -31,6 +31,7 @@ from .store import Store, opened
 from .timeutil import to_epoch
 from .views.run import optional_rows
 from .views.timeline import MARKS, Lane, Mark, Segment, Timeline
+from .workflow_ids import resolve_workflow_id
 
 __all__ = ["Lane", "Mark", "Segment", "Timeline", "timeline"]
 
@@ -70,14 +71,7 @@ def _store(db: Any) -> contextlib.AbstractContextManager[Store]:
 
 
 def _resolve(store: Store, workflow_id: str) -> str:
-    if store.workflow_status(workflow_id) is not None:
-        return workflow_id
-    matches = store.ids_with_prefix(workflow_id)
-    if len(matches) == 1:
-        return matches[0]
-    from .errors import NotFoundError
-
-    raise NotFoundError("workflow", workflow_id, db=store.path)
+    return resolve_workflow_id(store, workflow_id)
 
 
 def _collect(store: Store, workflow_id: str, now: float) -> tuple[Lane, list[Segment], list[Mark]]:

@@ -225,3 +225,17 @@ def test_history_of_a_database_without_one_is_empty(engine: Engine) -> None:
     assert df.empty
     assert list(df.columns) == ["workflow_id", "seq", "at", "event", "by", "detail"]
     assert isinstance(df["at"].dtype, pd.DatetimeTZDtype)
+
+
+def test_frames_take_a_prefix_of_the_id_as_everywhere_and_refuse_one_that_names_nothing(finished: Engine) -> None:
+    full = airt_nb.runs(finished).loc[0, "workflow_id"]
+    for given in (full, full[:6], full[:6].upper()):
+        for frame in (airt_nb.steps, airt_nb.attempts, airt_nb.approvals, airt_nb.history, airt_nb.audit):
+            df = frame(finished, workflow_id=given)
+            assert set(df["workflow_id"]) <= {full}, frame.__name__
+        assert list(airt_nb.steps(finished, workflow_id=given)["step_name"]) == ["w", "ok"]
+        assert len(airt_nb.approvals(finished, workflow_id=given)) == 1
+    with pytest.raises(airt_nb.NotFoundError, match="no workflow 'ffff' in "):
+        airt_nb.steps(finished, workflow_id="ffff")  # was an empty frame, as if the run had no steps
+    with pytest.raises(airt_nb.NotFoundError, match="at least 4 characters"):
+        airt_nb.history(finished, workflow_id=full[:3])
