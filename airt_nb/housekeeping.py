@@ -17,12 +17,13 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import adoption, wait_events
 from . import events as ev
 from .decisions import expire
-from .errors import StoreError
+from .errors import StoreError, WorkflowStateError
 from .execution import IMPLIED_FOR
 from .timeutil import iso, now_iso, to_epoch
 
@@ -140,18 +141,33 @@ class Housekeeping:
             return
         from .reminders import escalate, remind
 
-        if kind == "escalate":
-            escalate(self._host, approval_id)
-            return
-        following = remind(self._host, approval_id)
-        if following is not None:
-            self._recovery.note_timer(approval_id, kind, following)
-            self.approval_timer_at(approval_id, kind, to_epoch(following))
+        with self._unless_closed():
+            if kind == "escalate":
+                escalate(self._host, approval_id)
+                return
+            following = remind(self._host, approval_id)
+            if following is not None:
+                self._recovery.note_timer(approval_id, kind, following)
+                self.approval_timer_at(approval_id, kind, to_epoch(following))
 
     def _expire(self, approval_id: str) -> None:
         self._recovery.forget_deadline(approval_id)
         if not self._host.closing:
-            expire(self._host, approval_id)
+            with self._unless_closed():
+                expire(self._host, approval_id)
+
+    @contextlib.contextmanager
+    def _unless_closed(self) -> Iterator[None]:
+        """A timer that fires as the engine closes finds it closed (or its database) half-way: nothing
+        of it was written, and the deadline or reminder is in the database for the next engine, so it
+        is dropped quietly instead of printing a traceback (an `airt list` opens and closes an engine
+        within a second, and may arm a deadline that is due)."""
+        try:
+            yield
+        except (WorkflowStateError, StoreError):
+            if not self._host.closing:
+                raise
+            log.debug("a timer fired while the engine closed; the next engine applies it", exc_info=True)
 
     def expire_event_at(self, workflow_id: str, step_name: str, due: float) -> None:
         key = f"{workflow_id}/{step_name}"
@@ -161,7 +177,8 @@ class Housekeeping:
     def _expire_event(self, workflow_id: str, step_name: str) -> None:
         self._recovery.forget_deadline(f"{workflow_id}/{step_name}")
         if not self._host.closing:
-            wait_events.expire(self._host, workflow_id, step_name)
+            with self._unless_closed():
+                wait_events.expire(self._host, workflow_id, step_name)
 
     def approvals_requested(self, ex: Execution, rows: list[dict[str, Any]]) -> None:
         """Arm the timers of the approvals (and event waits) ``ex`` just recorded, and tell subscribers."""

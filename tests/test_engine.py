@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import poll_until
 from shared_specs import SEED_SPEC
 
 import airt_nb
@@ -533,3 +534,36 @@ def test_a_new_runs_step_rows_are_written_in_order_with_its_first_starts(db: str
     assert [r[1:5] for r in rows] == [(n, i, "action", "noop") for i, n in enumerate(names)]
     assert {r[1]: r[5:] for r in rows if r[5] != "PENDING"} == {n: ("RUNNING", 1, at) for n, at in started.items()}
     assert {r[5:] for r in rows if r[1] not in started} == {("PENDING", 0, None)}
+
+
+def test_a_deadline_due_as_the_engine_closes_is_left_for_the_next_engine_quietly(
+    db: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # `airt list` opens an engine, which arms the deadlines it finds, and closes it within a second: a
+    # deadline due then ran into the closed engine half-way and printed a traceback.
+    import airt_nb.housekeeping as housekeeping
+
+    caplog.set_level("DEBUG", logger="airt_nb")
+    spec = "name: due\nsteps:\n  - name: ok\n    type: human_approval\n    timeout: 0.3\n"
+    with Engine(db) as first:
+        run = first.start(spec)
+        assert run.wait(timeout=10) == "PAUSED"
+    time.sleep(0.4)  # due now, and nobody ran its timer
+    closing_engines: list[Engine] = []
+    real_expire = housekeeping.expire
+
+    def closes_first(host, approval_id):  # close() begins between the check and the decision
+        assert poll_until(lambda: closing_engines, 5)  # the timer may fire before Engine() returns
+        closing_engines[0]._closing = True
+        return real_expire(host, approval_id)
+
+    monkeypatch.setattr(housekeeping, "expire", closes_first)
+    second = Engine(db)
+    closing_engines.append(second)
+    try:
+        assert poll_until(lambda: any("timer fired while the engine closed" in r.message for r in caplog.records), 5)
+    finally:
+        second.close()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.message for r in caplog.records]
+    with Engine(db) as third:  # the next engine applies the deadline
+        assert third.wait(run.id, timeout=10, until="done") == "ROLLED_BACK"
