@@ -13,6 +13,8 @@ Nothing here touches the database: a refused spec writes nothing.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -508,6 +510,9 @@ def _check_limits(data: Mapping[str, Any], lines: Mapping, name: str | None) -> 
 # -- entry point ----------------------------------------------------------------------------
 
 
+_FILE_NAME = re.compile(r"[^\s:{}\[\]]{1,250}\.(?:ya?ml|json)", re.IGNORECASE)
+
+
 def load_spec(
     source: str | Mapping[str, Any] | WorkflowSpec, *, registry: Registry | None = None, check_actions: bool = True
 ) -> WorkflowSpec:
@@ -542,11 +547,25 @@ def load_spec(
             raise SpecError([(exc.line, exc.field, exc.message)]) from None
     elif isinstance(source, Mapping):
         data, lines = dict(source), {}
+    elif isinstance(source, os.PathLike):
+        raise SpecError(
+            [
+                (
+                    None,
+                    "",
+                    "a spec is YAML text or a dict, not a path; pass the file's text: "
+                    f"pathlib.Path({os.fspath(source)!r}).read_text()",
+                )
+            ]
+        )
     else:
         raise SpecError([(None, "", f"a spec is YAML text or a dict, not {type(source).__name__}")])
 
     if not isinstance(data, Mapping):
         got = "nothing" if data is None else type(data).__name__
+        if isinstance(data, str) and _FILE_NAME.fullmatch(data.strip()):
+            name = data.strip()
+            got = f"the text {name!r}, which looks like a file name; pass the file's text: pathlib.Path({name!r}).read_text()"
         raise SpecError([(1 if lines else None, "", f"a workflow spec is a mapping with name: and steps:, got {got}")])
     return _validated(data, lines, registry, plain=is_plain_spec(data), check_actions=check_actions)
 

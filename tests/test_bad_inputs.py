@@ -385,3 +385,13 @@ def test_dates_stay_text_and_plain_tags_still_work(engine: Engine) -> None:
         "steps:\n  - name: a\n    action: wait\n    inputs: {seconds: 0}\n"
     )
     assert spec.inputs == {"day": "2024-01-01", "n": "12", "eq": "="}
+
+
+def test_a_spec_given_as_a_file_name_or_path_says_to_pass_the_files_text(tmp_path: Path) -> None:
+    with Engine(tmp_path / "airt.db") as eng:
+        with pytest.raises(SpecError, match=r"not a path; pass the file's text: pathlib.Path\('deploy.yaml'\)"):
+            eng.start(Path("deploy.yaml"))
+        with pytest.raises(SpecError, match=r"looks like a file name; pass the file's text: pathlib.Path\('s/d.yml'\)"):
+            eng.start("s/d.yml")
+        with pytest.raises(SpecError, match=r"got str$"):  # other text is not taken for a file name
+            eng.validate("hello")
