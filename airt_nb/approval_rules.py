@@ -8,6 +8,9 @@ the audit log).  :func:`agree` works out, in the decision's transaction,
 the values the workflow goes on with when several people must approve:
 the first approval's, which every later one confirms (a later approver who
 gives other values is refused: every approver approves exactly what runs).
+Whether a decision must give every field is known only there: the first
+approval must (defaults fill the gap), a later one confirms what is recorded
+and need give nothing.
 
 Imports no engine.
 """
@@ -39,15 +42,22 @@ def _where(approval: ApprovalRecord) -> str:
 def clean_values(
     approval: ApprovalRecord, values: Mapping[str, Any] | None, approve: bool, *, system: bool = False
 ) -> dict[str, Any]:
-    """The decision's values checked against the approval's fields (defaults filled in for an approval).
+    """The values the decision gives, each checked against the approval's fields.
 
+    Only what was given: whether the others must be given too depends on
+    earlier approvals, which :func:`agree` sees in the decision's transaction.
     Raises :class:`~airt_nb.ApprovalError` naming each field and what fits it; nothing is recorded.
     """
-    fields = approval.field_specs
     if system:
-        return {name: spec.get("default") for name, spec in fields.items()} if approve else {}
+        return {name: spec.get("default") for name, spec in approval.field_specs.items()} if approve else {}
+    return _checked(approval, values, complete=False)
+
+
+def _checked(approval: ApprovalRecord, values: Mapping[str, Any] | None, *, complete: bool) -> dict[str, Any]:
+    """``values`` checked against the approval's fields; with ``complete``, every field (defaults filled in)."""
+    fields = approval.field_specs
     try:
-        return check_values(fields, values, complete=approve)
+        return check_values(fields, values, complete=complete)
     except FieldValuesError as exc:
         described = "; ".join(f"{f}: {m}" if f else m for f, m in exc.problems)
         if fields:
@@ -101,13 +111,14 @@ def agree(
     earlier: Iterable[DecisionRecord],
     user: str,
     clean: dict[str, Any],
-    given: set[str],
     approve: bool,
     system: bool,
 ) -> tuple[dict[str, Any], list[str]]:
     """``(the values the step goes on with, who approved)`` once this decision is counted.
 
-    Runs in the decision's transaction, on the approval as locked there.
+    ``clean`` holds the values the decision gave (from :func:`clean_values`).
+    Runs in the decision's transaction, on the approval as locked there: whether
+    values were approved before is known only here.
     """
     approved_by = [d.decided_by for d in earlier if d.decision == "APPROVED"]
     first = approval.values
@@ -123,9 +134,11 @@ def agree(
             approval_id=approval.approval_id,
         )
     if first is None:
-        return clean, [*approved_by, user]
-    for name in sorted(given):
-        if name in clean and not same(clean[name], first.get(name)):
+        # The first approval sets the values: every field, given or filled in from its default.
+        return _checked(approval, clean, complete=True), [*approved_by, user]
+    # A later approval confirms them: what it leaves out is confirmed, what it gives must match.
+    for name in sorted(clean):
+        if not same(clean[name], first.get(name)):
             raise ApprovalError(
                 f"{_where(approval)}: {name}={clean[name]!r} differs from the value {approved_by[0] if approved_by else 'the first approver'} "
                 f"approved ({name}={first.get(name)!r}); every approver approves the same values: approve "

@@ -254,8 +254,9 @@ def decide(
     the decider is known to be allowed: a bad value raises
     :class:`~airt_nb.ApprovalError` and nothing is recorded).  With ``min_approvals: N`` an approval counts one person and
     the workflow goes on once N distinct people approved (all approving the
-    values the first one gave); one rejection rejects.  Every individual
-    decision is a row of ``approval_decisions``.
+    values the first one gave: a later approval without values confirms
+    them); one rejection rejects.  Every individual decision is a row of
+    ``approval_decisions``.
 
     ``authenticated_by`` names how ``by`` was established when the caller
     authenticated the person (``"jupyter"``, ``"jupyterhub"``, ``"database"``);
@@ -302,7 +303,9 @@ def decide(
         check_rules(engine, approval, user, auth)
         audit.append(_authorise(engine, approval, user))
         # Who may not decide is told so (and the refusal recorded) whatever values they gave; a bad
-        # value of someone who may is refused before anything is written.
+        # value of someone who may is refused before anything is written.  A missing value only in the
+        # transaction: whether it is missing depends on the approvals recorded by then (a later
+        # approver confirms the first one's values and need give none).
         clean = clean_values(approval, values, approve, system=False)
         if authenticated_by:
             detail = audit[-1]["detail"]
@@ -319,7 +322,6 @@ def decide(
     local = engine.runs_here(workflow_id)
     event = "approval.expired" if system else f"approval.{status.lower()}"
     accepting = engine.accepting
-    given = set((values or {}).keys())
     result: dict[str, Any] = {}
 
     def op(tx: Tx) -> str:
@@ -335,7 +337,7 @@ def decide(
                 workflow_id=workflow_id,
                 approval_id=approval.approval_id,
             )
-        agreed, approved_by = agree(latest, tx.decisions_of(latest.approval_id), user, clean, given, approve, system)
+        agreed, approved_by = agree(latest, tx.decisions_of(latest.approval_id), user, clean, approve, system)
         count = latest.approved_count + (1 if approve and not system else 0)
         values_json = json.dumps(agreed) if agreed else None
         for row in audit:

@@ -1,9 +1,10 @@
 """The checks the engine asks the policy for, and the audit rows that record each answer.
 
 :class:`PolicyGate` checks a workflow before it starts (every action step,
-with the inputs known then; how many approvals its starter keeps waiting),
-each step before it runs (with its resolved inputs), and acting as someone
-else; every answer, allow or deny, becomes a row of ``audit_log``.
+with the inputs known then; how many approvals its starter keeps waiting;
+that every approval step can be approved at all), each step before it runs
+(with its resolved inputs), and acting as someone else; every answer, allow
+or deny, becomes a row of ``audit_log``.
 
 Imports no engine.
 """
@@ -16,9 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
-from .errors import PolicyError, StoreError
+from .errors import PolicyError, SpecError, StoreError
 from .expressions import ExpressionError, compile_value, find_references
-from .policy import UNKNOWN, Policy, Verdict
+from .policy import UNKNOWN, AllowAll, FilePolicy, Policy, RolePolicy, Verdict
 from .specgraph import Ancestry
 from .timeutil import now_iso
 
@@ -37,6 +38,8 @@ class PolicyGate:
     def __init__(self, policy: Policy, store: Store):
         self.policy = policy
         self.store = store
+        # Per spec (by its hash): the approval steps that name too few approvers for some requester.
+        self._short: dict[str, tuple[PlannedStep, ...]] = {}
 
     def error(
         self, user: str, verdict: Verdict, what: str, *, workflow: str | None = None, step: str | None = None
@@ -97,10 +100,13 @@ class PolicyGate:
         ``before`` are rows already decided (acting as ``user``): recorded with a refusal too.
         Inputs that use only workflow inputs are checked with their values now;
         those that use another step's outputs are :data:`~airt_nb.policy.UNKNOWN`
-        here and checked before the step runs.
+        here and checked before the step runs.  An approval step that could never
+        be approved, started by ``user`` under this policy, is refused too (see
+        :meth:`_check_deciders`).
         """
         policy = self.policy
         rows = list(before)
+        self._check_deciders(user, plan, before)
         if not policy.enforcing:  # everyone may do everything: nothing to check (history says who started it)
             return rows
         context = {"inputs": dict(inputs), "workflow": {"name": plan.spec.name}}
@@ -136,6 +142,67 @@ class PolicyGate:
             if limit is not None:
                 rows.append(self.row("start", user, limit))
         return rows
+
+    def _check_deciders(self, user: str, plan: Plan, before: list[dict[str, Any]]) -> None:
+        """Refuse a run with an approval step fewer people may decide than its ``min_approvals``.
+
+        Here, not when the spec loads: any name in ``approvers`` may be a policy
+        role (any number of people), and who starts the run may be excluded.  A
+        name counts as one person when the policy in force has no role of that
+        name (without a policy, approvers are user names); the names
+        ``escalate.to`` adds later count too.  A policy that cannot be looked
+        into (one of its own kind, a broken file) refuses nothing here.  Too few
+        names is a :class:`~airt_nb.SpecError`; too few once ``user`` is excluded,
+        a :class:`~airt_nb.PolicyError` (in the audit, like the decision it spares).
+        """
+        short = self._short.get(plan.spec_hash)
+        if short is None:
+            short = tuple(s for s in plan.steps if s.is_approval and s.approvers and _may_be_short(s))
+            if len(self._short) >= 256:  # a long-lived engine starting many specs: keep the newest
+                self._short.clear()
+            self._short[plan.spec_hash] = short
+        if not short:
+            return
+        roles = _role_names(self.policy)
+        if roles is None:
+            return
+        for step in short:
+            names = list(dict.fromkeys((*step.approvers, *step.escalate_to)))
+            if roles.intersection(names):
+                continue
+            deciders = [n for n in names if not (step.exclude_requester and n == user)]
+            if len(deciders) >= step.min_approvals:
+                continue
+            listed = f"approvers: [{', '.join(step.approvers)}]"
+            if step.escalate_to:
+                listed += f", escalate.to: [{', '.join(step.escalate_to)}]"
+            no_policy = isinstance(self.policy, AllowAll)
+            listed += "; without a policy file they are user names" if no_policy else "; none is a policy role"
+            fixes = [f"set min_approvals to {len(deciders)}"] if deciders else []
+            fixes.append("add approvers (user names or policy roles)")
+            if len(names) < step.min_approvals:
+                who = f"only {_and(deciders)} may" if deciders else "nobody may"
+                message = (
+                    f"step {step.name!r} needs {step.min_approvals} distinct people to approve, but {who} decide "
+                    f"it ({listed}): it could never be approved. {_sentence(' or '.join(fixes))}"
+                )
+                raise SpecError([(None, f"steps[{step.index}].min_approvals", message)], workflow=plan.spec.name)
+            left = f"only {_and(deciders)}" if deciders else "nobody"
+            reason = f"step {step.name!r} says exclude_requester: true, which leaves {left} to decide it ({listed})"
+            if deciders:
+                reason += f", fewer than its min_approvals: {step.min_approvals}"
+            verdict = Verdict(False, "exclude_requester", reason)
+            detail = f"workflow {plan.spec.name!r}: {reason}"
+            self.record("start", user, verdict, before=before, step_name=step.name, detail=detail)
+            raise PolicyError(
+                f"workflow {plan.spec.name!r}: user {user!r} may not start it: {reason}, so it could never be "
+                f"approved. Let someone else start it, or {' or '.join(fixes)}",
+                user=user,
+                roles=self.policy.roles_of(user),
+                rule="exclude_requester",
+                workflow=plan.spec.name,
+                step=step.name,
+            )
 
     def _required_gates(self, user: str, plan: Plan, before: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The ``require_approval`` rules of ``user``'s roles: every matching step must have a qualifying
@@ -185,6 +252,29 @@ class PolicyGate:
         if not verdict.allowed:
             raise self.error(user, verdict, f"run action {step.action!r}", workflow=workflow_name, step=step.name)
         return verdict
+
+
+def _may_be_short(step: PlannedStep) -> bool:
+    """Whether some requester would leave the approval step fewer distinct names than it needs."""
+    names = set(step.approvers) | set(step.escalate_to)
+    return len(names) - (1 if step.exclude_requester else 0) < step.min_approvals
+
+
+def _role_names(policy: Policy) -> frozenset[str] | None:
+    """The names an approvers list may mean as roles under ``policy`` (none without a policy);
+    None when it cannot be told (a policy of its own kind, a policy file that is broken now)."""
+    if isinstance(policy, AllowAll):
+        return frozenset()
+    rules: object = policy.current() if isinstance(policy, FilePolicy) else policy
+    return frozenset(rules.spec.roles) if isinstance(rules, RolePolicy) else None
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _qualifies(gate: PlannedStep, rule: ApprovalRuleSpec) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import airt_nb
-from airt_nb import ApprovalError, PolicyError, Registry
+from airt_nb import ApprovalError, PolicyError, Registry, SpecError, load_spec
 from airt_nb.server import api
 from airt_nb.widgets.approval_card import ApprovalCard
 from airt_nb.widgets.run_panel import RunPanel
@@ -79,6 +79,132 @@ def test_two_distinct_people_must_approve_and_each_decision_is_recorded(engine: 
     row = airt_nb.approvals(engine).iloc[0]
     assert [h["decided_by"] for h in row["history"]] == ["ann", "bob"]
     assert (row["approved_count"], row["min_approvals"]) == (2, 2)
+
+
+NO_DEFAULT = """\
+name: four
+steps:
+  - name: review
+    type: human_approval
+    approvers: [ann, bob, carol, dave, erin]
+    min_approvals: 5
+    fields:
+      replicas: {type: integer, minimum: 1, maximum: 10}
+      note: {type: string, required: false}
+  - {name: go, action: wait, inputs: {seconds: 0}}
+"""
+
+
+def test_later_approvers_confirm_values_without_giving_them_when_a_field_has_no_default(
+    db_path: Path, tmp_path: Path
+) -> None:
+    with airt_nb.Engine(db_path, registry=Registry(), user="sam") as eng:
+        run = paused(eng, NO_DEFAULT)
+        # The first approval sets the values: it must give those without a default.
+        with pytest.raises(ApprovalError, match=r"replicas: required; give a value \(integer from 1 to 10\)"):
+            run.approve(by="ann")
+        assert run.decisions() == []
+        run.approve(by="ann", values={"replicas": 3})
+        # Later ones confirm them without values, on every surface: Python...
+        second = run.approve(by="bob")
+        assert (second.status, second.approved_count, second.values) == ("PENDING", 2, {"replicas": 3, "note": None})
+        # ...the JSON API...
+        result = api.decide(eng, second.approval_id, True, None, None, user="carol", authenticated_by="jupyter")
+        assert (result["approval"]["status"], result["approval"]["approved_count"]) == ("PENDING", 3)
+        # ...(other values are refused, the same ones accepted)...
+        with pytest.raises(ApprovalError, match=r"replicas=4 differs from the value ann approved \(replicas=3\)"):
+            run.approve(by="dave", values={"replicas": 4})
+        assert run.approve(by="dave", values={"replicas": 3}).approved_count == 4
+        # ...and `airt approve` without --value.
+        out = subprocess.run(
+            [sys.executable, "-m", "airt_nb.cli", "--db", str(db_path), "approve", run.id, "--as", "erin"],
+            capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+            timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert run.wait(10) == "COMPLETED"
+        values = {"replicas": 3, "note": None}
+        assert run.outputs["review"]["values"] == values
+        assert [(d.decided_by, d.values) for d in run.decisions()] == [
+            ("ann", values), ("bob", values), ("carol", values), ("dave", values), ("erin", values),
+        ]  # fmt: skip
+
+
+FEW = """\
+name: few
+steps:
+  - name: review
+    type: human_approval
+    approvers: [ann]
+    min_approvals: 2
+  - {name: go, action: wait, inputs: {seconds: 0}}
+"""
+
+
+def test_an_approval_fewer_people_may_decide_than_it_needs_is_refused_at_start(engine: airt_nb.Engine) -> None:
+    with pytest.raises(SpecError) as info:
+        engine.start(FEW)
+    assert info.value.field == "steps[0].min_approvals"
+    assert str(info.value) == (
+        "workflow 'few': invalid workflow spec: steps[0].min_approvals: step 'review' needs 2 distinct people to "
+        "approve, but only ann may decide it (approvers: [ann]; without a policy file they are user names): it "
+        "could never be approved. Set min_approvals to 1 or add approvers (user names or policy roles)"
+    )
+    with pytest.raises(SpecError, match=r"needs 3 distinct people to approve, but only ann may decide it"):
+        engine.start(FEW.replace("[ann]", "[ann, ann]").replace("min_approvals: 2", "min_approvals: 3"))
+    assert engine.workflows() == []
+    # Loading it says nothing: ann may be a policy role.  The names escalate.to adds count.
+    load_spec(FEW)
+    escalated = FEW.replace(
+        "min_approvals: 2", "min_approvals: 2\n    timeout: 2h\n    escalate: {after: 1h, to: [bob]}"
+    )
+    assert paused(engine, escalated).status == "PAUSED"
+
+
+def test_a_requester_left_out_by_exclude_requester_may_not_start_what_others_could_not_approve(
+    engine: airt_nb.Engine,
+) -> None:
+    spec = FEW.replace("[ann]", "[ann, tester]").replace(
+        "min_approvals: 2", "min_approvals: 2\n    exclude_requester: true"
+    )
+    with pytest.raises(PolicyError) as info:
+        engine.start(spec)  # by the engine's user, "tester"
+    assert (info.value.user, info.value.rule, info.value.step) == ("tester", "exclude_requester", "review")
+    assert str(info.value) == (
+        "workflow 'few': user 'tester' may not start it: step 'review' says exclude_requester: true, which leaves "
+        "only ann to decide it (approvers: [ann, tester]; without a policy file they are user names), fewer than "
+        "its min_approvals: 2, so it could never be approved. Let someone else start it, or set min_approvals to 1 "
+        "or add approvers (user names or policy roles)"
+    )
+    alone = FEW.replace("min_approvals: 2", "exclude_requester: true").replace("[ann]", "[tester]")
+    with pytest.raises(PolicyError, match=r"which leaves nobody to decide it \(approvers: \[tester\];"):
+        engine.start(alone)
+    assert engine.workflows() == []
+    audit = airt_nb.audit(engine)  # each refusal, like a refused decision
+    assert (
+        audit[["user", "decision", "rule", "step_name"]].values.tolist()
+        == [["tester", "deny", "exclude_requester", "review"]] * 2
+    )
+    run = engine.start(spec, user="bob")  # ann and tester may decide what bob starts
+    assert run.wait(10) == "PAUSED"
+    run.approve(by="ann")
+    run.approve(by="tester")
+    assert run.wait(10) == "COMPLETED"
+
+
+def test_approvers_that_name_a_policy_role_are_not_counted_as_one_person(db_path: Path, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "users:\n  sam: [author]\n  rita: [reviewer]\n  lead: [reviewer]\n"
+        "roles:\n  author: {allow: [wait], act_as: ['*']}\n  reviewer: {approve: true}\n"
+    )
+    with airt_nb.Engine(db_path, registry=Registry(), user="sam", policy=policy) as eng:
+        run = paused(eng, FEW.replace("[ann]", "[reviewer]"))
+        run.approve(by="rita")
+        run.approve(by="lead")
+        assert run.wait(10) == "COMPLETED"
+        with pytest.raises(SpecError, match=r"only rita may decide it \(approvers: \[rita\]; none is a policy role\)"):
+            eng.start(FEW.replace("[ann]", "[rita]"))
 
 
 def test_one_rejection_rejects_even_after_approvals(engine: airt_nb.Engine, tmp_path: Path) -> None:
