@@ -13,8 +13,11 @@ that return one.
 from __future__ import annotations
 
 import argparse
+import ast
+import itertools
 import os
 import shlex
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +55,9 @@ LINE_USAGE = """\
 %workflow dashboard                   workflows with filters, detail, inbox and tables
 %workflow config [--db PATH]          show or switch the kernel's database
 %%workflow [-o VAR] [--wait] [--inputs EXPR] [--as USER] [--dry-run]   + YAML body: start a workflow
-IDs may be abbreviated to a unique prefix of at least 4 characters."""
+IDs may be abbreviated to a unique prefix of at least 4 characters.
+IPython replaces {var} (an id: {run.id}) only in a line without a dict literal: write the dict
+with doubled braces (--data {{'passed': True}}) or pass a variable (--data payload)."""
 
 
 class UsageProblem(Exception):
@@ -121,6 +126,60 @@ def _split(line: str, prog: str, hint: str) -> list[str]:
         except ValueError as exc:
             raise UsageProblem(f"{prog}: {exc} (check the quotes); {hint}") from None
     return out
+
+
+#: arguments that are ids or names, which never hold a brace or start with '$': one that does is a
+#: variable IPython left as written
+_NAMES = (("id", "id"), ("event", "event name"), ("from_step", "--from"), ("as_user", "--as"))
+
+
+def _check_expanded(line: str, words: list[str], args: argparse.Namespace, prog: str) -> None:
+    """Refuse an id still written ``{expr}`` or ``$name``, and say why IPython left it so.
+
+    IPython expands a magic's line all or nothing: if one ``{...}`` in it cannot be evaluated
+    (a dict literal is not an expression), the magic gets the whole line as typed, and the id
+    would be looked up as the text ``{ev.id}``: "no workflow '{ev.id}'" sends the user hunting.
+    """
+    for attr, what in _NAMES:
+        value = getattr(args, attr, None)
+        if isinstance(value, str) and ("{" in value or value.startswith("$")):
+            why = _why_unexpanded(line, words, "the id" if attr == "id" else "the value")
+            raise UsageProblem(f"{prog}: IPython did not expand the {what} {value}{why}")
+
+
+def _parsed(text: str) -> ast.expr | None:
+    try:
+        return ast.parse(text, mode="eval").body
+    except (SyntaxError, ValueError):
+        return None
+
+
+def _why_unexpanded(line: str, words: list[str], instead: str) -> str:
+    try:
+        fields = [n + (f":{spec}" if spec else "") for _, n, spec, _ in string.Formatter().parse(line) if n is not None]
+    except ValueError:  # IPython's formatter stumbled on the same
+        return (
+            ": the line has a '{' or '}' that does not pair up, and then IPython leaves the whole line as written; "
+            "write a brace meant as text doubled ({{ or }}), or put the value in a variable"
+        )
+    field = next((f for f in fields if _parsed(f) is None), None)
+    if field is None:
+        return (
+            ": evaluating it in this kernel failed (a name not defined yet?), and then IPython leaves the whole "
+            f"line as written; run the cell that sets it, or give {instead} itself"
+        )
+    literal = "{" + field + "}"
+    is_dict = isinstance(_parsed(literal), ast.Dict)
+    what = "the dict" if is_dict else "it"
+    doubled = literal.replace("{", "{{").replace("}", "}}")  # what IPython turns back into the literal
+    option = next((w for w, nxt in itertools.pairwise(words) if field in nxt and w.startswith("--")), "")
+    fix = f"write {what} with doubled braces ({doubled})"
+    if option in _EXPRESSION_OPTIONS:
+        fix = f"write {what} with doubled braces ({option} {doubled}) or put it in a variable ({option} payload)"
+    return (
+        f", because the line also holds {literal}{', a dict literal' if is_dict else ''}, and IPython expands "
+        f"the {{...}} of a line only when each is a Python expression (else it leaves the whole line as written); {fix}"
+    )
 
 
 # -- %%workflow -----------------------------------------------------------------------------------------
@@ -238,6 +297,7 @@ def run_line(line: str, engine: Engine | None = None, evaluate: Callable[[str], 
         args = line_parser().parse_args(words)
     except argparse.ArgumentError as exc:
         raise UsageProblem(f"%workflow: {exc}; see %workflow help") from None
+    _check_expanded(line, words, args, f"%workflow {args.command}")
     if args.command == "config":
         if args.db:
             return banner(session.open_engine(args.db))

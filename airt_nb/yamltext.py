@@ -210,7 +210,7 @@ def parse(text: str) -> tuple[Any, Lines]:
     except _Refused as exc:
         raise YamlTextError(exc.line, field_path(exc.path), exc.message) from None
     except yaml.MarkedYAMLError as exc:
-        line, message = _syntax_error(exc)
+        line, message = _syntax_error(exc, text)
         raise YamlTextError(line, "", message) from None
     except yaml.YAMLError as exc:
         raise YamlTextError(None, "", f"YAML error: {exc}") from None
@@ -224,17 +224,133 @@ _UNCLOSED = {
     "while parsing a flow mapping": ("'{'", "add the closing '}'"),
     "while parsing a flow sequence": ("'['", "add the closing ']'"),
 }
+_FLOW = {"while parsing a flow mapping": "{ }", "while parsing a flow sequence": "[ ]"}
+_CLOSER = {"{": "}", "[": "]"}
+# Where plain text ends inside { } or [ ]: at a flow indicator, a comment or the end of the line.
+_PLAIN_END = frozenset(",[]{}#\n")
 
 
-def _syntax_error(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
+def _quote_end(text: str, start: int) -> int | None:
+    """The index of the quote that closes the one at ``start`` ('' and \\" do not close), or None."""
+    quote, i = text[start], start + 1
+    while i < len(text):
+        if text[i] == "\\" and quote == '"':
+            i += 2
+            continue
+        if text[i] == quote:
+            if quote == "'" and text[i + 1 : i + 2] == "'":
+                i += 2
+                continue
+            return i
+        i += 1
+    return None
+
+
+def _flow_scan(text: str, start: int) -> tuple[int | None, list[tuple[int, int]]]:
+    """Where the bracket at ``start`` is closed (None: the text ends, or an enclosing bracket closes,
+    first) and the quoted texts met on the way, as ``(first, last)`` indexes.
+
+    A quote opens quoted text only where a value or key can begin (after a bracket, ',' or ':'):
+    inside plain text, as in ``it's``, it is a character like any other.
+    """
+    stack: list[str] = []
+    quoted: list[tuple[int, int]] = []
+    previous = ""  # the last character that was not a space
+    i = start
+    while i < len(text):
+        ch = text[i]
+        if ch in _CLOSER:
+            stack.append(_CLOSER[ch])
+        elif ch in "}]":
+            if ch != stack.pop():
+                return None, quoted
+            if not stack:
+                return i, quoted
+        elif ch == "#" and text[i - 1] in " \t\n":
+            newline = text.find("\n", i)
+            i = len(text) if newline < 0 else newline
+            continue
+        elif ch in "'\"" and previous in "{[,:?":
+            end = _quote_end(text, i)
+            if end is None:
+                return None, quoted
+            quoted.append((i, end))
+            i, previous = end + 1, ch
+            continue
+        if not ch.isspace():
+            previous = ch
+        i += 1
+    return None, quoted
+
+
+def _plain_word(text: str, start: int) -> str:
+    end = start
+    while end < len(text) and text[end] not in _PLAIN_END and text[end : end + 2] not in (": ", ":\n"):
+        end += 1
+    return text[start:end].strip()
+
+
+def _quoted(value: str) -> str:
+    """``value`` in the quotes that need no escaping inside it."""
+    if '"' not in value:
+        return f'"{value}"'
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _unexpected(
+    kind: str, mark: yaml.Mark, opened: yaml.Mark, text: str, quoted: list[tuple[int, int]]
+) -> tuple[int, str]:
+    """A closed ``kind`` (``{ }`` or ``[ ]``) holding what it cannot: what, where, and the likely fix."""
+    at = mark.index
+    ch = text[at]
+    if ch in "'\"":
+        end = _quote_end(text, at)
+        word = text[at : end + 1] if end is not None else ch
+    else:
+        word = ch if ch in "?:{}[]" else _plain_word(text, at) or ch
+    after = next((q for q in quoted if q[1] < at and not text[q[1] + 1 : at].strip()), None)
+    if ch == "?":
+        fix = 'put the value in quotes ("...")'
+    elif ch == ":":
+        fix = 'put a value that holds ": " in quotes ("..."), or add the "," missing before this key'
+    elif ch in "{[":
+        fix = 'add the "," missing before it'
+    elif after is not None and len(value := text[after[0] : at] + word) <= 60:
+        fix = f'write the whole value in one pair of quotes ({_quoted(value)}), or add the missing ","'
+    else:
+        fix = 'put the value in quotes ("..."), or add the missing ","'
+    above = mark.line - opened.line
+    where = f"opened at column {opened.column + 1}"
+    if above:
+        # Lines of the message would be the YAML's, not the cell's (which counts the %%workflow line):
+        # "above" is right in both.
+        where = f"opened {above} line{'s' if above > 1 else ''} above, at column {opened.column + 1}"
+        # It closes after the problem, so not on its own line: maybe that is where it should have.
+        fix += f"; if the {kind} should end on the line it opens, add the '{kind[-1]}' there"
+    shown = word if len(word) <= 40 else word[:37] + "..."
+    shown = shown if shown[0] in "'\"" else f"'{shown}'"
+    return (
+        mark.line + 1,
+        f"YAML syntax error: unexpected {shown} at column {mark.column + 1} inside the {kind} {where}; {fix}",
+    )
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int | None, str]:
     """The line to mark and the message: an unclosed quote or bracket is marked where it opens (the
-    parser notices only at the end of the text, past the last line), with its column."""
+    parser notices only at the end of the text, past the last line), with its column; a closed
+    bracket holding something it cannot is marked at that thing."""
     unclosed = _UNCLOSED.get(exc.context or "")
-    if unclosed is not None and exc.context_mark is not None:
-        mark = exc.context_mark
+    opened, mark = exc.context_mark, exc.problem_mark
+    if unclosed is not None and opened is not None:
+        if exc.context in _FLOW and mark is not None and text[opened.index : opened.index + 1] in _CLOSER:
+            # PyYAML blames the bracket for anything it cannot fit inside it: ask the text whether
+            # the bracket really stays open.
+            closed_at, quoted = _flow_scan(text, opened.index)
+            if closed_at is not None and closed_at >= mark.index:
+                return _unexpected(_FLOW[exc.context], mark, opened, text, quoted)
         what, fix = unclosed
-        return mark.line + 1, f"YAML syntax error: the {what} at column {mark.column + 1} is never closed; {fix}"
-    mark = exc.problem_mark or exc.context_mark
+        return opened.line + 1, f"YAML syntax error: the {what} at column {opened.column + 1} is never closed; {fix}"
+    mark = mark or opened
     if mark is None:
         return None, f"YAML syntax error: {exc.problem or exc}; check indentation and quoting"
     return mark.line + 1, (

@@ -135,6 +135,43 @@ def test_inbox_filters_by_name_and_by_who_may_decide(db_path: Path, registry: Re
         assert len(inbox.pending) == 2
 
 
+def test_inbox_marks_you_only_where_the_card_lets_you_decide(db_path: Path, registry: Registry) -> None:
+    rule = "name: {name}\nsteps:\n  - name: review\n    type: human_approval\n    approvers: [ann, sam]\n    {rule}\n"
+    with airt_nb.Engine(db_path, registry=registry, user="sam") as eng:
+        runs = {
+            name: eng.start(rule.format(name=name, rule=line))
+            for name, line in [
+                ("open", "message: yours"),
+                ("own-run", "exclude_requester: true"),
+                ("authenticated", "authenticated: true"),
+                ("approved", "min_approvals: 2"),
+            ]
+        }
+        for run in runs.values():
+            assert run.wait(timeout=10) == "PAUSED"
+        runs["approved"].approve()  # sam's approval: 1 of 2, the other must come from ann
+        inbox = InboxPanel(eng)
+
+        you = {
+            name: line
+            for (_, name), line in zip(inbox.pending, (r.children[1].value for r in inbox.rows), strict=False)
+        }
+        assert '<span class="airt-ok">✔</span>' in you["open"]
+        for name in ("own-run", "authenticated", "approved"):
+            assert '<span class="airt-ok">✔</span>' not in you[name], name
+        # the row says why, in the card's words
+        assert 'title="You (sam) started this workflow, and the step says' in you["own-run"]
+        assert 'title="This step accepts only authenticated decisions' in you["authenticated"]
+        assert 'title="You (sam) approved already; it waits for 1 more approval(s)' in you["approved"]
+
+        inbox.who_filter.value = "mine"
+        assert [a.workflow_id for a, _ in inbox.pending] == [runs["open"].id]
+        inbox.who_filter.value = ""
+        for name in ("own-run", "authenticated", "approved"):  # the card agrees: no Approve button
+            inbox.select(runs[name].approvals()[0].approval_id)
+            assert inbox.card.approve_button.disabled, name
+
+
 def test_inbox_pages_with_show_more(engine: airt_nb.Engine) -> None:
     for i in range(3):
         paused_run(engine, f"out/{i}")

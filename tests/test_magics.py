@@ -270,6 +270,20 @@ def test_unterminated_quote_is_marked_where_the_quote_opens(shell: ReraisingShel
     assert "the quote at column 16 is never closed; close the quote" in note
 
 
+def test_a_yaml_error_inside_a_closed_brace_is_marked_where_it_is(shell: ReraisingShell) -> None:
+    run(shell, "%load_ext airt_nb")
+    step = "  - {name: r, type: human_approval, message: ok?}"
+
+    with capture_output() as cap, pytest.raises(UsageError):
+        shell.run_cell(f"%%workflow\nname: p\nsteps:\n{step}\n")
+
+    (listing,) = texts(cap)
+    lines = listing.splitlines()
+    note = lines[lines.index(f">4 | {step}") + 1]  # the cell's line 4: the YAML's line 3
+    assert note.index("^") - (note.index("|") + 2) == step.index("?")  # under the '?', not under the '{'
+    assert "unexpected '?' at column 48 inside the { } opened at column 5; put the value in quotes" in note
+
+
 def test_spec_error_shows_no_traceback(shell: ReraisingShell) -> None:
     run(shell, "%load_ext airt_nb")
     shell.reraise = False
@@ -365,6 +379,38 @@ def test_line_command_errors_are_usage_errors(shell: ReraisingShell, tmp_path: P
         shell.run_cell("%workflow list --limit 99999999999999999999999")
     with pytest.raises(UsageError, match=r"as_user= is empty"):
         shell.run_cell("%%workflow --as ''\n" + SPEC)
+
+
+def test_an_id_ipython_left_unexpanded_says_why_and_both_ways_around_it_work(shell: ReraisingShell) -> None:
+    run(shell, "%load_ext airt_nb")
+    spec = "name: hear\nsteps:\n  - name: w\n    type: wait_event\n    event: ci.done\n"
+    first, _ = run(shell, "%%workflow --wait\n" + spec)
+    second, _ = run(shell, "%%workflow --wait\n" + spec)
+    shell.user_ns.update(first=first, second=second, payload={"passed": False})
+
+    # IPython expands a line all or nothing: the dict literal keeps {first.id} as typed
+    with pytest.raises(UsageError) as info:
+        shell.run_cell('%workflow send {first.id} ci.done --data {"passed": True}')
+    assert str(info.value) == (
+        '%workflow send: IPython did not expand the id {first.id}, because the line also holds {"passed": True}, '
+        "a dict literal, and IPython expands the {...} of a line only when each is a Python expression (else it "
+        'leaves the whole line as written); write the dict with doubled braces (--data {{"passed": True}}) or put '
+        "it in a variable (--data payload)"
+    )
+    with pytest.raises(
+        UsageError, match=r"^%workflow fork: IPython did not expand the id \$second, because .*--inputs"
+    ):
+        shell.run_cell("%workflow fork $second --from w --inputs {'x': 1}")
+    with pytest.raises(UsageError, match=r"^%workflow show: IPython did not expand the id \{not_set\}: evaluating it"):
+        shell.run_cell("%workflow show {not_set}")
+    assert (first.status, second.status) == ("PAUSED", "PAUSED")  # nothing was sent
+
+    run(shell, '%workflow send {first.id} ci.done --data {{"passed": True}}')
+    run(shell, "%workflow send {second.id} ci.done --data payload")
+    assert first.wait(timeout=10) == second.wait(timeout=10) == "COMPLETED"
+    assert (first.outputs["w"], second.outputs["w"]) == ({"passed": True}, {"passed": False})
+    _, cap = run(shell, "%workflow help")
+    assert "write the dict\nwith doubled braces (--data {{'passed': True}}) or pass a variable" in cap.stdout
 
 
 def test_policy_refusal_is_shown_without_traceback(shell: ReraisingShell) -> None:

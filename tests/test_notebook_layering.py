@@ -69,7 +69,7 @@ CORE = (
     "engine", *HOSTED, "spec", "plan", "actions", "context", "expressions", "limits", "ownership", "timers",
     "events", "errors", "identity", "timeutil", "run", "webhooks", "urls", "undocopies", "store", "session",
     "fields", "conditions", "approvalspec", "preview", "specgraph", "policy", "stepkinds", "forks", "schedules",
-    "builtin_actions", "file_actions", "fileops", "yamltext", "suggest",
+    "builtin_actions", "file_actions", "fileops", "yamltext", "suggest", "workflow_ids",
 )  # fmt: skip
 # A Run is also what a notebook shows and reads as frames: these methods of it import the layer above
 # when they are called (pandas, IPython, ipywidgets), never before.

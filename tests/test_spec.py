@@ -230,6 +230,85 @@ def test_bad_spec_names_the_line_and_field(text: str, line: int | None, field: s
         assert f"line {line}" in str(err)
 
 
+_STEP = "name: p\nsteps:\n  - {name: r, type: human_approval, message: %s}\n"
+
+FLOW_ERRORS = [
+    # (yaml, line, message): a { } or [ ] that is closed is never said to be open; what it cannot hold is
+    # named and marked where it is, with the column of the bracket it is inside
+    (
+        _STEP % "ok?",
+        3,
+        "YAML syntax error: unexpected '?' at column 48 inside the { } opened at column 5; "
+        'put the value in quotes ("...")',
+    ),
+    (
+        _STEP % "Deploy v2: ok",
+        3,
+        "YAML syntax error: unexpected ':' at column 55 inside the { } opened at column 5; "
+        'put a value that holds ": " in quotes ("..."), or add the "," missing before this key',
+    ),
+    (
+        _STEP % '"done" now',
+        3,
+        "YAML syntax error: unexpected 'now' at column 53 inside the { } opened at column 5; "
+        'write the whole value in one pair of quotes (\'"done" now\'), or add the missing ","',
+    ),
+    (
+        "name: p\nsteps:\n  - name: a\n    depends_on: [a, 'b' c]\n",
+        4,
+        "YAML syntax error: unexpected 'c' at column 25 inside the [ ] opened at column 17; "
+        'write the whole value in one pair of quotes ("\'b\' c"), or add the missing ","',
+    ),
+    (  # a { } over several lines: no line number (a cell counts its %%workflow line), how far above
+        "name: p\nsteps:\n  - name: a\n    inputs: {a: 1,\n      b: 2 c: 3}\n",
+        5,
+        "YAML syntax error: unexpected ':' at column 13 inside the { } opened 1 line above, at column 13; "
+        'put a value that holds ": " in quotes ("..."), or add the "," missing before this key; '
+        "if the { } should end on the line it opens, add the '}' there",
+    ),
+    # really unclosed: at the end of the text, before the next item, behind a comment, inside another bracket
+    (
+        "name: p\nsteps:\n  - {name: r, type: human_approval, message: ok\n",
+        3,
+        "YAML syntax error: the '{' at column 5 is never closed; add the closing '}'",
+    ),
+    (
+        "name: p\nsteps:\n  - {name: r, type: human_approval\n  - name: s\n    type: human_approval\n",
+        3,
+        "YAML syntax error: the '{' at column 5 is never closed; add the closing '}'",
+    ),
+    (
+        "name: p\nsteps:\n  - {name: r, type: human_approval  # }\n",
+        3,
+        "YAML syntax error: the '{' at column 5 is never closed; add the closing '}'",
+    ),
+    (
+        "name: p\nsteps:\n  - name: a\n    inputs: {a: [1, 2}\n",
+        4,
+        "YAML syntax error: the '[' at column 17 is never closed; add the closing ']'",
+    ),
+    (
+        "name: p\nsteps:\n  - name: a\n    inputs: {a: [1, 2]\n  - name: b\n    inputs: {b: 1}\n",
+        4,
+        "YAML syntax error: the '{' at column 13 is never closed; add the closing '}'",
+    ),
+    (  # the quote in it's is text, not a quote left open
+        "name: p\nsteps:\n  - {name: r, type: human_approval, message: it's fine\n",
+        3,
+        "YAML syntax error: the '{' at column 5 is never closed; add the closing '}'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "message"), FLOW_ERRORS, ids=[f[2][19:60] for f in FLOW_ERRORS])
+def test_yaml_errors_inside_brackets_name_the_culprit_or_the_unclosed_bracket(
+    text: str, line: int, message: str
+) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(text, registry=_registry())
+    assert info.value.problems == [(line, "", message)]
+
+
 @pytest.mark.parametrize(("text", "line", "field", "words"), BAD[:16], ids=[b[3][:30] for b in BAD[:16]])
 def test_bad_spec_writes_nothing_to_the_database(db_path, text, line, field, words) -> None:
     reg = _registry()

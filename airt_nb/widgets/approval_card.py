@@ -13,9 +13,10 @@ exactly ``Approve`` and ``Reject``.
 The engine's policy is asked first (``Policy.check_approval``), and the
 step's own rules (who started the workflow may not decide it with
 ``exclude_requester``, a step with ``authenticated`` takes no decision
-from a notebook, one person approves once): someone who may not decide
-sees the buttons disabled and why.  **Reject** asks for
-confirmation, as a rollback does, since it undoes completed steps.  Every
+whose name is only asserted, one person approves once): someone who may not
+decide sees the buttons disabled and why.  :func:`standing` is that check;
+the inbox's "you" column asks it too, so the two never disagree.  **Reject**
+asks for confirmation, as a rollback does, since it undoes completed steps.  Every
 decision goes through ``Engine.approve`` / ``Engine.reject`` (the one
 decision path); a refusal (the policy changed, someone decided first) is
 shown on the card.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
     from ..engine import Engine
     from ..store.records import ApprovalRecord, CompensationRecord, DecisionRecord
 
-__all__ = ["ApprovalCard", "decided_text"]
+__all__ = ["ApprovalCard", "Standing", "decided_text", "standing"]
 
 
 def _context_html(approval: ApprovalRecord) -> str:
@@ -86,12 +88,69 @@ def _undo_html(compensations: Sequence[CompensationRecord]) -> str:
     )
 
 
-def _started_by(approval: ApprovalRecord) -> str | None:
+def _started_by(engine: Engine, approval: ApprovalRecord) -> str | None:
     try:
         context = json.loads(approval.context) if approval.context else {}
     except ValueError:
-        return None
-    return context.get("started_by") if isinstance(context, dict) else None
+        context = {}
+    if isinstance(context, dict) and context.get("started_by"):
+        return str(context["started_by"])
+    record = engine.store.workflow(approval.workflow_id)  # the decision path's own source
+    return record.started_by if record is not None else None
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Whether the engine's user may decide one pending approval now: :func:`standing`."""
+
+    #: why they may not decide it at all (``None``: they may)
+    refusal: str | None = None
+    #: they approved it already (one of several approvals): they may still reject it
+    already: str | None = None
+
+    @property
+    def may_decide(self) -> bool:
+        """They may approve it: what the inbox marks "you ✔" and its "ones I may decide" keeps."""
+        return self.refusal is None and self.already is None
+
+
+def standing(engine: Engine, approval: ApprovalRecord, decisions: Sequence[DecisionRecord] | None = None) -> Standing:
+    """May ``engine``'s user decide ``approval`` now, and if not, why (in words for the card).
+
+    The policy first, then the step's own rules (``authenticated``, ``exclude_requester``), then
+    "approved already" (``decisions``: the approval's individual decisions, read when not given).
+    The same rules as the one decision path, which has the last word: this only says beforehand
+    what it would refuse, without recording a refusal.
+    """
+    user = engine.user
+    try:
+        verdict = engine.policy.check_approval(user, approval.approver_list)
+    except Exception:  # a policy that cannot answer now refuses at decision time, with its reason
+        verdict = None
+    if verdict is not None and not verdict.allowed:
+        because = verdict.reason or f"refused by rule {verdict.rule!r}"
+        return Standing(refusal=f"You ({user}) may not decide this approval: {because}. Ask one of the approvers.")
+    if approval.authenticated and engine.store.authenticated_user is None:
+        return Standing(
+            refusal="This step accepts only authenticated decisions: decide on the approvals page of a Jupyter "
+            "server (/airt/) or JupyterHub, not from a notebook, where a name is only asserted."
+        )
+    if approval.exclude_requester and _started_by(engine, approval) == user:
+        return Standing(
+            refusal=f"You ({user}) started this workflow, and the step says who started it may not decide it."
+        )
+    if decisions is None:
+        if not approval.approved_count:  # nobody approved yet: no need to read who did
+            return Standing()
+        decisions = engine.store.decisions(approval_id=approval.approval_id)
+    if any(
+        d.approval_id == approval.approval_id and d.decided_by == user and d.decision == "APPROVED" for d in decisions
+    ):
+        return Standing(
+            already=f"You ({user}) approved already; it waits for {approval.min_approvals - approval.approved_count} "
+            "more approval(s) from other people. You may still reject it."
+        )
+    return Standing()
 
 
 class ApprovalCard(widgets.VBox):
@@ -209,33 +268,11 @@ class ApprovalCard(widgets.VBox):
         show(self.controls, True)
 
     def _check_decider(self, approval: ApprovalRecord) -> None:
-        """Ask the policy whether this engine's user may decide; if not, disable the buttons and say why."""
-        try:
-            verdict = self.engine.policy.check_approval(self.engine.user, approval.approver_list)
-        except Exception:  # a policy that cannot answer now refuses at decision time, with its reason
-            verdict = None
-        refusal = None
-        user = self.engine.user
-        if verdict is not None and not verdict.allowed:
-            because = verdict.reason or f"refused by rule {verdict.rule!r}"
-            refusal = f"You ({user}) may not decide this approval: {because}. Ask one of the approvers."
-        elif approval.authenticated:
-            refusal = (
-                "This step accepts only authenticated decisions: decide on the approvals page of a Jupyter "
-                "server (/airt/) or JupyterHub, not from a notebook, where a name is only asserted."
-            )
-        elif approval.exclude_requester and _started_by(approval) == user:
-            refusal = f"You ({user}) started this workflow, and the step says who started it may not decide it."
-        self.refusal = refusal
-        approved = any(d.decided_by == user and d.decision == "APPROVED" for d in self.decisions)
-        self.already = (
-            f"You ({user}) approved already; it waits for {approval.min_approvals - approval.approved_count} "
-            "more approval(s) from other people. You may still reject it."
-            if approved and refusal is None
-            else None
-        )
-        self._enable((self._off or refusal) is None)
-        reason = self._off or refusal or self.already
+        """Whether this engine's user may decide (:func:`standing`); if not, disable the buttons and say why."""
+        verdict = standing(self.engine, approval, self.decisions)
+        self.refusal, self.already = verdict.refusal, verdict.already
+        self._enable((self._off or self.refusal) is None)
+        reason = self._off or self.refusal or self.already
         self.why_html.value = f'<div class="airt-muted">{esc(reason)}</div>' if reason else ""
 
     def disable(self, why: str) -> None:

@@ -3,9 +3,11 @@
 All kernels and notebooks sharing the database show up in a compact table
 (workflow, step, message, when requested, deadline, approvers, whether you
 may decide), with filters; the approval picked in the table opens as an
-:class:`~.approval_card.ApprovalCard` below it, where it is decided.  The
-oldest one is picked when the inbox opens; after a decision nothing is
-picked by itself (a second click must never decide the next approval).
+:class:`~.approval_card.ApprovalCard` below it, where it is decided.  "Whether
+you may decide" is the card's own check (:func:`~.approval_card.standing`), so
+a row never promises what the card then refuses.  The oldest one is picked
+when the inbox opens; after a decision nothing is picked by itself (a second
+click must never decide the next approval).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ..events import ApprovalDecided, ApprovalRequested, Event, WorkflowStatusCh
 from ..views.run_html import decided_text
 from ..views.text import ago, countdown, esc, fmt_time, short
 from ..views.theme import stylesheet
-from .approval_card import ApprovalCard
+from .approval_card import ApprovalCard, standing
 from .base import LivePanel, button, cells, html, show, style_widget
 
 if TYPE_CHECKING:
@@ -113,17 +115,11 @@ class InboxPanel(LivePanel, widgets.VBox):
 
     # -- reading ----------------------------------------------------------------------------------------
 
-    def _may_decide(self, approval: ApprovalRecord) -> bool:
-        try:
-            return bool(self.engine.policy.check_approval(self.engine.user, approval.approver_list).allowed)
-        except Exception:
-            return True  # the card says why when deciding fails
-
     def _matches(self, approval: ApprovalRecord, name: str) -> bool:
         text = self.name_filter.value.strip().lower()
         if text and text not in name.lower() and text not in approval.step_name.lower():
             return False
-        return not (self.who_filter.value == "mine" and not self._may_decide(approval))
+        return not (self.who_filter.value == "mine" and not standing(self.engine, approval).may_decide)
 
     def _filtered(self) -> bool:
         return bool(self.name_filter.value.strip() or self.who_filter.value)
@@ -195,7 +191,9 @@ class InboxPanel(LivePanel, widgets.VBox):
         self._deadlines = any(a.deadline for a, _ in self.pending)
 
     def _values(self, approval: ApprovalRecord, name: str, *, live: bool = True) -> list[str]:
-        you = '<span class="airt-ok">✔</span>' if self._may_decide(approval) else '<span class="airt-muted">—</span>'
+        verdict = standing(self.engine, approval)
+        why = verdict.refusal or verdict.already
+        you = f'<span class="airt-muted" title="{esc(why)}">—</span>' if why else '<span class="airt-ok">✔</span>'
         return [
             f"<b>{esc(name)}</b>",
             esc(approval.step_name),
