@@ -47,7 +47,7 @@ LINE_USAGE = """\
 %workflow list [--status S] [--name TEXT] [--limit N]   newest workflows of the database (all kernels)
 %workflow show ID                     a live panel of any workflow (also another kernel's)
 %workflow approve ID [--reason TEXT] [--as USER] [--value NAME=VALUE ...]
-%workflow reject ID [--reason TEXT] [--as USER]
+%workflow reject ID [--reason TEXT] [--as USER] [--value NAME=VALUE ...]   (values: recorded, not needed)
 %workflow rollback ID | resume ID | cancel ID
 %workflow fork ID --from STEP [--inputs EXPR]   run a finished workflow again from STEP (a new run)
 %workflow send ID NAME [--data EXPR]  send event NAME (payload: a Python expression) to a wait_event step
