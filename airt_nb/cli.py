@@ -35,7 +35,10 @@ a notebook (or another process) runs.  A decision leaves the workflow
 RUNNING without a lease and the engine that has the database open picks it
 up at its next housekeeping tick (0.1 s); a rollback of a workflow nobody
 runs is left ROLLING_BACK for its engine if that engine is alive, and is
-run to its end here if it is gone.  ``resume`` and ``fork`` execute steps,
+run to its end here if it is gone.  When no engine is left to carry a
+workflow on (its home is gone and no engine that takes up work is open),
+``approve``, ``reject``, ``send``, ``list`` and ``show`` say so and name
+``airt resume``.  ``resume`` and ``fork`` execute steps,
 in this process, until the run pauses or ends; ``worker``
 is a long-running engine (see :mod:`airt_nb.worker`).
 

@@ -13,13 +13,15 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .clitext import (
     approval_json,
     approval_text,
     decoded,
     duration,
+    event_json,
+    event_text,
     fit,
     hanging,
     indent,
@@ -29,12 +31,17 @@ from .clitext import (
     workflow_json,
 )
 from .engine import Engine
-from .errors import AirtError, ApprovalError, NotFoundError
+from .errors import AirtError, ApprovalError, NotFoundError, SpecError
 from .fields import parse_values
+from .ownership import describe_owner, is_dead_local_owner
 from .store import redact
-from .store.records import SETTLED, TERMINAL
+from .store.records import ACTIVE, SETTLED, TERMINAL
 from .views import workflow_note
+from .views.run import spec_facts
 from .views.text import term_safe
+
+if TYPE_CHECKING:
+    from .store.records import EngineRecord, StepRecord, WorkflowRecord
 
 __all__ = ["COMMANDS", "CliError"]
 
@@ -52,9 +59,15 @@ _KIND = {"human_approval": "approval", "wait_event": "event", "workflow": "workf
 def _list(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     records = engine.list(status=args.status, name=args.name, limit=args.limit)
     pending = {a.workflow_id: a for a in engine.store.approvals(status="PENDING")}
+    live = _live_engines(engine) if any(r.status in ACTIVE for r in records) else {}
+    events = _waited_events(engine, [r for r in records if r.workflow_id not in pending])
     rows = []
     for r in records:
         note = workflow_note(r, pending.get(r.workflow_id))
+        if events.get(r.workflow_id):
+            note = ", ".join(f"event {event!r}" for _, event in events[r.workflow_id])
+        if _unattended(r, live):  # said first: nothing changes until someone acts
+            note = "no engine runs it" + (f"; {note}" if note else "")
         rows.append(
             [
                 r.workflow_id,
@@ -71,7 +84,15 @@ def _list(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         if rows
         else "no workflows" + _filters(args)
     )
-    data = [{**workflow_json(r), "pending_approval": approval_json(pending.get(r.workflow_id))} for r in records]
+    data = [
+        {
+            **workflow_json(r),
+            "pending_approval": approval_json(pending.get(r.workflow_id)),
+            "waiting_events": [event for _, event in events.get(r.workflow_id, [])],
+            "no_engine_runs_it": _unattended(r, live),
+        }
+        for r in records
+    ]
     return {"text": text, "json": data}
 
 
@@ -82,12 +103,14 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     steps = run.steps()
     approvals = run.approvals()
     deliveries = engine.store.deliveries(workflow_id=workflow_id)
+    live = _live_engines(engine) if rec.status in ACTIVE else {}
     lines = [hanging([f"workflow {rec.workflow_id}  {term_safe(rec.name)}  {rec.status}"], 2)]
     fields = [
         ("started by", f"{term_safe(rec.started_by or '?')} at {when(rec.created_at)} UTC"),
         ("updated", f"{when(rec.updated_at)} UTC"),
         ("finished", f"{when(rec.finished_at)} UTC" if rec.finished_at else None),
         ("progress", f"{rec.done_steps}/{rec.total_steps} steps"),
+        ("runner", _runner(rec, live)),
         ("inputs", rec.inputs),
         ("waiting for", rec.waiting_for),
         ("error", rec.error),
@@ -109,6 +132,10 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     ]
     step_headers = ["#", "STEP", "ACTION", "STATUS", "ATTEMPT", "DURATION", "ERROR"]
     lines += indent(table(step_headers, step_rows, free=("STEP", "ACTION", "ERROR"), width=terminal_width() - 2))
+    waits = _waited_events(engine, [rec], {workflow_id: steps}).get(workflow_id, [])
+    on_timeout = _on_timeout(rec)
+    for step, event in waits:
+        lines += ["", *event_text(rec.workflow_id, step, event, on_timeout.get(step.step_name))]
     decisions = engine.store.decisions(workflow_id=workflow_id)
     for a in approvals:
         lines += ["", *approval_text(a, rec, decisions)]
@@ -123,8 +150,10 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         lines += indent(table(delivery_headers, delivery_rows, free=free, width=terminal_width() - 2))
     data = {
         "workflow": workflow_json(rec),
+        "no_engine_runs_it": _unattended(rec, live),
         "steps": [decoded(asdict(s), "inputs", "outputs", "state") for s in steps],
         "approvals": [approval_json(a) for a in approvals],
+        "waiting_events": [event_json(step, event, on_timeout.get(step.step_name)) for step, event in waits],
         "decisions": [decoded(asdict(d), "field_values") for d in decisions],
         "compensations": [decoded(asdict(c), "inputs", "outputs", "state") for c in run.compensations()],
         "deliveries": [
@@ -145,6 +174,7 @@ def _decide(approve: bool) -> Any:
         reason = f": {term_safe(approval.reason)}" if approval.reason else ""
         who = term_safe(approval.decided_by or args.as_user or engine.user)
         text = f"{verb} step {approval.step_name!r} of workflow {workflow_id} as {who}{reason}"
+        nobody = None
         if approval.values:
             text += "\n  values " + ", ".join(f"{k}={json.dumps(v)}" for k, v in approval.values.items())
         if approval.status == "PENDING":
@@ -153,15 +183,18 @@ def _decide(approve: bool) -> Any:
                 f"\n{approval.approved_count} of {approval.min_approvals} approvals: it waits for {more} more "
                 "from other people"
             )
-        elif status == "RUNNING" or status == "ROLLING_BACK":
+        elif status in ACTIVE:
             doing = "continues it" if approve else "rolls it back"
-            text += (
-                f"\nworkflow {workflow_id} is {status}: the engine that has this database open {doing} "
+            nobody = _nobody_line(engine, workflow_id, status)
+            text += "\n" + (
+                nobody
+                or f"workflow {workflow_id} is {status}: the engine that has this database open {doing} "
                 f"(if none is running, open the notebook or run `airt resume {workflow_id}`)"
             )
         else:
             text += f"\nworkflow {workflow_id} is {status}"
-        return {"text": text, "json": {**(approval_json(approval) or {}), "workflow_status": status}}
+        data = {**(approval_json(approval) or {}), "workflow_status": status, "no_engine_runs_it": bool(nobody)}
+        return {"text": "\n".join(fit([text])), "json": data}
 
     return command
 
@@ -255,12 +288,14 @@ def _rollback(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
 def _cancel(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     workflow_id, _ = _resolve(engine, args.id)
     outcome = engine.cancel(workflow_id)
+    # Cancel stops without undoing: say so, and how to undo, or a user takes CANCELLED for "reverted".
+    undo = f"`airt rollback {workflow_id}` undoes its completed steps"
     if outcome == "requested":
-        text = f"asked the engine running workflow {workflow_id} to cancel it"
+        text = f"asked the engine running workflow {workflow_id} to cancel it; nothing is undone ({undo})"
     else:
-        text = f"workflow {workflow_id} is {engine.status_of(workflow_id)}"
+        text = f"workflow {workflow_id} is {engine.status_of(workflow_id)}; nothing was undone ({undo})"
     return {
-        "text": text,
+        "text": "\n".join(fit([text])),
         "json": {"workflow_id": workflow_id, "outcome": outcome, "status": engine.status_of(workflow_id)},
     }
 
@@ -311,6 +346,20 @@ def _read_spec(path: str) -> str:
     raise CliError(f"cannot read spec file {path}: {why}")
 
 
+def _in_file(exc: SpecError, path: str) -> SpecError:
+    """``exc`` with the file named where each problem is, ``bad.yaml:5: steps[0].action: ...``, as
+    compilers say it: ``line 5`` alone does not say of what, and editors and terminals jump to
+    ``FILE:LINE``.  A problem without a line (the inputs given, an unknown step) is left as it was:
+    it may not be the file's.  Still a :class:`SpecError`, so that ``--json`` says the same type."""
+    problems: list[tuple[int | None, str, str]] = [
+        (None, f"{path}:{line}: {field or '(top level)'}", message) if line else (line, field, message)
+        for line, field, message in exc.problems
+    ]
+    named = SpecError(exc.problems, workflow=exc.workflow)
+    named.args = (str(SpecError(problems, workflow=exc.workflow)),)
+    return named
+
+
 def _filters(args: argparse.Namespace) -> str:
     """`` with status PAUSED and a name containing 'x'``: what emptied a list."""
     said = [f"status {args.status}" if args.status else "", f"a name containing {args.name!r}" if args.name else ""]
@@ -321,7 +370,12 @@ def _filters(args: argparse.Namespace) -> str:
 def _fork(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     workflow_id, _ = _resolve(engine, args.id)
     spec = _read_spec(args.spec) if args.spec else None
-    run = engine.fork(workflow_id, args.from_step, args.inputs, spec=spec, check_actions=False)
+    try:
+        run = engine.fork(workflow_id, args.from_step, args.inputs, spec=spec, check_actions=False)
+    except SpecError as exc:
+        if args.spec:
+            raise _in_file(exc, args.spec) from None
+        raise
     status, waiting, gave_up = _run_here(engine, run.id, args.timeout)
     text = f"forked workflow {workflow_id} from step {args.from_step!r} as {run.id}, now {status}"
     if waiting and status not in TERMINAL:
@@ -346,21 +400,27 @@ def _send(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     workflow_id = engine.resolve_id(args.id)
     record = engine.send(workflow_id, args.event, args.data, by=args.as_user)
     status = engine.status_of(workflow_id)
+    nobody = None
     if record.status == "RECEIVED":
         text = f"sent event {args.event!r} to workflow {workflow_id}: step {record.step_name!r} received it"
         if status == "RUNNING":
-            text += "; the engine that has this database open continues it"
+            nobody = _nobody_line(engine, workflow_id, status)
+            text += f"\n{nobody}" if nobody else "; the engine that has this database open continues it"
     else:
         text = f"sent event {args.event!r} to workflow {workflow_id}: kept until its step is reached"
-    return {"text": text, "json": {**asdict(record), "payload": record.data, "workflow_status": status}}
+    data = {**asdict(record), "payload": record.data, "workflow_status": status, "no_engine_runs_it": bool(nobody)}
+    return {"text": "\n".join(fit([text])), "json": data}
 
 
 def _schedule(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     if args.schedule_command == "add":
         text = _read_spec(args.spec)
-        record = engine.schedule(
-            text, args.cron, args.inputs, timezone=args.tz, workdir=args.workdir, check_actions=False
-        )
+        try:
+            record = engine.schedule(
+                text, args.cron, args.inputs, timezone=args.tz, workdir=args.workdir, check_actions=False
+            )
+        except SpecError as exc:
+            raise _in_file(exc, args.spec) from None
         out = f"schedule {record.schedule_id}: {record.name} at {record.cron!r} ({record.timezone}), next {when(record.next_fire_at)} UTC"
         return {"text": out + "\n`airt worker` fires it (each slot once)", "json": asdict(record)}
     if args.schedule_command == "remove":
@@ -418,6 +478,102 @@ def _resolve(engine: Engine, ident: str) -> tuple[str, str | None]:
         if len(ident) >= 4 and len(matches) == 1:
             return matches[0].workflow_id, matches[0].approval_id
         raise
+
+
+def _live_engines(engine: Engine) -> dict[str, EngineRecord]:
+    """The engines alive now other than this command's own, by owner id, judged as recovery judges
+    them: one read of those neither closed nor past their lease, then the database's word where it
+    has one (PostgreSQL's session locks), else whether a process of this machine is dead (SQLite).
+
+    An engine of another machine whose lease has not run out counts as alive: nothing here can tell
+    otherwise, and saying "no engine runs it" of a workflow one does run would be worse than silence.
+    """
+    store = engine.store
+    found = [e for e in store.engines(alive_at=store.now()) if e.owner_id != engine.owner_id]
+    alive = store.engines_alive([e.owner_id for e in found])
+    return {
+        e.owner_id: e
+        for e in found
+        if (e.owner_id in alive if alive is not None else not is_dead_local_owner(e.owner_id))
+    }
+
+
+def _unattended(rec: WorkflowRecord, live: dict[str, EngineRecord]) -> bool:
+    """Whether nothing carries ``rec`` on until someone acts: it is RUNNING or ROLLING_BACK, no live
+    engine holds its lease, its home is gone (or it has none), and no live engine takes up work
+    (``airt worker``, a notebook's), which the home rules (:mod:`airt_nb.leases`) would let take it."""
+    if rec.status not in ACTIVE or rec.lease_owner in live or rec.home in live:
+        return False
+    return not any(e.takes_work for e in live.values())
+
+
+def _runner(rec: WorkflowRecord, live: dict[str, EngineRecord]) -> str | None:
+    """``show``'s ``runner`` line of a RUNNING or ROLLING_BACK workflow: the engine that runs it, or
+    who takes it up, or that nobody will and what to do."""
+    if rec.status not in ACTIVE:
+        return None
+    if rec.lease_owner in live:
+        return describe_owner(rec.lease_owner)
+    if rec.home in live:
+        return f"none at this moment; its home engine ({describe_owner(rec.home)}) takes it up"
+    takers = [owner for owner, e in live.items() if e.takes_work]
+    if takers:
+        home = f"its home engine ({describe_owner(rec.home)}) is gone" if rec.home else "it has no home engine"
+        return f"none yet: {home}; an engine that takes up work ({describe_owner(takers[0])}) takes it up"
+    return f"none: no engine runs it; `airt resume {rec.workflow_id}` continues it here (or open its notebook)"
+
+
+def _nobody_line(engine: Engine, workflow_id: str, status: str) -> str | None:
+    """After a decision or an event from this process: the line saying that no engine is left to
+    carry the workflow on, or None when one is (or may be), for the generic wording."""
+    rec = engine.store.workflow(workflow_id)
+    if rec is None or not _unattended(rec, _live_engines(engine)):
+        return None
+    gone = f"its home engine, {describe_owner(rec.home)}, is gone" if rec.home else "it has no home engine"
+    doing = "roll it back" if status == "ROLLING_BACK" else "continue it"
+    return (
+        f"workflow {workflow_id} is {status} but no engine runs it: {gone} and no engine that takes up work "
+        f"is open; run `airt resume {workflow_id}` to {doing} here, or open its notebook"
+    )
+
+
+# Ids per read of the steps of several workflows: far below any database's limit on parameters.
+_STEPS_BATCH = 500
+
+
+def _waited_events(
+    engine: Engine, records: list[WorkflowRecord], steps: dict[str, list[StepRecord]] | None = None
+) -> dict[str, list[tuple[StepRecord, str]]]:
+    """``{workflow_id: [(step, event name)]}``: the ``wait_event`` steps of the PAUSED ``records`` that
+    wait now, named as the notebook panel names them (the spec's ``event:``, :func:`spec_facts`).
+
+    Only workflows whose spec has such a step are read, their steps in one read per
+    :data:`_STEPS_BATCH` (``steps`` if the caller has them)."""
+    kinds = {r.workflow_id: spec_facts(r)[1] for r in records if r.status == "PAUSED"}
+    ids = [w for w, k in kinds.items() if any("event" in facts for facts in k.values())]
+    if steps is None:
+        steps = {}
+        for start in range(0, len(ids), _STEPS_BATCH):
+            steps.update(engine.store.steps_by_workflow(ids[start : start + _STEPS_BATCH]))
+    found: dict[str, list[tuple[StepRecord, str]]] = {}
+    for workflow_id in ids:
+        waiting = [
+            (s, kinds[workflow_id][s.step_name]["event"])
+            for s in steps.get(workflow_id, [])
+            if s.type == "wait_event" and s.status == "WAITING" and "event" in kinds[workflow_id].get(s.step_name, {})
+        ]
+        if waiting:
+            found[workflow_id] = waiting
+    return found
+
+
+def _on_timeout(rec: WorkflowRecord) -> dict[str, str]:
+    """``{step: on_timeout}`` of the steps of ``rec``'s spec that have a timeout (what its deadline does)."""
+    try:
+        spec = json.loads(rec.spec)
+    except (TypeError, ValueError):
+        return {}
+    return {s["name"]: s.get("on_timeout") or "fail" for s in spec.get("steps", []) if s.get("timeout")}
 
 
 def _history(engine: Engine, delivery_id: str) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .fields import describe_field
-from .store.records import ApprovalRecord, DecisionRecord, WorkflowRecord
+from .store.records import ApprovalRecord, DecisionRecord, StepRecord, WorkflowRecord
 from .timeutil import to_epoch
 from .views.approval_html import preview_text
 from .views.text import one_line, term_safe
@@ -24,6 +24,8 @@ __all__ = [
     "approval_text",
     "decoded",
     "duration",
+    "event_json",
+    "event_text",
     "fit",
     "hanging",
     "indent",
@@ -84,7 +86,10 @@ def approval_text(a: ApprovalRecord, rec: WorkflowRecord, decisions: list[Decisi
         lines.append("  fields (approved so far):" if a.values is not None else "  fields:")
         for name, spec in fields.items():
             shown = f" = {json.dumps(a.values.get(name))}" if a.values is not None else ""
-            lines.append(f"    {name}{shown}  ({describe_field(spec)})")
+            # The description is what the notebook card shows after the type: often the only word on
+            # what the value means ("pods after the change").
+            about = f" · {one_line(spec['description'])}" if spec.get("description") else ""
+            lines.append(f"    {name}{shown}  ({describe_field(spec)}){about}")
     if a.min_approvals > 1:
         lines.append(f"  {'approvals':<12}{a.approved_count} of {a.min_approvals}")
         lines += decision_lines(mine)
@@ -92,11 +97,49 @@ def approval_text(a: ApprovalRecord, rec: WorkflowRecord, decisions: list[Decisi
              ("authenticated", "only authenticated decisions (the approvals page, JupyterHub, PostgreSQL roles)")]  # fmt: skip
     lines += [f"  {'rule':<12}{text}" for flag, text in rules if getattr(a, flag)]
     example = " ".join(f"--value {n}=..." for n, s in fields.items() if s.get("required", True) and "default" not in s)
+    if fields and not example and a.values is None:
+        # Every field has a default (or is optional): the plain command works, but the approver may
+        # set them, which a hint without --value would hide.  Once a first approval fixed the values
+        # (a.values), later approvers cannot change them: no hint then.
+        example = "[--value NAME=VALUE ...]"
     lines += [
         f"  decide: airt approve {rec.workflow_id} {example + ' ' if example else ''}--reason ...",
         f"      or: airt reject {rec.workflow_id} --reason ...",
     ]
     return lines
+
+
+# What a wait_event step's deadline does, by its on_timeout (see airt_nb.wait_events).
+_EVENT_TIMEOUT = {
+    "fail": "then the step fails and what was done is rolled back",
+    "continue": 'then the step completes with {"timed_out": true}',
+}
+
+
+def event_text(workflow_id: str, step: StepRecord, event: str, on_timeout: str | None) -> list[str]:
+    """A ``wait_event`` step that waits, for ``show``: the event, its deadline, and the command that
+    sends it (as an approval's ``decide:`` line, and as the notebook panel says it).
+
+    >>> from types import SimpleNamespace as S
+    >>> print("\\n".join(event_text("4f2a", S(step_name="ci", next_attempt_at=None), "ci.done", None)))
+    waiting for event ci.done (step 'ci')
+      send it: airt send 4f2a ci.done --data '{...}'
+    """
+    lines = [f"waiting for event {term_safe(event)} (step {step.step_name!r})"]
+    if step.next_attempt_at:  # a waiting event step keeps its deadline there
+        then = _EVENT_TIMEOUT.get(on_timeout or "fail", f"then on_timeout: {term_safe(on_timeout)}")
+        lines.append(f"  {'deadline':<12}{when(step.next_attempt_at)} UTC, {then}")
+    lines.append(f"  send it: airt send {workflow_id} {term_safe(event)} --data '{{...}}'")
+    return lines
+
+
+def event_json(step: StepRecord, event: str, on_timeout: str | None) -> dict[str, Any]:
+    return {
+        "step_name": step.step_name,
+        "event": event,
+        "deadline": step.next_attempt_at,
+        "on_timeout": (on_timeout or "fail") if step.next_attempt_at else None,
+    }
 
 
 def decision_lines(decisions: list[DecisionRecord]) -> list[str]:

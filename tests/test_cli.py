@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,10 @@ def test_approving_from_the_cli_lets_the_running_engine_finish_the_workflow(
     decided = airt("--db", db, "approve", workflow_id, "--reason", "ship it", "--as", "ann")
     assert decided.returncode == 0, decided.stderr
     assert decided.stdout.splitlines()[0] == f"approved step 'review' of workflow {workflow_id} as ann: ship it"
+    # Its home engine is alive: the usual word, not "no engine runs it".
+    assert decided.stdout.splitlines()[1].startswith(
+        f"workflow {workflow_id} is RUNNING: the engine that has this database open continues it"
+    )
     assert decided.stderr == ""
 
     result = finish(proc)
@@ -250,13 +255,14 @@ def test_an_approval_id_works_as_well_as_a_workflow_id(
     data = json.loads(out)
     assert (data["approval_id"], data["workflow_id"], data["status"]) == (approval_id, workflow_id, "APPROVED")
     assert data["workflow_status"] == "RUNNING"
+    assert data["no_engine_runs_it"] is True  # the engine that paused it closed
 
 
 def test_resume_runs_a_workflow_nobody_runs_here(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     workflow_id = paused_here(db, tmp_path / "out")
     code, out, _ = run_cli(capsys, "--db", db, "approve", workflow_id, "--as", "ann")
     assert code == 0
-    assert "if none is running, open the notebook or run `airt resume" in out
+    assert f"no engine runs it: its home engine, {socket.gethostname()} pid {os.getpid()}, is gone" in out
     assert not (tmp_path / "out" / "b.txt").exists()
     code, out, _ = run_cli(capsys, "--db", db, "resume", workflow_id)
     assert (code, out) == (0, f"workflow {workflow_id} resumed here and is now COMPLETED\n")
@@ -266,7 +272,10 @@ def test_resume_runs_a_workflow_nobody_runs_here(db: str, tmp_path: Path, capsys
     assert err == f"airt: workflow {workflow_id} (publish) is COMPLETED: there is nothing to resume\n"
 
 
-def test_rollback_and_cancel(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rollback_and_cancel(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # whole lines, compared whole
     done = paused_here(db, tmp_path / "done")
     assert run_cli(capsys, "--db", db, "approve", done, "--as", "ann")[0] == 0
     assert run_cli(capsys, "--db", db, "resume", done)[0] == 0
@@ -277,7 +286,16 @@ def test_rollback_and_cancel(db: str, tmp_path: Path, capsys: pytest.CaptureFixt
 
     waiting = paused_here(db, tmp_path / "waiting")
     code, out, _ = run_cli(capsys, "--db", db, "cancel", waiting)
-    assert (code, out) == (0, f"workflow {waiting} is CANCELLED\n")
+    # CANCELLED alone reads as "reverted" to some: what stays done, and how to undo it, is said.
+    assert (code, out) == (
+        0,
+        f"workflow {waiting} is CANCELLED; nothing was undone (`airt rollback {waiting}` undoes its completed steps)\n",
+    )
+    assert (tmp_path / "waiting" / "a.txt").exists()
+    monkeypatch.setenv("COLUMNS", "60")  # fitted to the terminal like every other line
+    out = run_cli(capsys, "--db", db, "cancel", paused_here(db, tmp_path / "narrow"))[1]
+    assert max(len(line) for line in out.splitlines()) <= 60
+    assert " ".join(out.split()).endswith("undoes its completed steps)")
     code, out, _ = run_cli(capsys, "--db", db, "--json", "show", waiting)
     [approval] = json.loads(out)["approvals"]
     assert (approval["status"], approval["reason"]) == ("CANCELLED", "workflow cancelled")
@@ -352,3 +370,196 @@ def test_out_of_range_arguments_are_usage_errors(
     assert proc.returncode == 2
     assert says in proc.stderr
     assert proc.stderr.startswith("usage: airt")
+
+
+# -- what nobody runs, and what waits for an event --------------------------------------------------------------
+
+# A script that starts a workflow, sees it PAUSED and ends without closing its engine, as a script whose
+# last line is run.wait() does: after a decision made elsewhere, no engine is left to carry it on.
+GONE_SCRIPT = """
+import json, os, sys
+import airt_nb
+db, target, spec = sys.argv[1:4]
+eng = airt_nb.Engine(db, user="notebook")
+run = eng.start(spec, inputs={"target": target})
+print(json.dumps({"id": run.id, "status": run.wait(30), "owner": eng.owner_id}), flush=True)
+os._exit(0)
+"""
+
+
+def paused_by_a_gone_script(db: str, target: Path) -> tuple[str, str]:
+    """``(workflow id, the owner id of its engine)``: PAUSED by a process that has exited since."""
+    airt_nb.Engine(db, recover=False).close()
+    proc = subprocess.run(
+        [sys.executable, "-c", GONE_SCRIPT, db, str(target), SPEC],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=60,
+    )
+    first = json.loads(proc.stdout)
+    assert first["status"] == "PAUSED", proc.stderr
+    return first["id"], first["owner"]
+
+
+@pytest.mark.parametrize("verb", ["approve", "reject"])
+def test_a_decision_that_leaves_the_workflow_to_a_gone_engine_says_so_everywhere(
+    verb: str, db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "300")  # whole lines, compared whole
+    workflow_id, owner = paused_by_a_gone_script(db, tmp_path / "out")
+    host_pid = f"{socket.gethostname()} pid {owner.split('|')[1]}"
+    status, doing = ("RUNNING", "continue it") if verb == "approve" else ("ROLLING_BACK", "roll it back")
+    code, out, err = run_cli(capsys, "--db", db, verb, workflow_id, "--as", "ann")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-1] == (
+        f"workflow {workflow_id} is {status} but no engine runs it: its home engine, {host_pid}, is gone and no "
+        f"engine that takes up work is open; run `airt resume {workflow_id}` to {doing} here, or open its notebook"
+    )
+    code, out, _ = run_cli(capsys, "--db", db, "--json", "show", workflow_id)
+    assert json.loads(out)["no_engine_runs_it"] is True
+
+    code, out, _ = run_cli(capsys, "--db", db, "list")
+    [row] = out.splitlines()[1:]
+    assert row.split()[:3] == [workflow_id, "publish", status]
+    assert row.split("notebook  ")[1].startswith("no engine runs it")
+    code, out, _ = run_cli(capsys, "--db", db, "--json", "list")
+    assert json.loads(out)[0]["no_engine_runs_it"] is True
+
+    code, out, _ = run_cli(capsys, "--db", db, "show", workflow_id)
+    assert (
+        f"  runner      none: no engine runs it; `airt resume {workflow_id}` continues it here (or open its notebook)\n"
+        in out
+    )
+    # What it says is what to do: resume ends it here, and then nothing is said any more.
+    code, out, _ = run_cli(capsys, "--db", db, "resume", workflow_id)
+    assert code == 0
+    code, out, _ = run_cli(capsys, "--db", db, "show", workflow_id)
+    assert "runner" not in out
+    assert "no engine runs it" not in run_cli(capsys, "--db", db, "list")[1]
+
+
+def test_show_names_the_engine_that_runs_or_will_take_up_a_workflow(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A live engine that takes up work (a worker, a notebook) takes it up once its home's grace is over:
+    the workflow is not said to be run by nobody."""
+    workflow_id, _ = paused_by_a_gone_script(db, tmp_path / "out")
+    # Another notebook's engine: the gone script's own session would get its workflow back at once.
+    with airt_nb.Engine(db, registry=Registry(), home_grace=600, session="other.ipynb", user="worker"):
+        code, out, _ = run_cli(capsys, "--db", db, "approve", workflow_id, "--as", "ann")
+        assert code == 0
+        assert "no engine runs it" not in out
+        assert "the engine that has this database open continues it" in out
+        code, out, _ = run_cli(capsys, "--db", db, "show", workflow_id)
+        assert f"an engine that takes up work ({socket.gethostname()} pid {os.getpid()}) takes it up" in out
+        assert "no engine runs it" not in run_cli(capsys, "--db", db, "list")[1]
+
+
+def test_list_reads_liveness_and_event_steps_once_for_all_rows(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airt_nb import clicommands
+    from airt_nb.store.reads import Reads
+
+    with airt_nb.Engine(db, registry=Registry(), user="notebook") as eng:
+        for _ in range(3):
+            assert eng.start(EVENT_SPEC).wait(10) == "PAUSED"
+    # Decided last: an engine that opens takes up what nobody runs.
+    for workflow_id in [paused_here(db, tmp_path / name) for name in ("a", "b", "c")]:
+        assert run_cli(capsys, "--db", db, "approve", workflow_id, "--as", "ann")[0] == 0
+    calls = {"live": 0, "steps": 0}
+    live, steps = clicommands._live_engines, Reads.steps_by_workflow
+
+    def counted_live(*args: Any) -> Any:
+        calls["live"] += 1
+        return live(*args)
+
+    def counted_steps(*args: Any) -> Any:
+        calls["steps"] += 1
+        return steps(*args)
+
+    monkeypatch.setattr(clicommands, "_live_engines", counted_live)
+    monkeypatch.setattr(Reads, "steps_by_workflow", counted_steps)
+    code, out, _ = run_cli(capsys, "--db", db, "list")
+    assert code == 0
+    assert out.count("no engine runs it") == 3
+    assert out.count("event 'ci.done'") == 3
+    assert calls == {"live": 1, "steps": 1}
+
+
+EVENT_SPEC = """
+name: ci-gate
+steps:
+  - name: ci
+    type: wait_event
+    event: ci.done
+    timeout: 2h
+  - name: done
+    type: human_approval
+    message: merge?
+"""
+
+
+def test_a_workflow_waiting_for_an_event_says_which_and_how_to_send_it(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with airt_nb.Engine(db, registry=Registry(), user="notebook") as eng:
+        run = eng.start(EVENT_SPEC)
+        assert run.wait(10) == "PAUSED"
+        deadline = next(s.next_attempt_at for s in run.steps() if s.step_name == "ci")
+    code, out, _ = run_cli(capsys, "--db", db, "list")
+    assert out.splitlines()[1].rstrip().endswith("notebook  event 'ci.done'")
+    code, out, _ = run_cli(capsys, "--db", db, "--json", "list")
+    assert json.loads(out)[0]["waiting_events"] == ["ci.done"]
+
+    code, out, _ = run_cli(capsys, "--db", db, "show", run.id)
+    assert (
+        "\nwaiting for event ci.done (step 'ci')\n"
+        f"  deadline    {deadline[:19].replace('T', ' ')} UTC, then the step fails and what was done is rolled back\n"
+        f"  send it: airt send {run.id} ci.done --data '{{...}}'\n"
+    ) in out
+    code, out, _ = run_cli(capsys, "--db", db, "--json", "show", run.id)
+    assert json.loads(out)["waiting_events"] == [
+        {"step_name": "ci", "event": "ci.done", "deadline": deadline, "on_timeout": "fail"}
+    ]
+    # The command it gives works as written.
+    code, out, err = run_cli(capsys, "--db", db, "send", run.id, "ci.done", "--data", '{"passed": true}')
+    assert (code, err) == (0, "")
+    assert "step 'ci' received it" in out
+    assert f"workflow {run.id} is RUNNING but no engine runs it: its home engine, " in out  # that engine closed
+    code, out, _ = run_cli(capsys, "--db", db, "show", run.id)
+    assert "waiting for event" not in out
+
+
+FIELDS_SPEC = """
+name: scale
+steps:
+  - name: review
+    type: human_approval
+    message: scale it?
+    fields:
+      replicas: {type: integer, minimum: 1, maximum: 10, default: 3, description: pods after the change}
+      channel: {type: string, default: ops, description: "tell the team's channel"}
+"""
+
+
+def test_show_gives_field_descriptions_and_says_values_may_be_set(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with airt_nb.Engine(db, registry=Registry(), user="notebook") as eng:
+        run = eng.start(FIELDS_SPEC)
+        assert run.wait(10) == "PAUSED"
+    code, out, _ = run_cli(capsys, "--db", db, "show", run.id)
+    assert code == 0
+    assert "    replicas  (integer from 1 to 10, default 3) · pods after the change\n" in out
+    assert "    channel  (string, default ops) · tell the team's channel\n" in out
+    # Every field has a default: the plain command works, and the hint says values may be given.
+    assert f"  decide: airt approve {run.id} [--value NAME=VALUE ...] --reason ...\n" in out
+
+    required = FIELDS_SPEC.replace("default: 3, ", "")
+    with airt_nb.Engine(db, registry=Registry(), user="notebook") as eng:
+        run = eng.start(required)
+        assert run.wait(10) == "PAUSED"
+    code, out, _ = run_cli(capsys, "--db", db, "show", run.id)
+    assert f"  decide: airt approve {run.id} --value replicas=... --reason ...\n" in out

@@ -178,6 +178,32 @@ def test_a_spec_file_that_cannot_be_read_is_one_line(
         assert err.count("\n") == 1
 
 
+def test_a_spec_file_with_problems_is_named_at_each_line(
+    db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``bad.yaml:5``, not ``line 5``: the file is named, as compilers name it (editors jump there)."""
+    done = started(db_path, TWO_STEPS, tmp_path / "w")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TWO_STEPS.replace('    inputs: {path: "b.txt", content: "b"}', "    retry: {max_attempts: lots}"))
+    for args in (
+        ["schedule", "add", str(bad), "--cron", "0 6 * * 1"],
+        ["fork", done.id, "--from", "b", "--spec", str(bad)],
+    ):
+        code, out, err = run_cli(capsys, "--db", str(db_path), *args)
+        assert (code, out) == (1, "")
+        assert err.startswith(f"airt: workflow 'two': invalid workflow spec: {bad}:9: steps[1].retry.max_attempts: ")
+        assert "line 9" not in err
+        code, out, _ = run_cli(capsys, "--db", str(db_path), "--json", *args)
+        assert json.loads(out)["type"] == "SpecError"  # the same error for scripts, its text naming the file
+    # A problem that is not at a line of the file is not said to be in it.
+    good = tmp_path / "good.yaml"
+    good.write_text(TWO_STEPS)
+    code, _, err = run_cli(capsys, "--db", str(db_path), "fork", done.id, "--from", "nope", "--spec", str(good))
+    assert code == 1
+    assert err == "airt: workflow 'two': invalid workflow spec: from_step: no step named 'nope'; steps are: a, b\n"
+    assert run_cli(capsys, "--db", str(db_path), "--json", "schedule", "list")[1] == "[]\n"
+
+
 def test_cron_expressions_are_checked_on_the_command_line(
     db_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
