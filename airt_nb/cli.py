@@ -71,6 +71,16 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``airt`` console script; returns the exit status."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `airt list | head`: the reader has what it wanted.  Exit as a shell does on SIGPIPE, and
+        # point stdout at /dev/null so that Python's flush at exit does not raise (and print) again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     as_json = getattr(args, "json", False)
     if args.command == "worker":

@@ -565,3 +565,25 @@ def test_a_table_piped_without_columns_is_fixed_and_generous(db_path: Path, tmp_
     assert proc.returncode == 0, proc.stderr
     widest = max(len(line) for line in proc.stdout.splitlines())
     assert 120 < widest <= 160
+
+
+def test_output_cut_short_by_a_reader_ends_quietly_as_on_sigpipe(db_path: Path) -> None:
+    # `airt list | head -1`: the pipe closes while airt still writes; a traceback on stderr was printed.
+    with airt_nb.Engine(db_path) as eng:
+        spec = {"name": "many", "steps": [{"name": "a", "action": "wait", "inputs": {"seconds": 0}}]}
+        for run in [eng.start(spec) for _ in range(1500)]:  # ~150 KB of table: more than a pipe holds
+            run.wait(timeout=30)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airt_nb.cli", "--db", str(db_path), "list", "--limit", "2000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env(),
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    assert proc.stdout.readline().split()[0] == b"WORKFLOW"
+    proc.stdout.close()  # what head does after its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err
+    assert "Traceback" not in err, err
+    assert "BrokenPipe" not in err, err
