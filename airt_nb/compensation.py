@@ -165,7 +165,12 @@ def compensate(ex: Execution) -> None:
             tx.set_status(
                 ex.id, final, now, owner=ex.owner, error=error_text, finished=True, release=True, done=ex.done
             )
-            tx.add_event(ex.id, now, "rolled_back" if final == "ROLLED_BACK" else "failed", by, error_text)
+            if final == "ROLLED_BACK":
+                tx.add_event(ex.id, now, "rolled_back", by, error_text)
+            else:  # the failure itself is in the history already, from when the rollback began
+                tx.add_event(
+                    ex.id, now, "failed", by, f"finished after its rollback{': ' + error_text if error_text else ''}"
+                )
             if tell_parent is not None:
                 tell_parent(tx)
 

@@ -209,7 +209,9 @@ def describe_field(spec: FieldSpec | Mapping[str, Any]) -> str:
     if spec.type == "choice":
         parts[0] += " of " + ", ".join(str(o) for o in spec.options or ())
     if spec.default is not None:
-        parts.append(f"default {spec.default if isinstance(spec.default, str) else json.dumps(spec.default)}")
+        # Text as it is, unless it would read as nothing (an empty default): then quoted.
+        shown = spec.default if isinstance(spec.default, str) and spec.default.strip() else json.dumps(spec.default)
+        parts.append(f"default {shown}")
     if not spec.required:
         parts.append("optional")
     return ", ".join(parts)

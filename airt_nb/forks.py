@@ -104,7 +104,12 @@ def plan_fork(
         elif any(d in runs for d in step.deps):
             why = "downstream"
         elif record is None or record.status != "COMPLETED":
-            why = "not completed in the original" if record is not None else "new step"
+            if record is None:
+                why = "new step"
+            elif record.status in ("COMPENSATED", "COMPENSATION_FAILED"):
+                why = "undone by the original's rollback"  # it completed, then was undone: not "not completed"
+            else:
+                why = "not completed in the original"
         elif old.by_name.get(name) is None or not _same_definition(old, new, name):
             why = "changed"
         elif step.resolver is not None and not _same_inputs(step, context, record):

@@ -356,3 +356,16 @@ def test_a_number_typed_in_a_text_input_is_read_as_one(engine: airt_nb.Engine) -
     card.approve_button.click()
     assert run.wait(10) == "COMPLETED"
     assert run.outputs["apply"]["replicas"] == 3
+
+
+def test_a_field_is_described_in_one_line_an_empty_default_quoted() -> None:
+    from airt_nb.fields import describe_field
+
+    assert describe_field({"type": "integer", "minimum": 1, "maximum": 10, "default": 2}) == (
+        "integer from 1 to 10, default 2"
+    )
+    assert describe_field({"type": "string", "default": "ops"}) == "string, default ops"
+    assert describe_field({"type": "string", "default": ""}) == 'string, default ""'  # was "default " (nothing)
+    assert describe_field({"type": "choice", "options": ["canary", "full"], "required": False}) == (
+        "choice of canary, full, optional"
+    )

@@ -107,7 +107,7 @@ def test_steps_the_failure_undid_run_again_in_the_fork(engine: airt_nb.Engine, c
     detail = events[events["event"] == "forked"].iloc[0]["detail"]
     assert (
         detail
-        == f"fork of {first.id} from step train; kept: none; runs again too: load (not completed in the original)"
+        == f"fork of {first.id} from step train; kept: none; runs again too: load (undone by the original's rollback)"
     )
 
 

@@ -224,7 +224,8 @@ def _details(state: RunState, step: StepRecord) -> str:
         parts.append(f'<div class="airt-muted">earlier attempts</div>{"".join(earlier)}')
     if step.status == "FAILED" and state.record.status in TERMINAL:
         parts.append(
-            f'<div class="airt-muted">run again from here (the steps before it are kept): '
+            f'<div class="airt-muted">run again from here, as a new run that keeps what completed before it '
+            f"(steps the rollback undid run again too): "
             f"<code>%workflow fork {esc(state.workflow_id)} --from {esc(step.step_name)}</code></div>"
         )
     if inputs not in (None, {}):
