@@ -91,6 +91,10 @@ def test_a_fork_after_a_failure_reruns_only_the_failed_step_and_after(
     assert "airt-diff-changed" in html
     assert "train" in repr(changed)
     assert "b is a fork of a" in repr(changed)
+    text = repr(changed).splitlines()
+    # Why the first run's step failed, under its status: what one compares two runs for.
+    status = text.index("    status   a: FAILED")
+    assert text[status + 1 : status + 3] == ["             b: COMPLETED", f"    error    a: {train['error_a']}"]
 
 
 def test_steps_the_failure_undid_run_again_in_the_fork(engine: airt_nb.Engine, counted: dict[str, object]) -> None:

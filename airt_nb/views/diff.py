@@ -79,4 +79,9 @@ def diff_text(a: str, b: str, rows: Sequence[dict[str, Any]], *, total: int, rel
         for f in row.get("changed") or ():
             lines.append(f"    {f:<8} a: {short(_value(row.get(f + '_a')), 90)}")
             lines.append(f"    {'':<8} b: {short(_value(row.get(f + '_b')), 90)}")
+            if f == "status":  # why a run's step failed is the first thing one compares runs for
+                for side in ("a", "b"):
+                    error = row.get(f"error_{side}")
+                    if isinstance(error, str) and error:
+                        lines.append(f"    {'error':<8} {side}: {short(error, 90)}")
     return "\n".join(lines)
