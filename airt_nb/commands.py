@@ -388,7 +388,12 @@ def banner(engine: Engine) -> Banner:
     session_name, workdir = this_notebook()
     records = {}
     if summary is not None:
-        for workflow_id in [*summary.resumed, *summary.restored, *summary.waiting_for_action]:
+        for workflow_id in [
+            *summary.resumed,
+            *summary.restored,
+            *summary.waiting_for_event,
+            *summary.waiting_for_action,
+        ]:
             record = engine.store.workflow(workflow_id)
             if record is not None:
                 records[workflow_id] = record

@@ -59,6 +59,7 @@ class RecoverySummary:
     """What :meth:`Engine.recover <airt_nb.Engine.recover>` found: workflow ids by what happened to them.
 
     ``resumed``: running again here; ``restored``: paused for an approval;
+    ``waiting_for_event``: ``{id: step}`` paused on a ``wait_event`` step;
     ``waiting_for_action``: ``{id: action}`` waiting for a cell that defines
     the action; ``skipped``: ``{id: why}`` run by another live engine.
 
@@ -74,12 +75,15 @@ class RecoverySummary:
     restored: list[str] = field(default_factory=list)
     waiting_for_action: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    waiting_for_event: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         parts = [
             f"{len(self.resumed)} resumed",
             f"{len(self.restored)} waiting for approval",
         ]
+        if self.waiting_for_event:
+            parts.append(f"{len(self.waiting_for_event)} waiting for an event")
         if self.waiting_for_action:
             parts.append(f"{len(self.waiting_for_action)} waiting for an action to be defined")
         if self.skipped:
@@ -463,6 +467,8 @@ class Recovery:
         for workflow_id, _ in store.paused_with_pending():
             if workflow_id not in summary.restored:
                 summary.restored.append(workflow_id)
+        for workflow_id, step_name in store.paused_on_events():
+            summary.waiting_for_event.setdefault(workflow_id, step_name)
         for owner in live - {host.owner_id}:
             for workflow_id, _status in store.owned_by(owner):
                 if workflow_id not in wanted_ids:

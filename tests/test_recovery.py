@@ -815,3 +815,24 @@ def test_an_engine_whose_leases_are_only_on_finished_workflows_holds_no_work(fil
         assert store.lease_holders() == ["live|2|host|key"]
     finally:
         store.close()
+
+
+def test_a_workflow_paused_on_an_event_is_reported_on_open_and_in_the_banner(db: str) -> None:
+    from airt_nb.commands import banner
+
+    spec = "name: ev\nsteps:\n  - name: ci\n    type: wait_event\n    event: ci.done\n"
+    with Engine(db) as first:
+        run = first.start(spec)
+        assert run.wait(timeout=10) == "PAUSED"
+    with Engine(db) as eng:  # the kernel restarted: what does it say it found?
+        assert eng.last_recovery.waiting_for_event == {run.id: "ci"}
+        assert str(eng.last_recovery) == "0 resumed, 0 waiting for approval, 1 waiting for an event"
+        text = repr(banner(eng))
+        assert (
+            f"  waiting for an event: ev ({run.id}) waits for event 'ci.done'; "
+            "send one with %workflow send ID EVENT --data ..."
+        ) in text, text
+        eng.send(run.id, "ci.done")
+        assert eng.wait(run.id, timeout=10) == "COMPLETED"
+    with Engine(db) as after:
+        assert after.last_recovery.waiting_for_event == {}

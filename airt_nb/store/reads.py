@@ -342,6 +342,14 @@ class Reads:
             "ON a.workflow_id = w.workflow_id AND a.status = 'PENDING' WHERE w.status = 'PAUSED'"
         )
 
+    def paused_on_events(self) -> list[tuple[str, str]]:
+        """``(workflow_id, step_name)`` of the ``wait_event`` steps PAUSED workflows wait on."""
+        return self.query(
+            "SELECT w.workflow_id, s.step_name FROM workflows w JOIN workflow_steps s "
+            "ON s.workflow_id = w.workflow_id AND s.status = 'WAITING' AND s.type = 'wait_event' "
+            "WHERE w.status = 'PAUSED' ORDER BY w.created_at, s.position"
+        )
+
     def waiting_for_actions(self) -> list[tuple[str, str]]:
         return self.query(
             f"SELECT workflow_id, waiting_for FROM workflows WHERE waiting_for IS NOT NULL AND status IN {ACTIVE_SQL}"

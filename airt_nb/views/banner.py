@@ -17,6 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .run import spec_facts
 from .text import esc
 from .theme import stylesheet
 
@@ -100,6 +101,9 @@ class Banner:
             where = ("card below" if len(restored) == 1 else "cards below") if len(restored) <= self.shown else ""
             more = f" ({where})" if where else "; all of them: %workflow approvals"
             out.append(("waiting for approval", f"{len(restored)}: {self._some(restored)}{more}"))
+        events = [(w, step) for w, step in s.waiting_for_event.items() if self.mine(w)]
+        if events:
+            out.append(("waiting for an event", self._events(events)))
         if waiting:
             text = ", ".join(f"{self._label(w)} needs action {a!r}" for w, a in waiting[: self.shown])
             if len(waiting) > self.shown:
@@ -110,6 +114,16 @@ class Banner:
             out.append(("other notebooks", others))
         return out or [("recovery", "nothing to resume")]
 
+    def _events(self, events: Sequence[tuple[str, str]]) -> str:
+        """``name (id) waits for event 'ci.done'``, each, and how to send one."""
+        named = []
+        for workflow_id, step in events[: self.shown]:
+            record = self.records.get(workflow_id)
+            event = spec_facts(record)[1].get(step, {}).get("event") if record is not None else None
+            named.append(f"{self._label(workflow_id)} waits for " + (f"event {event!r}" if event else f"step {step!r}"))
+        more = f" and {len(events) - self.shown} more" if len(events) > self.shown else ""
+        return ", ".join(named) + more + "; send one with %workflow send ID EVENT --data ..."
+
     def _others(self) -> str:
         s = self.summary
         assert s is not None
@@ -117,8 +131,11 @@ class Banner:
         restored = sum(not self.mine(w) for w in s.restored)
         resumed = sum(not self.mine(w) for w in s.resumed)
         waiting = sum(not self.mine(w) for w in s.waiting_for_action)
+        events = sum(not self.mine(w) for w in s.waiting_for_event)
         if restored:
             parts.append(f"{_plural(restored, 'approval')} waiting")
+        if events:
+            parts.append(f"{events} waiting for an event")
         if resumed:
             parts.append(f"{resumed} resumed here")
         if waiting:
