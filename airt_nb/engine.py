@@ -387,6 +387,11 @@ class Engine:
         working directory): relative paths of its steps and of their undos
         resolve against it, whichever engine runs them.
 
+        ``user=`` or ``as_user=`` start it under another name: that is acting
+        as that person (the policy's ``act_as`` right, audited), and it is
+        refused on a PostgreSQL role of one's own, where the database proves
+        who starts it (what ``exclude_requester`` checks).
+
         Examples
         --------
         >>> run = eng.start(spec_yaml, inputs={"target": "out/r"})  # doctest: +SKIP
@@ -400,13 +405,30 @@ class Engine:
         merged = merge_inputs(plan.spec.inputs, inputs, name)
         if plan.takes_inputs:
             check_step_inputs(plan, merged, self.registry)
-        actor = current_user(user) if user else self.user
+        actor = self.user
         audit_rows: list[dict[str, Any]] = []  # recorded with the workflow, in one transaction
-        if as_user is not None:
-            as_user = check_name(as_user, "as_user=")
-        if as_user and as_user != actor:
-            audit_rows.append(self._gate.act_as(actor, as_user))
-            actor = as_user
+        # Starting under another name is acting as that person, whichever keyword names them: it needs
+        # the policy's act_as right (and is audited), and is refused outright where the database proves
+        # who this is (a PostgreSQL role of one's own): who started a run is what exclude_requester
+        # checks, so there it must be proven too.
+        for claimed, keyword in ((current_user(user) if user else None, "user="), (as_user, "as_user=")):
+            if claimed is None:
+                continue
+            claimed = check_name(claimed, keyword)
+            if claimed == actor:
+                continue
+            proven = self._store.authenticated_user
+            if proven:
+                raise PolicyError(
+                    f"workflow {name!r}: this database knows you as {proven!r} (a PostgreSQL role of your own), "
+                    f"so what you start here is started by {proven}; {keyword}{claimed!r} cannot change that: "
+                    f"leave it out, or let {claimed} start it",
+                    user=proven,
+                    rule="authenticated",
+                    workflow=name,
+                )
+            audit_rows.append(self._gate.act_as(actor, claimed))
+            actor = claimed
         audit_rows = self._gate.check_start(actor, plan, merged, audit_rows)
         new = new_run(self._host, plan, merged, actor, folder, audit_rows=audit_rows)
         with new.ex.lock:

@@ -387,3 +387,18 @@ def test_a_fork_carries_an_approved_step_over_and_a_forged_one_is_refused(
         other.cancel()
     finally:
         eng.close()
+
+
+def test_a_role_of_ones_own_cannot_start_a_run_as_someone_else(people: dict[str, str], tmp_path: Path) -> None:
+    # Who started a run is what exclude_requester checks: with a role of one's own it is proven, not claimed.
+    spec = gated("alice", "bob").replace("approvers:", "exclude_requester: true\n    approvers:")
+    with Engine(people["bob"], registry=Registry()) as eng:
+        for kw in ({"user": "alice"}, {"as_user": "alice"}):
+            with pytest.raises(airt_nb.PolicyError, match=r"this database knows you as 'bob'.*cannot change that"):
+                eng.start(spec, workdir=tmp_path, **kw)
+        assert airt_nb.runs(eng).empty  # nothing was written
+        run = eng.start(spec, workdir=tmp_path, user="bob")  # naming oneself is fine
+        assert run.wait(timeout=10) == "PAUSED"
+        assert eng.store.workflow(run.id).started_by == "bob"
+        with pytest.raises(airt_nb.PolicyError, match="started this workflow"):
+            run.approve(reason="my own")
