@@ -45,8 +45,8 @@ def approval_text(a: ApprovalRecord, rec: WorkflowRecord, decisions: list[Decisi
         lines = [
             hanging(
                 [
-                    f"approval {a.approval_id} (step {a.step_name!r}): {a.status} by {term_safe(a.decided_by)} "
-                    f"at {when(a.decided_at)} UTC{reason}"
+                    f"approval {a.approval_id} (step {a.step_name!r}): {a.status} by {term_safe(a.decided_by)}"
+                    f"{_proof(a.auth)} at {when(a.decided_at)} UTC{reason}"
                 ],
                 4,
             )
@@ -142,6 +142,12 @@ def event_json(step: StepRecord, event: str, on_timeout: str | None) -> dict[str
     }
 
 
+def _proof(auth: str | None) -> str:
+    """`` [database]``: how a decider's name was established, so that a name only typed (asserted)
+    does not read like one proven by a login or a database role."""
+    return f" [{term_safe(auth)}]" if auth else ""
+
+
 def decision_lines(decisions: list[DecisionRecord]) -> list[str]:
     return [
         "    "
@@ -149,7 +155,7 @@ def decision_lines(decisions: list[DecisionRecord]) -> list[str]:
             [
                 f"{d.decision.lower()} by {term_safe(d.decided_by)} at {when(d.decided_at)} UTC"
                 + (f" ({term_safe(d.reason)})" if d.reason else "")
-                + (f" [{d.auth}]" if d.auth and d.auth != "asserted" else "")
+                + _proof(d.auth)
             ],
             6,
         )

@@ -134,6 +134,8 @@ def outbox_row(event: str, approval: Mapping[str, Any], workflow_name: str, url:
             "on_timeout": approval.get("on_timeout"),
             "decided_at": approval.get("decided_at"),
             "decided_by": approval.get("decided_by"),
+            # how decided_by was established: a name proven (jupyter, jupyterhub, database) or only asserted
+            "auth": approval.get("auth"),
             "reason": approval.get("reason"),
         },
     }

@@ -308,7 +308,7 @@ def test_show_lists_decided_approvals_and_webhook_deliveries(
     run_cli(capsys, "--db", db, "reject", workflow_id, "--as", "ann", "--reason", "too early")
     code, out, _ = run_cli(capsys, "--db", db, "show", workflow_id)
     assert code == 0
-    assert "(step 'review'): REJECTED by ann at " in out
+    assert "(step 'review'): REJECTED by ann [asserted] at " in out
     assert out.rstrip().endswith("UTC (too early)")
 
 

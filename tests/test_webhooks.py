@@ -176,6 +176,7 @@ def test_a_request_is_posted_signed_and_verifiable(tmp_path: Path, receiver: Rec
         decided = json.loads(body2)
         assert decided["event"] == "approval.approved"
         assert decided["approval"]["decided_by"] == "ann"
+        assert decided["approval"]["auth"] == "asserted"  # a typed name, told apart from a proven one
         assert decided["approval"]["reason"] == "fine"
         assert decided["delivery_id"] != payload["delivery_id"]
         deliveries = wait_delivered(eng, 2)
