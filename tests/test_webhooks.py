@@ -505,3 +505,35 @@ def test_a_bad_webhook_url_says_what_to_fix(url: str, says: str) -> None:
         check_webhook_url(url)
     assert says in str(info.value)
     assert "(AIRT_WEBHOOK_URL)" in str(info.value)
+
+
+def test_a_receiver_no_engine_sends_to_holds_back_only_its_own_deliveries(tmp_path: Path, receiver: Receiver) -> None:
+    # A request queued for a receiver no engine sends to any more (an engine that ran with another
+    # AIRT_WEBHOOK_URL, a receiver retired) stays PENDING forever; it held back every later event of
+    # the approval, to every receiver: the decision never reached the receiver in use.
+    from airt_nb.store.records import row_of
+    from airt_nb.webhooks import outbox_row
+
+    gone = f"http://127.0.0.1:{free_port()}/"
+    eng = make_engine(tmp_path / "airt.db", receiver.url)
+    try:
+        run = eng.start(SPEC, inputs={"target": str(tmp_path / "out")})
+        assert run.wait(10) == "PAUSED"
+        receiver.wait_for(1)
+        approval = run.pending_approval
+        assert approval is not None
+        eng.store.write(
+            lambda tx: tx.insert_delivery(outbox_row("approval.requested", row_of(approval), "publish", gone))
+        )
+        eng.approve(run.id, by="ann", reason="fine")
+        receiver.wait_for(2)
+        assert receiver.events() == ["approval.requested", "approval.approved"]
+
+        def by_url() -> dict[tuple[str | None, str], str]:
+            return {(d.url, d.event): d.status for d in eng.store.deliveries()}
+
+        assert poll_until(lambda: by_url()[(receiver.url, "approval.approved")] == "DELIVERED", 10), by_url()
+        assert by_url()[(gone, "approval.requested")] == "PENDING"  # waits for an engine that sends there, alone
+        assert by_url()[(gone, "approval.approved")] == "PENDING"  # after its request, as ever
+    finally:
+        eng.close()

@@ -41,6 +41,9 @@ from .records import (
 __all__ = ["TABLES", "Reads"]
 
 _NO_LIMIT = 2**62
+# Two deliveries go to the same receiver: the same url, or one without a url (sent to whichever
+# url the engine that sends it has), which might be either.
+_SAME_RECEIVER = "(e.url = d.url OR e.url IS NULL OR d.url IS NULL)"
 
 
 class Reads:
@@ -358,15 +361,17 @@ class Reads:
     def due_deliveries(self, now: str, url: str | None = None, limit: int = 50) -> list[DeliveryRecord]:
         """Deliveries to ``url`` due at ``now``, oldest first.
 
-        A delivery waits while an earlier one about the same approval is still
-        undelivered, so a receiver never hears of a decision before the request.
+        A delivery waits while an earlier one about the same approval to the same
+        receiver is still undelivered, so a receiver never hears of a decision
+        before the request; one receiver that is down (or that no engine sends
+        to any more) holds back only its own.
         """
         url_clause, params = ("AND (url = ? OR url IS NULL) ", [url]) if url is not None else ("", [])
         rows = self.query(
             f"SELECT {DELIVERY_COLS} FROM webhook_deliveries AS d WHERE status IN ('PENDING', 'RETRYING') "
             f"AND next_attempt_at <= ? {url_clause}AND NOT EXISTS ("
             "SELECT 1 FROM webhook_deliveries AS e WHERE e.approval_id = d.approval_id AND e.seq < d.seq "
-            "AND e.status IN ('PENDING', 'RETRYING')) ORDER BY next_attempt_at LIMIT ?",
+            f"AND e.status IN ('PENDING', 'RETRYING') AND {_SAME_RECEIVER}) ORDER BY next_attempt_at LIMIT ?",
             (now, *params, limit),
         )
         return [DeliveryRecord(*r) for r in rows]
@@ -377,7 +382,8 @@ class Reads:
         rows = self.query(
             "SELECT MIN(next_attempt_at) FROM webhook_deliveries AS d WHERE status IN ('PENDING', 'RETRYING') "
             f"{url_clause}AND NOT EXISTS (SELECT 1 FROM webhook_deliveries AS e "
-            "WHERE e.approval_id = d.approval_id AND e.seq < d.seq AND e.status IN ('PENDING', 'RETRYING'))",
+            f"WHERE e.approval_id = d.approval_id AND e.seq < d.seq AND e.status IN ('PENDING', 'RETRYING') "
+            f"AND {_SAME_RECEIVER})",
             params,
         )
         return rows[0][0] if rows else None
