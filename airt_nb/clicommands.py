@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -168,10 +169,20 @@ def _decide(approve: bool) -> Any:
         workflow_id, approval_id = _resolve(engine, args.id)
         decide = engine.approve if approve else engine.reject
         values = _typed_values(engine, workflow_id, approval_id, args.values)
+        proven = engine.store.authenticated_user
+        if args.as_user and proven and args.as_user != proven:
+            # Said before deciding: a refusal that follows names the role, not the name typed.
+            print(
+                f"airt: --as {term_safe(args.as_user)} has no effect here: this database knows you as "
+                f"{term_safe(proven)}, and records your decision as theirs",
+                file=sys.stderr,
+            )
         approval = decide(workflow_id, by=args.as_user, reason=args.reason, approval_id=approval_id, values=values)
         status = engine.get(workflow_id).status
         verb = "approved" if approve else "rejected"
-        reason = f": {term_safe(approval.reason)}" if approval.reason else ""
+        # One of several approvals: the approval's own reason is the final one's; this one is the decision's.
+        given = approval.reason if approval.status != "PENDING" else args.reason
+        reason = f": {term_safe(given)}" if given else ""
         who = term_safe(approval.decided_by or args.as_user or engine.user)
         text = f"{verb} step {approval.step_name!r} of workflow {workflow_id} as {who}{reason}"
         nobody = None

@@ -587,3 +587,18 @@ def test_output_cut_short_by_a_reader_ends_quietly_as_on_sigpipe(db_path: Path) 
     assert proc.wait(timeout=60) == 141, err
     assert "Traceback" not in err, err
     assert "BrokenPipe" not in err, err
+
+
+def test_one_of_several_approvals_is_confirmed_with_its_own_reason(
+    db_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = "name: two\nsteps:\n  - name: review\n    type: human_approval\n    min_approvals: 2\n"
+    with airt_nb.Engine(db_path) as eng:
+        run = eng.start(spec)
+        assert run.wait(timeout=10) == "PAUSED"
+    code, out, _ = run_cli(capsys, "--db", str(db_path), "approve", run.id, "--as", "ann", "--reason", "numbers ok")
+    assert code == 0
+    assert out.splitlines()[:2] == [
+        f"approved step 'review' of workflow {run.id} as ann: numbers ok",  # the reason was left out
+        "1 of 2 approvals: it waits for 1 more from other people",
+    ]

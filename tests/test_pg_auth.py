@@ -402,3 +402,15 @@ def test_a_role_of_ones_own_cannot_start_a_run_as_someone_else(people: dict[str,
         assert eng.store.workflow(run.id).started_by == "bob"
         with pytest.raises(airt_nb.PolicyError, match="started this workflow"):
             run.approve(reason="my own")
+
+
+def test_as_on_a_role_of_ones_own_is_said_to_have_no_effect(
+    people: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    eng, run = paused(people["alice"], gated("alice", "bob"), tmp_path)
+    eng.close()
+    code = cli.main(["--db", people["bob"], "approve", run.id, "--as", "alice", "--reason", "fine"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "airt: --as alice has no effect here: this database knows you as bob" in err
+    assert f"approved step 'review' of workflow {run.id} as bob: fine" in out
