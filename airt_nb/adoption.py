@@ -143,6 +143,20 @@ def adopt(
     ex.done_written = ex.done
     for w in warnings:
         log.warning("workflow %s: %s", workflow_id, w)
+    if lost_from:  # what an operator looks for after a machine died: who took what over
+        # Recorded as running, or the one ready step whose start the lost engine implied (see execution).
+        in_flight = sorted(ex.started_before)
+        if ex.inferred and ex.inferred not in in_flight:
+            in_flight.append(ex.inferred)
+        log.info(
+            "workflow %s (%s): taken over from %s, which is gone%s",
+            workflow_id,
+            record.name,
+            lost_from,
+            f"; {', '.join(in_flight)} may have been in flight: it runs again with the same idempotency key"
+            if in_flight
+            else "",
+        )
     with host.exec_lock:
         old = host.executions.get(workflow_id)
         if old is not None and not old.abandoned:

@@ -27,6 +27,7 @@ from crashlib import Child, chain_spec, config, db_rows, effects_by_step, read_e
 
 import airt_nb
 from airt_nb import Engine, WaitTimeoutError
+from airt_nb.ownership import describe_owner
 from airt_nb.store.migrations import LATEST
 from airt_nb.timeutil import to_epoch
 
@@ -63,13 +64,21 @@ def do_counts(effects: Path, wf: str) -> dict[str, int]:
 # -- 1. recovery on open -------------------------------------------------------------------------------
 
 
-def test_engine_opened_after_a_crash_resumes_at_once_and_reports_it(tmp_path, files):
+def test_engine_opened_after_a_crash_resumes_at_once_and_reports_it(tmp_path, files, caplog):
     db, effects = files
     wf, dead_pid = crash(tmp_path, db, effects, chain_spec(), "after", "s3", lease_ttl=3600)
     (owner,) = db_rows(db, "SELECT lease_owner FROM workflows")[0]
     assert owner.split("|")[1] == str(dead_pid)
+    caplog.set_level("INFO", logger="airt_nb")
     # The dead process's lease runs for an hour; the engine must not wait for it.
     with Engine(db, registry=crashlib.registry(effects), lease_ttl=3600) as eng:
+        # What an operator reads in a worker's log: who took what over, and what runs again.
+        assert any(
+            f"workflow {wf} (" in r.message
+            and f"taken over from {describe_owner(owner)}, which is gone" in r.message
+            and "s3 may have been in flight: it runs again with the same idempotency key" in r.message
+            for r in caplog.records
+        ), [r.message for r in caplog.records]
         assert eng.last_recovery is not None
         assert eng.last_recovery.resumed == [wf]
         assert str(eng.last_recovery) == "1 resumed, 0 waiting for approval"
