@@ -34,7 +34,8 @@ from .clitext import (
 from .engine import Engine
 from .errors import AirtError, ApprovalError, NotFoundError, SpecError
 from .fields import parse_values
-from .ownership import describe_owner, is_dead_local_owner
+from .ownership import describe_owner
+from .stopping import live_engines
 from .store import redact
 from .store.records import ACTIVE, SETTLED, TERMINAL
 from .views import workflow_note
@@ -492,21 +493,9 @@ def _resolve(engine: Engine, ident: str) -> tuple[str, str | None]:
 
 
 def _live_engines(engine: Engine) -> dict[str, EngineRecord]:
-    """The engines alive now other than this command's own, by owner id, judged as recovery judges
-    them: one read of those neither closed nor past their lease, then the database's word where it
-    has one (PostgreSQL's session locks), else whether a process of this machine is dead (SQLite).
-
-    An engine of another machine whose lease has not run out counts as alive: nothing here can tell
-    otherwise, and saying "no engine runs it" of a workflow one does run would be worse than silence.
-    """
-    store = engine.store
-    found = [e for e in store.engines(alive_at=store.now()) if e.owner_id != engine.owner_id]
-    alive = store.engines_alive([e.owner_id for e in found])
-    return {
-        e.owner_id: e
-        for e in found
-        if (e.owner_id in alive if alive is not None else not is_dead_local_owner(e.owner_id))
-    }
+    """The engines alive now other than this command's own: saying "no engine runs it" of a workflow
+    one does run would be worse than silence, so an engine that cannot be judged counts as alive."""
+    return live_engines(engine.store, besides=engine.owner_id)
 
 
 def _unattended(rec: WorkflowRecord, live: dict[str, EngineRecord]) -> bool:

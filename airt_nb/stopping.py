@@ -22,10 +22,11 @@ from .timeutil import now_iso
 
 if TYPE_CHECKING:
     from .hosting import EngineHost
-    from .store.records import WorkflowRecord
+    from .store.protocol import Store
+    from .store.records import EngineRecord, WorkflowRecord
     from .store.writes import Tx
 
-__all__ = ["live_owner", "stop"]
+__all__ = ["live_engines", "live_owner", "stop"]
 
 
 def stop(host: EngineHost, workflow_id: str, kind: str, by: str) -> str:
@@ -105,6 +106,23 @@ def stop(host: EngineHost, workflow_id: str, kind: str, by: str) -> str:
     if outcome == "adopt":
         host.adopt(workflow_id)
     return status
+
+
+def live_engines(store: Store, *, besides: str | None = None) -> dict[str, EngineRecord]:
+    """Every engine alive now but ``besides``, by owner id, in one read of the engines: neither closed
+    nor past its lease, then the database's word where it has one (PostgreSQL's session locks), else
+    whether a process of this machine is dead (SQLite): the rule :func:`live_owner` applies to one.
+
+    An engine of another machine whose lease has not run out counts as alive: nothing here can tell
+    otherwise.
+    """
+    found = [e for e in store.engines(alive_at=store.now()) if e.owner_id != besides]
+    alive = store.engines_alive([e.owner_id for e in found])
+    return {
+        e.owner_id: e
+        for e in found
+        if (e.owner_id in alive if alive is not None else not is_dead_local_owner(e.owner_id))
+    }
 
 
 def live_owner(host: EngineHost, owner: str | None) -> bool:
