@@ -261,6 +261,9 @@ class Execution:
         self.done_written = record.done_steps
         self.inferred: str | None = None  # the one ready step a lost engine may have been running
         self.after_commit: list[dict[str, Any]] = []  # rows for the host, once this checkpoint commits
+        # History of an adoption (resumed, engine lost, interrupted attempts) that needs no commit of its
+        # own: written with this execution's next transaction (see resume).
+        self.carry: list[Callable[[Tx], Any]] = []
         self._settle_request: str | None = None
         self.bad_when: dict[str, str] = {}  # conditional steps whose when could not be looked up: they fail
         self.gate_cache: dict[str, Any] | None = None  # approved previews of gated steps (see gating)
@@ -528,6 +531,9 @@ class Execution:
         """Commit ``ops`` (plus the lease fence) in one transaction; lose the workflow if fenced out."""
         wf, owner = self.id, self.owner
 
+        if self.carry:
+            ops = [*self._take_carry(), *ops]
+
         def op(tx: Tx) -> str | None:
             requested = tx.fence(wf, owner)
             for o in ops:
@@ -678,10 +684,15 @@ class Execution:
                 self.executing.add(name)
                 self.host.call_at(due, functools.partial(self.host.submit, self._retry, name))
             self.retry_due = {}
+            notes = len(ops)
             started = self._take_ready(ops, now)
             self._start_ops(ops, started, may_imply=False)
             run_now += started
             settled = self._settle_ops(ops, now)
+            if ops and keep and len(ops) == notes and self._writes_first(run_now):
+                # Nothing here must be durable before the step runs (it was recorded as running, or its
+                # start is implied): the notes go with its checkpoint, one commit fewer per adoption.
+                self.carry, ops = ops, []
             if ops:
                 try:
                     self.write(ops, now=now)
@@ -692,6 +703,14 @@ class Execution:
             if self.status == "RUNNING" and not self.executing and not self.ready:
                 self.maybe_finish()
         return self._hand_out(run_now, keep)
+
+    def _writes_first(self, run_now: list[str]) -> bool:
+        """Whether the first of ``run_now`` is a plain action step, whose run ends in a write of this
+        execution (a completion, a failure, a retry) before anything else is written for it."""
+        if not run_now:
+            return False
+        step = self.plan.by_name[run_now[0]]
+        return step.action is not None and not (step.is_child or step.gates or step.waits or step.conditional)
 
     def _hand_out(self, names: list[str], keep: bool) -> str | None:
         """Announce ``names`` as started and give them to workers; with ``keep``, return the first for the
@@ -725,6 +744,27 @@ class Execution:
 
     def drive(self, name: str | None) -> None:
         """Run ``name``, then keep running the next ready step on this thread."""
+        try:
+            self._drive(name)
+        finally:
+            if self.carry:  # the step's run wrote nothing (it stopped, or broke): the notes go alone
+                ops = self._take_carry()
+                wf, owner = self.id, self.owner
+
+                def op(tx: Tx) -> None:
+                    if tx.holds(wf, owner):
+                        for o in ops:
+                            o(tx)
+
+                with contextlib.suppress(StoreError):
+                    self.store.write(op)
+
+    def _take_carry(self) -> list[Callable[[Tx], Any]]:
+        with self.lock:
+            ops, self.carry = self.carry, []
+        return ops
+
+    def _drive(self, name: str | None) -> None:
         while name is not None and not self.abandoned:
             running = name
             try:
@@ -929,6 +969,8 @@ class Execution:
             self._start_ops(more, started, may_imply=True)
             implied_start = len(started) == 1 and started[0] in self.implied
             settled = self._settle_ops(more, now)
+            if self.carry:
+                more[:0] = self._take_carry()
             completion = Completion(
                 self.id,
                 self.owner,

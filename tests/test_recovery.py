@@ -318,6 +318,48 @@ def test_unchanged_code_gives_no_warning(tmp_path, files):
         assert run.warnings == []
 
 
+def history(db: Any, wf: str) -> list[str]:
+    rows = db_rows(db, "SELECT event FROM workflow_events WHERE workflow_id = ? ORDER BY event_id", (wf,))
+    return [r[0] for r in rows]
+
+
+def test_a_takeover_is_in_the_history_before_what_the_resumed_run_did(tmp_path, files):
+    db, effects = files
+    wf, _ = crash(tmp_path, db, effects, chain_spec(), "after", "s1")
+    with Engine(db, registry=crashlib.registry(effects)) as eng:
+        assert eng.get(wf).wait(timeout=30) == "COMPLETED"
+    assert history(db, wf) == ["started", "resumed", "engine_lost", "completed"]
+    attempts = db_rows(db, "SELECT step_name, attempt, status FROM step_attempts WHERE workflow_id = ?", (wf,))
+    assert attempts == [("s1", 1, "INTERRUPTED")]
+
+
+def test_a_takeover_is_recorded_even_when_the_step_it_resumes_writes_nothing(tmp_path, files):
+    """The notes of an adoption ride with the checkpoint of the step it runs again (its start is written:
+    the first step's is); a step that ends without one (interrupted again) must not take them with it."""
+    db, effects = files
+    wf, _ = crash(tmp_path, db, effects, chain_spec(), "after", "s1")
+    reg = airt_nb.Registry()
+    ran = threading.Event()
+
+    @reg.action("effect")
+    def effect(ctx: airt_nb.StepContext, prev: Any = None) -> dict:
+        ran.set()
+        raise airt_nb.StepInterrupted()
+
+    with Engine(db, registry=reg) as eng:
+        assert ran.wait(30)
+        crashlib.wait_for_db(
+            db, "SELECT 1 FROM workflow_events WHERE workflow_id = ? AND event = 'engine_lost'", (wf,), timeout=10
+        )
+        assert eng.get(wf).status == "RUNNING"
+    assert history(db, wf) == ["started", "resumed", "engine_lost"]
+    attempts = db_rows(db, "SELECT step_name, attempt, status FROM step_attempts WHERE workflow_id = ?", (wf,))
+    assert attempts == [("s1", 1, "INTERRUPTED")]
+    assert db_rows(db, "SELECT status FROM workflow_steps WHERE workflow_id = ? AND step_name = 's1'", (wf,)) == [
+        ("RUNNING",)
+    ]
+
+
 # -- 5. durable timers ---------------------------------------------------------------------------------------
 
 
