@@ -131,16 +131,13 @@ def adopt(
     here = f"{describe_owner(owner)} in {record.workdir or os.getcwd()}"
     user = host.user
 
-    done_before = record.done_steps
-
     def note(tx: Tx) -> None:  # written with the resume's first transaction
         for w in warnings:
             tx.add_warning(workflow_id, w)
         tx.add_event(workflow_id, now, "resumed", user, here)
-        if ex.done != done_before:
-            tx.progress(workflow_id, owner, ex.done, now)
 
-    ex.done_written = ex.done
+    # The progress counter a lost engine had not written yet follows as any run's does: with the
+    # progress of running workflows (housekeeping, every second), or when the run settles.
     for w in warnings:
         log.warning("workflow %s: %s", workflow_id, w)
     if lost_from:  # what an operator looks for after a machine died: who took what over
