@@ -145,13 +145,29 @@ def request_row(ex: Execution, step: PlannedStep, message: str | None, now: str)
 
 
 def gate_entries(ex: Execution) -> dict[str, tuple[ApprovalRecord, dict[str, Any]]]:
-    """For each step an approval previewed, the latest approved approval that covers it and its entry."""
+    """For each step an approval previewed, the latest approved approval that covers it and its entry.
+
+    A fork keeps the approval steps of the run it was forked from, and their decisions stay in that
+    run: they are looked up there too, so that a gated step a fork runs again (with other inputs, or
+    an edited definition) runs only if it does what was approved, and is asked for again otherwise.
+    """
     found: dict[str, tuple[ApprovalRecord, dict[str, Any]]] = {}
-    for approval in ex.store.approvals(workflow_id=ex.id, status="APPROVED"):
-        for entry in approval.preview_data.get("steps") or ():
-            if isinstance(entry, dict) and "step" in entry and "hash" in entry:
-                found[entry["step"]] = (approval, entry)
+    for workflow_id in reversed(_lineage(ex)):  # the oldest run first: a later run's decisions win
+        for approval in ex.store.approvals(workflow_id=workflow_id, status="APPROVED"):
+            for entry in approval.preview_data.get("steps") or ():
+                if isinstance(entry, dict) and "step" in entry and "hash" in entry:
+                    found[entry["step"]] = (approval, entry)
     return found
+
+
+def _lineage(ex: Execution) -> list[str]:
+    """``ex``'s workflow, then the run it was forked from, and so on (a fork of a fork...)."""
+    ids = [ex.id]
+    record = ex.store.workflow(ex.id)
+    while record is not None and record.forked_from and record.forked_from not in ids and len(ids) < 100:
+        ids.append(record.forked_from)
+        record = ex.store.workflow(record.forked_from)
+    return ids
 
 
 def changed(ex: Execution, step: PlannedStep, approved: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:

@@ -227,3 +227,60 @@ def test_fork_from_here_in_the_panel(engine: airt_nb.Engine, counted: dict[str, 
     assert f"fork of {first.id}" in fork_panel.header_html.value
     panel.stop_live()
     fork_panel.stop_live()
+
+
+SHIP = """
+name: ship
+inputs: {replicas: 2}
+steps:
+  - name: review
+    type: human_approval
+    message: "Ship it?"
+  - name: deploy
+    action: deploy
+    inputs: {replicas: "${{ inputs.replicas }}"}
+"""
+
+
+def test_a_fork_runs_a_gated_step_on_the_originals_approval_only_if_it_does_what_was_approved(
+    engine: airt_nb.Engine, registry: Registry
+) -> None:
+    deployed: list[int] = []
+
+    @registry.action("deploy")
+    def deploy(replicas: int) -> dict:
+        deployed.append(replicas)
+        return {}
+
+    run = engine.start(SHIP)
+    assert run.wait(10) == "PAUSED"
+    run.approve(by="ann", reason="2 is right")
+    assert run.wait(10) == "COMPLETED"
+
+    same = engine.fork(run.id, from_step="deploy")
+    assert same.wait(10) == "COMPLETED"  # the same step again: what ann approved
+    assert deployed == [2, 2]
+
+    for fork in (
+        engine.fork(run.id, from_step="deploy", inputs={"replicas": 9}),
+        engine.fork(
+            run.id, from_step="deploy", spec=SHIP.replace('{replicas: "${{ inputs.replicas }}"}', "{replicas: 3}")
+        ),
+    ):
+        assert fork.wait(10) == "PAUSED"
+        again = fork.pending_approval
+        assert again.step_name == "deploy"
+        assert again.message.startswith("Asked again before step 'deploy' runs: ")
+        assert json.loads(again.context)["asked_again"]["approved_by"] == "ann"
+        assert deployed == [2, 2]  # nothing ran on ann's decision
+        fork.reject(by="ann", reason="not what I approved")
+        assert fork.wait(10) == "ROLLED_BACK"
+
+    nine = engine.fork(run.id, from_step="deploy", inputs={"replicas": 9})
+    assert nine.wait(10) == "PAUSED"
+    nine.approve(by="bob", reason="9, then")
+    assert nine.wait(10) == "COMPLETED"
+    assert deployed == [2, 2, 9]
+    # A fork of that fork runs the same step on bob's decision, the latest that covered it.
+    assert engine.fork(nine.id, from_step="deploy").wait(10) == "COMPLETED"
+    assert deployed == [2, 2, 9, 9]
