@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from dataclasses import asdict
@@ -112,7 +113,7 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         ("updated", f"{when(rec.updated_at)} UTC"),
         ("finished", f"{when(rec.finished_at)} UTC" if rec.finished_at else None),
         ("progress", f"{rec.done_steps}/{rec.total_steps} steps"),
-        ("runner", _runner(rec, live)),
+        ("runner", _runner(rec, live, _airt(args), _missing_actions(engine, rec))),
         ("inputs", rec.inputs),
         ("waiting for", rec.waiting_for),
         ("error", rec.error),
@@ -137,10 +138,10 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     waits = _waited_events(engine, [rec], {workflow_id: steps}).get(workflow_id, [])
     on_timeout = _on_timeout(rec)
     for step, event in waits:
-        lines += ["", *event_text(rec.workflow_id, step, event, on_timeout.get(step.step_name))]
+        lines += ["", *event_text(rec.workflow_id, step, event, on_timeout.get(step.step_name), airt=_airt(args))]
     decisions = engine.store.decisions(workflow_id=workflow_id)
     for a in approvals:
-        lines += ["", *approval_text(a, rec, decisions)]
+        lines += ["", *approval_text(a, rec, decisions, airt=_airt(args))]
     if deliveries:
         lines += ["", "webhook deliveries"]
         delivery_rows = [
@@ -175,7 +176,7 @@ def _decide(approve: bool) -> Any:
             # Said before deciding: a refusal that follows names the role, not the name typed.
             print(
                 f"airt: --as {term_safe(args.as_user)} has no effect here: this database knows you as "
-                f"{term_safe(proven)}, and records your decision as theirs",
+                f"{term_safe(proven)}, and records your decision as {term_safe(proven)}'s",
                 file=sys.stderr,
             )
         approval = decide(workflow_id, by=args.as_user, reason=args.reason, approval_id=approval_id, values=values)
@@ -184,7 +185,11 @@ def _decide(approve: bool) -> Any:
         # One of several approvals: the approval's own reason is the final one's; this one is the decision's.
         given = approval.reason if approval.status != "PENDING" else args.reason
         reason = f": {term_safe(given)}" if given else ""
-        who = term_safe(approval.decided_by or args.as_user or engine.user)
+        # The decision just recorded says under which name (one of several approvals leaves the
+        # approval's own decided_by empty until the last one).
+        mine = engine.store.decisions(approval_id=approval.approval_id)[-1:]
+        recorded = mine[0] if mine else None
+        who = term_safe(recorded.decided_by if recorded else approval.decided_by or engine.user)
         text = f"{verb} step {approval.step_name!r} of workflow {workflow_id} as {who}{reason}"
         nobody = None
         if approval.values:
@@ -197,15 +202,21 @@ def _decide(approve: bool) -> Any:
             )
         elif status in ACTIVE:
             doing = "continues it" if approve else "rolls it back"
-            nobody = _nobody_line(engine, workflow_id, status)
+            nobody = _nobody_line(engine, workflow_id, status, _airt(args))
             text += "\n" + (
                 nobody
                 or f"workflow {workflow_id} is {status}: the engine that has this database open {doing} "
-                f"(if none is running, open the notebook or run `airt resume {workflow_id}`)"
+                f"(if none is running, open the notebook or run `{_airt(args)} resume {workflow_id}`)"
             )
         else:
             text += f"\nworkflow {workflow_id} is {status}"
         data = {**(approval_json(approval) or {}), "workflow_status": status, "no_engine_runs_it": bool(nobody)}
+        if recorded is not None:
+            data["decision"] = {
+                "decided_by": recorded.decided_by,
+                "auth": recorded.auth,
+                "decided_at": recorded.decided_at,
+            }
         return {"text": "\n".join(fit([text])), "json": data}
 
     return command
@@ -245,8 +256,12 @@ def _resume(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         text += f": {run.error}"
     # A rollback asked for (ROLLING_BACK when resumed) that ends ROLLED_BACK did what was asked.
     problem = _ended_badly(workflow_id, status, run.error, wanted_rollback=before == "ROLLING_BACK")
+    if waiting and waiting.startswith("action ") and status not in TERMINAL:
+        # Nothing ran that needed it, and nothing here can: exit 1, so that a script does not take the
+        # run for carried on.
+        problem = f"workflow {workflow_id} did not go on: {_needs([waiting[len('action ') :]])}"
     if gave_up:
-        problem = _gave_up(workflow_id, args.timeout)
+        problem = _gave_up(workflow_id, args.timeout, _airt(args))
     return {
         "text": text,
         "json": {
@@ -289,7 +304,7 @@ def _rollback(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     else:
         text = (
             f"workflow {workflow_id} is ROLLING_BACK: the engine that has this database open undoes its steps "
-            f"(if none is running, run `airt resume {workflow_id}` to do it here)"
+            f"(if none is running, run `{_airt(args)} resume {workflow_id}` to do it here)"
         )
     return {
         "text": text,
@@ -301,7 +316,7 @@ def _cancel(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     workflow_id, _ = _resolve(engine, args.id)
     outcome = engine.cancel(workflow_id)
     # Cancel stops without undoing: say so, and how to undo, or a user takes CANCELLED for "reverted".
-    undo = f"`airt rollback {workflow_id}` undoes its completed steps"
+    undo = f"`{_airt(args)} rollback {workflow_id}` undoes its completed steps"
     if outcome == "requested":
         text = f"asked the engine running workflow {workflow_id} to cancel it; nothing is undone ({undo})"
     else:
@@ -336,11 +351,34 @@ def _ended_badly(workflow_id: str, status: str, error: str | None, *, wanted_rol
     return None
 
 
-def _gave_up(workflow_id: str, timeout: float | None) -> str:
+def _gave_up(workflow_id: str, timeout: float | None, airt: str) -> str:
     return (
         f"gave up after {timeout:g}s; workflow {workflow_id} is left RUNNING for the next engine "
-        f"(airt resume {workflow_id}, or airt worker)"
+        f"({airt} resume {workflow_id}, or {airt} worker)"
     )
+
+
+def _airt(args: argparse.Namespace) -> str:
+    """How the commands this one suggests start: with the ``--db`` it was given, so that they work
+    pasted anywhere (a database from ``$AIRT_DB`` or ``./airt.db`` is found again the same way)."""
+    db = getattr(args, "db", None)
+    return f"airt --db {shlex.quote(redact(db))}" if db else "airt"
+
+
+def _missing_actions(engine: Engine, rec: WorkflowRecord) -> list[str]:
+    """Actions (or undos) an active workflow still needs that this process does not define: a notebook's
+    own actions, which only that notebook (or a module that defines them) can run."""
+    if rec.status not in ACTIVE:
+        return []
+    if rec.status == "ROLLING_BACK":
+        needed = [c.action for c in engine.store.compensations(rec.workflow_id, status="PENDING")]
+    else:
+        needed = [
+            s.action
+            for s in engine.store.steps(rec.workflow_id)
+            if s.action and s.type == "action" and s.status not in ("COMPLETED", "SKIPPED")
+        ]
+    return sorted({a for a in needed if a not in engine.registry})
 
 
 def _read_spec(path: str) -> str:
@@ -394,7 +432,7 @@ def _fork(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         text += f", waiting for {waiting} (define it where the workflow was written; that engine takes it up)"
     if run.error and status in TERMINAL:
         text += f": {run.error}"
-    problem = _gave_up(run.id, args.timeout) if gave_up else _ended_badly(run.id, status, run.error)
+    problem = _gave_up(run.id, args.timeout, _airt(args)) if gave_up else _ended_badly(run.id, status, run.error)
     return {
         "text": text,
         "json": {
@@ -416,7 +454,7 @@ def _send(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     if record.status == "RECEIVED":
         text = f"sent event {args.event!r} to workflow {workflow_id}: step {record.step_name!r} received it"
         if status == "RUNNING":
-            nobody = _nobody_line(engine, workflow_id, status)
+            nobody = _nobody_line(engine, workflow_id, status, _airt(args))
             text += f"\n{nobody}" if nobody else "; the engine that has this database open continues it"
     else:
         text = f"sent event {args.event!r} to workflow {workflow_id}: kept until its step is reached"
@@ -507,7 +545,7 @@ def _unattended(rec: WorkflowRecord, live: dict[str, EngineRecord]) -> bool:
     return not any(e.takes_work for e in live.values())
 
 
-def _runner(rec: WorkflowRecord, live: dict[str, EngineRecord]) -> str | None:
+def _runner(rec: WorkflowRecord, live: dict[str, EngineRecord], airt: str, missing: list[str]) -> str | None:
     """``show``'s ``runner`` line of a RUNNING or ROLLING_BACK workflow: the engine that runs it, or
     who takes it up, or that nobody will and what to do."""
     if rec.status not in ACTIVE:
@@ -520,10 +558,20 @@ def _runner(rec: WorkflowRecord, live: dict[str, EngineRecord]) -> str | None:
     if takers:
         home = f"its home engine ({describe_owner(rec.home)}) is gone" if rec.home else "it has no home engine"
         return f"none yet: {home}; an engine that takes up work ({describe_owner(takers[0])}) takes it up"
-    return f"none: no engine runs it; `airt resume {rec.workflow_id}` continues it here (or open its notebook)"
+    if missing:
+        return f"none: no engine runs it; {_needs(missing)}"
+    return f"none: no engine runs it; `{airt} resume {rec.workflow_id}` continues it here (or open its notebook)"
 
 
-def _nobody_line(engine: Engine, workflow_id: str, status: str) -> str | None:
+def _needs(missing: list[str]) -> str:
+    names = ", ".join(repr(m) for m in missing)
+    return (
+        f"it needs action{'s' if len(missing) > 1 else ''} {names}, which airt does not define: open the notebook "
+        "it was started from and run the cells that define them (it continues there by itself)"
+    )
+
+
+def _nobody_line(engine: Engine, workflow_id: str, status: str, airt: str) -> str | None:
     """After a decision or an event from this process: the line saying that no engine is left to
     carry the workflow on, or None when one is (or may be), for the generic wording."""
     rec = engine.store.workflow(workflow_id)
@@ -531,9 +579,11 @@ def _nobody_line(engine: Engine, workflow_id: str, status: str) -> str | None:
         return None
     gone = f"its home engine, {describe_owner(rec.home)}, is gone" if rec.home else "it has no home engine"
     doing = "roll it back" if status == "ROLLING_BACK" else "continue it"
+    missing = _missing_actions(engine, rec)
+    then = _needs(missing) if missing else f"run `{airt} resume {workflow_id}` to {doing} here, or open its notebook"
     return (
         f"workflow {workflow_id} is {status} but no engine runs it: {gone} and no engine that takes up work "
-        f"is open; run `airt resume {workflow_id}` to {doing} here, or open its notebook"
+        f"is open; {then}"
     )
 
 

@@ -7,6 +7,7 @@ that :mod:`airt_nb.cli` stays the commands themselves.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
 from collections.abc import Iterable, Sequence
@@ -37,7 +38,10 @@ __all__ = [
 ]
 
 
-def approval_text(a: ApprovalRecord, rec: WorkflowRecord, decisions: list[DecisionRecord]) -> list[str]:
+def approval_text(
+    a: ApprovalRecord, rec: WorkflowRecord, decisions: list[DecisionRecord], *, airt: str = "airt"
+) -> list[str]:
+    """``show``'s lines of an approval; ``airt`` starts the commands it suggests (``airt --db PATH``)."""
     context = json.loads(a.context) if a.context else {}
     mine = [d for d in decisions if d.approval_id == a.approval_id]
     if a.status != "PENDING":
@@ -103,8 +107,8 @@ def approval_text(a: ApprovalRecord, rec: WorkflowRecord, decisions: list[Decisi
         # (a.values), later approvers cannot change them: no hint then.
         example = "[--value NAME=VALUE ...]"
     lines += [
-        f"  decide: airt approve {rec.workflow_id} {example + ' ' if example else ''}--reason ...",
-        f"      or: airt reject {rec.workflow_id} --reason ...",
+        f"  decide: {airt} approve {rec.workflow_id} {example + ' ' if example else ''}--reason ...",
+        f"      or: {airt} reject {rec.workflow_id} --reason ...",
     ]
     return lines
 
@@ -116,7 +120,9 @@ _EVENT_TIMEOUT = {
 }
 
 
-def event_text(workflow_id: str, step: StepRecord, event: str, on_timeout: str | None) -> list[str]:
+def event_text(
+    workflow_id: str, step: StepRecord, event: str, on_timeout: str | None, *, airt: str = "airt"
+) -> list[str]:
     """A ``wait_event`` step that waits, for ``show``: the event, its deadline, and the command that
     sends it (as an approval's ``decide:`` line, and as the notebook panel says it).
 
@@ -129,7 +135,7 @@ def event_text(workflow_id: str, step: StepRecord, event: str, on_timeout: str |
     if step.next_attempt_at:  # a waiting event step keeps its deadline there
         then = _EVENT_TIMEOUT.get(on_timeout or "fail", f"then on_timeout: {term_safe(on_timeout)}")
         lines.append(f"  {'deadline':<12}{when(step.next_attempt_at)} UTC, {then}")
-    lines.append(f"  send it: airt send {workflow_id} {term_safe(event)} --data '{{...}}'")
+    lines.append(f"  send it: {airt} send {workflow_id} {term_safe(event)} --data '{{...}}'")
     return lines
 
 
@@ -307,14 +313,29 @@ def fit(lines: Iterable[str], width: int | None = None) -> list[str]:
     width = terminal_width() if width is None else width
     out: list[str] = []
     for line in (part for entry in lines for part in entry.split("\n")):
-        if len(line) <= width:
-            out.append(line)
+        if len(line) <= width or _COMMAND_LINE.match(line):
+            out.append(line)  # a command to copy stays on one line, however long
             continue
         deeper = " " * (len(line) - len(line.lstrip(" ")) + 4)
         room = max(width, len(deeper) + MIN_FREE_WIDTH * 2)
-        wrapper = textwrap.TextWrapper(room, subsequent_indent=deeper, break_on_hyphens=False, expand_tabs=False)
-        out += wrapper.wrap(line) or [line]
+        # A `command` in a sentence is never broken across lines either: its spaces do not wrap, and it is
+        # not cut when longer than the line.
+        held = _QUOTED_COMMAND.sub(lambda m: m.group(0).replace(" ", _UNBROKEN), line)
+        wrapper = textwrap.TextWrapper(
+            room,
+            subsequent_indent=deeper,
+            break_on_hyphens=False,
+            expand_tabs=False,
+            break_long_words=held == line,
+        )
+        out += [part.replace(_UNBROKEN, " ") for part in wrapper.wrap(held)] or [line]
     return out
+
+
+# The suggested commands show prints on lines of their own (decide:, or:, send it:).
+_COMMAND_LINE = re.compile(r"^\s*(?:decide|or|send it): airt ")
+_QUOTED_COMMAND = re.compile(r"`airt [^`]*`")
+_UNBROKEN = "\x00"
 
 
 def indent(text: str) -> list[str]:

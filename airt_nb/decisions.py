@@ -307,9 +307,13 @@ def decide(
         # transaction: whether it is missing depends on the approvals recorded by then (a later
         # approver confirms the first one's values and need give none).
         clean = clean_values(approval, values, approve, system=False)
-        if authenticated_by:
-            detail = audit[-1]["detail"]
-            audit[-1]["detail"] = f"authenticated by {authenticated_by}" + (f"; {detail}" if detail else "")
+        # How the decider was established, and who typed another person's name: what the audit must
+        # tell apart (the row's user is the name the decision is recorded under).
+        how = "asserted" if auth == "asserted" else f"authenticated by {auth}"
+        if auth == "asserted" and user != engine.user:
+            how += f" by {engine.user}"
+        detail = audit[-1]["detail"]
+        audit[-1]["detail"] = how + (f"; {detail}" if detail else "")
         if _past_deadline(approval, now_iso()):
             # No engine was running when the deadline passed: the timeout comes first.
             expire(engine, approval.approval_id)
@@ -362,7 +366,11 @@ def decide(
         if outcome == "partial":
             # One more person approved; the step waits for the others.
             notify_approval(
-                tx, engine, "approval.progress", {**row, "decided_by": user, "reason": reason}, current.name
+                tx,
+                engine,
+                "approval.progress",
+                {**row, "decided_by": user, "reason": reason, "auth": auth},
+                current.name,
             )
             progress = f"{count} of {latest.min_approvals} approvals" + (f": {reason}" if reason else "")
             tx.add_event(workflow_id, now, "approved", user, progress)

@@ -86,6 +86,15 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+def cmd(db: str | Path) -> str:
+    """How ``airt`` run with ``--db db`` writes the commands it suggests."""
+    import shlex
+
+    from airt_nb.store import redact
+
+    return f"airt --db {shlex.quote(redact(str(db)))}"
+
+
 def poll_until(predicate: Callable[[], object], timeout: float, interval: float = 0.02) -> bool:
     """Check ``predicate`` every ``interval`` seconds until it holds or ``timeout`` passes."""
     deadline = time.monotonic() + timeout

@@ -162,6 +162,12 @@ def test_an_approval_continues_the_workflow_and_records_who_when_why(engine: air
     audit = airt_nb.audit(engine, workflow_id=run.id)
     rows = audit[audit["event"] == "approval"]
     assert rows[["user", "decision", "rule"]].values.tolist() == [["ann", "allow", "approvers"]]
+    # The name is recorded as typed, and who typed it (the engine's user, tester) with it.
+    assert rows["detail"].tolist() == ["asserted by tester"]
+    mine = paused(engine, SPEC.replace("approvers: [ann, reviewers]", "approvers: [tester]"), tmp_path / "mine")
+    mine.approve()
+    audit = airt_nb.audit(engine, workflow_id=mine.id)
+    assert audit[audit["event"] == "approval"][["user", "detail"]].values.tolist() == [["tester", "asserted"]]
 
 
 def test_a_rejection_rolls_back_the_completed_steps(engine: airt_nb.Engine, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import cmd
 from shared_specs import ANN_APPROVES_SPEC
 
 import airt_nb
@@ -258,6 +259,72 @@ def test_an_approval_id_works_as_well_as_a_workflow_id(
     assert data["no_engine_runs_it"] is True  # the engine that paused it closed
 
 
+def test_one_of_several_approvals_says_under_which_name_it_was_recorded(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with airt_nb.Engine(db, registry=Registry(), user="notebook") as eng:
+        spec = SPEC.replace("approvers: [ann]", "approvers: [ann, bob]\n    min_approvals: 2")
+        run = eng.start(spec, inputs={"target": str(tmp_path / "out")})
+        assert run.wait(10) == "PAUSED"
+    code, out, err = run_cli(capsys, "--db", db, "--json", "approve", run.id, "--as", "ann", "--reason", "one")
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["status"], data["approved_count"], data["decided_by"]) == ("PENDING", 1, None)
+    assert (data["decision"]["decided_by"], data["decision"]["auth"]) == ("ann", "asserted")
+    code, out, err = run_cli(capsys, "--db", db, "approve", run.id, "--as", "bob")
+    assert code == 0, err
+    assert out.startswith(f"approved step 'review' of workflow {run.id} as bob\n")
+
+
+NOTEBOOK_ACTION_SPEC = """
+name: swap
+steps:
+  - name: review
+    type: human_approval
+    approvers: [ann]
+  - name: swap
+    action: swap_tables
+"""
+
+
+def test_a_run_whose_next_step_is_a_notebook_action_is_sent_to_its_notebook_not_to_airt_resume(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notebook = Registry()
+
+    @notebook.action("swap_tables")
+    def swap_tables() -> dict:
+        return {}
+
+    with airt_nb.Engine(db, registry=notebook, user="notebook") as eng:
+        run = eng.start(NOTEBOOK_ACTION_SPEC)
+        assert run.wait(10) == "PAUSED"
+    needs = (
+        "it needs action 'swap_tables', which airt does not define: open the notebook it was started from and run "
+        "the cells that define them (it continues there by itself)"
+    )
+    monkeypatch.setenv("COLUMNS", "60")
+    code, out, err = run_cli(capsys, "--db", db, "approve", run.id, "--as", "ann")
+    assert code == 0, err
+    assert needs in " ".join(out.split())
+    assert "resume" not in out
+    code, out, _ = run_cli(capsys, "--db", db, "show", run.id)
+    assert f"runner none: no engine runs it; {needs}" in " ".join(out.split())
+    code, out, err = run_cli(capsys, "--db", db, "resume", run.id)
+    assert code == 1  # nothing here can run it: a script must not take it for carried on
+    assert err == f"airt: workflow {run.id} did not go on: {needs}\n"
+
+
+def test_a_command_in_a_sentence_is_never_broken_across_lines(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workflow_id = paused_here(db, tmp_path / "out")
+    monkeypatch.setenv("COLUMNS", "60")
+    code, out, _ = run_cli(capsys, "--db", db, "approve", workflow_id, "--as", "ann")
+    assert code == 0
+    assert any(f"`{cmd(db)} resume {workflow_id}`" in line for line in out.splitlines()), out
+
+
 def test_resume_runs_a_workflow_nobody_runs_here(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     workflow_id = paused_here(db, tmp_path / "out")
     code, out, _ = run_cli(capsys, "--db", db, "approve", workflow_id, "--as", "ann")
@@ -289,12 +356,13 @@ def test_rollback_and_cancel(
     # CANCELLED alone reads as "reverted" to some: what stays done, and how to undo it, is said.
     assert (code, out) == (
         0,
-        f"workflow {waiting} is CANCELLED; nothing was undone (`airt rollback {waiting}` undoes its completed steps)\n",
+        f"workflow {waiting} is CANCELLED; nothing was undone (`{cmd(db)} rollback {waiting}` undoes its completed steps)\n",
     )
     assert (tmp_path / "waiting" / "a.txt").exists()
     monkeypatch.setenv("COLUMNS", "60")  # fitted to the terminal like every other line
     out = run_cli(capsys, "--db", db, "cancel", paused_here(db, tmp_path / "narrow"))[1]
-    assert max(len(line) for line in out.splitlines()) <= 60
+    # Every line fits but the one holding the command to copy, which is never cut (the path is long).
+    assert max(len(line) for line in out.splitlines() if "`airt" not in line) <= 60
     assert " ".join(out.split()).endswith("undoes its completed steps)")
     code, out, _ = run_cli(capsys, "--db", db, "--json", "show", waiting)
     [approval] = json.loads(out)["approvals"]
@@ -414,7 +482,7 @@ def test_a_decision_that_leaves_the_workflow_to_a_gone_engine_says_so_everywhere
     assert (code, err) == (0, "")
     assert out.splitlines()[-1] == (
         f"workflow {workflow_id} is {status} but no engine runs it: its home engine, {host_pid}, is gone and no "
-        f"engine that takes up work is open; run `airt resume {workflow_id}` to {doing} here, or open its notebook"
+        f"engine that takes up work is open; run `{cmd(db)} resume {workflow_id}` to {doing} here, or open its notebook"
     )
     code, out, _ = run_cli(capsys, "--db", db, "--json", "show", workflow_id)
     assert json.loads(out)["no_engine_runs_it"] is True
@@ -428,7 +496,7 @@ def test_a_decision_that_leaves_the_workflow_to_a_gone_engine_says_so_everywhere
 
     code, out, _ = run_cli(capsys, "--db", db, "show", workflow_id)
     assert (
-        f"  runner      none: no engine runs it; `airt resume {workflow_id}` continues it here (or open its notebook)\n"
+        f"  runner      none: no engine runs it; `{cmd(db)} resume {workflow_id}` continues it here (or open its notebook)\n"
         in out
     )
     # What it says is what to do: resume ends it here, and then nothing is said any more.
@@ -517,7 +585,7 @@ def test_a_workflow_waiting_for_an_event_says_which_and_how_to_send_it(
     assert (
         "\nwaiting for event ci.done (step 'ci')\n"
         f"  deadline    {deadline[:19].replace('T', ' ')} UTC, then the step fails and what was done is rolled back\n"
-        f"  send it: airt send {run.id} ci.done --data '{{...}}'\n"
+        f"  send it: {cmd(db)} send {run.id} ci.done --data '{{...}}'\n"
     ) in out
     code, out, _ = run_cli(capsys, "--db", db, "--json", "show", run.id)
     assert json.loads(out)["waiting_events"] == [
@@ -555,11 +623,11 @@ def test_show_gives_field_descriptions_and_says_values_may_be_set(
     assert "    replicas  (integer from 1 to 10, default 3) · pods after the change\n" in out
     assert "    channel  (string, default ops) · tell the team's channel\n" in out
     # Every field has a default: the plain command works, and the hint says values may be given.
-    assert f"  decide: airt approve {run.id} [--value NAME=VALUE ...] --reason ...\n" in out
+    assert f"  decide: {cmd(db)} approve {run.id} [--value NAME=VALUE ...] --reason ...\n" in out
 
     required = FIELDS_SPEC.replace("default: 3, ", "")
     with airt_nb.Engine(db, registry=Registry(), user="notebook") as eng:
         run = eng.start(required)
         assert run.wait(10) == "PAUSED"
     code, out, _ = run_cli(capsys, "--db", db, "show", run.id)
-    assert f"  decide: airt approve {run.id} --value replicas=... --reason ...\n" in out
+    assert f"  decide: {cmd(db)} approve {run.id} --value replicas=... --reason ...\n" in out

@@ -537,3 +537,21 @@ def test_a_receiver_no_engine_sends_to_holds_back_only_its_own_deliveries(tmp_pa
         assert by_url()[(gone, "approval.approved")] == "PENDING"  # after its request, as ever
     finally:
         eng.close()
+
+
+def test_each_of_several_approvals_says_how_its_approver_was_established(tmp_path: Path, receiver: Receiver) -> None:
+    spec = SPEC.replace("approvers: [ann]", "approvers: [ann, bob]\n    min_approvals: 2")
+    eng = make_engine(tmp_path / "airt.db", receiver.url)
+    try:
+        run = eng.start(spec, inputs={"target": str(tmp_path / "t")})
+        assert run.wait(10) == "PAUSED"
+        run.approve(by="ann")
+        run.approve(by="bob")
+        receiver.wait_for(3)
+        payloads = [json.loads(body) for _, body in receiver.requests]
+        assert [p["event"] for p in payloads] == ["approval.requested", "approval.progress", "approval.approved"]
+        progress, final = payloads[1]["approval"], payloads[2]["approval"]
+        assert (progress["decided_by"], progress["auth"], progress["approved_count"]) == ("ann", "asserted", 1)
+        assert (final["decided_by"], final["auth"]) == ("bob", "asserted")
+    finally:
+        eng.close()
