@@ -41,7 +41,7 @@ from .errors import ApprovalError, NotFoundError, PolicyError
 from .identity import SYSTEM, check_name
 from .store.records import ApprovalRecord, row_of
 from .timeutil import now_iso
-from .webhooks import outbox_row
+from .webhooks import outbox_row, requested_page
 
 if TYPE_CHECKING:
     from .policy import Policy, Verdict
@@ -221,15 +221,21 @@ def notify_approval(tx: Tx, engine: DecisionHost, event: str, approval: dict[str
     urls = tx.delivery_urls(approval["approval_id"])
     if not urls and engine.webhook_url is not None:
         urls = [engine.webhook_url]
+    if not urls:
+        return
+    # The page the request linked to (set where the workflow runs), not only the decider's own.
+    page = requested_page(tx.first_payload(approval["approval_id"]))
     for url in urls:
-        tx.insert_delivery(outbox_row(event, approval, workflow_name, url))
+        tx.insert_delivery(outbox_row(event, approval, workflow_name, url, page=page))
 
 
 def cancel_pending(tx: Tx, workflow_id: str, workflow_name: str, now: str, by: str, reason: str) -> None:
     """Cancel a workflow's pending approvals and tell the webhooks that were told of them."""
     for approval in tx.cancel_approvals(workflow_id, now, by, reason):
-        for url in tx.delivery_urls(approval.approval_id):
-            tx.insert_delivery(outbox_row("approval.cancelled", row_of(approval), workflow_name, url))
+        urls = tx.delivery_urls(approval.approval_id)
+        page = requested_page(tx.first_payload(approval.approval_id)) if urls else None
+        for url in urls:
+            tx.insert_delivery(outbox_row("approval.cancelled", row_of(approval), workflow_name, url, page=page))
 
 
 def _past_deadline(approval: ApprovalRecord, now: str) -> bool:

@@ -110,14 +110,18 @@ def verify(body: bytes | str, header: str | None, secret: str, *, max_age: float
     return abs(time.time() - sent) <= max_age
 
 
-def outbox_row(event: str, approval: Mapping[str, Any], workflow_name: str, url: str) -> dict[str, Any]:
+def outbox_row(
+    event: str, approval: Mapping[str, Any], workflow_name: str, url: str, *, page: str | None = None
+) -> dict[str, Any]:
     """A delivery row telling ``url`` about ``event`` of ``approval`` (a mapping of approval columns).
 
     Events: ``approval.requested``, ``approval.progress`` (one of several approvals it needs),
     ``approval.approved``, ``approval.rejected``, ``approval.expired``, ``approval.cancelled``,
     ``approval.reminder`` and ``approval.escalated``.  The payload carries the approval's typed
     ``fields`` and ``values``, ``min_approvals`` / ``approved_count`` and the ``preview`` of the
-    steps it gates when it has them."""
+    steps it gates when it has them.  ``page`` is the approval's page (``url`` in the payload): the one
+    its request named, so that every event of an approval links where the first did; else this
+    process's ``AIRT_PUBLIC_URL``."""
     payload = {
         "event": event,
         "workflow_id": approval["workflow_id"],
@@ -158,7 +162,7 @@ def outbox_row(event: str, approval: Mapping[str, Any], workflow_name: str, url:
         # What each gated step will do; the hashes stay in the database (inputs may hold secrets).
         steps = [{k: v for k, v in e.items() if k not in ("hash", "target")} for e in preview.get("steps") or ()]
         extra["preview"] = {**preview, "steps": steps}
-    page = approval_page(approval["approval_id"])
+    page = page or approval_page(approval["approval_id"])
     if page:
         payload["url"] = page
     return {
@@ -170,6 +174,16 @@ def outbox_row(event: str, approval: Mapping[str, Any], workflow_name: str, url:
         "created_at": now_iso(),
         "url": url,
     }
+
+
+def requested_page(first_payload: str | None) -> str | None:
+    """The page an approval's first event linked to (``url`` of its payload), if any."""
+    try:
+        page = json.loads(first_payload or "null")
+    except ValueError:
+        return None
+    url = page.get("url") if isinstance(page, dict) else None
+    return url if isinstance(url, str) else None
 
 
 def approval_page(approval_id: str) -> str | None:

@@ -356,13 +356,17 @@ def test_timeouts_and_cancellations_are_notified(tmp_path: Path, receiver: Recei
         eng.close()
 
 
-def test_a_decision_made_without_a_webhook_is_sent_where_the_request_went(tmp_path: Path, receiver: Receiver) -> None:
+def test_a_decision_made_without_a_webhook_is_sent_where_the_request_went(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = tmp_path / "airt.db"
+    monkeypatch.setenv("AIRT_PUBLIC_URL", "https://hub.example.com/user/olga/")  # where the notebook runs
     eng = make_engine(db, receiver.url)
     try:
         run = eng.start(SPEC, inputs={"target": str(tmp_path / "out")})
         assert run.wait(10) == "PAUSED"
         receiver.wait_for(1)
+        monkeypatch.delenv("AIRT_PUBLIC_URL")  # the approver's terminal does not know it
         client = airt_nb.Engine(db, recover=False, registry=Registry(), user="ann", webhook_url="")
         try:
             client.approve(run.id)
@@ -372,6 +376,10 @@ def test_a_decision_made_without_a_webhook_is_sent_where_the_request_went(tmp_pa
         receiver.wait_for(2)
         assert receiver.events() == ["approval.requested", "approval.approved"]
         assert poll_until(lambda: run.status == "COMPLETED", 10)
+        # The decision links to the page the request linked to.
+        pages = [json.loads(body).get("url") for _, body in receiver.requests]
+        approval_id = run.decisions()[0].approval_id
+        assert pages == [f"https://hub.example.com/user/olga/airt/?approval={approval_id}"] * 2
     finally:
         eng.close()
 

@@ -33,6 +33,14 @@ class OutboxWrites(TxBase):
         ).fetchall()
         return [r[0] for r in rows]
 
+    def first_payload(self, approval_id: str) -> str | None:
+        """The payload of the first event queued about an approval (its request), or None."""
+        row = self._c.execute(
+            "SELECT payload FROM webhook_deliveries WHERE approval_id = ? ORDER BY created_at, seq LIMIT 1",
+            (approval_id,),
+        ).fetchone()
+        return row[0] if row else None
+
     def claim_delivery(self, delivery_id: str, now: str, hold_until: str) -> bool:
         """Reserve a due delivery for one sender (others skip it until ``hold_until``)."""
         cur = self._c.execute(
