@@ -101,6 +101,8 @@ def approval_text(
              ("authenticated", "only authenticated decisions (the approvals page, JupyterHub, PostgreSQL roles)")]  # fmt: skip
     lines += [f"  {'rule':<12}{text}" for flag, text in rules if getattr(a, flag)]
     example = " ".join(f"--value {n}=..." for n, s in fields.items() if s.get("required", True) and "default" not in s)
+    if a.values is not None:
+        example = ""  # a first approval fixed them: later approvers confirm them by approving
     if fields and not example and a.values is None:
         # Every field has a default (or is optional): the plain command works, but the approver may
         # set them, which a hint without --value would hide.  Once a first approval fixed the values

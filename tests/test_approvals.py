@@ -484,8 +484,15 @@ def test_a_decision_after_the_deadline_finds_the_timeout_applied(db: str, regist
         deadline = run.pending_approval.deadline
     sleep_past(deadline)
     with airt_nb.Engine(db, registry=registry, user="ann", recover=False) as late:
-        with pytest.raises(ApprovalError, match=r"was already rejected by system at .* \(timed out\)"):
+        with pytest.raises(ApprovalError) as refused:
             late.approve(run.id)
+        # It says what happened: the deadline had passed, and this attempt applied it (nobody else did).
+        (approval,) = late.store.approvals(workflow_id=run.id)
+        assert str(refused.value) == (
+            f"approval {approval.approval_id} of workflow {run.id} (step "
+            f"'review') timed out at {deadline} before this decision: no engine was running to apply the deadline, "
+            "so it was applied now (on_timeout: reject, rejected by system); your decision was not recorded"
+        )
         assert late.get(run.id).status == "ROLLING_BACK"  # left to an engine that runs workflows
     with airt_nb.Engine(db, registry=registry, user="tester") as third:
         assert wait_final(third.get(run.id)) == "ROLLED_BACK"

@@ -631,3 +631,13 @@ def test_show_gives_field_descriptions_and_says_values_may_be_set(
         assert run.wait(10) == "PAUSED"
     code, out, _ = run_cli(capsys, "--db", db, "show", run.id)
     assert f"  decide: {cmd(db)} approve {run.id} --value replicas=... --reason ...\n" in out
+
+    # Two approvals: once the first approver gave the values, the next one confirms them by approving.
+    two = required.replace("    message: scale it?\n", "    message: scale it?\n    min_approvals: 2\n")
+    with airt_nb.Engine(db, registry=Registry(), user="notebook") as eng:
+        run = eng.start(two)
+        assert run.wait(10) == "PAUSED"
+        run.approve(by="ann", values={"replicas": 4})
+    code, out, _ = run_cli(capsys, "--db", db, "show", run.id)
+    assert "    replicas = 4  (integer from 1 to 10) · pods after the change\n" in out
+    assert f"  decide: {cmd(db)} approve {run.id} --reason ...\n" in out
