@@ -142,24 +142,22 @@ def _pending(engine: DecisionHost, workflow_id: str, approval_id: str | None) ->
 
 
 def _already(approval: ApprovalRecord) -> ApprovalError:
+    if approval.decided_by == SYSTEM and approval.reason == TIMED_OUT:
+        # Often applied by this very attempt (no engine was running at the deadline): not a decision
+        # someone made first, but the deadline's.
+        return ApprovalError(
+            f"approval {approval.approval_id} of workflow {approval.workflow_id} (step {approval.step_name!r}) "
+            f"timed out at {approval.deadline}, before this decision (on_timeout: {approval.on_timeout}: "
+            f"{approval.status.lower()} by {SYSTEM} at {approval.decided_at}); your decision was not recorded",
+            workflow_id=approval.workflow_id,
+            approval_id=approval.approval_id,
+        )
     verb = approval.status.lower()
     reason = f" ({approval.reason})" if approval.reason else ""
     stands = "the first decision stands" if approval.status in ("APPROVED", "REJECTED") else "nothing was decided"
     return ApprovalError(
         f"approval {approval.approval_id} of workflow {approval.workflow_id} (step {approval.step_name!r}) was "
         f"already {verb} by {approval.decided_by} at {approval.decided_at}{reason}; {stands}",
-        workflow_id=approval.workflow_id,
-        approval_id=approval.approval_id,
-    )
-
-
-def _timed_out(approval: ApprovalRecord, applied: ApprovalRecord) -> ApprovalError:
-    """The refusal of a decision that came after the deadline, which no engine had applied yet."""
-    return ApprovalError(
-        f"approval {approval.approval_id} of workflow {approval.workflow_id} (step {approval.step_name!r}) timed "
-        f"out at {approval.deadline} before this decision: no engine was running to apply the deadline, so it "
-        f"was applied now (on_timeout: {approval.on_timeout}, {applied.status.lower()} by {applied.decided_by}); "
-        "your decision was not recorded",
         workflow_id=approval.workflow_id,
         approval_id=approval.approval_id,
     )
@@ -338,8 +336,7 @@ def decide(
             expire(engine, approval.approval_id)
             fresh = engine.store.approvals(approval_id=approval.approval_id)[0]
             if fresh.status != "PENDING":
-                timed_out = fresh.decided_by == SYSTEM and fresh.reason == TIMED_OUT
-                raise _timed_out(approval, fresh) if timed_out else _already(fresh)
+                raise _already(fresh)
     status = "APPROVED" if approve else "REJECTED"
     now = now_iso()
     owner = engine.owner_id

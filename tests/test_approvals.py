@@ -489,9 +489,9 @@ def test_a_decision_after_the_deadline_finds_the_timeout_applied(db: str, regist
         # It says what happened: the deadline had passed, and this attempt applied it (nobody else did).
         (approval,) = late.store.approvals(workflow_id=run.id)
         assert str(refused.value) == (
-            f"approval {approval.approval_id} of workflow {run.id} (step "
-            f"'review') timed out at {deadline} before this decision: no engine was running to apply the deadline, "
-            "so it was applied now (on_timeout: reject, rejected by system); your decision was not recorded"
+            f"approval {approval.approval_id} of workflow {run.id} (step 'review') timed out at {deadline}, before "
+            f"this decision (on_timeout: reject: rejected by system at {approval.decided_at}); your decision was "
+            "not recorded"
         )
         assert late.get(run.id).status == "ROLLING_BACK"  # left to an engine that runs workflows
     with airt_nb.Engine(db, registry=registry, user="tester") as third:
