@@ -97,8 +97,9 @@ def check_rules(engine: DecisionHost, approval: ApprovalRecord, user: str, auth:
         engine.audit_now("approval", user, verdict, **kw)
         raise PolicyError(
             f"{_where(approval)}: the step accepts only authenticated decisions (authenticated: true), and "
-            f"{user!r} is only asserted here (a name anyone could type); decide on the approvals page of a "
-            "Jupyter server (/airt/) or JupyterHub, or as your own PostgreSQL role",
+            f"{user!r} is only asserted here (a name anyone could type); decide on an approvals page (/airt/) "
+            "that authenticates you (JupyterHub, or a server run by your own account: a name a server was "
+            "started with is asserted too), or as your own PostgreSQL role",
             user=user,
             rule="authenticated",
             workflow=approval.workflow_id,

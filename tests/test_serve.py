@@ -1,19 +1,21 @@
 """``airt serve``: the approvals page on its own, with its token, and as a service of a real JupyterHub.
 
-The hub test starts JupyterHub (PyPI ``jupyterhub``) with its proxy
+The hub tests start JupyterHub (PyPI ``jupyterhub``) with its proxy
 (npm ``configurable-http-proxy``) on 127.0.0.1; the hub starts ``airt
 serve`` as a managed service, people log in to the hub, go through its
-OAuth to the page and decide as their hub user.
+OAuth to the page and decide as their hub user (on a PostgreSQL role of the
+server's own, only the person the role is).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,11 +25,12 @@ from server_support import free_port, jupyter_env, server_process, stop
 from shared_specs import SEED_SPEC
 
 import airt_nb
-from airt_nb import Registry
+from airt_nb import Registry, cli
 from airt_nb.server.serve import server_arguments
 from tests.conftest import require_tool
 
 TOKEN = "serve-t0ken"
+OWNER = pwd.getpwuid(os.geteuid()).pw_name  # the account the server runs as: the one owner it authenticates
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +85,7 @@ def standalone(tmp_path: Path, db_path: Path) -> Iterator[tuple[str, Path]]:
     def ready() -> bool:
         return httpx.get(f"{url}/airt/api/approvals", headers={"Authorization": f"token {TOKEN}"}).status_code == 200
 
-    env = jupyter_env(tmp_path / "home", AIRT_USER="olga")
+    env = jupyter_env(tmp_path / "home", AIRT_USER=OWNER)
     log = tmp_path / "serve.log"
     with server_process(command, env=env, cwd=tmp_path, log=log, ready=ready) as proc:
         yield url, log
@@ -121,14 +124,15 @@ def test_standalone_with_its_token_decides_as_its_owner(
             landing = client.get("/", follow_redirects=False)
             assert landing.headers["Location"].split("?")[0].endswith("/airt/")
             listed = client.get("/airt/api/approvals").json()
-            assert listed["user"] == {"name": "olga", "authenticated_by": "jupyter"}
+            assert (listed["user"]["name"], listed["user"]["authenticated_by"]) == (OWNER, "jupyter")
             assert [a["approval_id"] for a in listed["approvals"]] == [approval_id]
             answer = client.post(
                 f"/airt/api/approvals/{approval_id}/decision", json={"decision": "approve", "by": "mallory"}
             )
             assert answer.status_code == 200
-            assert answer.json()["approval"]["decided_by"] == "olga"
+            assert answer.json()["approval"]["decided_by"] == OWNER
         assert run.wait(timeout=20) == "COMPLETED"
+        assert [(d.decided_by, d.auth) for d in run.decisions()] == [(OWNER, "jupyter")]
 
 
 def test_standalone_serves_the_page_and_nothing_else(standalone: tuple[str, Path]) -> None:
@@ -140,6 +144,73 @@ def test_standalone_serves_the_page_and_nothing_else(standalone: tuple[str, Path
         assert client.post("/api/kernels", json={}).status_code == 403
         assert client.get("/api/contents").status_code == 403
         assert client.get("/api/terminals").status_code in (403, 404)
+
+
+GATE_POLICY = """\
+users:
+  ann: [agent]
+  rita: [reviewer]
+roles:
+  agent:
+    allow: ["*"]
+    paths: [OUT]
+    require_approval:
+      - actions: ["file.*"]
+        approvers: [reviewer]
+        authenticated: true
+        exclude_requester: true
+  reviewer:
+    approve: true
+"""
+GATED_SPEC = """\
+name: prod
+inputs: {target: out}
+steps:
+  - name: review
+    type: human_approval
+    approvers: [reviewer]
+    authenticated: true
+    exclude_requester: true
+  - name: deploy
+    action: file.write
+    inputs: {path: "${{ inputs.target }}/prod.txt", content: agent was here}
+"""
+
+
+def test_started_under_someone_elses_name_it_does_not_pass_an_authenticated_gate(tmp_path: Path, db_path: Path) -> None:
+    """ann, an agent whose runs need an authenticated reviewer's approval, starts ``AIRT_USER=rita airt
+    serve`` with a token of her own: the token proves she holds the server, not that she is rita."""
+    assert OWNER != "rita"
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(GATE_POLICY.replace("OUT", str(tmp_path / "out")))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "airt_nb.cli", "--db", str(db_path), "serve", "--port", str(port)]
+    command += ["--token", "anns-own-token"]
+
+    def ready() -> bool:
+        answer = httpx.get(f"{url}/airt/api/approvals", headers={"Authorization": "token anns-own-token"})
+        return answer.status_code == 200
+
+    with airt_nb.Engine(db_path, registry=Registry(), policy=policy, user="ann") as agent:
+        run = agent.start(GATED_SPEC, inputs={"target": str(tmp_path / "out")})
+        assert run.wait(timeout=20) == "PAUSED"
+        (approval,) = run.approvals()
+        env = jupyter_env(tmp_path / "home", AIRT_USER="rita", AIRT_POLICY=str(policy))
+        with (
+            server_process(command, env=env, cwd=tmp_path, log=tmp_path / "serve.log", ready=ready),
+            httpx.Client(base_url=url, timeout=20, headers={"Authorization": "token anns-own-token"}) as ann,
+        ):
+            listed = ann.get("/airt/api/approvals").json()
+            answer = ann.post(f"/airt/api/approvals/{approval.approval_id}/decision", json={"decision": "approve"})
+
+        assert (listed["user"]["name"], listed["user"]["authenticated_by"]) == ("rita", None)
+        assert listed["user"]["note"].startswith("asserted: the server's token or password proves access to it")
+        assert answer.status_code == 403, answer.text
+        assert "accepts only authenticated decisions" in answer.json()["message"]
+        assert run.status == "PAUSED"
+        assert run.decisions() == []
+    assert not (tmp_path / "out" / "prod.txt").exists()
 
 
 # -- under a real JupyterHub ------------------------------------------------------------------------------
@@ -164,21 +235,19 @@ c.JupyterHub.services = [{{
     "environment": {environment!r},
     "oauth_no_confirm": True,
 }}]
-# ann and bob review; carl has a hub account but no access to the service.
+# The reviewers have access to the service; carl has a hub account but no access.
 c.JupyterHub.load_roles = [
-    {{"name": "airt-reviewers", "scopes": ["access:services!service=airt"], "users": ["ann", "bob"]}},
+    {{"name": "airt-reviewers", "scopes": ["access:services!service=airt"], "users": {reviewers!r}}},
 ]
 """
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+@contextmanager
+def running_hub(home: Path, db: str, reviewers: list[str]) -> Iterator[str]:
+    """A JupyterHub whose service ``airt`` is ``airt --db DB serve``, until the block ends; yields its URL."""
     proxy = require_tool(
         "configurable-http-proxy", "the JupyterHub service test (npm install -g configurable-http-proxy)"
     )
-    home = tmp_path_factory.mktemp("hub")
-    db = home / "airt.db"
-    airt_nb.Engine(db, recover=False).close()
     port = free_port()
     env = jupyter_env(home / "jupyter", PATH=f"{Path(proxy).parent}{os.pathsep}{os.environ['PATH']}")
     service_env = {k: env[k] for k in ("PYTHONPATH", "JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR")}
@@ -190,8 +259,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
         pid_file=str(home / "proxy.pid"),
         hub_db=home / "jupyterhub.sqlite",
         secret=str(home / "cookie_secret"),
-        db=str(db),
+        db=db,
         environment=service_env,
+        reviewers=reviewers,
     )
     (home / "jupyterhub_config.py").write_text(textwrap.dedent(config))
     url = f"http://127.0.0.1:{port}"
@@ -202,8 +272,17 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     command = [sys.executable, "-m", "jupyterhub", "-f", str(home / "jupyterhub_config.py")]
     log = home / "hub.log"
     with server_process(command, env=env, cwd=home, log=log, ready=ready, timeout=90) as proc:
-        yield url, db
+        yield url
         assert stop(proc) == 0
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    home = tmp_path_factory.mktemp("hub")
+    db = home / "airt.db"
+    airt_nb.Engine(db, recover=False).close()
+    with running_hub(home, str(db), ["ann", "bob"]) as url:
+        yield url, db
 
 
 @contextmanager
@@ -241,7 +320,12 @@ def test_under_jupyterhub_people_decide_as_their_hub_user(hub: tuple[str, Path],
             assert settings["user"] == "ann"
             assert settings["authenticated_by"] == "jupyterhub"
             listed = ann.get("/services/airt/airt/api/approvals").json()
-            assert listed["user"] == {"name": "ann", "authenticated_by": "jupyterhub"}
+            assert listed["user"] == {
+                "name": "ann",
+                "authenticated_by": "jupyterhub",
+                "note": "authenticated by JupyterHub",
+                "refused": None,
+            }
             assert approval_id in [a["approval_id"] for a in listed["approvals"]]
             without_xsrf = ann.post(decision, json={"decision": "approve"})
             assert without_xsrf.status_code == 403
@@ -258,3 +342,55 @@ def test_under_jupyterhub_people_decide_as_their_hub_user(hub: tuple[str, Path],
     row = audit[(audit["event"] == "approval") & (audit["workflow_id"] == run.id)].iloc[-1]
     assert row["user"] == "ann"
     assert "authenticated by jupyterhub" in row["detail"]
+
+
+def test_on_a_database_role_of_its_own_only_that_person_decides(
+    pg_db: str, pg_role: Callable[..., str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """ann's server connects to PostgreSQL as ann, so the database records every decision it makes as
+    ann's.  rita, logged in to the hub, reaches it: she is told, and refused, instead of approving in
+    ann's name; ann decides there as herself."""
+    urls = {}
+    for name in ("ann", "rita"):
+        urls[name] = pg_role(name).rsplit("/", 1)[0] + "/" + pg_db.rsplit("/", 1)[1]
+        assert cli.main(["--db", pg_db, "db", "grant", name]) == 0
+    capsys.readouterr()
+    (tmp_path / "hub").mkdir()
+    with (
+        airt_nb.Engine(pg_db, registry=Registry(), user="sam") as notebook,
+        running_hub(tmp_path / "hub", urls["ann"], ["ann", "rita"]) as url,
+    ):
+        run, approval_id = paused(notebook, tmp_path)
+        decision = f"/services/airt/airt/api/approvals/{approval_id}/decision"
+        elsewhere = (
+            "this server decides as its database role ann; rita (authenticated by JupyterHub) must decide from "
+            "their own server (one that connects to the database as rita)"
+        )
+        with hub_login(url, "rita") as rita:
+            settings = page_settings(rita)
+            listed = rita.get("/services/airt/airt/api/approvals").json()
+            refused = rita.post(
+                decision,
+                json={"decision": "approve", "reason": "rita clicked"},
+                headers={"X-XSRFToken": settings["xsrf"]},
+            )
+        assert listed["user"] == {
+            "name": "rita",
+            "authenticated_by": "jupyterhub",
+            "note": "authenticated by JupyterHub",
+            "refused": elsewhere,
+        }
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["message"] == f"{elsewhere}. Nothing was recorded"
+        assert run.status == "PAUSED"
+        assert run.decisions() == []
+
+        with hub_login(url, "ann") as ann:
+            settings = page_settings(ann)
+            assert ann.get("/services/airt/airt/api/approvals").json()["user"]["refused"] is None
+            answer = ann.post(
+                decision, json={"decision": "approve", "reason": "mine"}, headers={"X-XSRFToken": settings["xsrf"]}
+            )
+        assert answer.status_code == 200, answer.text
+        assert run.wait(timeout=20) == "COMPLETED"
+        assert [(d.decided_by, d.auth, d.reason) for d in run.decisions()] == [("ann", "database", "mine")]

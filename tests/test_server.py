@@ -4,16 +4,21 @@ The server finds the extension the way a user's does (the package's
 ``jupyter_server_config.d/airt_nb.json``), is protected by a token, and
 decides in a database that an engine in this process runs workflows on, as a
 notebook's kernel would: the decision is recorded by the server, the
-workflow is carried on here.
+workflow is carried on here.  Its owner is the operating-system account it
+runs as, the one owner name a token server records as authenticated; servers
+started under another name record it as asserted.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,12 @@ import airt_nb
 from airt_nb import Registry
 
 TOKEN = "t0ken-for-tests"
-OWNER = "olga"
+OWNER = pwd.getpwuid(os.geteuid()).pw_name  # the account the server runs as
+OS_ACCOUNT_NOTE = "authenticated by Jupyter: the account this server runs as"
+NAMED_NOTE = (
+    "asserted: the server's token or password proves access to it, not this name, which is only the one the "
+    "server was started with"
+)
 
 pytestmark = pytest.mark.slow
 
@@ -44,10 +54,9 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=20)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("jupyter-home")
-    root = tmp_path_factory.mktemp("jupyter-root")
+@contextmanager
+def token_server(home: Path, root: Path, *args: str, **env: str) -> Iterator[Server]:
+    """A ``jupyter server`` protected by :data:`TOKEN` on ``root/airt.db`` (made here), until the block ends."""
     db = root / "airt.db"
     airt_nb.Engine(db, recover=False).close()  # the database a notebook in this folder would use
     port = free_port()
@@ -55,21 +64,28 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     command = [
         sys.executable, "-m", "jupyter", "server", "--no-browser", "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}",
-        f"--ServerApp.root_dir={root}", "--ServerApp.allow_root=True",
+        f"--ServerApp.root_dir={root}", "--ServerApp.allow_root=True", *args,
     ]  # fmt: skip
     log = home / "server.log"
 
     def ready() -> bool:
         return httpx.get(f"{url}/api/status", headers={"Authorization": f"token {TOKEN}"}).status_code == 200
 
-    env = jupyter_env(home, AIRT_USER=OWNER)
-    with server_process(command, env=env, cwd=root, log=log, ready=ready) as proc:
+    with server_process(command, env=jupyter_env(home, **env), cwd=root, log=log, ready=ready) as proc:
         yield Server(url, db, log, proc)
         # Stopped like a service: the extension closes its engine, nothing fails on the way out.
         assert stop(proc) == 0
         text = log.read_text()
         assert "Traceback" not in text, text[-3000:]
         assert f"airt: closed the database {db}" in text
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    home = tmp_path_factory.mktemp("jupyter-home")
+    root = tmp_path_factory.mktemp("jupyter-root")
+    with token_server(home, root, AIRT_USER=OWNER) as running:
+        yield running
 
 
 @pytest.fixture
@@ -145,6 +161,7 @@ def test_the_page_is_served_with_who_decides(server: Server) -> None:
         settings = json.loads(page.text.split('type="application/json">')[1].split("</script>")[0])
         assert settings["user"] == OWNER
         assert settings["authenticated_by"] == "jupyter"
+        assert settings["note"] == OS_ACCOUNT_NOTE
         assert settings["xsrf"]
         assert "<button" in page.text  # the status tabs; the approvals are drawn by the script
         assert client.get("/airt/static/airt.js").headers["Content-Type"].startswith("text/javascript")
@@ -163,7 +180,7 @@ def test_pending_approvals_come_with_their_context(server: Server, notebook: air
     with server.client() as client:
         data = client.get("/airt/api/approvals", params={"status": "pending"}).json()
 
-    assert data["user"] == {"name": OWNER, "authenticated_by": "jupyter"}
+    assert data["user"] == {"name": OWNER, "authenticated_by": "jupyter", "note": OS_ACCOUNT_NOTE, "refused": None}
     assert data["db"] == str(server.db)
     (mine,) = [a for a in data["approvals"] if a["workflow_id"] == run.id]
     assert mine["approval_id"] == approval_of(run)
@@ -479,13 +496,95 @@ def test_a_server_without_a_token_decides_as_its_owner_unauthenticated(tmp_path:
             assert decide(client, approval_of(run), body).status_code == 403  # XSRF holds all the same
             assert client.get("/airt/").status_code == 200  # sets the _xsrf cookie, as for a browser
             answer = decide(client, approval_of(run), body, headers={"X-XSRFToken": client.cookies["_xsrf"]})
-        assert listed["user"] == {"name": OWNER, "authenticated_by": None}
+        assert listed["user"] == {
+            "name": OWNER,
+            "authenticated_by": None,
+            "note": "this server authenticates nobody: the name is its owner's",
+            "refused": None,
+        }
         assert answer.status_code == 200, answer.text
         assert answer.json()["approval"]["decided_by"] == OWNER
         assert run.wait(timeout=20) == "COMPLETED"
     audit = airt_nb.audit(db=db)
     row = audit[(audit["event"] == "approval") & (audit["workflow_id"] == run.id)].iloc[-1]
     assert "authenticated" not in str(row["detail"])
+
+
+REVIEWERS_POLICY = """\
+users:
+  rita: [reviewer]
+roles:
+  reviewer:
+    approve: true
+"""
+AUTHENTICATED_SPEC = SEED_SPEC.replace(
+    '    message: "Publish B next to ${{ steps.write_a.outputs.path }}?"\n',
+    '    message: "Publish B next to ${{ steps.write_a.outputs.path }}?"\n    authenticated: true\n',
+)
+REVIEWER_SPEC = SEED_SPEC.replace(
+    '    message: "Publish B next to ${{ steps.write_a.outputs.path }}?"\n',
+    '    message: "Publish B next to ${{ steps.write_a.outputs.path }}?"\n    approvers: [reviewer]\n',
+)
+
+
+def test_a_token_servers_owner_named_by_its_starter_is_asserted(tmp_path: Path) -> None:
+    """AIRT_USER=rita on a server that runs as another account: the token proves access, not that the
+    holder is rita.  Her name is recorded as asserted, and a step that takes only authenticated
+    decisions refuses it."""
+    assert OWNER != "rita"
+    (tmp_path / "root").mkdir()
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(REVIEWERS_POLICY)
+    with (
+        token_server(tmp_path, tmp_path / "root", AIRT_USER="rita", AIRT_POLICY=str(policy)) as named,
+        airt_nb.Engine(named.db, registry=Registry(), user="sam") as notebook,
+    ):
+        plain = paused(notebook, tmp_path / "plain", REVIEWER_SPEC)
+        gated = paused(notebook, tmp_path / "gated", AUTHENTICATED_SPEC)
+        event_run = notebook.start(EVENT_SPEC)
+        assert event_run.wait(timeout=20) == "PAUSED"
+        with named.client() as client:
+            page = client.get("/airt/")
+            settings = json.loads(page.text.split('type="application/json">')[1].split("</script>")[0])
+            listed = client.get("/airt/api/approvals").json()
+            refused = decide(client, approval_of(gated), {"decision": "approve"})
+            answer = decide(client, approval_of(plain), {"decision": "approve", "reason": "fine"})
+            sent = send(client, event_run.id, "ci.done", {"payload": {"passed": True}})
+
+        assert (settings["user"], settings["authenticated_by"], settings["note"]) == ("rita", None, NAMED_NOTE)
+        assert listed["user"] == {"name": "rita", "authenticated_by": None, "note": NAMED_NOTE, "refused": None}
+        assert refused.status_code == 403
+        assert "accepts only authenticated decisions" in refused.json()["message"]
+        assert gated.status == "PAUSED"
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["approval"]["decided_by"], answer.json()["approval"]["auth"]) == ("rita", "asserted")
+        assert plain.wait(timeout=20) == "COMPLETED"
+        assert [(d.decided_by, d.auth) for d in plain.decisions()] == [("rita", "asserted")]
+        assert (sent.json()["event"]["sent_by"], sent.json()["event"]["auth"]) == ("rita", None)
+    audit = airt_nb.audit(db=named.db)
+    row = audit[(audit["event"] == "approval") & (audit["workflow_id"] == plain.id)].iloc[-1]
+    assert row["user"] == "rita"
+    assert "authenticated" not in str(row["detail"])
+
+
+def test_an_owner_set_in_the_servers_configuration_needs_the_policys_act_as(tmp_path: Path) -> None:
+    """--AirtApp.owner=rita names someone other than the account that runs the server: deciding under
+    that name is acting as rita, which the policy gives the account no right to."""
+    (tmp_path / "root").mkdir()
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(REVIEWERS_POLICY)
+    with (
+        token_server(tmp_path, tmp_path / "root", "--AirtApp.owner=rita", AIRT_POLICY=str(policy)) as named,
+        airt_nb.Engine(named.db, registry=Registry(), user="sam") as notebook,
+    ):
+        run = paused(notebook, tmp_path, REVIEWER_SPEC)
+        with named.client() as client:
+            answer = decide(client, approval_of(run), {"decision": "approve"})
+
+        assert answer.status_code == 403, answer.text
+        assert "may not decide as 'rita'" in answer.json()["message"]
+        assert run.status == "PAUSED"
+        assert run.decisions() == []
 
 
 FIELDS_SPEC = SEED_SPEC.replace(

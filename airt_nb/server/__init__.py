@@ -11,10 +11,13 @@ JupyterHub single-user server) then serves:
 - ``POST /airt/api/approvals/{approval_id}/decision`` with
   ``{"decision": "approve" | "reject", "reason": "...", "values": {...}}``.
 
-``decided_by`` is the identity the server authenticated (the JupyterHub
-user under JupyterHub, the server's owner for a token-authenticated
-server), never a name from the request.  ``airt serve`` runs the same
-handlers on their own (:mod:`airt_nb.server.serve`).
+``decided_by`` is who the server says the request is, never a name from
+the request: the JupyterHub user under JupyterHub (authenticated), the
+server's owner on a server protected by its token or password
+(authenticated only when it is the OS account the server runs as, else
+asserted), and on PostgreSQL with a role per person the database's role,
+where a person logged in under another name is refused.  ``airt serve``
+runs the same handlers on their own (:mod:`airt_nb.server.serve`).
 
 Only this subpackage imports jupyter_server and tornado; the engine core
 never imports it.

@@ -7,7 +7,8 @@ refusal is an :class:`ApiError` carrying the HTTP status that fits it:
 ======  ==================================================================
 400     a bad value in the request (unknown status, decision, values, an event no step waits for,
         a payload its schema refuses...)
-403     the authenticated user may not decide (``PolicyError``)
+403     the authenticated user may not decide (``PolicyError``), or decides on a server whose database
+        records another person (a PostgreSQL role of its own)
 404     no such approval or workflow
 409     already decided (or sent), or the workflow no longer waits for a decision (or event)
 503     no database yet, or the server is shutting down
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AirtError, ApprovalError, EventError, NotFoundError, PolicyError, WorkflowStateError
@@ -39,12 +40,15 @@ if TYPE_CHECKING:
 __all__ = [
     "APPROVAL_STATUSES",
     "ApiError",
+    "Identity",
     "approval_json",
     "decide",
+    "deciding_as",
     "list_approvals",
     "parse_decision",
     "parse_event",
     "send_event",
+    "user_json",
     "workflow_detail",
 ]
 
@@ -64,6 +68,74 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a request is, as the server established it (:func:`airt_nb.server.handlers.identity`).
+
+    ``auth`` is recorded with what the request decides (``"jupyterhub"``,
+    ``"jupyter"``, ``"database"``; ``None``: asserted) and ``note`` tells the
+    person deciding how the name was established.  ``basis`` says whose name
+    it is: ``"login"``, a person the server logged in; else the server's
+    owner, let in by the server's token or password (``"account"``: the
+    operating-system account the server runs as; ``"named"``: a name the
+    server was started with) or by nothing (``"open"``).  A token proves
+    access to the server, never who holds it.
+    """
+
+    name: str
+    auth: str | None
+    note: str
+    basis: str = "login"
+
+    @property
+    def owner(self) -> bool:
+        return self.basis != "login"
+
+
+def deciding_as(engine: Engine, who: Identity) -> Identity:
+    """Who a decision made through ``engine`` is recorded as, or a 403 when that is not ``who``.
+
+    On PostgreSQL with a role per person the database records its
+    ``session_user`` whatever name is given.  The server's owner is then that
+    role (the server holds its credentials); a person the server logged in
+    under another name would be recorded as someone else, so is refused.
+    """
+    role = engine.store.authenticated_user
+    if role is None or (who.name == role and who.auth):
+        return who
+    if who.owner or who.name == role:
+        note = f"authenticated by the database: {role} is this server's PostgreSQL role"
+        if who.basis == "open":
+            note += f"; the server itself authenticates nobody, so whoever reaches it decides as {role}"
+        return Identity(role, "database", note, who.basis)
+    raise ApiError(403, f"{_elsewhere(role, who)}. Nothing was recorded")
+
+
+def _elsewhere(role: str, who: Identity) -> str:
+    return (
+        f"this server decides as its database role {role}; {who.name} ({who.note}) must decide from their own "
+        f"server (one that connects to the database as {who.name})"
+    )
+
+
+_AUTH_WORDS = {"jupyterhub": "JupyterHub", "jupyter": "Jupyter", "database": "the database"}
+
+
+def _note(auth: str | None) -> str:
+    return f"authenticated by {_AUTH_WORDS.get(auth, auth)}" if auth else "asserted"
+
+
+def user_json(engine: Engine, who: Identity) -> dict[str, Any]:
+    """The page's "deciding as": the name decisions are recorded under and how it was established;
+    ``refused`` says why this person cannot decide here (else ``None``)."""
+    try:
+        recorded = deciding_as(engine, who)
+    except ApiError:
+        role = engine.store.authenticated_user or ""
+        return {"name": who.name, "authenticated_by": who.auth, "note": who.note, "refused": _elsewhere(role, who)}
+    return {"name": recorded.name, "authenticated_by": recorded.auth, "note": recorded.note, "refused": None}
 
 
 def _decoded(data: dict[str, Any]) -> dict[str, Any]:
@@ -245,16 +317,22 @@ def decide(
     *,
     user: str,
     authenticated_by: str | None,
+    owner: bool = False,
 ) -> dict[str, Any]:
     """Record ``user``'s decision on one approval; returns the decided approval and the workflow's status.
 
-    ``user`` is the identity the server authenticated (``authenticated_by``; ``None`` on a
-    server without authentication, where it is the server's owner), never a name from the request.
+    ``user`` is who the server says the request is, never a name from the request:
+    ``authenticated_by`` how it established that (``None``: only asserted, e.g. the
+    owner of a server without authentication), ``owner`` whether the name is the
+    server's owner rather than a person it logged in (see :func:`deciding_as`).
     """
     found = engine.store.approvals(approval_id=approval_id)
     if not found:
         raise ApiError(404, f"no approval {approval_id!r} in {engine.db}")
     approval = found[0]
+    basis = "login" if not owner else "account" if authenticated_by else "named"
+    who = deciding_as(engine, Identity(user, authenticated_by, _note(authenticated_by), basis))
+    user, authenticated_by = who.name, who.auth
     kwargs: dict[str, Any] = {
         "approval_id": approval_id,
         "by": user,

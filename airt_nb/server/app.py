@@ -7,9 +7,12 @@ Configurable like any server extension (``jupyter_server_config.py``,
     The database the page decides in; default ``$AIRT_DB``, else
     ``airt.db`` in the server's root directory.
 ``AirtApp.owner``
-    Who a request authenticated by the server's token or password is;
+    Who a request let in by the server's token or password decides as;
     default ``$AIRT_USER``, ``$JUPYTERHUB_USER`` or the OS user who started
-    the server.
+    the server.  The token proves access to the server, not a name: the
+    owner counts as authenticated only when it is the operating-system
+    account the server runs as; any other name is recorded as asserted
+    (see :func:`~airt_nb.server.handlers.identity`).
 
 The engine is opened on the first request that needs it (a server whose
 folder holds no database creates none) with ``recover=False``: it records
@@ -97,8 +100,9 @@ class AirtApp(ExtensionApp):
         config=True
     )
     owner = Unicode(
-        help="who a request authenticated by the server's token or password decides as "
-        "(default $AIRT_USER, $JUPYTERHUB_USER or the OS user)"
+        help="who a request let in by the server's token or password decides as "
+        "(default $AIRT_USER, $JUPYTERHUB_USER or the OS user); authenticated only when it is the "
+        "OS account the server runs as, else recorded as asserted"
     ).tag(config=True)
 
     @default("db")

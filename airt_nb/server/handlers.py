@@ -6,7 +6,7 @@ an API request that is not authenticated gets 403, a POST authenticated by
 a cookie must carry the ``_xsrf`` token (the page sends it as
 ``X-XSRFToken``), one authenticated by a token header needs none.
 
-Who decides is the identity the server authenticated (:func:`identity`),
+Who decides is who the server says the request is (:func:`identity`),
 never a name from the request.  Engine calls block (SQLite), so they run on
 a worker thread, never on the event loop.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,26 +36,53 @@ __all__ = ["ApprovalsHandler", "DecisionHandler", "EventHandler", "PageHandler",
 
 STATIC = Path(__file__).parent / "static"
 # Identity providers whose user is a random "anonymous" name: whoever holds the server's token or
-# password is the person who started the server, its owner.
+# password is let in as the server's owner.
 _OWNER_PROVIDERS = (IdentityProvider, PasswordIdentityProvider, LegacyIdentityProvider)
 
+NOBODY = "this server authenticates nobody: the name is its owner's"
+OS_ACCOUNT = "authenticated by Jupyter: the account this server runs as"
+NAMED_OWNER = (
+    "asserted: the server's token or password proves access to it, not this name, which is only the one "
+    "the server was started with"
+)
 
-def identity(handler: JupyterHandler, owner: str) -> tuple[str, str | None]:
-    """``(name, how)``: who the request is authenticated as, and by what.
 
-    Under JupyterHub the hub user (``"jupyterhub"``); on a server protected
-    by its token or password, its ``owner`` (``"jupyter"``); with another
-    identity provider, the user name it authenticated (``"jupyter"``).  A
-    server started without any authentication (no token, no password)
-    authenticates nobody: its ``owner``, asserted (``None``).
+def os_account() -> str | None:
+    """The name of the operating-system account this process runs as, from the account database.
+
+    Not ``$USER`` or :func:`getpass.getuser`: whoever starts a process sets its environment.
+    """
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):  # no account database, or no entry for this uid (containers)
+        return None
+
+
+def identity(handler: JupyterHandler, owner: str) -> api.Identity:
+    """Who the request is, and how the server established it.
+
+    Under JupyterHub the hub user (``"jupyterhub"``); with an identity
+    provider that logs people in, the user it authenticated (``"jupyter"``).
+    A server protected by its token or password lets in whoever holds them as
+    its ``owner``: the owner counts as authenticated (``"jupyter"``) only when
+    it is the account the server runs as, which the operating system
+    established; any other name (``$AIRT_USER``, ``$JUPYTERHUB_USER`` outside a
+    hub, ``--AirtApp.owner``) is the starter's claim, asserted (``None``), as
+    is the owner of a server without any authentication.
     """
     user = handler.current_user
     provider = handler.identity_provider
     if getattr(user, "hub_user", None) is not None:  # jupyterhub's JupyterHubUser
-        return str(user.username), "jupyterhub"
+        return api.Identity(str(user.username), "jupyterhub", "authenticated by JupyterHub")
     if type(provider) in _OWNER_PROVIDERS:
-        return owner, "jupyter" if provider.auth_enabled else None
-    return str(user.username), "jupyter"
+        if not provider.auth_enabled:
+            return api.Identity(owner, None, NOBODY, "open")
+        if owner == os_account():
+            return api.Identity(owner, "jupyter", OS_ACCOUNT, "account")
+        return api.Identity(owner, None, NAMED_OWNER, "named")
+    return api.Identity(str(user.username), "jupyter", "authenticated by Jupyter")
 
 
 class _Base(ExtensionHandlerMixin, JupyterHandler):
@@ -64,7 +92,7 @@ class _Base(ExtensionHandlerMixin, JupyterHandler):
     def airt(self) -> AirtApp:
         return self.extensionapp  # type: ignore[return-value]
 
-    def whoami(self) -> tuple[str, str | None]:
+    def whoami(self) -> api.Identity:
         return identity(self, self.airt.owner)
 
     async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -111,13 +139,14 @@ class PageHandler(_Base):
             query = f"?{self.request.query}" if self.request.query else ""
             self.redirect(f"{self.request.path}/{query}")
             return
-        name, how = self.whoami()
+        who = self.whoami()  # before the database is open; the API's answer adds what it says (user_json)
         page = (STATIC / "index.html").read_text()
         settings = {
             "base": self.base_url,
             "xsrf": self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes) else self.xsrf_token,
-            "user": name,
-            "authenticated_by": how,
+            "user": who.name,
+            "authenticated_by": who.auth,
+            "note": who.note,
         }
         # The only dynamic part: a JSON island the script reads (json.dumps escapes nothing for HTML).
         island = json.dumps(settings).replace("<", "\\u003c")
@@ -149,14 +178,14 @@ class ApprovalsHandler(_Api):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        name, how = self.whoami()
         status = self.get_argument("status", "") or "PENDING"
         workflow_id = self.get_argument("workflow_id", None)
         approval_id = self.get_argument("approval_id", None)
         approvals = await self.call(api.list_approvals, status, workflow_id, approval_id)
+        user = await self.call(api.user_json, self.whoami())
         self.send(
             {
-                "user": {"name": name, "authenticated_by": how},
+                "user": user,
                 "db": redact(self.airt.engines.db),
                 "status": status.upper(),
                 "approvals": approvals,
@@ -180,9 +209,16 @@ class DecisionHandler(_Api):
     @authorized
     async def post(self, approval_id: str) -> None:
         approve, reason, values = api.parse_decision(self.request.body)
-        name, how = self.whoami()
-        result = await self.call(api.decide, approval_id, approve, reason, values, user=name, authenticated_by=how)
-        self.log.info("airt: %s %s approval %s", name, "approved" if approve else "rejected", approval_id)
+        who = self.whoami()
+        result = await self.call(
+            api.decide, approval_id, approve, reason, values, user=who.name, authenticated_by=who.auth, owner=who.owner
+        )
+        self.log.info(
+            "airt: %s %s approval %s",
+            result["approval"].get("decided_by") or who.name,
+            "approved" if approve else "rejected",
+            approval_id,
+        )
         self.send(result)
 
 
@@ -194,9 +230,9 @@ class EventHandler(_Api):
     @authorized
     async def post(self, workflow_id: str, event: str) -> None:
         payload = api.parse_event(self.request.body)
-        name, how = self.whoami()
-        result = await self.call(api.send_event, workflow_id, event, payload, user=name, authenticated_by=how)
-        self.log.info("airt: %s sent event %s to workflow %s", name, event, workflow_id)
+        who = self.whoami()
+        result = await self.call(api.send_event, workflow_id, event, payload, user=who.name, authenticated_by=who.auth)
+        self.log.info("airt: %s sent event %s to workflow %s", who.name, event, workflow_id)
         self.send(result)
 
 

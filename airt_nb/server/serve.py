@@ -6,7 +6,9 @@ rules are exactly those of the extension:
 
 - **standalone**: protected by a token (``--token``, ``$JUPYTER_TOKEN``, or
   a generated one printed with the URL); whoever holds it decides as the
-  server's owner (``$AIRT_USER`` or the OS user who started it);
+  server's owner (``$AIRT_USER`` or the OS user who started it), recorded as
+  authenticated only when that is the OS account the server runs as (the
+  token proves access, not a name; any other name is asserted);
 - **as a JupyterHub service** (``$JUPYTERHUB_API_TOKEN`` set, as the hub
   sets it for the services it starts): people log in with the hub's OAuth
   and decide as their hub user; the address and URL prefix come from

@@ -53,7 +53,7 @@ def test_approving_on_the_page_continues_the_notebooks_workflow(page: Any, lab: 
 
         card.get_by_role("button", name="Approve", exact=True).click()
 
-        expect(card.locator(".airt-result")).to_contain_text("approved by reviewer")
+        expect(card.locator(".airt-result")).to_contain_text("approved by reviewer (asserted)")
     finally:
         reviewer.close()
 
@@ -74,8 +74,9 @@ def test_approving_on_the_page_continues_the_notebooks_workflow(page: Any, lab: 
 def reviewing(
     browser_page: Any, tmp_path: Path, notebook: airt_nb.Engine, run: airt_nb.Run
 ) -> Iterator[tuple[Any, Any]]:
-    """``airt serve`` on the notebook's database, and a reviewer's page (as olga) open on the run's
-    approval, as a webhook's link (``?approval=ID``) opens it: ``(page, its card)``."""
+    """``airt serve`` on the notebook's database, started as olga (a name the server's token does not
+    prove), and a reviewer's page open on the run's approval, as a webhook's link (``?approval=ID``)
+    opens it: ``(page, its card)``."""
     (approval,) = run.approvals()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -102,13 +103,21 @@ def test_the_page_on_airt_serve_decides_with_its_cookie_and_xsrf_token(browser_p
         assert run.wait(timeout=20) == "PAUSED"
         with reviewing(browser_page, tmp_path, notebook, run) as (reviewer, card):
             expect(card).to_contain_text("Publish B next to")
-            expect(reviewer.locator("#airt-whoami")).to_have_text("deciding as olga (authenticated by Jupyter)")
+            expect(reviewer.locator("#airt-whoami")).to_have_text(
+                "deciding as olga (asserted: the server's token or password proves access to it, not this name, "
+                "which is only the one the server was started with)"
+            )
             card.get_by_role("button", name=f"workflow {run.id}").click()
             expect(card.locator("table.airt-steps")).to_contain_text("write_a")
             expect(card.locator(".airt-progress > div")).to_have_attribute("style", "width: 33%")
             card.locator("textarea.airt-reason").fill("not this week")
             card.get_by_role("button", name="Reject", exact=True).click()
-            expect(card.locator(".airt-result")).to_contain_text("rejected by olga")
+            expect(card.locator(".airt-result")).to_contain_text("rejected by olga (asserted)")
+            reviewer.reload()  # drawn as a decided approval: its decisions, each with how the name was established
+            expect(card.locator(".airt-result")).to_contain_text("rejected by olga (asserted) at ")
+            expect(card.locator(".airt-section").filter(has_text="Decisions so far")).to_contain_text(
+                "rejected by olga (asserted) at "
+            )
         assert run.wait(timeout=20) == "ROLLED_BACK"
         (decided,) = run.approvals()
     assert (decided.decided_by, decided.reason) == ("olga", "not this week")

@@ -34,6 +34,9 @@
   }
 
   const badge = (s) => el("span", { class: `airt-badge s-${s}` }, s);
+  // A decider's name with how it was established (asserted, jupyterhub, database...): a claimed
+  // name must not read like a proven one.  The engine's own decisions (a deadline) need no label.
+  const by = (name, auth) => (auth && auth !== "system" ? `${name} (${auth})` : `${name}`);
   const when = (t) => (t ? t.slice(0, 19).replace("T", " ") + " UTC" : "");
   const json = (v) => {
     if (typeof v === "string") return v;
@@ -117,7 +120,7 @@
     const rest = Object.fromEntries(Object.entries(ctx).filter(([k]) => !known.has(k)));
     if (Object.keys(rest).length) parts.push(section("More context", kv(rest)));
     if ((a.decisions || []).length) parts.push(section("Decisions so far", el("div", {},
-      a.decisions.map((d) => el("div", {}, `${d.decision.toLowerCase()} by ${d.decided_by} at ${when(d.decided_at)}` + (d.reason ? `: ${d.reason}` : ""))))));
+      a.decisions.map((d) => el("div", {}, `${d.decision.toLowerCase()} by ${by(d.decided_by, d.auth)} at ${when(d.decided_at)}` + (d.reason ? `: ${d.reason}` : ""))))));
     return parts;
   }
 
@@ -189,7 +192,7 @@
           card.classList.add("airt-decided");
           return;
         }
-        result.textContent = visible(`${d.status.toLowerCase()} by ${d.decided_by}; the workflow is ${data.workflow_status}`);
+        result.textContent = visible(`${d.status.toLowerCase()} by ${by(d.decided_by, d.auth)}; the workflow is ${data.workflow_status}`);
         card.classList.add("airt-decided");
         card.querySelector(".airt-status").replaceWith(Object.assign(badge(d.status), { className: `airt-badge airt-status s-${d.status}` }));
         form.remove();
@@ -263,7 +266,7 @@
     );
     if (a.status === "PENDING") node.append(...decisionForm(a, node));
     else node.append(el("div", { class: "airt-result" },
-      `${a.status.toLowerCase()} by ${a.decided_by} at ${when(a.decided_at)}` + (a.reason ? `: ${a.reason}` : "")));
+      `${a.status.toLowerCase()} by ${by(a.decided_by, a.auth)} at ${when(a.decided_at)}` + (a.reason ? `: ${a.reason}` : "")));
     return node;
   }
 
@@ -300,9 +303,7 @@
     const note = document.getElementById("airt-note");
     try {
       const data = await request("GET", `approvals?status=${status}`);
-      const how = { jupyterhub: "authenticated by JupyterHub", jupyter: "authenticated by Jupyter" }[data.user.authenticated_by]
-        || "this server authenticates nobody: the name is its owner's";
-      document.getElementById("airt-whoami").textContent = visible(`deciding as ${data.user.name} (${how})`);
+      whoami(data.user);
       document.getElementById("airt-footer").textContent = visible(`database: ${data.db}`);
       render(document.getElementById("airt-list"), data.approvals);
       const n = data.approvals.filter((a) => a.approval_id !== focusId).length;
@@ -310,6 +311,14 @@
     } catch (err) {
       note.textContent = visible(err.message);
     }
+  }
+
+  // Who decides here and how the server knows it, or why this person cannot decide on this server.
+  function whoami(user) {
+    const node = document.getElementById("airt-whoami");
+    node.classList.toggle("airt-error", Boolean(user.refused));
+    node.textContent = visible(user.refused ? `${user.name} cannot decide here: ${user.refused}`
+      : `deciding as ${user.name}` + (user.note ? ` (${user.note})` : ""));
   }
 
   async function showFocused() {
@@ -333,7 +342,7 @@
       refresh();
     });
   }
-  document.getElementById("airt-whoami").textContent = visible(`deciding as ${settings.user}`);
+  whoami({ name: settings.user, note: settings.note });
   showFocused();
   refresh();
   timer = setInterval(() => { if (!document.hidden) refresh(); }, 3000);
