@@ -70,7 +70,7 @@ def test_inbox_decides_the_picked_approval_in_place(engine: airt_nb.Engine) -> N
     inbox.card.approve_button.click()
 
     assert second.wait(timeout=10) == "COMPLETED"
-    assert f"review of <code>{second.id}</code> approved by tester at" in inbox.message_html.value
+    assert f"review of <code>{second.id}</code> approved by tester (asserted) at" in inbox.message_html.value
     refresher().flush()
     assert [a.workflow_id for a, _ in inbox.pending] == [first.id]
     assert inbox.card.layout.display == "none"  # nothing is picked by itself after a decision

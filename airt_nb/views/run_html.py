@@ -65,10 +65,12 @@ def _verb(status: str) -> str:
 
 
 def decided_text(approval: ApprovalRecord, now: float | None = None, *, live: bool = True) -> str:
-    """``approved by ann at 18:05:03 (3 min ago): looks good``."""
+    """``approved by ann (asserted) at 18:05:03 (3 min ago): looks good``: the name with how it was
+    established (typed, or authenticated by JupyterHub, a Jupyter server or the database)."""
     reason = f": {approval.reason}" if approval.reason else ""
     at = stamp(approval.decided_at, now) if live else fmt_time(approval.decided_at)
-    return f"{_verb(approval.status)} by {approval.decided_by} at {at}{reason}"
+    how = f" ({approval.auth})" if approval.auth and approval.auth != "system" else ""
+    return f"{_verb(approval.status)} by {approval.decided_by}{how} at {at}{reason}"
 
 
 def _when(state: RunState, text: str | None) -> str:

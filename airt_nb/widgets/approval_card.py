@@ -132,8 +132,9 @@ def standing(engine: Engine, approval: ApprovalRecord, decisions: Sequence[Decis
         return Standing(refusal=f"You ({user}) may not decide this approval: {because}. Ask one of the approvers.")
     if approval.authenticated and engine.store.authenticated_user is None:
         return Standing(
-            refusal="This step accepts only authenticated decisions: decide on the approvals page of a Jupyter "
-            "server (/airt/) or JupyterHub, not from a notebook, where a name is only asserted."
+            refusal="This step accepts only authenticated decisions: decide on an approvals page (/airt/) that "
+            "authenticates you (JupyterHub, or a server run by your own account), or as your own PostgreSQL role; "
+            "not from a notebook, where a name is only asserted."
         )
     if approval.exclude_requester and _started_by(engine, approval) == user:
         return Standing(
