@@ -301,6 +301,7 @@ async def test_the_detail_shows_steps_attempts_errors_and_progress(
         app.save_screenshot("dashboard-tui-detail.svg", path=str(ARTIFACTS))
         await pilot.press("a", *"ok", "enter")  # decide from the detail
         await settle(pilot, lambda: "APPROVED review" in screen_text(app))
+        assert "by ann (asserted) at " in screen_text(app)  # a name typed (--as), not proven
         assert run.wait(timeout=20) == "COMPLETED"
         await settle(pilot, lambda: app.screen.query_one("#progress").progress == 3)  # type: ignore[attr-defined]
 

@@ -139,5 +139,6 @@ def approvals_text(approvals: list[ApprovalRecord]) -> Text:
             text.append("   a: approve   x: reject", style="bold")
         else:
             reason = f": {term_safe(a.reason)}" if a.reason else ""
-            text.append(f"\n  by {term_safe(a.decided_by)} at {fmt_time(a.decided_at)}{reason}", style="dim")
+            how = f" ({term_safe(a.auth)})" if a.auth and a.auth != "system" else ""
+            text.append(f"\n  by {term_safe(a.decided_by)}{how} at {fmt_time(a.decided_at)}{reason}", style="dim")
     return text
