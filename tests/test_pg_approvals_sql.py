@@ -143,3 +143,40 @@ def test_a_decided_approval_becomes_one_decision_when_postgresql_migrates(pg_url
         reads = _Reads(connection)
         assert [(d.decided_by, d.decision, d.reason) for d in reads.decisions()] == [("ann", "APPROVED", "ok")]
         assert reads.approvals()[0].approved_count == 1
+
+
+def test_migration_8_applies_to_a_database_with_decided_runs(pg_url: str) -> None:
+    """Migration 8 replaces migration 7's functions and trigger in place: a database with runs on it upgrades,
+    and for its owner (who may write approvals) nothing changes."""
+    with psycopg.connect(pg_url, autocommit=True) as connection:
+        for migration in MIGRATIONS[:7]:
+            with connection.transaction(), connection.cursor() as cur:
+                cur.execute(migration.postgres)
+        with connection.transaction(), connection.cursor() as cur:
+            cur.execute(
+                "INSERT INTO workflows (workflow_id, name, status, spec, spec_hash, inputs, created_at, updated_at, "
+                "total_steps, started_by) VALUES ('w1', 'w', 'COMPLETED', '', 'h', '{}', %s, %s, 1, 'sam')",
+                (T, T),
+            )
+            cur.execute(
+                "INSERT INTO approvals (approval_id, workflow_id, step_name, status, requested_at, decided_at, "
+                "decided_by) VALUES ('a1', 'w1', 'review', 'APPROVED', %s, %s, 'ann')",
+                (T, T),
+            )
+            cur.execute(
+                "INSERT INTO workflow_steps (workflow_id, step_name, position, type, status, outputs) "
+                "VALUES ('w1', 'review', 0, 'human_approval', 'COMPLETED', '{\"values\": {}}')"
+            )
+        with connection.transaction(), connection.cursor() as cur:
+            cur.execute(MIGRATIONS[7].postgres)
+        triggers = {r[0] for r in connection.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")}
+        assert triggers == {
+            "airt_decided_steps", "airt_approval_steps_kept", "airt_approval_steps_new", "airt_kept_runs",
+            "airt_kept_requesters",
+        }  # fmt: skip
+        connection.execute("UPDATE workflows SET started_by = 'ann' WHERE workflow_id = 'w1'")
+        connection.execute("UPDATE workflow_steps SET outputs = '{}' WHERE workflow_id = 'w1'")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only a recorded decision completes it"):
+            connection.execute("UPDATE workflow_steps SET step_name = 'other' WHERE workflow_id = 'w1'")
+        connection.execute("DELETE FROM workflows WHERE workflow_id = 'w1'")
+        assert connection.execute("SELECT count(*) FROM approvals").fetchone() == (0,)

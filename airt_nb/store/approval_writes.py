@@ -59,8 +59,10 @@ class ApprovalWrites(TxBase):
         With a per-user PostgreSQL role (``definer``) the database records it: ``airt_decide``
         applies the approval's rules (approvers by name or role membership, exclude_requester, one
         approval per person, N of M) and writes the server's ``session_user`` as ``decided_by``,
-        whatever ``row`` says; a timeout (``auth="system"``) goes through ``airt_expire_approval``,
-        which checks the deadline has passed by the server's clock.
+        whatever ``row`` says, and the server's clock as ``decided_at``; a timeout (``auth="system"``)
+        goes through ``airt_expire_approval``, which checks the deadline has passed by the server's
+        clock.  A decision the server's clock finds past the deadline (this machine's clock being
+        behind) is refused as too late (:class:`~airt_nb.ApprovalError`): the timeout decides it.
         """
         self.synchronous = True
         approval_id, status = row["approval_id"], row["decision"]
@@ -78,7 +80,7 @@ class ApprovalWrites(TxBase):
                     (approval_id, status, row.get("reason"), row["decided_at"], values),
                 ).fetchone()
             except Exception as exc:
-                raise _refused(exc, row.get("decided_by")) from None
+                raise _refused(exc, row) from None
             return found[0]  # type: ignore[no-any-return]
         self.insert_decision(row)
         if not final:
@@ -152,7 +154,8 @@ class ApprovalWrites(TxBase):
         """Add the escalation's approvers (once, whichever engine does it).
 
         With a per-user PostgreSQL role the database computes them from the approval itself
-        (``airt_escalate_approval``): a caller cannot widen the approvers with names of its own.
+        (``airt_escalate_approval``): a caller cannot widen the approvers with names of its own, and
+        ``escalated_at`` is the server's clock.
         """
         if self.definer:
             found = self._c.execute("SELECT airt_escalate_approval(?, ?)", (approval_id, now)).fetchone()
@@ -165,7 +168,12 @@ class ApprovalWrites(TxBase):
         return cur.rowcount == 1  # type: ignore[no-any-return]
 
     def cancel_approvals(self, workflow_id: str, now: str, by: str, reason: str) -> list[ApprovalRecord]:
-        """Cancel the workflow's pending approvals; returns them as cancelled."""
+        """Cancel the workflow's pending approvals; returns them as cancelled.
+
+        With a per-user PostgreSQL role (``definer``) ``airt_cancel_approvals`` records the role itself
+        as who cancelled (``by`` is not used: not even ``system``, for a rollback's end) and the
+        server's clock as when.
+        """
         self.synchronous = True
         ids = [
             r[0]
@@ -199,15 +207,17 @@ class ApprovalWrites(TxBase):
         return ApprovalRecord(*row) if row else None
 
 
-def _refused(exc: Exception, by: str | None) -> Exception:
+def _refused(exc: Exception, row: dict[str, Any]) -> Exception:
     """A decision function's refusal, as the error the engine raises for the same rule."""
     diag = getattr(exc, "diag", None)
     text = getattr(diag, "message_primary", None) or str(exc)
     state = getattr(exc, "sqlstate", None)
     if state == "42501":  # insufficient_privilege: not an approver, or the requester
-        return PolicyError(f"{text}; ask one of the approvers to decide", user=by)
-    if state == "23505":  # unique_violation: this person approved already
-        return ApprovalError(text)
+        return PolicyError(f"{text}; ask one of the approvers to decide", user=row.get("decided_by"))
+    # unique_violation: this person approved already; object_not_in_prerequisite_state: the deadline
+    # passed by the server's clock, and the timeout decides
+    if state in ("23505", "55000"):
+        return ApprovalError(text, workflow_id=row.get("workflow_id"), approval_id=row.get("approval_id"))
     return exc
 
 

@@ -436,6 +436,14 @@ _SQLITE: list[tuple[int, str, str]] = [
         # no database roles, so nothing changes there.
         "SELECT 1",
     ),
+    (
+        8,
+        "what a member of the group may not rewrite: decided runs and approval steps, who started a run, "
+        "when a decision was made (PostgreSQL only)",
+        # Triggers and new bodies for migration 7's functions; SQLite has no database roles, so nothing
+        # changes there.
+        "SELECT 1",
+    ),
 ]
 
 # Approvals are written only through these functions when people connect with their own role
@@ -628,6 +636,286 @@ _PG_DECISIONS = """
             IF f <> 'airt_check_decision()' THEN  -- a trigger's function is never called directly
                 EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
             END IF;
+        END LOOP;
+    END
+    $d$;
+"""
+
+# What a member of the group (a role that may not write ``approvals``) may no longer do with plain SQL;
+# a role that may write approvals (the owner of the tables, a superuser) could rewrite the record
+# anyway, and may still do all of it (the decision check on approval steps holds for every role, as
+# in migration 7):
+# * delete a workflow with decisions on record: ``approvals`` cascade from ``workflows`` and the
+#   cascade runs with the owner's rights, so one DELETE on a table the group may write would erase
+#   every decision of the run;
+# * change ``workflows.started_by``, which exclude_requester reads (the engine writes it only when it
+#   inserts the run);
+# * change or delete an approval step once a decision settled it (the values later steps read are in
+#   its outputs), or change whether a step is an approval (flipping the type away and back would
+#   skip the decision check, which now also fires on type, step_name and workflow_id);
+# * choose the time of a decision, a cancellation or an escalation: the functions read the server's
+#   clock (as columns.PG_NOW formats it: text order is time order), and airt_decide refuses a
+#   decision once the deadline has passed by that clock, the rule airt_expire_approval applies;
+# * cancel approvals as ``system`` (or as anyone but itself), or decide with a role named ``system``.
+# Which role may do more is asked of session_user, as the functions ask who decides.  Migration 7's
+# functions keep their signatures (the engine calls them): the times they are given are not used.
+_PG_GUARDS = """
+    CREATE OR REPLACE FUNCTION airt_decide(p_approval_id text, p_status text, p_reason text, p_decided_at text,
+        p_values text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER AS $f$
+    DECLARE
+        a approvals;
+        v_allowed boolean;
+        v_count integer;
+        v_now text;  -- p_decided_at is not used: the decision is timed by the server's clock
+    BEGIN
+        IF p_status NOT IN ('APPROVED', 'REJECTED') THEN
+            RAISE EXCEPTION 'a decision is APPROVED or REJECTED, not %', p_status
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF lower(session_user) = 'system' THEN
+            RAISE EXCEPTION 'database role % may not decide: the name system is reserved for what the engine decides '
+                'itself; give each person a role of their own (airt db grant NAME)', session_user
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        SELECT * INTO a FROM approvals WHERE approval_id = p_approval_id FOR UPDATE;
+        IF NOT FOUND OR a.status <> 'PENDING' THEN
+            RETURN NULL;
+        END IF;
+        -- Read once the lock is held: a decision that waited for another one is timed when it is made.
+        v_now := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"');
+        IF a.approvers IS NOT NULL AND a.approvers NOT IN ('', '[]', 'null') THEN
+            SELECT coalesce(bool_or(n = session_user OR CASE
+                    WHEN EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = n) THEN pg_has_role(session_user, n, 'MEMBER')
+                    ELSE false END), false)
+                INTO v_allowed FROM json_array_elements_text(a.approvers::json) AS n;
+            IF NOT v_allowed THEN
+                RAISE EXCEPTION 'database role % is not one of the approvers of approval % (%)',
+                    session_user, p_approval_id, a.approvers USING ERRCODE = 'insufficient_privilege';
+            END IF;
+        END IF;
+        IF a.exclude_requester <> 0 AND EXISTS (SELECT 1 FROM workflows w WHERE w.workflow_id = a.workflow_id
+                AND w.started_by = session_user) THEN
+            RAISE EXCEPTION 'database role % started workflow % and may not decide its approval % (exclude_requester)',
+                session_user, a.workflow_id, p_approval_id USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF p_status = 'APPROVED' AND EXISTS (SELECT 1 FROM approval_decisions d WHERE d.approval_id = p_approval_id
+                AND d.decided_by = session_user AND d.decision = 'APPROVED') THEN
+            RAISE EXCEPTION 'database role % approved approval % already; the others must come from other people',
+                session_user, p_approval_id USING ERRCODE = 'unique_violation';
+        END IF;
+        -- The deadline is airt_expire_approval's from the moment it passes: one of the two, never both.
+        IF a.deadline IS NOT NULL AND a.deadline <= v_now THEN
+            RAISE EXCEPTION 'approval % of workflow % (step %) timed out at % by the database server''s clock: its '
+                'timeout decides it (on_timeout: %), not this decision, which was not recorded',
+                p_approval_id, a.workflow_id, a.step_name, a.deadline, a.on_timeout
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        INSERT INTO approval_decisions (approval_id, workflow_id, step_name, decision, decided_by, decided_at,
+            reason, field_values, auth, preview_hash)
+        VALUES (p_approval_id, a.workflow_id, a.step_name, p_status, session_user, v_now, p_reason,
+            p_values, 'database', a.preview_hash);
+        IF p_status = 'REJECTED' THEN
+            UPDATE approvals SET status = 'REJECTED', decided_by = session_user, reason = p_reason,
+                decided_at = v_now, auth = 'database', field_values = coalesce(p_values, field_values)
+             WHERE approval_id = p_approval_id;
+            RETURN 'final';
+        END IF;
+        v_count := a.approved_count + 1;
+        IF v_count < a.min_approvals THEN
+            UPDATE approvals SET approved_count = v_count, field_values = coalesce(field_values, p_values)
+                WHERE approval_id = p_approval_id;
+            RETURN 'partial';
+        END IF;
+        UPDATE approvals SET status = 'APPROVED', decided_by = session_user, reason = p_reason,
+            decided_at = v_now, auth = 'database', approved_count = v_count,
+            field_values = coalesce(field_values, p_values) WHERE approval_id = p_approval_id;
+        RETURN 'final';
+    END
+    $f$;
+
+    CREATE OR REPLACE FUNCTION airt_expire_approval(p_approval_id text, p_status text, p_reason text,
+        p_decided_at text, p_values text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER AS $f$
+    DECLARE
+        a approvals;
+        v_now text;  -- p_decided_at is not used: the timeout is timed by the server's clock
+    BEGIN
+        SELECT * INTO a FROM approvals WHERE approval_id = p_approval_id FOR UPDATE;
+        v_now := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"');
+        IF NOT FOUND OR a.status <> 'PENDING' OR a.deadline IS NULL OR a.deadline > v_now
+           OR p_status <> (CASE WHEN a.on_timeout = 'approve' THEN 'APPROVED' ELSE 'REJECTED' END) THEN
+            RETURN false;
+        END IF;
+        INSERT INTO approval_decisions (approval_id, workflow_id, step_name, decision, decided_by, decided_at,
+            reason, field_values, auth, preview_hash)
+        VALUES (p_approval_id, a.workflow_id, a.step_name, p_status, 'system', v_now, p_reason, p_values,
+            'system', a.preview_hash);
+        UPDATE approvals SET status = p_status, decided_by = 'system', reason = p_reason, decided_at = v_now,
+            auth = 'system', field_values = CASE WHEN p_status = 'APPROVED' THEN coalesce(field_values, p_values)
+                ELSE field_values END
+         WHERE approval_id = p_approval_id;
+        RETURN true;
+    END
+    $f$;
+
+    -- Who cancelled is the role that called, unless it may write approvals itself anyway (then it may
+    -- name anyone, system included, as it could with an UPDATE); p_now is not used.
+    CREATE OR REPLACE FUNCTION airt_cancel_approvals(p_workflow_id text, p_now text, p_by text, p_reason text)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS $f$
+    DECLARE
+        v_by text := session_user;
+    BEGIN
+        IF has_table_privilege(session_user, 'approvals', 'UPDATE') THEN
+            v_by := coalesce(p_by, session_user);
+        ELSIF lower(session_user) = 'system' THEN
+            RAISE EXCEPTION 'database role % may not cancel approvals: the name system is reserved for what the '
+                'engine decides itself; give each person a role of their own (airt db grant NAME)', session_user
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        UPDATE approvals SET status = 'CANCELLED', reason = p_reason, decided_by = v_by,
+            decided_at = to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+         WHERE workflow_id = p_workflow_id AND status = 'PENDING';
+    END
+    $f$;
+
+    -- p_now is not used: an escalation is timed by the server's clock.
+    CREATE OR REPLACE FUNCTION airt_escalate_approval(p_approval_id text, p_now text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER AS $f$
+    DECLARE
+        a approvals;
+        v_widened text;
+        v_now text;
+    BEGIN
+        SELECT * INTO a FROM approvals WHERE approval_id = p_approval_id FOR UPDATE;
+        v_now := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"');
+        IF NOT FOUND OR a.status <> 'PENDING' OR a.escalated_at IS NOT NULL OR a.escalate_at IS NULL
+           OR a.escalate_at > v_now THEN
+            RETURN NULL;
+        END IF;
+        IF a.approvers IS NULL OR a.approvers IN ('', '[]', 'null') THEN
+            v_widened := '[]';  -- anyone may decide already: adding names would narrow it
+        ELSE
+            SELECT coalesce(json_agg(n ORDER BY o), '[]'::json)::text INTO v_widened FROM (
+                SELECT n, min(o) AS o FROM (
+                    SELECT n, o FROM json_array_elements_text(a.approvers::json) WITH ORDINALITY AS x (n, o)
+                    UNION ALL
+                    SELECT n, o + 1000000 FROM json_array_elements_text(coalesce(a.escalate_to, '[]')::json)
+                        WITH ORDINALITY AS y (n, o)
+                ) AS every GROUP BY n
+            ) AS once;
+        END IF;
+        UPDATE approvals SET approvers = v_widened, escalated_at = v_now WHERE approval_id = p_approval_id;
+        RETURN v_widened;
+    END
+    $f$;
+
+    -- As in migration 7, for every role; it now also runs when a row's type, step_name or workflow_id
+    -- changes (the trigger below), so that a settled step cannot be moved or retyped past the check.
+    CREATE OR REPLACE FUNCTION airt_check_decision() RETURNS trigger LANGUAGE plpgsql AS $f$
+    BEGIN
+        IF NEW.status IN ('COMPLETED', 'REJECTED') AND (TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status
+                OR NEW.type IS DISTINCT FROM OLD.type OR NEW.step_name IS DISTINCT FROM OLD.step_name
+                OR NEW.workflow_id IS DISTINCT FROM OLD.workflow_id)
+           AND NOT EXISTS (
+                WITH RECURSIVE lineage (workflow_id, depth) AS (
+                    SELECT NEW.workflow_id, 0
+                    UNION ALL
+                    SELECT w.forked_from, l.depth + 1 FROM workflows w JOIN lineage l ON w.workflow_id = l.workflow_id
+                     WHERE w.forked_from IS NOT NULL AND l.depth < 100
+                )
+                SELECT 1 FROM approvals a JOIN lineage l ON a.workflow_id = l.workflow_id
+                 WHERE a.step_name = NEW.step_name
+                   AND a.status = CASE WHEN NEW.status = 'COMPLETED' THEN 'APPROVED' ELSE 'REJECTED' END) THEN
+            RAISE EXCEPTION 'step % of workflow % is an approval: only a recorded decision completes it',
+                NEW.step_name, NEW.workflow_id USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        RETURN NEW;
+    END
+    $f$;
+    DROP TRIGGER airt_decided_steps ON workflow_steps;
+    CREATE TRIGGER airt_decided_steps BEFORE INSERT OR UPDATE OF status, type, step_name, workflow_id
+        ON workflow_steps FOR EACH ROW WHEN (NEW.type = 'human_approval') EXECUTE FUNCTION airt_check_decision();
+
+    -- An approval step settled by a decision is the decision's record in the run (its outputs hold the
+    -- values later steps read): a member may neither change nor delete it, nor make a step stop or
+    -- start being an approval.  The engine writes a step's outputs in the UPDATE that settles it, and
+    -- never touches it again.
+    CREATE FUNCTION airt_keep_approval_steps() RETURNS trigger LANGUAGE plpgsql AS $f$
+    BEGIN
+        IF has_table_privilege(session_user, 'approvals', 'UPDATE') THEN
+            NULL;
+        ELSIF TG_OP = 'UPDATE' AND NEW.type IS DISTINCT FROM OLD.type THEN
+            RAISE EXCEPTION 'step % of workflow %: whether a step is an approval cannot change (type % to %); only '
+                'a role that may write approvals may change it (the owner of airt_nb''s tables, %, or a superuser)',
+                OLD.step_name, OLD.workflow_id, OLD.type, NEW.type,
+                pg_get_userbyid((SELECT c.relowner FROM pg_class c WHERE c.oid = 'approvals'::regclass))
+                USING ERRCODE = 'insufficient_privilege';
+        ELSIF OLD.status IN ('COMPLETED', 'REJECTED') AND (TG_OP = 'DELETE'
+                OR (NEW.status, NEW.step_name, NEW.workflow_id, NEW.inputs, NEW.outputs, NEW.error)
+                    IS DISTINCT FROM (OLD.status, OLD.step_name, OLD.workflow_id, OLD.inputs, OLD.outputs, OLD.error)) THEN
+            RAISE EXCEPTION 'step % of workflow % is an approval settled by a decision (%): its record cannot be '
+                'changed or deleted but by a role that may write approvals (the owner of airt_nb''s tables, %, or '
+                'a superuser)', OLD.step_name, OLD.workflow_id, OLD.status,
+                pg_get_userbyid((SELECT c.relowner FROM pg_class c WHERE c.oid = 'approvals'::regclass))
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF TG_OP = 'DELETE' THEN
+            RETURN OLD;
+        END IF;
+        RETURN NEW;
+    END
+    $f$;
+    CREATE TRIGGER airt_approval_steps_kept BEFORE UPDATE OF status, type, step_name, workflow_id, inputs, outputs,
+        error OR DELETE ON workflow_steps FOR EACH ROW WHEN (OLD.type = 'human_approval')
+        EXECUTE FUNCTION airt_keep_approval_steps();
+    CREATE TRIGGER airt_approval_steps_new BEFORE UPDATE OF type ON workflow_steps
+        FOR EACH ROW WHEN (NEW.type = 'human_approval' AND OLD.type IS DISTINCT FROM 'human_approval')
+        EXECUTE FUNCTION airt_keep_approval_steps();
+
+    -- A run with decisions on record cannot be deleted by a member (the cascade would erase them), and
+    -- who started a run, which exclude_requester reads, cannot change.  The engine deletes no run and
+    -- writes started_by only when it inserts one.
+    CREATE FUNCTION airt_keep_runs() RETURNS trigger LANGUAGE plpgsql AS $f$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            IF NOT has_table_privilege(session_user, 'approvals', 'DELETE') AND (
+                    EXISTS (SELECT 1 FROM approvals a WHERE a.workflow_id = OLD.workflow_id)
+                    OR EXISTS (SELECT 1 FROM workflow_steps s WHERE s.workflow_id = OLD.workflow_id
+                        AND s.type = 'human_approval' AND s.status IN ('COMPLETED', 'REJECTED'))) THEN
+                RAISE EXCEPTION 'workflow % has decisions on record (its approvals, or approval steps they settled), '
+                    'which deleting it would erase: only a role that may delete from approvals may delete it (the '
+                    'owner of airt_nb''s tables, %, or a superuser)', OLD.workflow_id,
+                    pg_get_userbyid((SELECT c.relowner FROM pg_class c WHERE c.oid = 'approvals'::regclass))
+                    USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            RETURN OLD;
+        END IF;
+        IF NOT has_table_privilege(session_user, 'approvals', 'UPDATE') THEN
+            RAISE EXCEPTION 'workflow %: who started it (%) is what exclude_requester checks and cannot change; only '
+                'a role that may write approvals may change it (the owner of airt_nb''s tables, %, or a superuser)',
+                OLD.workflow_id, OLD.started_by,
+                pg_get_userbyid((SELECT c.relowner FROM pg_class c WHERE c.oid = 'approvals'::regclass))
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        RETURN NEW;
+    END
+    $f$;
+    CREATE TRIGGER airt_kept_runs BEFORE DELETE ON workflows FOR EACH ROW EXECUTE FUNCTION airt_keep_runs();
+    CREATE TRIGGER airt_kept_requesters BEFORE UPDATE OF started_by ON workflows
+        FOR EACH ROW WHEN (NEW.started_by IS DISTINCT FROM OLD.started_by) EXECUTE FUNCTION airt_keep_runs();
+
+    DO $d$
+    DECLARE
+        f text;
+    BEGIN
+        -- CREATE OR REPLACE drops a function's settings: pin the search_path of every one again.
+        FOREACH f IN ARRAY ARRAY['airt_decide(text,text,text,text,text)',
+            'airt_expire_approval(text,text,text,text,text)', 'airt_cancel_approvals(text,text,text,text)',
+            'airt_escalate_approval(text,text)', 'airt_check_decision()', 'airt_keep_approval_steps()',
+            'airt_keep_runs()']
+        LOOP
+            EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp', f, current_schema());
         END LOOP;
     END
     $d$;
@@ -942,6 +1230,7 @@ _POSTGRES: dict[int, str] = {
         );
         """,
     7: _PG_DECISIONS,
+    8: _PG_GUARDS,
 }
 
 MIGRATIONS: list[Migration] = [Migration(number, title, sqlite, _POSTGRES[number]) for number, title, sqlite in _SQLITE]

@@ -13,6 +13,17 @@ role belongs to one group role (``airt_users`` by default) that may:
   role writes approvals.  ``airt_decide`` applies the approval's rules
   itself (approvers, ``exclude_requester``, one approval per person, N of M).
 
+The triggers of migration 8 keep what such a role may still write from
+undoing the record: it may not delete a run with decisions on record (the
+cascade would erase them), change who started a run (``exclude_requester``
+reads it), change or delete an approval step once a decision settled it (its
+outputs hold the approved values), or make a step stop or start being an
+approval.  The functions time decisions, cancellations and escalations by the
+server's clock, refuse a decision once the deadline has passed by it, and
+record the calling role as who cancelled (never ``system``).  So ``grant``
+refuses a role named as the engine names itself (``system``): its decisions
+would read as the engine's.
+
 A store whose role may not update ``approvals`` knows it runs as such a
 role (:attr:`PostgresStore.authenticated_user`): every decision it records
 names the server's ``session_user``, never a claimed name.  The owner of the
@@ -28,6 +39,7 @@ import psycopg
 from psycopg import sql
 
 from ..errors import StoreError
+from ..identity import name_problem
 
 if TYPE_CHECKING:
     from .postgres import PostgresStore
@@ -91,6 +103,17 @@ def grant(store: PostgresStore, user: str, *, password: str | None = None, group
     for name in (user, group):
         if not name or len(name) > 63 or "\x00" in name:
             raise StoreError(f"{name!r} is not a role name PostgreSQL accepts (1 to 63 characters)", path=store.path)
+    # The role's name is what its decisions are recorded under: it must be a name the engine would
+    # accept from a person (not "system", which marks what the engine decides itself).
+    problem = name_problem(user)
+    if problem is None and user != user.strip():
+        problem = "has spaces around it"
+    if problem is not None:
+        raise StoreError(
+            f"cannot set up role {user!r}: decisions made with it would be recorded under its name, which "
+            f"{problem.split(';')[0]}; give the person a role with another name (nothing was created)",
+            path=store.path,
+        )
     report = GrantReport(user, group)
     ident, group_ident = sql.Identifier(user), sql.Identifier(group)
     conn = store.raw_connect("grant")
