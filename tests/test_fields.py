@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import cmd
 
 import airt_nb
 from airt_nb import ApprovalError, Registry, SpecError, load_spec
@@ -267,7 +268,7 @@ def test_airt_approve_types_each_value_by_its_field(db_path: Path, registry: Reg
         shown = airt("--db", str(db_path), "show", run.id, cwd=tmp_path)
         assert "replicas  (integer from 1 to 10, default 2, description how many)" not in shown.stdout
         assert "    replicas  (integer from 1 to 10, default 2)" in shown.stdout
-        assert f"decide: airt approve {run.id} --value plan=... --reason" in shown.stdout
+        assert f"decide: {cmd(db_path)} approve {run.id} --value plan=... --reason" in shown.stdout
 
         bad = airt("--db", str(db_path), "approve", run.id, "--value", "replicas=twelve", "--value", "plan=full",
                    cwd=tmp_path)  # fmt: skip
