@@ -370,3 +370,22 @@ def test_a_field_is_described_in_one_line_an_empty_default_quoted() -> None:
     assert describe_field({"type": "choice", "options": ["canary", "full"], "required": False}) == (
         "choice of canary, full, optional"
     )
+
+
+def test_an_emptied_box_on_the_card_is_refused_not_approved_with_its_default(engine: airt_nb.Engine) -> None:
+    with_default = SPEC.replace("note: {type: string, required: false}", "note: {type: string, default: nightly}")
+    run = engine.start(with_default)
+    assert run.wait(10) == "PAUSED"
+    card = ApprovalCard(engine)
+    card.show(run.pending_approval, "scale")
+    note = card.form.inputs["note"]
+    assert note.value == "nightly"
+    card.form.inputs["plan"].value = "canary"
+    note.value = ""  # the approver clears it
+    card.approve_button.click()
+    assert "note: a value is required (it is not optional)" in html.unescape(card.message_html.value)
+    assert engine.store.decisions() == []  # not approved with "nightly", which the box no longer showed
+    note.value = "weekly"
+    card.approve_button.click()
+    assert run.wait(10) == "COMPLETED"
+    assert run.outputs["apply"]["note"] == "weekly"

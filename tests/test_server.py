@@ -354,6 +354,61 @@ def test_decided_approvals_are_listed_by_status(server: Server, notebook: airt_n
     assert approval_id not in [a["approval_id"] for a in pending]
 
 
+def test_pending_approvals_say_whether_the_person_may_decide_them(
+    server: Server, notebook: airt_nb.Engine, tmp_path: Path
+) -> None:
+    """The page disables what the person deciding may not do, and says why, from the API's answer:
+    ``standing`` is the notebook card's own check, asked as the server's owner (decided: ``None``)."""
+    from airt_nb.approval_standing import standing
+
+    anyone = paused(notebook, tmp_path / "anyone")
+    gated = paused(notebook, tmp_path / "gated", AUTHENTICATED_SPEC)  # this server's owner is authenticated
+    only_ann = paused(notebook, tmp_path / "ann", ANN_APPROVES_SPEC)
+    own = notebook.start(EXCLUDING_SPEC, inputs={"target": str(tmp_path / "own")}, user=OWNER)
+    two = paused(notebook, tmp_path / "two", FIELDS_SPEC)
+    assert own.wait(timeout=20) == "PAUSED"
+    with server.client() as client:
+        assert decide(client, approval_of(two), {"decision": "approve"}).status_code == 200
+        listed = {a["workflow_id"]: a["standing"] for a in client.get("/airt/api/approvals").json()["approvals"]}
+        assert decide(client, approval_of(anyone), {"decision": "reject"}).status_code == 200
+        assert anyone.wait(timeout=20) == "ROLLED_BACK"
+        (decided,) = client.get("/airt/api/approvals", params={"status": "ALL", "workflow_id": anyone.id}).json()[
+            "approvals"
+        ]
+
+    may = {"may_decide": True, "refusal": None, "already": None}
+    assert listed[anyone.id] == may
+    assert listed[gated.id] == may
+    assert listed[only_ann.id] == {
+        "may_decide": False,
+        "refusal": f"You ({OWNER}) may not decide this approval: only ann may decide this approval. Ask one of "
+        "the approvers.",
+        "already": None,
+    }
+    assert listed[own.id] == {
+        "may_decide": False,
+        "refusal": f"You ({OWNER}) started this workflow, and the step says who started it may not decide it.",
+        "already": None,
+    }
+    assert listed[two.id] == {
+        "may_decide": False,
+        "refusal": None,
+        "already": f"You ({OWNER}) approved already; it waits for 1 more approval(s) from other people. You may "
+        "still reject it.",
+    }
+    # The words of the notebook's card for the same person: one check, not a copy of it.
+    with airt_nb.Engine(server.db, registry=Registry(), user=OWNER, recover=False) as as_owner:
+        for run in (only_ann, own, two):
+            (record,) = [a for a in as_owner.store.approvals(workflow_id=run.id) if a.status == "PENDING"]
+            verdict = standing(as_owner, record)
+            assert (listed[run.id]["refusal"], listed[run.id]["already"]) == (verdict.refusal, verdict.already)
+    assert (decided["status"], decided["standing"]) == ("REJECTED", None)
+    assert (decided["workflow_status"], decided["workflow_error"]) == (
+        "ROLLED_BACK",
+        f"rejected by {OWNER} at step 'review'",
+    )
+
+
 # -- events --------------------------------------------------------------------------------------------
 
 EVENT_SPEC = """
@@ -521,6 +576,10 @@ AUTHENTICATED_SPEC = SEED_SPEC.replace(
     '    message: "Publish B next to ${{ steps.write_a.outputs.path }}?"\n',
     '    message: "Publish B next to ${{ steps.write_a.outputs.path }}?"\n    authenticated: true\n',
 )
+EXCLUDING_SPEC = SEED_SPEC.replace(
+    '    message: "Publish B next to ${{ steps.write_a.outputs.path }}?"\n',
+    '    message: "Publish B next to ${{ steps.write_a.outputs.path }}?"\n    exclude_requester: true\n',
+)
 REVIEWER_SPEC = SEED_SPEC.replace(
     '    message: "Publish B next to ${{ steps.write_a.outputs.path }}?"\n',
     '    message: "Publish B next to ${{ steps.write_a.outputs.path }}?"\n    approvers: [reviewer]\n',
@@ -553,6 +612,12 @@ def test_a_token_servers_owner_named_by_its_starter_is_asserted(tmp_path: Path) 
 
         assert (settings["user"], settings["authenticated_by"], settings["note"]) == ("rita", None, NAMED_NOTE)
         assert listed["user"] == {"name": "rita", "authenticated_by": None, "note": NAMED_NOTE, "refused": None}
+        standings = {a["workflow_id"]: a["standing"] for a in listed["approvals"]}
+        assert standings[plain.id] == {"may_decide": True, "refusal": None, "already": None}
+        assert standings[gated.id]["refusal"].startswith(  # the page disables the buttons and says so
+            "This step accepts only authenticated decisions, and your name (rita) is only asserted here: decide "
+            "on an approvals page (/airt/) that authenticates you"
+        )
         assert refused.status_code == 403
         assert "accepts only authenticated decisions" in refused.json()["message"]
         assert gated.status == "PAUSED"

@@ -17,7 +17,10 @@ refusal is an :class:`ApiError` carrying the HTTP status that fits it:
 Records are turned into JSON generically (every column of the record, JSON
 columns decoded: ``fields``, ``field_values``, ``min_approvals``,
 ``approved_count``, ``preview``...), each approval with its individual
-``decisions``, so what the engine records reaches the page as it is.
+``decisions``, so what the engine records reaches the page as it is.  A
+pending approval listed for a person also says whether they may decide it
+(``standing``): the notebook card's own check
+(:func:`airt_nb.approval_standing.standing`), asked as that person.
 
 Imports no tornado, IPython, ipywidgets or pandas.
 """
@@ -27,8 +30,10 @@ from __future__ import annotations
 import inspect
 import json
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from ..approval_rules import AUTHENTICATED
+from ..approval_standing import standing
 from ..errors import AirtError, ApprovalError, EventError, NotFoundError, PolicyError, WorkflowStateError
 from ..fields import describe_field
 from ..limits import is_digit_limit
@@ -36,6 +41,7 @@ from ..store.records import ApprovalRecord, DecisionRecord, WorkflowRecord
 
 if TYPE_CHECKING:
     from ..engine import Engine
+    from ..store.protocol import Store
 
 __all__ = [
     "APPROVAL_STATUSES",
@@ -48,6 +54,7 @@ __all__ = [
     "parse_decision",
     "parse_event",
     "send_event",
+    "standing_json",
     "user_json",
     "workflow_detail",
 ]
@@ -171,6 +178,7 @@ def approval_json(
     if workflow is not None:
         data["workflow_name"] = workflow.name
         data["workflow_status"] = workflow.status
+        data["workflow_error"] = workflow.error  # what stopped it (a rejection, an undo that failed...)
         data["started_by"] = workflow.started_by
     return data
 
@@ -183,10 +191,61 @@ def _workflow_json(record: WorkflowRecord) -> dict[str, Any]:
     return data
 
 
+class _StoreAs:
+    """The engine's store, but ``authenticated_user`` is the person a request decides as when the
+    server authenticated them (what a step with ``authenticated: true`` asks for), else ``None``."""
+
+    def __init__(self, store: Store, authenticated_user: str | None):
+        self._store = store
+        self.authenticated_user = authenticated_user
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+class _DecidingAs:
+    """The server's engine as seen by the person a request decides as: what :func:`standing` reads
+    (``user``, ``policy``, ``store``), so that the page asks the notebook card's own check."""
+
+    def __init__(self, engine: Engine, who: Identity):
+        self.user = who.name
+        self.policy = engine.policy
+        self.store = _StoreAs(engine.store, who.name if who.auth in AUTHENTICATED else None)
+
+
+def standing_json(
+    engine: Engine, who: Identity, approval: ApprovalRecord, decisions: list[DecisionRecord]
+) -> dict[str, Any]:
+    """Whether ``who`` may decide the pending ``approval`` now, and if not, why: ``refusal`` (they may
+    decide neither way), ``already`` (they approved already: they may still reject), ``may_decide``.
+
+    The notebook card's and inbox's check (:func:`airt_nb.approval_standing.standing`: the
+    policy, ``approvers``, ``authenticated``, ``exclude_requester``, one approval per person), asked
+    as the person the decision would be recorded as (:func:`deciding_as`); the decision itself has the
+    last word.
+    """
+    try:
+        recorded = deciding_as(engine, who)
+    except ApiError:
+        role = engine.store.authenticated_user or ""
+        return {
+            "may_decide": False,
+            "refusal": f"{who.name} cannot decide here: {_elsewhere(role, who)}",
+            "already": None,
+        }
+    verdict = standing(cast("Engine", _DecidingAs(engine, recorded)), approval, decisions)
+    return {"may_decide": verdict.may_decide, "refusal": verdict.refusal, "already": verdict.already}
+
+
 def list_approvals(
-    engine: Engine, status: str | None, workflow_id: str | None = None, approval_id: str | None = None
+    engine: Engine,
+    status: str | None,
+    workflow_id: str | None = None,
+    approval_id: str | None = None,
+    who: Identity | None = None,
 ) -> list[dict[str, Any]]:
-    """Approvals with ``status`` (default PENDING; ``ALL`` for every one), newest decisions first.
+    """Approvals with ``status`` (default PENDING; ``ALL`` for every one), newest decisions first;
+    with ``who``, each pending one says whether that person may decide it (``standing``).
 
     >>> list_approvals(eng, "pending")  # doctest: +SKIP
     [{'approval_id': '8eb2d76fa2394741', 'step_name': 'review', 'status': 'PENDING', ...}]
@@ -207,7 +266,14 @@ def list_approvals(
     for a in records:
         if a.workflow_id not in workflows:
             workflows[a.workflow_id] = store.workflow(a.workflow_id)
-    return [approval_json(a, workflows[a.workflow_id], store.decisions(approval_id=a.approval_id)) for a in records]
+    listed = []
+    for a in records:
+        decisions = store.decisions(approval_id=a.approval_id)
+        data = approval_json(a, workflows[a.workflow_id], decisions)
+        if who is not None:
+            data["standing"] = standing_json(engine, who, a, decisions) if a.status == "PENDING" else None
+        listed.append(data)
+    return listed
 
 
 def workflow_detail(engine: Engine, workflow_id: str) -> dict[str, Any]:

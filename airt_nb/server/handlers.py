@@ -181,8 +181,9 @@ class ApprovalsHandler(_Api):
         status = self.get_argument("status", "") or "PENDING"
         workflow_id = self.get_argument("workflow_id", None)
         approval_id = self.get_argument("approval_id", None)
-        approvals = await self.call(api.list_approvals, status, workflow_id, approval_id)
-        user = await self.call(api.user_json, self.whoami())
+        who = self.whoami()
+        approvals = await self.call(api.list_approvals, status, workflow_id, approval_id, who)
+        user = await self.call(api.user_json, who)
         self.send(
             {
                 "user": user,

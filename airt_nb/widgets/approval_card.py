@@ -14,8 +14,8 @@ The engine's policy is asked first (``Policy.check_approval``), and the
 step's own rules (who started the workflow may not decide it with
 ``exclude_requester``, a step with ``authenticated`` takes no decision
 whose name is only asserted, one person approves once): someone who may not
-decide sees the buttons disabled and why.  :func:`standing` is that check;
-the inbox's "you" column asks it too, so the two never disagree.  **Reject**
+decide sees the buttons disabled and why.  :func:`~airt_nb.approval_standing.standing`
+is that check; the inbox's "you" column and the approvals page ask it too, so they never disagree.  **Reject**
 asks for confirmation, as a rollback does, since it undoes completed steps.  Every
 decision goes through ``Engine.approve`` / ``Engine.reject`` (the one
 decision path); a refusal (the policy changed, someone decided first) is
@@ -27,11 +27,11 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ..approval_standing import standing
 from ..errors import AirtError
 from ..views.approval_html import asked_again_html, count_text, preview_html
 from ..views.run_html import decided_text
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from ..engine import Engine
     from ..store.records import ApprovalRecord, CompensationRecord, DecisionRecord
 
-__all__ = ["ApprovalCard", "Standing", "decided_text", "standing"]
+__all__ = ["ApprovalCard", "decided_text"]
 
 
 def _context_html(approval: ApprovalRecord) -> str:
@@ -86,72 +86,6 @@ def _undo_html(compensations: Sequence[CompensationRecord]) -> str:
         '<div class="airt-muted">A rejection rolls back, newest first:</div>'
         f'<ol style="margin:0 0 2px 0;padding-left:22px">{"".join(items)}</ol>'
     )
-
-
-def _started_by(engine: Engine, approval: ApprovalRecord) -> str | None:
-    try:
-        context = json.loads(approval.context) if approval.context else {}
-    except ValueError:
-        context = {}
-    if isinstance(context, dict) and context.get("started_by"):
-        return str(context["started_by"])
-    record = engine.store.workflow(approval.workflow_id)  # the decision path's own source
-    return record.started_by if record is not None else None
-
-
-@dataclass(frozen=True)
-class Standing:
-    """Whether the engine's user may decide one pending approval now: :func:`standing`."""
-
-    #: why they may not decide it at all (``None``: they may)
-    refusal: str | None = None
-    #: they approved it already (one of several approvals): they may still reject it
-    already: str | None = None
-
-    @property
-    def may_decide(self) -> bool:
-        """They may approve it: what the inbox marks "you ✔" and its "ones I may decide" keeps."""
-        return self.refusal is None and self.already is None
-
-
-def standing(engine: Engine, approval: ApprovalRecord, decisions: Sequence[DecisionRecord] | None = None) -> Standing:
-    """May ``engine``'s user decide ``approval`` now, and if not, why (in words for the card).
-
-    The policy first, then the step's own rules (``authenticated``, ``exclude_requester``), then
-    "approved already" (``decisions``: the approval's individual decisions, read when not given).
-    The same rules as the one decision path, which has the last word: this only says beforehand
-    what it would refuse, without recording a refusal.
-    """
-    user = engine.user
-    try:
-        verdict = engine.policy.check_approval(user, approval.approver_list)
-    except Exception:  # a policy that cannot answer now refuses at decision time, with its reason
-        verdict = None
-    if verdict is not None and not verdict.allowed:
-        because = verdict.reason or f"refused by rule {verdict.rule!r}"
-        return Standing(refusal=f"You ({user}) may not decide this approval: {because}. Ask one of the approvers.")
-    if approval.authenticated and engine.store.authenticated_user is None:
-        return Standing(
-            refusal="This step accepts only authenticated decisions: decide on an approvals page (/airt/) that "
-            "authenticates you (JupyterHub, or a server run by your own account), or as your own PostgreSQL role; "
-            "not from a notebook, where a name is only asserted."
-        )
-    if approval.exclude_requester and _started_by(engine, approval) == user:
-        return Standing(
-            refusal=f"You ({user}) started this workflow, and the step says who started it may not decide it."
-        )
-    if decisions is None:
-        if not approval.approved_count:  # nobody approved yet: no need to read who did
-            return Standing()
-        decisions = engine.store.decisions(approval_id=approval.approval_id)
-    if any(
-        d.approval_id == approval.approval_id and d.decided_by == user and d.decision == "APPROVED" for d in decisions
-    ):
-        return Standing(
-            already=f"You ({user}) approved already; it waits for {approval.min_approvals - approval.approved_count} "
-            "more approval(s) from other people. You may still reject it."
-        )
-    return Standing()
 
 
 class ApprovalCard(widgets.VBox):

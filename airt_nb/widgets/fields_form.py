@@ -105,7 +105,8 @@ class FieldsForm(widgets.VBox):
             box.disabled = not on
 
     def values(self) -> dict[str, Any]:
-        """The values as typed; an empty text input is left out (its default, or a refusal if required).
+        """The values as typed.  An emptied box of an optional field gives ``None``; of a required one,
+        a ``ValueError`` naming the field: its default would run, a value the approver did not see.
 
         Raises ``ValueError`` for a number that does not read as one.
         """
@@ -116,6 +117,12 @@ class FieldsForm(widgets.VBox):
             if isinstance(box, widgets.Text):
                 text = value.strip() if spec.type != "string" else value
                 if text == "":
+                    if spec.type == "string" and spec.default == "":
+                        out[name] = ""  # the default the approver saw, untouched
+                        continue
+                    if spec.required:
+                        raise ValueError(f"{name}: a value is required (it is not optional); {describe_field(spec)}")
+                    out[name] = None
                     continue
                 if spec.type == "integer":
                     try:

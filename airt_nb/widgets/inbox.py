@@ -4,7 +4,7 @@ All kernels and notebooks sharing the database show up in a compact table
 (workflow, step, message, when requested, deadline, approvers, whether you
 may decide), with filters; the approval picked in the table opens as an
 :class:`~.approval_card.ApprovalCard` below it, where it is decided.  "Whether
-you may decide" is the card's own check (:func:`~.approval_card.standing`), so
+you may decide" is the card's own check (:func:`~airt_nb.approval_standing.standing`), so
 a row never promises what the card then refuses.  The oldest one is picked
 when the inbox opens; after a decision nothing is picked by itself (a second
 click must never decide the next approval).
@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ..approval_standing import standing
 from ..events import ApprovalDecided, ApprovalRequested, Event, WorkflowStatusChanged
 from ..views.run_html import decided_text
 from ..views.text import ago, countdown, esc, fmt_time, short
 from ..views.theme import stylesheet
-from .approval_card import ApprovalCard, standing
+from .approval_card import ApprovalCard
 from .base import LivePanel, button, cells, html, show, style_widget
 
 if TYPE_CHECKING:

@@ -9,7 +9,12 @@
   const settings = JSON.parse(document.getElementById("airt-settings").textContent);
   const api = settings.base.replace(/\/?$/, "/") + "airt/api/";
   const focusId = new URLSearchParams(location.search).get("approval");
-  const cards = new Map(); // approval_id -> {el, key}
+  // What a workflow ends in: a card decided here follows its workflow until then.
+  const TERMINAL = new Set(["COMPLETED", "FAILED", "ROLLED_BACK", "CANCELLED"]);
+  // approval_id -> the card's entry: {el, key, data, keep, busy, notice, open}.  keep: decided (or
+  // refused) here, so it stays on the page after it leaves the list; busy: a decision is on its way.
+  const cards = new Map();
+  const focus = { el: null, key: null, data: null, keep: true, busy: false, notice: null, open: false };
   let status = "PENDING";
   let timer = null;
 
@@ -119,9 +124,45 @@
     const known = new Set(["depends_on", "undo", "not_undone", "started_by", "asked_again", "values"]);
     const rest = Object.fromEntries(Object.entries(ctx).filter(([k]) => !known.has(k)));
     if (Object.keys(rest).length) parts.push(section("More context", kv(rest)));
-    if ((a.decisions || []).length) parts.push(section("Decisions so far", el("div", {},
-      a.decisions.map((d) => el("div", {}, `${d.decision.toLowerCase()} by ${by(d.decided_by, d.auth)} at ${when(d.decided_at)}` + (d.reason ? `: ${d.reason}` : ""))))));
     return parts;
+  }
+
+  // -- decisions: each once, with the values it approved ----------------------------------------------
+
+  const valuesText = (values) => (values && typeof values === "object" && Object.keys(values).length
+    ? " with " + Object.entries(values).map(([k, v]) => `${k}=${JSON.stringify(v ?? null)}`).join(", ") : "");
+  const decisionText = (verb, name, auth, at, values, reason) =>
+    `${verb} by ${by(name, auth)} at ${when(at)}${valuesText(values)}` + (reason ? `: ${reason}` : "");
+  const ofDecision = (d) => decisionText(d.decision.toLowerCase(), d.decided_by, d.auth, d.decided_at, d.field_values, d.reason);
+
+  // What became of the workflow: the card follows it, so the person who decided sees how it ended.
+  const OUTCOME = {
+    PENDING: "the workflow has not started", RUNNING: "the workflow is running", PAUSED: "the workflow is paused",
+    COMPLETED: "the workflow completed", ROLLING_BACK: "the workflow is rolling back",
+    ROLLED_BACK: "the workflow rolled back", FAILED: "the workflow failed", CANCELLED: "the workflow was cancelled",
+  };
+
+  function outcome(a) {
+    const s = a.workflow_status;
+    if (!s) return null;
+    return el("div", { class: "airt-outcome" }, badge(s), " ", OUTCOME[s] || `the workflow is ${s}`,
+      s === "FAILED" && a.workflow_error ? `: ${a.workflow_error}` : null,
+      TERMINAL.has(s) ? null : el("span", { class: "airt-meta" }, " (this card follows it)"));
+  }
+
+  // A decided approval: the decision that decided it (its own record, else the approval's columns: a
+  // cancellation is nobody's decision), then the earlier ones (N of M), each once.
+  function decidedView(a) {
+    const decisions = a.decisions || [];
+    let last = -1;
+    decisions.forEach((d, i) => { if (d.decision === a.status && d.decided_by === a.decided_by) last = i; });
+    const final = last >= 0 ? ofDecision(decisions[last])
+      : decisionText(a.status.toLowerCase(), a.decided_by, a.auth, a.decided_at, a.status === "APPROVED" ? a.field_values : null, a.reason);
+    const earlier = decisions.filter((_, i) => i !== last);
+    return [
+      earlier.length ? section("Earlier decisions", el("div", { class: "airt-decisions" }, earlier.map((d) => el("div", {}, ofDecision(d))))) : null,
+      el("div", { class: "airt-result" }, el("div", { class: "airt-decided-by" }, final), outcome(a)),
+    ];
   }
 
   // -- the form: typed fields (when the approval has them), a reason, the buttons --------------------
@@ -147,66 +188,141 @@
         min: spec.minimum, max: spec.maximum, value: start ?? undefined,
       });
     }
+    input.dataset.required = spec.required === false ? "" : "1";
+    input.dataset.hint = hint || "";
     const kind = hint ? ` (${hint})` : spec.required === false ? " (optional)" : "";
     const about = spec.description ? ` — ${spec.description}` : "";
     return el("label", { for: id }, `${name}${kind}${about}`, input);
   }
 
+  // The values exactly as the boxes show them.  An empty box is never left out (the server would fill
+  // in the default, a value the person deciding did not see): an optional one is sent as null (no
+  // value), a required one is refused here, naming the field, as the API refuses null for it.
   function readValues(form) {
     const values = {};
     for (const input of form.querySelectorAll("[data-field]")) {
+      const name = input.dataset.field;
       const type = input.dataset.type;
-      if (type === "boolean") values[input.dataset.field] = input.checked;
-      else if (input.value === "") continue;
-      else if (type === "choice") values[input.dataset.field] = input.options_values[Number(input.value)];
-      else if (type === "integer" || type === "number") values[input.dataset.field] = Number(input.value);
-      else values[input.dataset.field] = input.value;
+      input.removeAttribute("aria-invalid");
+      if (type === "boolean") { values[name] = input.checked; continue; }
+      if (input.validity && input.validity.badInput) {
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+        throw new Error(`${name}: what is typed is not a number (${input.dataset.hint || type}). Nothing was sent`);
+      }
+      if (input.value === "") {
+        if (!input.dataset.required) { values[name] = null; continue; }
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+        throw new Error(`${name}: a value is required (it is not optional)` +
+          (input.dataset.hint ? `; ${input.dataset.hint}` : "") + ". Fill it in to approve. Nothing was sent");
+      }
+      if (type === "choice") values[name] = input.options_values[Number(input.value)];
+      else if (type === "integer" || type === "number") values[name] = Number(input.value);
+      else values[name] = input.value;
     }
     return values;
   }
 
-  function decisionForm(a, card) {
+  // Whether the person deciding here may decide (the server asks the notebook card's own check):
+  // refusal: neither button; already (approved already): Reject only.  Both say why on the card.
+  function decisionForm(a, entry) {
     const fields = a.fields && typeof a.fields === "object" ? a.fields : {};
     const approved = a.field_values && typeof a.field_values === "object" ? a.field_values : null;
-    const reason = el("textarea", { class: "airt-reason", placeholder: "Reason (recorded with the decision)" });
+    const standing = a.standing || {};
+    const mayApprove = !standing.refusal && !standing.already;
+    const mayReject = !standing.refusal;
+    const why = standing.refusal || standing.already;
+    const whyId = `why-${a.approval_id}`;
+    const reason = el("textarea", { class: "airt-reason", placeholder: "Reason (recorded with the decision)", disabled: !mayReject });
     const result = el("div", { class: "airt-result", role: "status" });
+    if (entry.notice) {
+      result.className = entry.notice.error ? "airt-result airt-error" : "airt-result";
+      result.textContent = visible(entry.notice.text);
+    }
     const form = el("div", { class: "airt-form" },
       approved && Object.keys(fields).length ? el("div", { class: "airt-meta" }, "The values approved so far: approving confirms them.") : null,
       Object.entries(fields).map(([name, spec]) => fieldInput(name, spec || {}, approved, (a.field_hints || {})[name])),
       el("label", {}, "Reason", reason));
-    const buttons = [];
-    const decide = async (decision) => {
-      buttons.forEach((b) => (b.disabled = true));
+    if (!mayApprove) form.querySelectorAll("[data-field]").forEach((i) => (i.disabled = true));
+    const approveButton = el("button", { type: "button", class: "airt-approve", disabled: !mayApprove, title: mayApprove ? null : why,
+      "aria-describedby": mayApprove ? null : whyId, onclick: () => approve() }, "Approve");
+    const rejectButton = el("button", { type: "button", class: "airt-reject", disabled: !mayReject, title: mayReject ? null : why,
+      "aria-describedby": mayReject ? null : whyId, onclick: () => askReject() }, "Reject");
+    const buttonRow = el("div", { class: "airt-buttons" }, approveButton, rejectButton);
+
+    // Reject rolls back what the workflow did: asked once more, in place (no browser dialog).
+    const undo = ((a.context || {}).undo || []).length;
+    const no = el("button", { type: "button", class: "airt-confirm-no", onclick: () => confirming(false) }, "No");
+    const yes = el("button", { type: "button", class: "airt-confirm-reject", onclick: () => decide("reject") }, "Yes, reject");
+    const question = el("span", { id: `confirm-${a.approval_id}` }, `Reject step ${a.step_name}? ` +
+      (undo ? `The workflow rolls back ${undo} completed step${undo === 1 ? "" : "s"}, newest first; this cannot be undone.` : "Nothing needs undoing."));
+    const confirm = el("div", { class: "airt-confirm", role: "group", hidden: true, "aria-labelledby": question.id,
+      onkeydown: (e) => { if (e.key === "Escape") confirming(false); } }, question, el("span", { class: "airt-buttons" }, yes, no));
+    const confirming = (on) => {
+      confirm.hidden = !on;
+      buttonRow.hidden = on;
+      (on ? no : rejectButton).focus();
+    };
+    const askReject = () => {
       result.className = "airt-result";
-      result.textContent = decision === "approve" ? "Approving…" : "Rejecting…";
-      const body = { decision, reason: reason.value };
-      const values = decision === "approve" ? readValues(form) : {};
-      if (Object.keys(values).length) body.values = values;
+      result.textContent = "";
+      confirming(true);
+    };
+    const approve = () => {
+      let values;
       try {
-        const data = await request("POST", `approvals/${encodeURIComponent(a.approval_id)}/decision`, body);
-        const d = data.approval;
-        if (d.status === "PENDING") {  // one of several approvals it needs
-          result.textContent = visible(`your approval is recorded: ${d.approved_count} of ${d.min_approvals} approvals; it waits for the others`);
-          form.remove();
-          buttonRow.remove();
-          card.classList.add("airt-decided");
-          return;
-        }
-        result.textContent = visible(`${d.status.toLowerCase()} by ${by(d.decided_by, d.auth)}; the workflow is ${data.workflow_status}`);
-        card.classList.add("airt-decided");
-        card.querySelector(".airt-status").replaceWith(Object.assign(badge(d.status), { className: `airt-badge airt-status s-${d.status}` }));
-        form.remove();
-        buttonRow.remove();
+        values = readValues(form);
       } catch (err) {
         result.className = "airt-result airt-error";
         result.textContent = visible(err.message);
-        buttons.forEach((b) => (b.disabled = false));
+        return;
       }
+      decide("approve", values);
     };
-    buttons.push(el("button", { type: "button", class: "airt-approve", onclick: () => decide("approve") }, "Approve"));
-    buttons.push(el("button", { type: "button", class: "airt-reject", onclick: () => decide("reject") }, "Reject"));
-    const buttonRow = el("div", { class: "airt-buttons" }, buttons);
-    return [form, buttonRow, result];
+    const decide = async (decision, values) => {
+      entry.busy = true;
+      confirm.hidden = true;
+      buttonRow.hidden = false;
+      [approveButton, rejectButton].forEach((b) => (b.disabled = true));
+      result.className = "airt-result";
+      result.textContent = decision === "approve" ? "Approving…" : "Rejecting…";
+      const body = { decision, reason: reason.value };
+      if (values && Object.keys(values).length) body.values = values;
+      let data = null;
+      try {
+        data = await request("POST", `approvals/${encodeURIComponent(a.approval_id)}/decision`, body);
+      } catch (err) {
+        entry.busy = false;
+        if (err.status === 409) {  // decided meanwhile, cancelled, timed out: show what it is now
+          entry.keep = true;
+          entry.notice = { text: err.message, error: true };
+          entry.key = null;  // drawn again, whatever the approval says now
+          try {
+            if ((await follow(entry)).approvals.length) return;
+          } catch (ignored) { /* shown below, on the card as it is */ }
+        }
+        result.className = "airt-result airt-error";
+        result.textContent = visible(err.message);
+        approveButton.disabled = !mayApprove;
+        rejectButton.disabled = !mayReject;
+        return;
+      }
+      const d = data.approval;
+      entry.busy = false;
+      entry.keep = true;  // it stays on the page and follows its workflow
+      if (d.status === "PENDING") {  // one of several approvals it needs
+        entry.notice = { text: `your approval is recorded: ${d.approved_count} of ${d.min_approvals} approvals; it waits for the others` };
+        result.textContent = visible(entry.notice.text);
+      } else {
+        entry.notice = null;
+        draw(entry, { ...a, ...d, decisions: undefined, workflow_status: data.workflow_status }, entry === focus);
+      }
+      entry.key = null;  // drawn again from what the server reads now (its decisions, who may still decide)
+      try { await follow(entry); } catch (ignored) { /* the next refresh draws it */ }
+    };
+    const refusedWhy = why ? el("div", { class: "airt-why", id: whyId }, why) : null;
+    return [form, refusedWhy, buttonRow, confirm, result];
   }
 
   // -- the workflow, on demand ------------------------------------------------------------------
@@ -235,14 +351,16 @@
 
   // -- one card per approval ------------------------------------------------------------------
 
-  function card(a, focused) {
-    const node = el("article", { class: "airt-card" + (focused ? " airt-focused" : ""), "data-approval": a.approval_id });
+  function card(a, focused, entry) {
+    const node = el("article", { class: "airt-card" + (focused ? " airt-focused" : "") + (a.status === "PENDING" ? "" : " airt-decided"),
+      "data-approval": a.approval_id });
     const details = el("div", { class: "airt-workflow" });
-    let open = false;
-    const toggle = el("button", { type: "button", class: "airt-link", onclick: () => {
-      open = !open;
-      if (open) workflowView(a.workflow_id, details); else details.replaceChildren();
+    const toggle = el("button", { type: "button", class: "airt-link", "aria-expanded": String(entry.open), onclick: () => {
+      entry.open = !entry.open;
+      toggle.setAttribute("aria-expanded", String(entry.open));
+      if (entry.open) workflowView(a.workflow_id, details); else details.replaceChildren();
     } }, `workflow ${a.workflow_id}`);
+    if (entry.open) workflowView(a.workflow_id, details);  // drawn again: still open, as it is now
     const approvers = (a.approvers || []).join(", ") || "anyone";
     const meta = [
       toggle,
@@ -258,19 +376,60 @@
     ];
     node.append(
       el("h2", {}, Object.assign(badge(a.status), { className: `airt-badge airt-status s-${a.status}` }),
-        a.workflow_name || a.workflow_id, a.workflow_status ? el("span", { class: "airt-meta" }, `(${a.workflow_status})`) : null),
+        a.workflow_name || a.workflow_id, a.workflow_status ? el("span", { class: "airt-meta airt-workflow-status" }, `(${a.workflow_status})`) : null),
       el("div", { class: "airt-message" }, a.message || `Approve step ${a.step_name}?`),
       el("div", { class: "airt-meta" }, meta.filter((m) => m !== null).map((m) => el("span", {}, m))),
       ...contextView(a),
       details,
     );
-    if (a.status === "PENDING") node.append(...decisionForm(a, node));
-    else node.append(el("div", { class: "airt-result" },
-      `${a.status.toLowerCase()} by ${by(a.decided_by, a.auth)} at ${when(a.decided_at)}` + (a.reason ? `: ${a.reason}` : "")));
+    if (a.status === "PENDING") {
+      if ((a.decisions || []).length) node.append(section("Decisions so far", el("div", { class: "airt-decisions" },
+        a.decisions.map((d) => el("div", {}, ofDecision(d))))));
+      node.append(...decisionForm(a, entry).filter(Boolean));
+    } else {
+      node.append(...decidedView(a).filter(Boolean));
+      if (entry.notice && entry.notice.error) node.append(el("div", { class: "airt-result airt-error", role: "status" }, entry.notice.text));
+    }
     return node;
   }
 
-  const keyOf = (a) => `${a.status}|${a.decided_at}|${a.workflow_status}|${a.approved_count}|${a.approvers}`;
+  // What, when it changes, draws a card again (else it is kept: a half-typed reason survives).
+  const keyOf = (a) => JSON.stringify([a.status, a.decided_at, a.workflow_status, a.workflow_error || null, a.approved_count,
+    a.approvers, (a.decisions || []).length, a.standing || null]);
+
+  const newEntry = () => ({ el: null, key: null, data: null, keep: false, busy: false, notice: null, open: false });
+
+  // Draw an approval into its entry, unless nothing changed or a decision on it is on its way.
+  function draw(entry, a, focused) {
+    const key = keyOf(a);
+    if (entry.busy || (entry.el && entry.key === key)) return entry;
+    const fresh = card(a, focused, entry);
+    const typed = entry.el && entry.el.querySelector("textarea.airt-reason");
+    const box = fresh.querySelector("textarea.airt-reason");
+    if (typed && box && typed.value) box.value = typed.value;
+    // Keyboard focus stays where it was: in the reason box, else on what the card says now.
+    const active = entry.el && entry.el.contains(document.activeElement) ? document.activeElement : null;
+    if (entry.el) entry.el.replaceWith(fresh);
+    Object.assign(entry, { el: fresh, key, data: a });
+    if (active) {
+      const target = active === typed && box && !box.disabled ? box : fresh.querySelector(".airt-result");
+      if (target) {
+        if (target !== box) target.setAttribute("tabindex", "-1");
+        target.focus();
+      }
+    }
+    return entry;
+  }
+
+  // Read one approval again and draw it (a card decided here, the one the link opened).
+  async function follow(entry) {
+    const id = entry === focus ? focusId : entry.data && entry.data.approval_id;
+    const data = await request("GET", `approvals?status=ALL&approval_id=${encodeURIComponent(id)}`);
+    if (data.approvals.length) draw(entry, data.approvals[0], entry === focus);
+    return data;
+  }
+
+  const following = (entry) => entry.data && (entry.data.status === "PENDING" || !TERMINAL.has(entry.data.workflow_status));
 
   function render(list, approvals) {
     const seen = new Set();
@@ -279,38 +438,67 @@
       if (a.approval_id === focusId) continue;
       seen.add(a.approval_id);
       let entry = cards.get(a.approval_id);
-      // Keep a card whose approval did not change: a half-typed reason survives the refresh.
-      if (!entry || (entry.key !== keyOf(a) && !entry.el.classList.contains("airt-decided"))) {
-        const fresh = card(a, false);
-        if (entry) entry.el.replaceWith(fresh);
-        entry = { el: fresh, key: keyOf(a) };
-        cards.set(a.approval_id, entry);
-      }
+      if (!entry) cards.set(a.approval_id, (entry = newEntry()));
+      draw(entry, a, false);
       if (previous ? previous.nextSibling !== entry.el : list.firstChild !== entry.el) {
         if (previous) previous.after(entry.el); else list.prepend(entry.el);
       }
       previous = entry.el;
     }
     for (const [id, entry] of cards) {
-      if (!seen.has(id) && !entry.el.classList.contains("airt-decided")) {
+      if (!seen.has(id) && !entry.keep) {
         entry.el.remove();
         cards.delete(id);
       }
     }
+    return seen;
   }
 
-  async function refresh() {
-    const note = document.getElementById("airt-note");
+  async function showFocused() {
+    if (!focusId) return;
+    const holder = document.getElementById("airt-focus");
     try {
-      const data = await request("GET", `approvals?status=${status}`);
+      const data = await follow(focus);
+      if (!data.approvals.length) holder.replaceChildren(el("p", { class: "airt-note" }, `No approval ${focusId} in this database.`));
+      else if (focus.el && focus.el.parentNode !== holder) holder.replaceChildren(focus.el);
+    } catch (err) {
+      if (!focus.el) holder.replaceChildren(el("p", { class: "airt-note" }, visible(err.message)));
+    }
+  }
+
+  let refreshing = null;
+  let again = false;
+
+  // Every 3 seconds: the tab's list, the card the link opened, and the cards decided here whose
+  // workflow has not ended yet (each until it has).
+  async function refresh() {
+    if (refreshing) { again = true; return refreshing; }
+    refreshing = (async () => {
+      do {
+        again = false;
+        await refreshOnce();
+      } while (again);
+    })();
+    try { await refreshing; } finally { refreshing = null; }
+  }
+
+  async function refreshOnce() {
+    const note = document.getElementById("airt-note");
+    const asked = status;
+    let seen = new Set();
+    try {
+      const data = await request("GET", `approvals?status=${asked}`);
+      if (asked !== status) { again = true; return; }  // the tab changed meanwhile
       whoami(data.user);
       document.getElementById("airt-footer").textContent = visible(`database: ${data.db}`);
-      render(document.getElementById("airt-list"), data.approvals);
+      seen = render(document.getElementById("airt-list"), data.approvals);
       const n = data.approvals.filter((a) => a.approval_id !== focusId).length;
       note.textContent = n ? "" : status === "PENDING" ? "Nothing waits for a decision." : `No ${status.toLowerCase()} approvals.`;
     } catch (err) {
       note.textContent = visible(err.message);
     }
+    const kept = [...cards].filter(([id, entry]) => entry.keep && !seen.has(id) && following(entry)).map(([, entry]) => entry);
+    await Promise.all([showFocused(), ...kept.map((entry) => follow(entry).catch(() => null))]);
   }
 
   // Who decides here and how the server knows it, or why this person cannot decide on this server.
@@ -319,18 +507,6 @@
     node.classList.toggle("airt-error", Boolean(user.refused));
     node.textContent = visible(user.refused ? `${user.name} cannot decide here: ${user.refused}`
       : `deciding as ${user.name}` + (user.note ? ` (${user.note})` : ""));
-  }
-
-  async function showFocused() {
-    if (!focusId) return;
-    const holder = document.getElementById("airt-focus");
-    try {
-      const data = await request("GET", `approvals?status=ALL&approval_id=${encodeURIComponent(focusId)}`);
-      if (!data.approvals.length) holder.replaceChildren(el("p", { class: "airt-note" }, `No approval ${focusId} in this database.`));
-      else holder.replaceChildren(card(data.approvals[0], true));
-    } catch (err) {
-      holder.replaceChildren(el("p", { class: "airt-note" }, err.message));
-    }
   }
 
   for (const button of document.querySelectorAll("#airt-tabs button")) {
@@ -343,7 +519,6 @@
     });
   }
   whoami({ name: settings.user, note: settings.note });
-  showFocused();
   refresh();
   timer = setInterval(() => { if (!document.hidden) refresh(); }, 3000);
   window.addEventListener("beforeunload", () => clearInterval(timer));
