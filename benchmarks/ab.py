@@ -10,7 +10,8 @@ of each side.
     python benchmarks/ab.py --before HEAD~3 --rounds 8 "workflows sequential"
 
 ``{crashed_db}`` is a database of 10,000 workflows crashed after their first
-step, made once with the current code and copied by each run.
+step, made once with the code of ``--before`` (the newer code migrates it on
+open) and copied by each run.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def main() -> None:
     try:
         paths = {}
         if any("{crashed_db}" in w for w in opts.workloads):
-            make_crashed_db(work / "crashed.db", 10_000)
+            # Written by the older code: the newer one migrates it when it opens it (not the other way).
+            make_crashed_db(work / "crashed.db", 10_000, script=tree / "benchmarks" / "workloads.py")
             paths["crashed_db"] = str(work / "crashed.db")
         sides = {"before": tree / "benchmarks" / "workloads.py", "after": HERE / "workloads.py"}
         samples: dict[tuple[str, str], list[dict]] = {}

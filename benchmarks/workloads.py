@@ -451,10 +451,17 @@ def victim(db: str, n: str) -> dict:
     return {}
 
 
-def make_crashed_db(path: Path, n: int) -> None:
-    """Start ``n`` 3-step workflows in a child process, SIGKILL it after step 1 of each."""
+def make_crashed_db(path: Path, n: int, script: Path | None = None) -> None:
+    """Start ``n`` 3-step workflows in a child process, SIGKILL it after step 1 of each.
+
+    ``script``: the ``workloads.py`` (of another checkout) whose code writes it; a newer schema opens
+    an older database (it migrates it), never the other way round.
+    """
     proc = subprocess.Popen(
-        [sys.executable, __file__, "victim", str(path), str(n)], env=child_env(), stdout=subprocess.PIPE, text=True
+        [sys.executable, str(script or __file__), "victim", str(path), str(n)],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     line = proc.stdout.readline()
     if line.strip() != "ready":
