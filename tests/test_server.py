@@ -676,6 +676,7 @@ def test_typed_values_through_the_api_with_two_approvals(
         }
         assert mine["field_hints"] == {"copies": "integer from 1 to 3, default 1"}  # the page shows it by the input
         assert (mine["min_approvals"], mine["approved_count"]) == (2, 0)
+        assert (mine["exclude_requester"], mine["authenticated"]) == (False, False)  # true/false, as in webhooks
         assert mine["preview"]["steps"][0]["step"] == "write_b"
         assert "hash" not in mine["preview"]["steps"][0]
         bad = decide(client, mine["approval_id"], {"decision": "approve", "values": {"copies": 9}})
@@ -687,7 +688,7 @@ def test_typed_values_through_the_api_with_two_approvals(
     assert partial.status_code == 200
     assert (partial.json()["approval"]["status"], partial.json()["approval"]["approved_count"]) == ("PENDING", 1)
     assert partial.json()["approval"]["field_values"] == {"copies": 3}
-    assert again.status_code == 400  # the server's owner approved already: a second approval must be someone else
+    assert again.status_code == 409  # the server's owner approved already: a second approval must be someone else
     assert "approved already (1 of 2 approvals)" in again.json()["message"]
     assert [(d.decided_by, d.auth, d.values) for d in run.decisions()] == [(OWNER, "jupyter", {"copies": 3})]
     notebook.approve(run.id, by="rita")

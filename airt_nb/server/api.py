@@ -162,6 +162,9 @@ def approval_json(
     """Every column of the approval, JSON decoded, with its workflow's name and status and its decisions."""
     data = _decoded(asdict(record))
     data.pop("preview_hash", None)
+    for flag in ("exclude_requester", "authenticated"):  # stored as 0/1; true/false, as in the webhooks
+        if flag in data:
+            data[flag] = bool(data[flag])
     if isinstance(data.get("preview"), dict):  # the hashes stay in the database (inputs may hold secrets)
         steps = [{k: v for k, v in e.items() if k not in ("hash", "target")} for e in data["preview"].get("steps", [])]
         data["preview"] = {**data["preview"], "steps": steps}
@@ -424,6 +427,11 @@ def decide(
         if not conflict:
             record = engine.store.workflow(approval.workflow_id)
             conflict = record is None or record.status not in ("PAUSED", "RUNNING")
+        if not conflict and approve:  # one of several approvals, approved by this person already
+            conflict = any(
+                d.decided_by == user and d.decision == "APPROVED"
+                for d in engine.store.decisions(approval_id=approval_id)
+            )
         raise ApiError(409 if conflict else 400, _text(exc)) from None
     except AirtError as exc:
         raise ApiError(400, _text(exc)) from None
