@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .decisions import DecisionHost
     from .store.records import ApprovalRecord, DecisionRecord
 
-__all__ = ["AUTHENTICATED", "agree", "check_rules", "clean_values"]
+__all__ = ["AUTHENTICATED", "RuleRefusal", "agree", "check_rules", "clean_values"]
 
 #: How a decider may have been established for a step with ``authenticated: true``.
 AUTHENTICATED = ("jupyter", "jupyterhub", "database")
@@ -72,6 +72,16 @@ def _checked(approval: ApprovalRecord, values: Mapping[str, Any] | None, *, comp
             workflow_id=approval.workflow_id,
             approval_id=approval.approval_id,
         ) from None
+
+
+class RuleRefusal(ApprovalError):
+    """A decision an approval's own rules refuse inside its transaction (``rule``: ``once``, one
+    approval per person; ``same_values``, every approver approves the first one's values): the
+    transaction is undone, so the decision path audits it afterwards."""
+
+    def __init__(self, message: str, *, rule: str, approval: ApprovalRecord):
+        super().__init__(message, workflow_id=approval.workflow_id, approval_id=approval.approval_id)
+        self.rule = rule
 
 
 def check_rules(engine: DecisionHost, approval: ApprovalRecord, user: str, auth: str) -> None:
@@ -128,11 +138,11 @@ def agree(
     if system:
         return (first if first is not None else clean), approved_by
     if user in approved_by:
-        raise ApprovalError(
+        raise RuleRefusal(
             f"{_where(approval)}: {user} approved already ({len(approved_by)} of {approval.min_approvals} "
             f"approvals); {approval.min_approvals - len(approved_by)} more must come from other people",
-            workflow_id=approval.workflow_id,
-            approval_id=approval.approval_id,
+            rule="once",
+            approval=approval,
         )
     if first is None:
         # The first approval sets the values: every field, given or filled in from its default.
@@ -140,11 +150,11 @@ def agree(
     # A later approval confirms them: what it leaves out is confirmed, what it gives must match.
     for name in sorted(clean):
         if not same(clean[name], first.get(name)):
-            raise ApprovalError(
+            raise RuleRefusal(
                 f"{_where(approval)}: {name}={clean[name]!r} differs from the value {approved_by[0] if approved_by else 'the first approver'} "
                 f"approved ({name}={first.get(name)!r}); every approver approves the same values: approve "
                 "without values to confirm them, or reject. Nothing was recorded",
-                workflow_id=approval.workflow_id,
-                approval_id=approval.approval_id,
+                rule="same_values",
+                approval=approval,
             )
     return first, [*approved_by, user]

@@ -36,15 +36,16 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .approval_rules import agree, check_rules, clean_values
+from .approval_rules import RuleRefusal, agree, check_rules, clean_values
 from .errors import ApprovalError, NotFoundError, PolicyError
 from .identity import SYSTEM, check_name
+from .policy import Verdict
 from .store.records import ApprovalRecord, row_of
 from .timeutil import now_iso
 from .webhooks import outbox_row, requested_page
 
 if TYPE_CHECKING:
-    from .policy import Policy, Verdict
+    from .policy import Policy
     from .store.protocol import Store
     from .store.records import WorkflowRecord
     from .store.writes import Tx
@@ -429,6 +430,11 @@ def decide(
         outcome = engine.store.write(op)
     except _AlreadyDecidedError:
         raise _already(engine.store.approvals(approval_id=approval.approval_id)[0]) from None
+    except RuleRefusal as exc:
+        # Refused inside the transaction, which is undone with its audit rows: the refusal is recorded now.
+        kw = {"workflow_id": approval.workflow_id, "step_name": approval.step_name, "target": approval.approval_id}
+        engine.audit_now("approval", user, Verdict(False, exc.rule, str(exc)), **kw)
+        raise
     log.info(
         "workflow %s: step %s %s by %s%s",
         workflow_id,

@@ -59,6 +59,10 @@ def test_two_distinct_people_must_approve_and_each_decision_is_recorded(engine: 
     with pytest.raises(ApprovalError, match=r"replicas=4 differs from the value ann approved \(replicas=3\)"):
         run.approve(by="bob", values={"replicas": 4})
     assert len(run.decisions()) == 1
+    # An attempt to be counted twice, or to change what was approved, is in the audit as a refusal.
+    audit = airt_nb.audit(engine, workflow_id=run.id)
+    refused = audit[(audit["event"] == "approval") & (audit["decision"] == "deny")]
+    assert refused[["user", "rule"]].values.tolist() == [["ann", "once"], ["bob", "same_values"]]
 
     second = run.approve(by="bob", reason="agreed")
     assert (second.status, second.approved_count, second.decided_by, second.values) == (
