@@ -47,15 +47,27 @@ class Standing:
         return self.refusal is None and self.already is None
 
 
-def standing(engine: Engine, approval: ApprovalRecord, decisions: Sequence[DecisionRecord] | None = None) -> Standing:
-    """May ``engine``'s user decide ``approval`` now, and if not, why (in words for the card).
+def standing(
+    engine: Engine,
+    approval: ApprovalRecord,
+    decisions: Sequence[DecisionRecord] | None = None,
+    *,
+    user: str | None = None,
+    authenticated: bool | None = None,
+) -> Standing:
+    """May ``user`` (default ``engine``'s user) decide ``approval`` now, and if not, why (in words for
+    the card).  ``authenticated``: whether their name is proven (default: whether the database
+    proves the engine's user); a page passes how it authenticated the person.
 
     The policy first, then the step's own rules (``authenticated``, ``exclude_requester``), then
     "approved already" (``decisions``: the approval's individual decisions, read when not given).
     The same rules as the one decision path, which has the last word: this only says beforehand
     what it would refuse, without recording a refusal.
     """
-    user = engine.user
+    if user is None:
+        user = engine.user
+    if authenticated is None:
+        authenticated = engine.store.authenticated_user is not None
     try:
         verdict = engine.policy.check_approval(user, approval.approver_list)
     except Exception:  # a policy that cannot answer now refuses at decision time, with its reason
@@ -63,7 +75,7 @@ def standing(engine: Engine, approval: ApprovalRecord, decisions: Sequence[Decis
     if verdict is not None and not verdict.allowed:
         because = verdict.reason or f"refused by rule {verdict.rule!r}"
         return Standing(refusal=f"You ({user}) may not decide this approval: {because}. Ask one of the approvers.")
-    if approval.authenticated and engine.store.authenticated_user is None:
+    if approval.authenticated and not authenticated:
         return Standing(
             refusal=f"This step accepts only authenticated decisions, and your name ({user}) is only asserted "
             "here: decide on an approvals page (/airt/) that authenticates you (JupyterHub, or a server run by "

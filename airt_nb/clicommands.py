@@ -113,7 +113,7 @@ def _show(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         ("updated", f"{when(rec.updated_at)} UTC"),
         ("finished", f"{when(rec.finished_at)} UTC" if rec.finished_at else None),
         ("progress", f"{rec.done_steps}/{rec.total_steps} steps"),
-        ("runner", _runner(rec, live, _airt(args), _missing_actions(engine, rec))),
+        ("runner", _runner(rec, live, _airt(args), _missing_actions(engine, rec, steps))),
         ("inputs", rec.inputs),
         ("waiting for", rec.waiting_for),
         ("error", rec.error),
@@ -365,9 +365,10 @@ def _airt(args: argparse.Namespace) -> str:
     return f"airt --db {shlex.quote(redact(db))}" if db else "airt"
 
 
-def _missing_actions(engine: Engine, rec: WorkflowRecord) -> list[str]:
+def _missing_actions(engine: Engine, rec: WorkflowRecord, steps: list[StepRecord] | None = None) -> list[str]:
     """Actions (or undos) an active workflow still needs that this process does not define: a notebook's
-    own actions, which only that notebook (or a module that defines them) can run."""
+    own actions, which only that notebook (or a module that defines them) can run.  ``steps``: the
+    workflow's steps when the caller has read them already."""
     if rec.status not in ACTIVE:
         return []
     if rec.status == "ROLLING_BACK":
@@ -375,7 +376,7 @@ def _missing_actions(engine: Engine, rec: WorkflowRecord) -> list[str]:
     else:
         needed = [
             s.action
-            for s in engine.store.steps(rec.workflow_id)
+            for s in (steps if steps is not None else engine.store.steps(rec.workflow_id))
             if s.action and s.type == "action" and s.status not in ("COMPLETED", "SKIPPED")
         ]
     return sorted({a for a in needed if a not in engine.registry})

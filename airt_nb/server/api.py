@@ -30,7 +30,7 @@ from __future__ import annotations
 import inspect
 import json
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ..approval_rules import AUTHENTICATED
 from ..approval_standing import standing
@@ -41,7 +41,6 @@ from ..store.records import ApprovalRecord, DecisionRecord, WorkflowRecord
 
 if TYPE_CHECKING:
     from ..engine import Engine
-    from ..store.protocol import Store
 
 __all__ = [
     "APPROVAL_STATUSES",
@@ -194,28 +193,6 @@ def _workflow_json(record: WorkflowRecord) -> dict[str, Any]:
     return data
 
 
-class _StoreAs:
-    """The engine's store, but ``authenticated_user`` is the person a request decides as when the
-    server authenticated them (what a step with ``authenticated: true`` asks for), else ``None``."""
-
-    def __init__(self, store: Store, authenticated_user: str | None):
-        self._store = store
-        self.authenticated_user = authenticated_user
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-
-class _DecidingAs:
-    """The server's engine as seen by the person a request decides as: what :func:`standing` reads
-    (``user``, ``policy``, ``store``), so that the page asks the notebook card's own check."""
-
-    def __init__(self, engine: Engine, who: Identity):
-        self.user = who.name
-        self.policy = engine.policy
-        self.store = _StoreAs(engine.store, who.name if who.auth in AUTHENTICATED else None)
-
-
 def standing_json(
     engine: Engine, who: Identity, approval: ApprovalRecord, decisions: list[DecisionRecord]
 ) -> dict[str, Any]:
@@ -236,7 +213,7 @@ def standing_json(
             "refusal": f"{who.name} cannot decide here: {_elsewhere(role, who)}",
             "already": None,
         }
-    verdict = standing(cast("Engine", _DecidingAs(engine, recorded)), approval, decisions)
+    verdict = standing(engine, approval, decisions, user=recorded.name, authenticated=recorded.auth in AUTHENTICATED)
     return {"may_decide": verdict.may_decide, "refusal": verdict.refusal, "already": verdict.already}
 
 
