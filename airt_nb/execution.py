@@ -605,8 +605,10 @@ class Execution:
                 done, wf, owner = self.done, self.id, self.owner
                 ops.append(lambda tx: tx.progress(wf, owner, done, now))
                 self.done_written = done
-        if not ops:
-            return None
+        return self._while_held(ops) if ops else None
+
+    def _while_held(self, ops: list[Callable[[Tx], Any]]) -> Callable[[Tx], None]:
+        """One op running ``ops`` only if this engine still holds the lease (else nothing, quietly)."""
         wf, owner = self.id, self.owner
 
         def op(tx: Tx) -> None:
@@ -748,16 +750,8 @@ class Execution:
             self._drive(name)
         finally:
             if self.carry:  # the step's run wrote nothing (it stopped, or broke): the notes go alone
-                ops = self._take_carry()
-                wf, owner = self.id, self.owner
-
-                def op(tx: Tx) -> None:
-                    if tx.holds(wf, owner):
-                        for o in ops:
-                            o(tx)
-
                 with contextlib.suppress(StoreError):
-                    self.store.write(op)
+                    self.store.write(self._while_held(self._take_carry()))
 
     def _take_carry(self) -> list[Callable[[Tx], Any]]:
         with self.lock:
